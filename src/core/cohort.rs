@@ -1,0 +1,132 @@
+//! Cohort hashing: where a user sits on the 0–100 % rollout line.
+//!
+//! Why this exact formula (DESIGN §2): other tools (Unleash's `flexibleRollout`, the chat app,
+//! the browser preview) must put a user on the same side as the worker does, so the hash,
+//! the seed and the digit extraction are fixed and pinned by test vectors:
+//!
+//! ```text
+//! h   = murmur3_x86_32(utf8(salt + ":" + key), seed 0)
+//! pos = (h % 100) + ((h / 100) % 100) / 100        // in [0, 100), 0.01 resolution
+//! in  = pos < R                                      // compared in hundredths, as integers
+//! ```
+//!
+//! The whole part of `pos` is Unleash's normalised bucket minus one, so whole-percent cohorts
+//! agree with Unleash; the second pair of decimal digits gives sub-percent rollouts (0.25 %).
+//! Comparing integers in hundredths avoids float rounding at the boundary, and `pos < R` is
+//! monotone: raising R never evicts anyone.
+
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// Default salt, the seed's `LIGHTRAG_USER_HASH_SALT`.
+pub const DEFAULT_SALT: &str = "cmo_lightrag_2025";
+
+/// A user's position on the rollout line, in hundredths of a percent: `0..=9999`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position(u16);
+
+impl Position {
+    /// Builds a position from hundredths; `None` outside `0..=9999`.
+    pub fn from_hundredths(h: u16) -> Option<Position> {
+        (h < 10_000).then_some(Position(h))
+    }
+    /// The position in hundredths of a percent (`0..=9999`).
+    pub fn hundredths(self) -> u16 {
+        self.0
+    }
+    /// The position as a percentage in `[0, 100)`, e.g. `9.77`.
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+    /// Whole-percent bucket, `0..=99` (Unleash's normalised bucket minus one).
+    pub fn bucket(self) -> u8 {
+        // self.0 < 10_000, so the quotient is < 100 and fits a u8.
+        (self.0 / 100) as u8
+    }
+}
+
+/// A rollout percentage in hundredths of a percent: `0..=10000` (0 % ..= 100 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Percent(u16);
+
+impl Percent {
+    pub const ZERO: Percent = Percent(0);
+    pub const FULL: Percent = Percent(10_000);
+
+    /// Converts a percentage such as `0.25` or `25.0`, rounded to the nearest hundredth.
+    /// `None` for NaN, infinities and values outside `[0, 100]`.
+    pub fn from_percent(p: f64) -> Option<Percent> {
+        if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+            return None;
+        }
+        // In range, so the rounded value is within 0..=10000.
+        Some(Percent((p * 100.0).round() as u16))
+    }
+    /// Builds from hundredths; `None` above 10000.
+    pub fn from_hundredths(h: u16) -> Option<Percent> {
+        (h <= 10_000).then_some(Percent(h))
+    }
+    pub fn hundredths(self) -> u16 {
+        self.0
+    }
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+/// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`.
+pub fn hash(salt: &str, key: &str) -> u32 {
+    let mut buf = Vec::with_capacity(salt.len() + 1 + key.len());
+    buf.extend_from_slice(salt.as_bytes());
+    buf.push(b':');
+    buf.extend_from_slice(key.as_bytes());
+    // Reading from an in-memory cursor cannot fail; fall back to 0 rather than panic.
+    murmur3::murmur3_32(&mut Cursor::new(&buf), 0).unwrap_or(0)
+}
+
+/// Maps a 32-bit hash to its position (DESIGN §2 formula).
+pub fn position_of_hash(h: u32) -> Position {
+    let whole = h % 100;
+    let frac = (h / 100) % 100;
+    // whole, frac < 100, so the sum is < 10_000 and fits a u16.
+    Position((whole * 100 + frac) as u16)
+}
+
+/// Where `key` sits on the rollout line for `salt`.
+pub fn position(salt: &str, key: &str) -> Position {
+    position_of_hash(hash(salt, key))
+}
+
+/// Whether a position falls in a rollout of `pct`: `pos < R`, in integer hundredths.
+pub fn in_rollout(pos: Position, pct: Percent) -> bool {
+    pos.0 < pct.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_vectors() {
+        assert_eq!(hash("Feature.flexibleRollout.10", "174"), 3_067_997_709);
+        assert_eq!(position("Feature.flexibleRollout.10", "174").hundredths(), 977);
+        assert_eq!(hash("Feature.flexibleRollout.10", "499"), 330_494_531);
+        assert_eq!(position("Feature.flexibleRollout.10", "499").hundredths(), 3145);
+        assert_eq!(hash(DEFAULT_SALT, "user-42"), 3_270_235_276);
+        assert_eq!(position(DEFAULT_SALT, "user-42").hundredths(), 7652);
+    }
+
+    #[test]
+    fn boundaries() {
+        let p = Position::from_hundredths(977).unwrap();
+        assert!(!in_rollout(p, Percent::from_percent(9.77).unwrap()));
+        assert!(in_rollout(p, Percent::from_percent(9.78).unwrap()));
+        assert!(in_rollout(p, Percent::from_percent(10.0).unwrap()));
+        assert!(!in_rollout(p, Percent::ZERO));
+        assert!(in_rollout(Position::from_hundredths(9999).unwrap(), Percent::FULL));
+        assert_eq!(Percent::from_percent(f64::NAN), None);
+        assert_eq!(Percent::from_percent(100.01), None);
+        assert_eq!(Percent::from_percent(-0.5), None);
+        assert_eq!(Position::from_hundredths(10_000), None);
+    }
+}
