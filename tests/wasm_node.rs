@@ -1,0 +1,4 @@
+//! wasm tests of the preview exports, run in Node: `wasm-pack test --node -- --test wasm_node`.
+#![cfg(target_arch = "wasm32")]
+
+include!("wasm/common.rs");
