@@ -36,7 +36,7 @@ pub fn ln_gamma(x: f64) -> f64 {
 
 /// Regularised upper incomplete gamma Q(a, x) = Γ(a, x) / Γ(a), for a > 0, x ≥ 0.
 pub fn gamma_q(a: f64, x: f64) -> f64 {
-    if !(a > 0.0) || !(x >= 0.0) || !a.is_finite() || x.is_nan() {
+    if a.is_nan() || a <= 0.0 || !a.is_finite() || x.is_nan() || x < 0.0 {
         return f64::NAN;
     }
     if x == 0.0 {
@@ -112,7 +112,7 @@ pub fn chi_square_fit(observed: &[u64], weights: &[f64]) -> Option<ChiSquare> {
     }
     let total: u64 = observed.iter().sum();
     let wsum: f64 = weights.iter().filter(|w| w.is_finite() && **w > 0.0).sum();
-    if total == 0 || !(wsum > 0.0) {
+    if total == 0 || wsum.is_nan() || wsum <= 0.0 {
         return None;
     }
     let mut stat = 0.0;
