@@ -1,1 +1,29 @@
-//! Wire formats (in progress)
+//! Wire formats: every byte the router reads from or writes to the network, as pure functions.
+//!
+//! Why a separate layer: the Worker (`edge`) should only move bytes and call these functions,
+//! so that everything that can be wrong about a format (a chunk split mid-event, a UTF-8
+//! sequence cut in half, a field of the wrong type, an upstream error hidden in a 200 body)
+//! is decided here and tested natively with `cargo test`, with no runtime and no network.
+//!
+//! - [`sse`] / [`ndjson`]: incremental stream decoders that give the same result for any
+//!   split of the byte stream into chunks.
+//! - [`lightrag`] / [`perplexity`]: the two upstreams' request bodies and responses (DESIGN §6),
+//!   normalised into [`UpstreamAnswer`] and [`StreamItem`].
+//! - [`openai`] / [`seed`]: the router's front door (OpenAI chat completions, the seed's
+//!   `POST /query`), parsed with errors that name the offending field (DESIGN §9).
+//! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol for flag `lightrag-routing`.
+//! - [`error`]: the one JSON error body every 4xx/5xx of the router uses.
+//!
+//! Nothing here panics, reads a clock or performs I/O; errors are values ([`WireError`]).
+
+pub mod answer;
+pub mod error;
+pub mod lightrag;
+pub mod ndjson;
+pub mod ofrep;
+pub mod openai;
+pub mod perplexity;
+pub mod seed;
+pub mod sse;
+
+pub use answer::{Citation, StreamAccumulator, StreamItem, UpstreamAnswer, WireError};

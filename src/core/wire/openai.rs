@@ -1,0 +1,330 @@
+//! The router's front door: OpenAI-compatible `POST /v1/chat/completions`.
+//!
+//! Why OpenAI's format: the CMO chat app (and most LLM tooling) already talks to Perplexity
+//! through an OpenAI client, so pointing it at the router is a base-URL change. Responses are
+//! Perplexity-compatible too (`citations` as URL strings, `search_results` with titles) and add
+//! one extension object, `routing`, saying which upstream served and why. Parsing is strict and
+//! every error names the offending field (`messages[2].content`), so a client learns what to fix
+//! from the 400 body.
+
+use super::answer::{json_type, opt_str, parse_object, to_json, Citation, WireError};
+use crate::core::upstream::Upstream;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Roles accepted in `messages[].role`.
+pub const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+/// One chat message, with its content flattened to text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+/// A parsed chat-completions request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    /// The text of the last `user` message, trimmed: what is routed, classified and sent to
+    /// LightRAG.
+    pub query: String,
+    /// OpenAI's `user` field: the stickiness key (DESIGN §2). Empty strings count as absent.
+    pub user: Option<String>,
+    pub stream: bool,
+    pub model: Option<String>,
+    /// Non-standard but common: a conversation id, the stickiness fallback after `user`.
+    pub session_id: Option<String>,
+}
+
+/// How and why a request was routed; serialised into responses as `routing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingInfo {
+    /// The upstream that served the answer (after any fallback).
+    pub upstream: Upstream,
+    /// The routing reason (`rollout_in`, `rule:<name>`, `circuit_open`, ...).
+    pub reason: String,
+    /// The cohort / A-B arm the user was assigned to (`lightrag` / `perplexity`).
+    pub arm: String,
+    /// The user's hashed position in [0, 100), when one was computed.
+    pub position: Option<f64>,
+    pub fallback_used: bool,
+    pub config_version: u64,
+}
+
+/// Parses and validates a chat-completions request body.
+pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    let obj = parse_object(body, "request body")?;
+    let messages_v = match obj.get("messages") {
+        None | Some(Value::Null) => return Err(WireError::missing("messages")),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(WireError::invalid(
+                "messages",
+                format!("expected an array of messages, found {}", json_type(other)),
+            ))
+        }
+    };
+    if messages_v.is_empty() {
+        return Err(WireError::invalid(
+            "messages",
+            "must contain at least one message",
+        ));
+    }
+    let mut messages = Vec::with_capacity(messages_v.len());
+    for (i, m) in messages_v.iter().enumerate() {
+        messages.push(parse_message(i, m)?);
+    }
+    let query = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| m.content.trim().to_string())
+        .ok_or_else(|| WireError::invalid("messages", "must contain a message with role `user`"))?;
+    if query.is_empty() {
+        return Err(WireError::invalid(
+            "messages",
+            "the last `user` message has empty content",
+        ));
+    }
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(WireError::invalid(
+                "stream",
+                format!("expected a boolean, found {}", json_type(other)),
+            ))
+        }
+    };
+    let non_empty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+    Ok(ChatRequest {
+        messages,
+        query,
+        user: non_empty(opt_str(&obj, "user", "user")?),
+        stream,
+        model: non_empty(opt_str(&obj, "model", "model")?),
+        session_id: non_empty(opt_str(&obj, "session_id", "session_id")?),
+    })
+}
+
+fn parse_message(i: usize, m: &Value) -> Result<ChatMessage, WireError> {
+    let field = |name: &str| format!("messages[{i}].{name}");
+    let obj = match m {
+        Value::Object(o) => o,
+        other => {
+            return Err(WireError::invalid(
+                &format!("messages[{i}]"),
+                format!("expected an object, found {}", json_type(other)),
+            ))
+        }
+    };
+    let role = match obj.get("role") {
+        None | Some(Value::Null) => return Err(WireError::missing(&field("role"))),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(WireError::invalid(
+                &field("role"),
+                format!("expected a string, found {}", json_type(other)),
+            ))
+        }
+    };
+    if !ROLES.contains(&role.as_str()) {
+        return Err(WireError::invalid(
+            &field("role"),
+            format!("`{role}` is not one of {}", ROLES.join(", ")),
+        ));
+    }
+    let content = match obj.get("content") {
+        // Assistant turns that only carried tool calls have null content.
+        None | Some(Value::Null) if role != "user" && role != "system" => String::new(),
+        None | Some(Value::Null) => return Err(WireError::missing(&field("content"))),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => text_of_parts(i, parts)?,
+        Some(other) => {
+            return Err(WireError::invalid(
+                &field("content"),
+                format!(
+                    "expected a string or an array of text parts, found {}",
+                    json_type(other)
+                ),
+            ))
+        }
+    };
+    Ok(ChatMessage { role, content })
+}
+
+fn text_of_parts(i: usize, parts: &[Value]) -> Result<String, WireError> {
+    let mut texts = Vec::with_capacity(parts.len());
+    for (j, p) in parts.iter().enumerate() {
+        let field = format!("messages[{i}].content[{j}]");
+        let obj = match p {
+            Value::Object(o) => o,
+            other => {
+                return Err(WireError::invalid(
+                    &field,
+                    format!("expected a content part object, found {}", json_type(other)),
+                ))
+            }
+        };
+        match obj.get("type") {
+            Some(Value::String(t)) if t == "text" => {}
+            Some(Value::String(t)) => {
+                return Err(WireError::invalid(
+                    &format!("{field}.type"),
+                    format!("content part type `{t}` is not supported; only `text` is"),
+                ))
+            }
+            None | Some(Value::Null) => return Err(WireError::missing(&format!("{field}.type"))),
+            Some(other) => {
+                return Err(WireError::invalid(
+                    &format!("{field}.type"),
+                    format!("expected a string, found {}", json_type(other)),
+                ))
+            }
+        }
+        match obj.get("text") {
+            Some(Value::String(t)) => texts.push(t.as_str()),
+            None | Some(Value::Null) => return Err(WireError::missing(&format!("{field}.text"))),
+            Some(other) => {
+                return Err(WireError::invalid(
+                    &format!("{field}.text"),
+                    format!("expected a string, found {}", json_type(other)),
+                ))
+            }
+        }
+    }
+    Ok(texts.join("\n"))
+}
+
+fn citation_strings(citations: &[Citation]) -> Value {
+    Value::Array(
+        citations
+            .iter()
+            .map(|c| Value::String(c.label().to_string()))
+            .collect(),
+    )
+}
+
+fn search_results(citations: &[Citation]) -> Value {
+    Value::Array(
+        citations
+            .iter()
+            .map(|c| json!({"title": c.title, "url": c.url}))
+            .collect(),
+    )
+}
+
+fn routing_value(routing: &RoutingInfo) -> Value {
+    serde_json::to_value(routing).unwrap_or(Value::Null)
+}
+
+/// A complete `chat.completion` object. `citations` holds one string per source (URL, or the
+/// document name for LightRAG sources without one), `search_results` the same sources with
+/// titles, and `routing` the router's decision.
+pub fn chat_response(
+    id: &str,
+    created_s: u64,
+    model: &str,
+    content: &str,
+    citations: &[Citation],
+    routing: &RoutingInfo,
+) -> String {
+    to_json(&json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created_s,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "citations": citation_strings(citations),
+        "search_results": search_results(citations),
+        "routing": routing_value(routing),
+    }))
+}
+
+fn chunk(id: &str, created_s: u64, model: &str, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created_s,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+}
+
+/// First SSE frame of a stream: announces the assistant role, as OpenAI does.
+pub fn chunk_start(id: &str, created_s: u64, model: &str) -> String {
+    super::sse::sse_data(&to_json(&chunk(
+        id,
+        created_s,
+        model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )))
+}
+
+/// An SSE frame carrying a piece of answer text.
+pub fn chunk_delta(id: &str, created_s: u64, model: &str, text: &str) -> String {
+    super::sse::sse_data(&to_json(&chunk(
+        id,
+        created_s,
+        model,
+        json!({"content": text}),
+        None,
+    )))
+}
+
+/// The last content frame: empty delta, `finish_reason`, the sources and the routing object.
+/// Follow it with [`DONE`].
+pub fn chunk_final(
+    id: &str,
+    created_s: u64,
+    model: &str,
+    finish_reason: &str,
+    citations: &[Citation],
+    routing: &RoutingInfo,
+) -> String {
+    let mut v = chunk(id, created_s, model, json!({}), Some(finish_reason));
+    if let Value::Object(o) = &mut v {
+        o.insert("citations".into(), citation_strings(citations));
+        o.insert("search_results".into(), search_results(citations));
+        o.insert("routing".into(), routing_value(routing));
+    }
+    super::sse::sse_data(&to_json(&v))
+}
+
+/// An explicit in-band error frame, for a stream that broke after its first byte reached the
+/// client (a fallback is no longer possible, and ending silently would pass a truncated answer
+/// off as complete). OpenAI SDKs raise on an `error` object inside the stream.
+pub fn chunk_error(message: &str) -> String {
+    super::sse::sse_data(&to_json(&json!({
+        "error": {
+            "message": message,
+            "type": "upstream_error",
+            "code": "stream_truncated",
+        }
+    })))
+}
+
+/// The terminal frame of every stream.
+pub const DONE: &str = super::sse::DONE;

@@ -1,0 +1,289 @@
+//! Perplexity's `POST /chat/completions`: OpenAI's chat format plus top-level `citations`
+//! (URL strings) and `search_results` (`[{title, url, date}]`); with `stream: true`, SSE
+//! `data: {chunk}` events whose `choices[0].delta.content` carries the text (citations and
+//! search results may ride along in any chunk, usually repeated), ending with `data: [DONE]`.
+//!
+//! Why normalise messages: Perplexity rejects conversations whose turns do not alternate
+//! (after optional system messages) or do not end with a user turn, which OpenAI accepts.
+//! Clients of the router speak OpenAI, so [`chat_body`] reshapes the history instead of
+//! letting Perplexity's 400 count against its breaker.
+
+use super::answer::{
+    json_type, merge_citations, to_json, Citation, StreamItem, UpstreamAnswer, WireError,
+};
+use super::openai::ChatMessage;
+use crate::core::upstream::Upstream;
+use serde_json::{json, Map, Value};
+
+/// The model used when the client names none (or names one Perplexity does not serve).
+pub const DEFAULT_MODEL: &str = "sonar";
+
+/// The request path, relative to `PERPLEXITY_BASE_URL`.
+pub const PATH: &str = "/chat/completions";
+
+/// Reshapes an OpenAI history into one Perplexity accepts: system/developer messages merged
+/// into one leading system message; tool/function turns dropped; leading assistant turns
+/// dropped; consecutive turns of the same role merged; trailing assistant turns dropped so the
+/// conversation ends with the user.
+pub fn normalize_messages(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    let mut system: Vec<&str> = Vec::new();
+    let mut turns: Vec<ChatMessage> = Vec::new();
+    for m in messages {
+        match m.role.as_str() {
+            "system" | "developer" if !m.content.trim().is_empty() => system.push(&m.content),
+            "user" | "assistant" => {
+                if m.content.trim().is_empty() {
+                    continue;
+                }
+                if turns.is_empty() && m.role == "assistant" {
+                    continue;
+                }
+                match turns.last_mut() {
+                    Some(last) if last.role == m.role => {
+                        last.content.push_str("\n\n");
+                        last.content.push_str(&m.content);
+                    }
+                    _ => turns.push(m.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    while turns.last().is_some_and(|m| m.role == "assistant") {
+        turns.pop();
+    }
+    let mut out = Vec::with_capacity(turns.len() + 1);
+    if !system.is_empty() {
+        out.push(ChatMessage::new("system", &system.join("\n\n")));
+    }
+    out.extend(turns);
+    out
+}
+
+/// The request body for a conversation. `model` defaults to [`DEFAULT_MODEL`].
+/// Fails when no user turn with content remains after normalisation.
+pub fn chat_body(
+    messages: &[ChatMessage],
+    model: Option<&str>,
+    stream: bool,
+) -> Result<String, WireError> {
+    let msgs = normalize_messages(messages);
+    if !msgs.iter().any(|m| m.role == "user") {
+        return Err(WireError::invalid(
+            "messages",
+            "must contain a `user` message with non-empty content",
+        ));
+    }
+    let model = model
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_MODEL);
+    Ok(to_json(&json!({
+        "model": model,
+        "messages": msgs,
+        "stream": stream,
+    })))
+}
+
+/// The request body for a single question (the seed's `POST /query` shape).
+pub fn chat_body_for_query(
+    query: &str,
+    model: Option<&str>,
+    stream: bool,
+) -> Result<String, WireError> {
+    chat_body(&[ChatMessage::new("user", query)], model, stream)
+}
+
+fn upstream_error(message: impl Into<String>) -> WireError {
+    WireError::Upstream {
+        upstream: Upstream::Perplexity,
+        message: message.into(),
+    }
+}
+
+/// An `error` member as a message: `{"error": {"message": ...}}` or `{"error": "..."}`.
+fn error_message(obj: &Map<String, Value>) -> Option<String> {
+    match obj.get("error")? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Object(e) => Some(match e.get("message") {
+            Some(Value::String(m)) => m.clone(),
+            _ => Value::Object(e.clone()).to_string(),
+        }),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Sources of a response or chunk: `citations` (URL strings) merged with `search_results`
+/// (objects with `title` and `url`), in that order, one entry per URL.
+pub fn parse_citations(obj: &Map<String, Value>) -> Result<Vec<Citation>, WireError> {
+    let mut out = Vec::new();
+    match obj.get("citations") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            let mut list = Vec::with_capacity(a.len());
+            for (i, c) in a.iter().enumerate() {
+                match c {
+                    Value::String(u) => list.push(Citation {
+                        url: Some(u.clone()),
+                        title: None,
+                    }),
+                    // Some OpenAI-compatible proxies send objects here.
+                    Value::Object(o) => list.push(Citation {
+                        url: o.get("url").and_then(Value::as_str).map(str::to_string),
+                        title: o.get("title").and_then(Value::as_str).map(str::to_string),
+                    }),
+                    other => {
+                        return Err(WireError::invalid(
+                            &format!("citations[{i}]"),
+                            format!("expected a URL string, found {}", json_type(other)),
+                        ))
+                    }
+                }
+            }
+            merge_citations(&mut out, list);
+        }
+        Some(other) => {
+            return Err(WireError::invalid(
+                "citations",
+                format!("expected an array, found {}", json_type(other)),
+            ))
+        }
+    }
+    match obj.get("search_results") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            let mut list = Vec::with_capacity(a.len());
+            for (i, r) in a.iter().enumerate() {
+                let o = r.as_object().ok_or_else(|| {
+                    WireError::invalid(
+                        &format!("search_results[{i}]"),
+                        format!("expected an object, found {}", json_type(r)),
+                    )
+                })?;
+                let s = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_str)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                list.push(Citation {
+                    url: s("url"),
+                    title: s("title"),
+                });
+            }
+            merge_citations(&mut out, list);
+        }
+        Some(other) => {
+            return Err(WireError::invalid(
+                "search_results",
+                format!("expected an array, found {}", json_type(other)),
+            ))
+        }
+    }
+    out.retain(|c| c.url.is_some() || c.title.is_some());
+    Ok(out)
+}
+
+fn first_choice(obj: &Map<String, Value>) -> Result<&Map<String, Value>, WireError> {
+    match obj.get("choices") {
+        None | Some(Value::Null) => Err(WireError::missing("choices")),
+        Some(Value::Array(a)) => match a.first() {
+            Some(Value::Object(c)) => Ok(c),
+            Some(other) => Err(WireError::invalid(
+                "choices[0]",
+                format!("expected an object, found {}", json_type(other)),
+            )),
+            None => Err(WireError::invalid("choices", "is empty")),
+        },
+        Some(other) => Err(WireError::invalid(
+            "choices",
+            format!("expected an array, found {}", json_type(other)),
+        )),
+    }
+}
+
+/// Parses a non-streamed 200 body.
+pub fn parse_chat_response(body: &str) -> Result<UpstreamAnswer, WireError> {
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| WireError::malformed("Perplexity response", format!("invalid JSON ({e})")))?;
+    let obj = v.as_object().ok_or_else(|| {
+        WireError::malformed(
+            "Perplexity response",
+            format!("expected a JSON object, found {}", json_type(&v)),
+        )
+    })?;
+    if let Some(msg) = error_message(obj) {
+        return Err(upstream_error(msg));
+    }
+    let choice = first_choice(obj)?;
+    let message = match choice.get("message") {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => return Err(WireError::missing("choices[0].message")),
+        Some(other) => {
+            return Err(WireError::invalid(
+                "choices[0].message",
+                format!("expected an object, found {}", json_type(other)),
+            ))
+        }
+    };
+    let content = match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => return Err(WireError::missing("choices[0].message.content")),
+        Some(other) => {
+            return Err(WireError::invalid(
+                "choices[0].message.content",
+                format!("expected a string, found {}", json_type(other)),
+            ))
+        }
+    };
+    Ok(UpstreamAnswer {
+        content,
+        citations: parse_citations(obj)?,
+    })
+}
+
+/// Interprets the `data` of one SSE event: `[DONE]` → [`StreamItem::Done`]; an `error` object
+/// or unparsable JSON → [`StreamItem::Error`]; otherwise the delta text (if any) followed by the
+/// citations (if the chunk carries any).
+pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return vec![StreamItem::Done];
+    }
+    let v: Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![StreamItem::Error(format!(
+                "Perplexity stream event is not valid JSON ({e})"
+            ))]
+        }
+    };
+    let Some(obj) = v.as_object() else {
+        return vec![StreamItem::Error(format!(
+            "Perplexity stream event is {}, expected an object",
+            json_type(&v)
+        ))];
+    };
+    if let Some(msg) = error_message(obj) {
+        return vec![StreamItem::Error(msg)];
+    }
+    let mut items = Vec::new();
+    let choice = obj
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first());
+    let text = choice
+        .and_then(|c| c.get("delta"))
+        .and_then(|d| d.get("content"))
+        .and_then(Value::as_str);
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        items.push(StreamItem::Delta(t.to_string()));
+    }
+    match parse_citations(obj) {
+        Ok(c) if !c.is_empty() => items.push(StreamItem::Citations(c)),
+        Ok(_) => {}
+        Err(e) => items.push(StreamItem::Error(e.to_string())),
+    }
+    items
+}

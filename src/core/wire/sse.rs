@@ -1,0 +1,229 @@
+//! Server-sent events (the `text/event-stream` format of the WHATWG HTML standard): an
+//! incremental decoder for Perplexity's streamed answers and an encoder for the router's own
+//! OpenAI-compatible stream.
+//!
+//! Why incremental and byte-based: the network hands the Worker arbitrary chunks. An event, a
+//! CRLF pair or a multi-byte UTF-8 character may be split between two chunks. The decoder
+//! buffers raw bytes and only decodes complete lines (line terminators are ASCII, so a complete
+//! line never ends inside a UTF-8 sequence), which makes the output independent of how the
+//! stream was split. A line-length guard bounds memory against a misbehaving upstream.
+
+use super::answer::WireError;
+
+/// Default cap on one SSE line (1 MiB): far above any real chunk, far below isolate memory.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The terminal line of an OpenAI/Perplexity stream.
+pub const DONE: &str = "data: [DONE]\n\n";
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    /// The `event:` field, when the event set one (the default type is "message").
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+    /// The `id:` field, when this event set one.
+    pub id: Option<String>,
+    /// The `retry:` field, when this event set a valid one (milliseconds).
+    pub retry: Option<u64>,
+}
+
+/// Incremental SSE decoder. Feed it chunks with [`SseDecoder::push`]; call
+/// [`SseDecoder::finish`] at the end of the body.
+#[derive(Debug, Clone)]
+pub struct SseDecoder {
+    max_line: usize,
+    line: Vec<u8>,
+    /// The previous byte was CR: a following LF belongs to the same terminator (CRLF), even if
+    /// it arrives in the next chunk.
+    after_cr: bool,
+    /// No line has been completed yet (a UTF-8 BOM is stripped from the first line only).
+    first_line: bool,
+    data: String,
+    has_data: bool,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+    failed: Option<WireError>,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SseDecoder {
+    pub fn new() -> Self {
+        Self::with_max_line(DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// A decoder that fails once a single line exceeds `max_line` bytes.
+    pub fn with_max_line(max_line: usize) -> Self {
+        SseDecoder {
+            max_line,
+            line: Vec::new(),
+            after_cr: false,
+            first_line: true,
+            data: String::new(),
+            has_data: false,
+            event: None,
+            id: None,
+            retry: None,
+            failed: None,
+        }
+    }
+
+    /// Decodes a chunk, returning the events it completed (possibly none). After an error
+    /// (a line over the limit) every later call returns the same error.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, WireError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        for &b in bytes {
+            if self.after_cr {
+                self.after_cr = false;
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' | b'\n' => {
+                    self.after_cr = b == b'\r';
+                    let line = std::mem::take(&mut self.line);
+                    if let Some(ev) = self.process_line(&line) {
+                        out.push(ev);
+                    }
+                }
+                _ => {
+                    if self.line.len() >= self.max_line {
+                        let e = WireError::TooLarge {
+                            what: "SSE line".to_string(),
+                            limit: self.max_line,
+                        };
+                        self.failed = Some(e.clone());
+                        return Err(e);
+                    }
+                    self.line.push(b);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the stream. An unterminated last line is processed, and an event whose blank-line
+    /// terminator never came is still dispatched: servers that close right after their last
+    /// `data:` line are common, and a payload cut mid-way then fails to parse downstream and
+    /// is reported as a truncated stream rather than silently dropped.
+    pub fn finish(mut self) -> Result<Vec<SseEvent>, WireError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            if let Some(ev) = self.process_line(&line) {
+                out.push(ev);
+            }
+        }
+        if let Some(ev) = self.dispatch() {
+            out.push(ev);
+        }
+        Ok(out)
+    }
+
+    fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+        let mut raw = raw;
+        if self.first_line {
+            self.first_line = false;
+            if let Some(rest) = raw.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
+                raw = rest;
+            }
+        }
+        if raw.is_empty() {
+            return self.dispatch();
+        }
+        let line = String::from_utf8_lossy(raw);
+        if line.starts_with(':') {
+            return None; // comment / keep-alive
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.event = Some(value.to_string()),
+            "id" if !value.contains('\0') => self.id = Some(value.to_string()),
+            "retry" if !value.is_empty() && value.bytes().all(|c| c.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+            }
+            // Unknown fields, an `id` containing NUL and a non-numeric `retry` are ignored,
+            // per the standard.
+            _ => {}
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        let id = self.id.take();
+        let retry = self.retry.take();
+        if !self.has_data {
+            self.data.clear();
+            return None;
+        }
+        self.has_data = false;
+        Some(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+            id,
+            retry,
+        })
+    }
+}
+
+/// Decodes a whole body at once (tests, small bodies).
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<SseEvent>, WireError> {
+    let mut d = SseDecoder::new();
+    let mut out = d.push(bytes)?;
+    out.extend(d.finish()?);
+    Ok(out)
+}
+
+/// Frames a payload as one SSE `data` event. A payload containing line breaks is split over
+/// several `data:` lines so the decoder reassembles it exactly.
+pub fn sse_data(json: &str) -> String {
+    sse_event(None, json)
+}
+
+/// Frames a payload as one SSE event with an optional `event:` type.
+pub fn sse_event(event: Option<&str>, data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + 16);
+    if let Some(ev) = event {
+        out.push_str("event: ");
+        out.push_str(&ev.replace(['\r', '\n'], " "));
+        out.push('\n');
+    }
+    let normalised = data.replace("\r\n", "\n").replace('\r', "\n");
+    for line in normalised.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// An SSE comment line, useful as a keep-alive that clients ignore.
+pub fn sse_comment(text: &str) -> String {
+    format!(": {}\n\n", text.replace(['\r', '\n'], " "))
+}

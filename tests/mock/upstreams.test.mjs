@@ -1,0 +1,202 @@
+// Self-test of the mock upstreams: `node --test tests/mock/`.
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startUpstreams, keyTerms } from './upstreams.mjs';
+
+let up;
+before(async () => {
+  up = await startUpstreams({ lightragKey: 'lr-key', perplexityKey: 'px-key' });
+});
+after(async () => {
+  await up.close();
+});
+beforeEach(() => up.reset());
+
+const lr = (path, body, headers = {}) =>
+  fetch(up.lightragUrl + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'lr-key', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+const px = (body, headers = {}) =>
+  fetch(up.perplexityUrl + '/chat/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer px-key', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+const ask = (q, extra = {}) => ({ model: 'sonar', messages: [{ role: 'user', content: q }], ...extra });
+
+test('keyTerms drops stop words', () => {
+  assert.deepEqual(keyTerms('What is the role of NAD+ in ageing?'), ['nad+', 'ageing']);
+});
+
+test('LightRAG /query answers depend on the query and carry references', async () => {
+  const r = await lr('/query', { query: 'How does glycolysis regulate lactate?', mode: 'hybrid' });
+  assert.equal(r.status, 200);
+  const j = await r.json();
+  assert.match(j.response, /LightRAG hybrid/);
+  assert.match(j.response, /glycolysis/);
+  assert.match(j.response, /metabolites/);
+  assert.equal(j.references[0].reference_id, '1');
+  assert.match(j.references[0].file_path, /glycolysis/);
+  const log = up.requests('lightrag');
+  assert.equal(log.length, 1);
+  assert.equal(log[0].path, '/query');
+  assert.equal(log[0].body.mode, 'hybrid');
+  assert.equal(log[0].headers['x-api-key'], 'lr-key');
+});
+
+test('LightRAG validation and auth', async () => {
+  assert.equal((await lr('/query', { query: 'ab' })).status, 422);
+  assert.equal((await lr('/query', { query: 'valid query', mode: 'deep' })).status, 422);
+  assert.equal((await lr('/query', '{oops')).status, 422);
+  assert.equal((await lr('/query', { query: 'glucose' }, { 'x-api-key': 'wrong' })).status, 403);
+  const h = await fetch(up.lightragUrl + '/health', { headers: { 'x-api-key': 'lr-key' } });
+  assert.equal((await h.json()).status, 'healthy');
+  assert.equal((await fetch(up.lightragUrl + '/nope')).status, 404);
+});
+
+test('LightRAG /query/stream is NDJSON: references first, then chunks', async () => {
+  const r = await lr('/query/stream', { query: 'pyruvate metabolism', mode: 'mix' });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /ndjson/);
+  const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(lines[0].references.length > 0);
+  assert.ok(lines.length > 3);
+  const text = lines.slice(1).map((l) => l.response).join('');
+  assert.match(text, /pyruvate/);
+});
+
+test('Perplexity non-stream: OpenAI shape with citations and search_results', async () => {
+  const r = await px(ask('latest news on NAD+ supplements'));
+  assert.equal(r.status, 200);
+  const j = await r.json();
+  assert.equal(j.object, 'chat.completion');
+  assert.match(j.choices[0].message.content, /Perplexity sonar/);
+  assert.match(j.choices[0].message.content, /nad\+/);
+  assert.equal(j.citations.length, 2);
+  assert.equal(j.search_results[0].url, j.citations[0]);
+});
+
+test('Perplexity stream: SSE chunks then [DONE]', async () => {
+  const r = await px(ask('ketone bodies', { stream: true }));
+  assert.match(r.headers.get('content-type'), /text\/event-stream/);
+  const events = (await r.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+  assert.equal(events.at(-1), '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+  const text = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  assert.match(text, /ketone/);
+  assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
+  assert.ok(chunks[0].citations.length > 0);
+});
+
+test('Perplexity auth and malformed body', async () => {
+  assert.equal((await px(ask('x'), { authorization: 'Bearer nope' })).status, 401);
+  assert.equal((await px('{not json')).status, 400);
+  assert.equal((await px({ model: 'sonar', messages: [] })).status, 400);
+  const r = await px({ messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).error.message, /model/);
+});
+
+test('behaviour: status 500 for one request, then healthy', async () => {
+  up.setBehaviour('lightrag', { status: 500, times: 1 });
+  assert.equal((await lr('/query', { query: 'glucose' })).status, 500);
+  assert.equal((await lr('/query', { query: 'glucose' })).status, 200);
+});
+
+test('behaviour: html body', async () => {
+  up.setBehaviour('perplexity', { status: 502, body: '<html><body>Bad Gateway</body></html>' });
+  const r = await px(ask('glucose'));
+  assert.equal(r.status, 502);
+  assert.match(r.headers.get('content-type'), /text\/html/);
+  assert.match(await r.text(), /Bad Gateway/);
+});
+
+test('behaviour: reset destroys the connection', async () => {
+  up.setBehaviour('perplexity', { reset: true });
+  await assert.rejects(px(ask('glucose')));
+  assert.equal(up.requests('perplexity').length, 1);
+});
+
+test('behaviour: delayMs delays the headers', async () => {
+  up.setBehaviour('lightrag', { delayMs: 150, times: 2 });
+  // A client with a shorter time-to-first-byte budget gives up.
+  await assert.rejects(
+    fetch(up.lightragUrl + '/query', {
+      method: 'POST',
+      headers: { 'x-api-key': 'lr-key' },
+      body: JSON.stringify({ query: 'glucose' }),
+      signal: AbortSignal.timeout(50),
+    }),
+  );
+  const t0 = Date.now();
+  assert.equal((await lr('/query', { query: 'glucose' })).status, 200);
+  assert.ok(Date.now() - t0 >= 140);
+});
+
+test('behaviour: cutAfterChunks ends the stream abruptly', async () => {
+  up.setBehaviour('lightrag', { cutAfterChunks: 2 });
+  const r = await lr('/query/stream', { query: 'glucose metabolism' });
+  assert.equal(r.status, 200);
+  const reader = r.body.getReader();
+  let text = '';
+  const dec = new TextDecoder();
+  await assert.rejects(async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+  });
+  assert.equal(text.trim().split('\n').length, 2);
+});
+
+test('behaviour: ttfbDelayMs delays the first chunk after headers', async () => {
+  up.setBehaviour('perplexity', { ttfbDelayMs: 120 });
+  const t0 = Date.now();
+  const r = await px(ask('glucose', { stream: true }));
+  const tHeaders = Date.now() - t0;
+  await r.text();
+  assert.ok(tHeaders < 120, `headers after ${tHeaders} ms`);
+  assert.ok(Date.now() - t0 >= 120);
+});
+
+test('CLI prints both URLs and exits cleanly on SIGTERM', async () => {
+  const script = fileURLToPath(new URL('./upstreams.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, '--lightrag-port', '0', '--perplexity-port', '0']);
+  let out = '';
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('PERPLEXITY_BASE_URL=')) resolve();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`exited early with ${code}`)));
+  });
+  const url = out.match(/LIGHTRAG_BASE_URL=(\S+)/)[1];
+  const r = await fetch(url + '/query', { method: 'POST', body: JSON.stringify({ query: 'glucose' }) });
+  assert.equal(r.status, 200);
+  const code = await new Promise((resolve) => {
+    child.removeAllListeners('exit');
+    child.on('exit', (c) => resolve(c));
+    child.kill('SIGTERM');
+  });
+  assert.equal(code, 0);
+});
+
+test('behaviour: cutAfterChunks on a non-streamed body gives a truncated body', async () => {
+  up.setBehaviour('perplexity', { cutAfterChunks: 0 });
+  const r = await px(ask('glucose'));
+  assert.equal(r.status, 200);
+  await assert.rejects(r.text());
+});
+
+test('behaviour: streamError puts an error line into the stream', async () => {
+  up.setBehaviour('lightrag', { streamError: 'LLM timeout' });
+  const r = await lr('/query/stream', { query: 'glucose metabolism' });
+  const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.at(-1).error, 'LLM timeout');
+});
