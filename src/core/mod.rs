@@ -28,3 +28,9 @@ pub mod window;
 
 // Upstream and front-door wire formats (DESIGN §6).
 pub mod wire;
+
+// Edge support, pure: KV state layout and controller, identity, operator reports.
+pub mod identity;
+pub mod policies;
+pub mod report;
+pub mod store;

@@ -1,0 +1,293 @@
+//! What operators read: the `GET /admin/status` document (modelled on the seed's
+//! `get_system_status`) and the `GET /metrics` Prometheus text exposition.
+//!
+//! Why pure: both are pure functions of the isolate's state (config, breakers, windows, the
+//! controller's last aggregate, KV warnings); keeping them here makes their shape testable
+//! natively and keeps the Worker a thin caller. No raw user id ever reaches these inputs.
+
+use crate::core::breaker::BreakerStatus;
+use crate::core::config::{Config, Problem};
+use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
+use crate::core::upstream::Upstream;
+use crate::core::window::{Histogram, MetricKey, Stats};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Everything the status document and the metrics text are built from.
+#[derive(Debug, Clone)]
+pub struct ReportInputs<'a> {
+    pub now_ms: u64,
+    pub isolate: &'a str,
+    pub config: &'a Config,
+    pub problems: &'a [Problem],
+    pub breakers: &'a [(Upstream, BreakerStatus)],
+    /// This isolate's windows (last hour).
+    pub local: &'a BTreeMap<MetricKey, Stats>,
+    pub rollout: Option<&'a RolloutDoc>,
+    pub kv_warnings: &'a [String],
+    pub kv_ops: &'a OpCounts,
+    pub last_refresh_ms: Option<u64>,
+    pub last_flush_ms: u64,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn performance(s: &Stats) -> Value {
+    // The window keeps a mergeable histogram, not a sum: the mean is taken over bucket values
+    // (within one bucket width of the true mean).
+    let n = s.latency.count();
+    let avg = (n > 0).then(|| {
+        let pairs: Vec<(u8, u64)> = s.latency.clone().into();
+        let sum: f64 = pairs
+            .iter()
+            .map(|(b, c)| Histogram::bucket_value(usize::from(*b)) as f64 * *c as f64)
+            .sum();
+        round3(sum / n as f64)
+    });
+    json!({
+        "total_requests": s.count,
+        "success_count": s.successes,
+        "error_count": s.errors,
+        "fallback_count": s.fallbacks,
+        "truncated_count": s.truncated,
+        "success_rate": s.success_rate().map(round3),
+        "avg_response_time": avg,
+        "p50_response_time": s.p50(),
+        "p95_response_time": s.p95(),
+        "avg_quality_score": s.mean_quality().map(round3),
+        "quality_samples": s.quality_count,
+    })
+}
+
+fn perf_by_upstream(stats: &BTreeMap<MetricKey, Stats>) -> Value {
+    let per = per_upstream(stats);
+    let mut m = serde_json::Map::new();
+    for u in Upstream::ALL {
+        let s = per.get(&u).cloned().unwrap_or_default();
+        m.insert(u.as_str().to_string(), performance(&s));
+    }
+    Value::Object(m)
+}
+
+/// The `GET /admin/status` document.
+pub fn status_document(i: &ReportInputs<'_>) -> Value {
+    let c = i.config;
+    let lightrag_breaker = i
+        .breakers
+        .iter()
+        .find(|(u, _)| *u == Upstream::Lightrag)
+        .map(|(_, b)| b);
+    let breakers: serde_json::Map<String, Value> = i
+        .breakers
+        .iter()
+        .map(|(u, b)| {
+            (
+                u.as_str().to_string(),
+                serde_json::to_value(b).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let fleet = i.rollout.and_then(|r| r.aggregate.as_ref()).map(|a| {
+        json!({
+            "completed_ms": a.completed_ms,
+            "isolates": a.isolates,
+            "corrupt_flushes": a.corrupt,
+            "ticks": a.ticks,
+            "paged_across_ticks": a.ticks > 1,
+            "performance": perf_by_upstream(&a.stats),
+        })
+    });
+    let pass = i.rollout.and_then(|r| r.pass.as_ref()).map(|p| {
+        json!({
+            "in_progress": true,
+            "started_ms": p.started_ms,
+            "isolates_so_far": p.isolates,
+            "ticks_so_far": p.ticks,
+            "note": "more isolate keys than one cron invocation may read; the pass continues on the next tick",
+        })
+    });
+    let rollback = c.emergency_rollback || i.rollout.is_some_and(|r| r.rollback_active);
+    json!({
+        "timestamp": i.now_ms as f64 / 1000.0,
+        "timestamp_ms": i.now_ms,
+        "isolate": i.isolate,
+        "integration_enabled": c.integration_enabled,
+        "config_summary": {
+            "config_version": c.version,
+            "rollout_percentage": c.rollout_percentage.percent(),
+            "fallback_to_perplexity": c.fallback_to_perplexity,
+            "timeout_seconds": c.integration_timeout_seconds,
+            "quality_metrics_enabled": c.enable_quality_metrics,
+            "min_quality_threshold": c.min_quality_threshold,
+            "circuit_breaker_enabled": c.breaker.enabled,
+            "ab_testing_enabled": c.enable_ab_testing,
+            "conditional_routing_enabled": c.enable_conditional_routing,
+            "routing_rules": c.routing_rules.len(),
+            "force_user_cohort": c.force_user_cohort,
+            "emergency_rollback": c.emergency_rollback,
+            "query_mode": c.query_mode.as_str(),
+            "lightrag_base_url": c.lightrag_base_url,
+            "perplexity_base_url": c.perplexity_base_url,
+        },
+        "service_performance": {
+            "circuit_breaker": lightrag_breaker.map(|b| json!({
+                "is_open": b.is_open,
+                "state": b.state.as_str(),
+                "failure_rate": round3(b.failure_rate),
+                "total_requests": b.total_requests,
+                "consecutive_failures": b.consecutive_failures,
+                "last_failure_ms": b.last_failure_ms,
+                "open_until_ms": b.open_until_ms,
+                "trips": b.trips,
+                "generation": b.generation,
+            })),
+            "circuit_breakers": breakers,
+            "performance": perf_by_upstream(i.local),
+            "scope": "this isolate, last hour",
+            "fleet": fleet,
+        },
+        "rollout_status": {
+            "rollout_percentage": c.rollout_percentage.percent(),
+            "rollback_active": rollback,
+            "quality_gate_closed": i.rollout.is_some_and(|r| r.quality_gate_closed),
+            "quality_gate": i.rollout.and_then(|r| r.gate),
+            "controller_updated_ms": i.rollout.map(|r| r.updated_ms),
+            "aggregation_pass": pass,
+        },
+        "config_problems": i.problems,
+        "kv": {
+            "warnings": i.kv_warnings,
+            "ops": i.kv_ops,
+            "last_refresh_ms": i.last_refresh_ms,
+            "last_flush_ms": i.last_flush_ms,
+        },
+    })
+}
+
+/// The `GET /metrics` text (Prometheus exposition format 0.0.4). Counters are this isolate's
+/// last-hour window, labelled by upstream and arm.
+pub fn prometheus(i: &ReportInputs<'_>) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {v}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    let by_key = |f: &dyn Fn(&Stats) -> f64| -> Vec<(String, f64)> {
+        i.local
+            .iter()
+            .map(|(k, s)| {
+                (
+                    format!(
+                        "upstream=\"{}\",arm=\"{}\"",
+                        k.upstream.as_str(),
+                        k.arm.as_str()
+                    ),
+                    f(s),
+                )
+            })
+            .collect()
+    };
+    family(
+        "cmo_router_requests",
+        "gauge",
+        "Requests served in this isolate's last-hour window.",
+        by_key(&|s| s.count as f64),
+    );
+    family(
+        "cmo_router_errors",
+        "gauge",
+        "Failed requests in the window.",
+        by_key(&|s| s.errors as f64),
+    );
+    family(
+        "cmo_router_fallbacks",
+        "gauge",
+        "Requests served by a fallback in the window.",
+        by_key(&|s| s.fallbacks as f64),
+    );
+    family(
+        "cmo_router_truncated_streams",
+        "gauge",
+        "Streams cut after the first byte in the window.",
+        by_key(&|s| s.truncated as f64),
+    );
+    family(
+        "cmo_router_quality_mean",
+        "gauge",
+        "Mean answer quality score in the window.",
+        by_key(&|s| s.mean_quality().unwrap_or(f64::NAN)),
+    );
+    family(
+        "cmo_router_latency_p50_ms",
+        "gauge",
+        "Median latency (ms) in the window.",
+        by_key(&|s| s.p50().map(|v| v as f64).unwrap_or(f64::NAN)),
+    );
+    family(
+        "cmo_router_latency_p95_ms",
+        "gauge",
+        "95th percentile latency (ms) in the window.",
+        by_key(&|s| s.p95().map(|v| v as f64).unwrap_or(f64::NAN)),
+    );
+    let states = ["closed", "open", "half_open"];
+    let mut rows = Vec::new();
+    for (u, b) in i.breakers {
+        for st in states {
+            rows.push((
+                format!("upstream=\"{}\",state=\"{st}\"", u.as_str()),
+                f64::from(u8::from(b.state.as_str() == st)),
+            ));
+        }
+    }
+    family(
+        "cmo_router_breaker_state",
+        "gauge",
+        "Circuit breaker state (1 for the current state).",
+        rows,
+    );
+    family(
+        "cmo_router_rollout_percentage",
+        "gauge",
+        "Configured LightRAG rollout percentage.",
+        vec![(String::new(), i.config.rollout_percentage.percent())],
+    );
+    family(
+        "cmo_router_config_version",
+        "gauge",
+        "Version of the config overrides in use.",
+        vec![(String::new(), i.config.version as f64)],
+    );
+    family(
+        "cmo_router_config_problems",
+        "gauge",
+        "Rejected configuration values.",
+        vec![(String::new(), i.problems.len() as f64)],
+    );
+    family(
+        "cmo_router_kv_operations_total",
+        "counter",
+        "KV operations made by this isolate.",
+        vec![
+            ("op=\"read\"".to_string(), i.kv_ops.reads as f64),
+            ("op=\"write\"".to_string(), i.kv_ops.writes as f64),
+            ("op=\"list\"".to_string(), i.kv_ops.lists as f64),
+        ],
+    );
+    family(
+        "cmo_router_kv_warnings",
+        "gauge",
+        "Corrupt or unreadable KV values seen at the last refresh.",
+        vec![(String::new(), i.kv_warnings.len() as f64)],
+    );
+    out
+}

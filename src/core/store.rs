@@ -1,0 +1,498 @@
+//! Router state in Workers KV (DESIGN §5): the key layout, the documents stored under each key,
+//! the per-key write throttle, the background refresh and the cron controller's aggregation.
+//!
+//! Why here and not in `edge`: every rule of the KV budget (what is read when, what may be
+//! written how often, what a corrupt value does, how the controller stays under 1,000
+//! operations) is logic worth testing, and none of it needs a runtime. The store itself is a
+//! small trait, [`StateStore`], implemented by the Worker over a KV namespace and by
+//! [`MemoryStore`] (which counts operations) for native tests. A Durable Object aggregator can
+//! replace the per-isolate metric keys later by implementing the same trait.
+//!
+//! Key layout (all values JSON):
+//! - `config/overrides` → [`OverridesDoc`] `{version, overrides, updated_ms}` — admin overrides,
+//!   versioned; the version is the admin API's ETag.
+//! - `breaker/lightrag`, `breaker/perplexity` → a breaker snapshot, written on transitions only,
+//!   at most once a second per key ([`WriteThrottle`]).
+//! - `metrics/<isolate id>` → [`MetricsFlush`] — one isolate's windows, written at most every
+//!   `METRICS_FLUSH_SECONDS`, with an expiry so dead isolates disappear on their own.
+//! - `rollout/state` → [`RolloutDoc`] — written by the cron controller: the fleet aggregate,
+//!   the quality gate verdict, and the progress of a paged pass over `metrics/`.
+//!
+//! A value that fails to parse is ignored: the loader returns a warning naming the key (for the
+//! log and the status API) and the router keeps running on what it had.
+
+use crate::core::breaker::BreakerSnapshot;
+use crate::core::gate::{evaluate, GateSettings, GateStatus};
+use crate::core::upstream::Upstream;
+use crate::core::window::{MetricKey, Stats, Window};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+pub const CONFIG_KEY: &str = "config/overrides";
+pub const METRICS_PREFIX: &str = "metrics/";
+pub const ROLLOUT_KEY: &str = "rollout/state";
+/// Workers KV allows one write per second per key.
+pub const MIN_WRITE_INTERVAL_MS: u64 = 1_000;
+/// One cron invocation may make at most 1,000 KV operations; keep a margin.
+pub const CONTROLLER_MAX_OPS: u32 = 950;
+/// KV's smallest accepted expiration TTL.
+pub const MIN_TTL_SECONDS: u64 = 60;
+
+/// `breaker/<upstream>`.
+pub fn breaker_key(u: Upstream) -> String {
+    format!("breaker/{}", u.as_str())
+}
+
+/// `metrics/<isolate>`.
+pub fn metrics_key(isolate: &str) -> String {
+    format!("{METRICS_PREFIX}{isolate}")
+}
+
+/// The expiry of a metrics flush: three flush periods, so a live isolate's key never lapses
+/// between two flushes and a dead one's disappears soon after (never below KV's 60 s minimum).
+pub fn metrics_ttl_seconds(flush_seconds: u64) -> u64 {
+    flush_seconds.saturating_mul(3).max(MIN_TTL_SECONDS)
+}
+
+/// One page of a `list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<String>,
+    pub complete: bool,
+}
+
+/// The few KV operations the router uses. Errors are strings: the caller only logs them.
+/// (No `Send` bounds: Workers futures are single-threaded.)
+pub trait StateStore {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, String>>;
+    fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> impl Future<Output = Result<(), String>>;
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<ListPage, String>>;
+}
+
+/// Operation counters, kept by every store implementation the router uses (the Worker's KV
+/// wrapper counts too, and reports them in the status API and `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    pub reads: u64,
+    pub writes: u64,
+    pub lists: u64,
+    /// Writes per key, to check the one-write-per-second rule.
+    pub writes_by_key: BTreeMap<String, u64>,
+}
+
+impl OpCounts {
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.lists
+    }
+}
+
+/// An in-memory [`StateStore`] for tests: a sorted map, with operation counters.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub data: RefCell<BTreeMap<String, String>>,
+    pub ops: RefCell<OpCounts>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&self, key: &str, value: &str) {
+        self.data
+            .borrow_mut()
+            .insert(key.to_string(), value.to_string());
+    }
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.data.borrow().get(key).cloned()
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.ops.borrow_mut().reads += 1;
+        Ok(self.data.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: &str, _ttl: Option<u64>) -> Result<(), String> {
+        {
+            let mut ops = self.ops.borrow_mut();
+            ops.writes += 1;
+            *ops.writes_by_key.entry(key.to_string()).or_default() += 1;
+        }
+        self.insert(key, value);
+        Ok(())
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, String> {
+        self.ops.borrow_mut().lists += 1;
+        let data = self.data.borrow();
+        let mut keys: Vec<String> = data
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .filter(|k| cursor.is_none_or(|c| k.as_str() > c))
+            .take(limit as usize + 1)
+            .cloned()
+            .collect();
+        let complete = keys.len() <= limit as usize;
+        keys.truncate(limit as usize);
+        let cursor = if complete { None } else { keys.last().cloned() };
+        Ok(ListPage {
+            keys,
+            cursor,
+            complete,
+        })
+    }
+}
+
+/// `config/overrides`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OverridesDoc {
+    pub version: u64,
+    #[serde(default)]
+    pub overrides: Map<String, Value>,
+    #[serde(default)]
+    pub updated_ms: u64,
+}
+
+/// `metrics/<isolate>`: one isolate's windows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsFlush {
+    pub isolate: String,
+    pub flushed_ms: u64,
+    #[serde(default)]
+    pub windows: BTreeMap<MetricKey, Window>,
+}
+
+/// A finished pass over every isolate's flush.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub completed_ms: u64,
+    pub isolates: u64,
+    /// Flushes that failed to parse and were skipped.
+    #[serde(default)]
+    pub corrupt: u64,
+    /// How many controller ticks the pass took (more than one when there were too many isolate
+    /// keys for one invocation's 1,000 KV operations).
+    #[serde(default)]
+    pub ticks: u64,
+    #[serde(default)]
+    pub stats: BTreeMap<MetricKey, Stats>,
+}
+
+/// A pass in progress (resumes at `cursor` on the next tick).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassProgress {
+    pub cursor: Option<String>,
+    pub started_ms: u64,
+    pub isolates: u64,
+    #[serde(default)]
+    pub corrupt: u64,
+    #[serde(default)]
+    pub ticks: u64,
+    #[serde(default)]
+    pub stats: BTreeMap<MetricKey, Stats>,
+}
+
+/// `rollout/state`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutDoc {
+    pub updated_ms: u64,
+    #[serde(default)]
+    pub quality_gate_closed: bool,
+    #[serde(default)]
+    pub gate: Option<GateStatus>,
+    #[serde(default)]
+    pub rollback_active: bool,
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+    #[serde(default)]
+    pub pass: Option<PassProgress>,
+}
+
+/// What a refresh read from KV.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteState {
+    pub overrides: Option<OverridesDoc>,
+    pub breakers: Vec<(Upstream, BreakerSnapshot)>,
+    pub rollout: Option<RolloutDoc>,
+    /// Corrupt values and failed reads, naming the key.
+    pub warnings: Vec<String>,
+}
+
+/// Parses a KV value, turning a parse failure into a warning naming the key.
+pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, String> {
+    serde_json::from_str(text)
+        .map_err(|e| format!("KV value `{key}` is corrupt and was ignored: {e}"))
+}
+
+async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
+    store: &S,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Option<T> {
+    match store.get(key).await {
+        Ok(Some(text)) => match parse_value(key, &text) {
+            Ok(v) => Some(v),
+            Err(w) => {
+                warnings.push(w);
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            warnings.push(format!("KV read of `{key}` failed: {e}"));
+            None
+        }
+    }
+}
+
+/// Reads everything the hot path needs: 4 reads, done in the background at most every
+/// `STATE_REFRESH_SECONDS` (and once when an isolate starts).
+pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
+    let mut warnings = Vec::new();
+    let overrides = read::<S, OverridesDoc>(store, CONFIG_KEY, &mut warnings).await;
+    let mut breakers = Vec::new();
+    for u in Upstream::ALL {
+        if let Some(s) = read::<S, BreakerSnapshot>(store, &breaker_key(u), &mut warnings).await {
+            breakers.push((u, s));
+        }
+    }
+    let rollout = read::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
+    RemoteState {
+        overrides,
+        breakers,
+        rollout,
+        warnings,
+    }
+}
+
+/// At most one write per `min_interval_ms` per key: a write offered too soon is kept as the
+/// key's pending value (a later offer replaces it) and handed out by [`WriteThrottle::due`].
+#[derive(Debug, Clone, Default)]
+pub struct WriteThrottle {
+    pub min_interval_ms: u64,
+    last: BTreeMap<String, u64>,
+    pending: BTreeMap<String, String>,
+}
+
+impl WriteThrottle {
+    pub fn new(min_interval_ms: u64) -> Self {
+        WriteThrottle {
+            min_interval_ms,
+            ..Default::default()
+        }
+    }
+
+    fn allowed(&self, key: &str, now_ms: u64) -> bool {
+        self.last
+            .get(key)
+            .is_none_or(|t| now_ms >= t.saturating_add(self.min_interval_ms))
+    }
+
+    /// Offers a write. Returns it when it may happen now (and records it as done).
+    pub fn offer(&mut self, key: &str, value: String, now_ms: u64) -> Option<(String, String)> {
+        if self.allowed(key, now_ms) {
+            self.pending.remove(key);
+            self.last.insert(key.to_string(), now_ms);
+            Some((key.to_string(), value))
+        } else {
+            self.pending.insert(key.to_string(), value);
+            None
+        }
+    }
+
+    /// Pending writes whose interval has passed (recorded as done).
+    pub fn due(&mut self, now_ms: u64) -> Vec<(String, String)> {
+        let keys: Vec<String> = self
+            .pending
+            .keys()
+            .filter(|k| self.allowed(k, now_ms))
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = self.pending.remove(&k) {
+                self.last.insert(k.clone(), now_ms);
+                out.push((k, v));
+            }
+        }
+        out
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+/// When the isolate next refreshes or flushes: pure timing so the hot path only compares two
+/// numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub last_refresh_ms: Option<u64>,
+    pub refresh_in_flight: bool,
+    pub last_flush_ms: u64,
+}
+
+impl Schedule {
+    pub fn refresh_due(&self, now_ms: u64, refresh_seconds: u64) -> bool {
+        !self.refresh_in_flight
+            && self
+                .last_refresh_ms
+                .is_none_or(|t| now_ms >= t.saturating_add(refresh_seconds.saturating_mul(1000)))
+    }
+    pub fn flush_due(&self, now_ms: u64, flush_seconds: u64) -> bool {
+        now_ms >= self.last_flush_ms.saturating_add(flush_seconds.saturating_mul(1000))
+    }
+}
+
+/// Sums per-key stats of an aggregate into one per upstream (all arms).
+pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, Stats> {
+    let mut out: BTreeMap<Upstream, Stats> = BTreeMap::new();
+    for (k, s) in stats {
+        out.entry(k.upstream).or_default().merge(s);
+    }
+    out
+}
+
+/// What one controller tick did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TickReport {
+    pub ops: u32,
+    pub keys_read: u64,
+    pub corrupt: u64,
+    /// The pass finished this tick (the aggregate and the gate were updated).
+    pub completed: bool,
+    /// The pass continues on the next tick from this cursor.
+    pub resume_cursor: Option<String>,
+    pub gate_closed: bool,
+    pub warnings: Vec<String>,
+}
+
+/// One cron tick: continues (or starts) a pass over `metrics/`, reading as many isolate flushes
+/// as `max_ops` allows (one list per page, one get per key, plus one read and one write of
+/// `rollout/state`), merges them, and when the pass is complete evaluates the quality gate and
+/// publishes the aggregate. A pass that does not fit resumes on the next tick; the status API
+/// says so (`pass` present, `aggregate.ticks` > 1).
+pub async fn controller_tick<S: StateStore>(
+    store: &S,
+    now_ms: u64,
+    gate: &GateSettings,
+    max_ops: u32,
+) -> TickReport {
+    let mut rep = TickReport::default();
+    let mut doc: RolloutDoc = match store.get(ROLLOUT_KEY).await {
+        Ok(Some(t)) => match parse_value(ROLLOUT_KEY, &t) {
+            Ok(d) => d,
+            Err(w) => {
+                rep.warnings.push(w);
+                RolloutDoc::default()
+            }
+        },
+        Ok(None) => RolloutDoc::default(),
+        Err(e) => {
+            rep.warnings.push(format!("KV read of `{ROLLOUT_KEY}` failed: {e}"));
+            RolloutDoc::default()
+        }
+    };
+    rep.ops = 1;
+    let mut pass = doc.pass.take().unwrap_or(PassProgress {
+        started_ms: now_ms,
+        ..Default::default()
+    });
+    pass.ticks += 1;
+    let mut completed = false;
+    loop {
+        // Reserve one op for the list itself and one for the final write.
+        let room = max_ops.saturating_sub(rep.ops + 2);
+        if room == 0 {
+            break;
+        }
+        let page = match store
+            .list(METRICS_PREFIX, pass.cursor.as_deref(), room.min(1000))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                rep.warnings.push(format!("KV list of `{METRICS_PREFIX}` failed: {e}"));
+                rep.ops += 1;
+                break;
+            }
+        };
+        rep.ops += 1;
+        for key in &page.keys {
+            rep.ops += 1;
+            rep.keys_read += 1;
+            match store.get(key).await {
+                Ok(Some(text)) => match parse_value::<MetricsFlush>(key, &text) {
+                    Ok(flush) => {
+                        pass.isolates += 1;
+                        for (k, w) in &flush.windows {
+                            pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
+                        }
+                    }
+                    Err(w) => {
+                        pass.corrupt += 1;
+                        rep.corrupt += 1;
+                        rep.warnings.push(w);
+                    }
+                },
+                Ok(None) => {} // expired between list and get
+                Err(e) => rep.warnings.push(format!("KV read of `{key}` failed: {e}")),
+            }
+        }
+        pass.cursor = page.cursor.clone();
+        if page.complete {
+            completed = true;
+            break;
+        }
+    }
+    if completed {
+        let per = per_upstream(&pass.stats);
+        let empty = Stats::default();
+        let status = evaluate(
+            per.get(&Upstream::Lightrag).unwrap_or(&empty),
+            per.get(&Upstream::Perplexity).unwrap_or(&empty),
+            gate,
+            doc.quality_gate_closed,
+        );
+        doc.quality_gate_closed = status.closed;
+        doc.gate = Some(status);
+        doc.aggregate = Some(Aggregate {
+            completed_ms: now_ms,
+            isolates: pass.isolates,
+            corrupt: pass.corrupt,
+            ticks: pass.ticks,
+            stats: pass.stats,
+        });
+        doc.pass = None;
+    } else {
+        rep.resume_cursor = pass.cursor.clone();
+        doc.pass = Some(pass);
+    }
+    doc.updated_ms = now_ms;
+    rep.completed = completed;
+    rep.gate_closed = doc.quality_gate_closed;
+    let text = serde_json::to_string(&doc).unwrap_or_default();
+    rep.ops += 1;
+    if let Err(e) = store.put(ROLLOUT_KEY, &text, None).await {
+        rep.warnings.push(format!("KV write of `{ROLLOUT_KEY}` failed: {e}"));
+    }
+    rep
+}

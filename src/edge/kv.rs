@@ -1,0 +1,64 @@
+//! The KV namespace behind [`StateStore`], counting every operation (reads, writes per key,
+//! lists) so the status API, `/metrics` and the workerd tests can prove the KV budget.
+
+use crate::core::store::{ListPage, OpCounts, StateStore};
+use std::cell::RefCell;
+use worker::{Env, KvStore};
+
+thread_local! {
+    static OPS: RefCell<OpCounts> = RefCell::new(OpCounts::default());
+}
+
+/// This isolate's KV operation counters.
+pub fn ops() -> OpCounts {
+    OPS.with(|o| o.borrow().clone())
+}
+
+fn count(f: impl FnOnce(&mut OpCounts)) {
+    OPS.with(|o| f(&mut o.borrow_mut()));
+}
+
+/// The `ROUTER_STATE` binding.
+#[derive(Clone)]
+pub struct Kv {
+    store: KvStore,
+}
+
+impl Kv {
+    pub fn open(env: &Env) -> Option<Kv> {
+        env.kv(super::KV_BINDING).ok().map(|store| Kv { store })
+    }
+}
+
+impl StateStore for Kv {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        count(|o| o.reads += 1);
+        self.store.get(key).text().await.map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
+        count(|o| {
+            o.writes += 1;
+            *o.writes_by_key.entry(key.to_string()).or_default() += 1;
+        });
+        let mut b = self.store.put(key, value).map_err(|e| e.to_string())?;
+        if let Some(ttl) = ttl_seconds {
+            b = b.expiration_ttl(ttl);
+        }
+        b.execute().await.map_err(|e| e.to_string())
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, String> {
+        count(|o| o.lists += 1);
+        let mut b = self.store.list().prefix(prefix.to_string()).limit(u64::from(limit));
+        if let Some(c) = cursor {
+            b = b.cursor(c.to_string());
+        }
+        let r = b.execute().await.map_err(|e| e.to_string())?;
+        Ok(ListPage {
+            keys: r.keys.into_iter().map(|k| k.name).collect(),
+            cursor: r.cursor.filter(|c| !c.is_empty()),
+            complete: r.list_complete,
+        })
+    }
+}
