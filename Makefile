@@ -33,10 +33,10 @@ test-native:
 	cargo test
 
 test-wasm-node:
-	wasm-pack test --node -- --test wasm_node
+	wasm-pack test --node -- --no-default-features --test wasm_node
 
 test-wasm-chrome:
-	wasm-pack test --headless --chrome --chromedriver $(CHROMEDRIVER) -- --test wasm_browser
+	wasm-pack test --headless --chrome --chromedriver $(CHROMEDRIVER) -- --no-default-features --test wasm_browser
 
 build:
 	bash scripts/build-worker.sh

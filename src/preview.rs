@@ -1,11 +1,26 @@
 //! wasm-bindgen exports of the core for the browser preview page (`www/`) and Node.
 //!
 //! Why a separate, thin module: the page must compute exactly what the worker computes, so it
-//! calls the same core functions; this file only converts plain JS values in and out
-//! (serde-wasm-bindgen) and turns every error into a JS `Error` with a message — nothing here
-//! may panic, because a panic in wasm poisons the whole module instance.
+//! calls the same core functions (`config::load`, `decide::decide`, `simulate::simulate`,
+//! `classify::classify`, `cohort::position`); this file only converts plain JS values in and out
+//! (serde-wasm-bindgen) and turns every error into a JS `Error` with a message. Nothing here may
+//! panic: a panic in wasm poisons the whole module instance.
+//!
+//! Two ways to call it:
+//! - one-shot functions (`decide(config, request, state?)`, `simulate(...)`) that parse the
+//!   configuration on every call — simple, and what the spec suites use;
+//! - a prepared [`Router`] (`new Router(config, state?)`) that parses it once, for loops and the
+//!   benchmark; `router.route(key, query)` returns a packed integer so a call does not allocate
+//!   a JS object.
 
+use crate::core::classify;
 use crate::core::cohort;
+use crate::core::config::{self, Loaded};
+use crate::core::decide::{self, Decision, Reason, RouteRequest, RouteState};
+use crate::core::simulate;
+use crate::core::upstream::Upstream;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 /// The user's position on the rollout line in `[0, 100)` with 0.01 resolution (DESIGN §2).
@@ -24,7 +39,9 @@ pub fn hash_key(salt: &str, key: &str) -> u32 {
 #[wasm_bindgen(js_name = inRollout)]
 pub fn in_rollout(salt: &str, key: &str, percentage: f64) -> Result<bool, JsError> {
     let pct = cohort::Percent::from_percent(percentage).ok_or_else(|| {
-        JsError::new(&format!("percentage must be a number in [0, 100], got {percentage}"))
+        JsError::new(&format!(
+            "percentage must be a number in [0, 100], got {percentage}"
+        ))
     })?;
     Ok(cohort::in_rollout(cohort::position(salt, key), pct))
 }
@@ -33,4 +50,206 @@ pub fn in_rollout(salt: &str, key: &str, percentage: f64) -> Result<bool, JsErro
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The query type the classifier gives `query` (`temporal`, `mechanism`, …).
+#[wasm_bindgen]
+pub fn classify(query: &str) -> String {
+    classify::classify(query).as_str().to_string()
+}
+
+/// Loads a configuration object (variable name → string/number/bool, as wrangler `[vars]`) and
+/// returns `{config, problems}`: the effective typed config and every rejected value.
+#[wasm_bindgen(js_name = loadConfig)]
+pub fn load_config(config: JsValue) -> Result<JsValue, JsError> {
+    let loaded = load(&config)?;
+    to_js(&serde_json::json!({
+        "config": loaded.config,
+        "problems": loaded.problems,
+    }))
+}
+
+/// The routing decision the worker would make (DESIGN §3) for `request`
+/// (`{key, query, headers, override_cohort, override_authorized}`) under `config` and the
+/// optional live `state` (`{rollback_active, lightrag_breaker, quality_gate_closed,
+/// quality_probe_roll}`).
+#[wasm_bindgen]
+pub fn decide(config: JsValue, request: JsValue, state: JsValue) -> Result<JsValue, JsError> {
+    let loaded = load(&config)?;
+    let state = route_state(&state)?;
+    let request = route_request(&request)?;
+    let d = decide::decide(&loaded.config, &state, &request);
+    to_js(&decision_json(&d))
+}
+
+/// Decides for every key in `users` (an array of strings, or a number `n` meaning
+/// `user-0 … user-(n-1)`) with the same `query`, and returns counts per upstream, reason and
+/// arm plus a 100-bucket histogram of positions.
+#[wasm_bindgen]
+pub fn simulate(
+    config: JsValue,
+    users: JsValue,
+    query: Option<String>,
+    state: JsValue,
+) -> Result<JsValue, JsError> {
+    let loaded = load(&config)?;
+    let state = route_state(&state)?;
+    let query = query.unwrap_or_default();
+    let sim = if let Some(n) = users.as_f64() {
+        if !(0.0..=10_000_000.0).contains(&n) || n.fract() != 0.0 {
+            return Err(JsError::new(&format!(
+                "users must be an array of ids or a whole number in [0, 10000000], got {n}"
+            )));
+        }
+        let n = n as u64;
+        simulate::simulate(
+            &loaded.config,
+            &state,
+            (0..n).map(|i| format!("user-{i}")),
+            &query,
+        )
+    } else {
+        let keys: Vec<String> = serde_wasm_bindgen::from_value(users)
+            .map_err(|e| JsError::new(&format!("users must be an array of strings: {e}")))?;
+        simulate::simulate(&loaded.config, &state, keys.iter(), &query)
+    };
+    to_js(&sim)
+}
+
+/// A configuration parsed once, for deciding many requests quickly.
+#[wasm_bindgen]
+pub struct Router {
+    loaded: Loaded,
+    state: RouteState,
+}
+
+#[wasm_bindgen]
+impl Router {
+    /// Parses `config` (and the optional `state`) once.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue, state: JsValue) -> Result<Router, JsError> {
+        Ok(Router {
+            loaded: load(&config)?,
+            state: route_state(&state)?,
+        })
+    }
+
+    /// Every rejected configuration value (`[{variable, value, message, source, index?}]`).
+    pub fn problems(&self) -> Result<JsValue, JsError> {
+        to_js(&self.loaded.problems)
+    }
+
+    /// The full decision object, as [`decide`] returns it.
+    pub fn decide(&self, request: JsValue) -> Result<JsValue, JsError> {
+        let request = route_request(&request)?;
+        to_js(&decision_json(&decide::decide(
+            &self.loaded.config,
+            &self.state,
+            &request,
+        )))
+    }
+
+    /// The decision for `key` asking `query`, packed into one integer so the call allocates no
+    /// JS object: bit 0 = upstream (1 LightRAG, 0 Perplexity); bits 1–3 = reason code
+    /// (0 disabled, 1 forced, 2 rollback, 3 circuit_open, 4 quality_gate, 5 rule, 6 rollout_in,
+    /// 7 rollout_out); bit 4 = in experiment; bits 8 and up = position in hundredths.
+    pub fn route(&self, key: &str, query: &str) -> u32 {
+        let request = RouteRequest {
+            key: Some(key.to_string()),
+            query: query.to_string(),
+            ..RouteRequest::default()
+        };
+        pack(&decide::decide(&self.loaded.config, &self.state, &request))
+    }
+}
+
+fn pack(d: &Decision) -> u32 {
+    let upstream = u32::from(d.upstream == Upstream::Lightrag);
+    let reason = match d.reason {
+        Reason::Disabled => 0,
+        Reason::Forced => 1,
+        Reason::Rollback => 2,
+        Reason::CircuitOpen => 3,
+        Reason::QualityGate => 4,
+        Reason::Rule(_) => 5,
+        Reason::RolloutIn => 6,
+        Reason::RolloutOut => 7,
+    };
+    let pos = d.position.map_or(0, |p| u32::from(p.hundredths()));
+    upstream | (reason << 1) | (u32::from(d.in_experiment) << 4) | (pos << 8)
+}
+
+/// The decision as the page and the spec suites see it: `position` is a percentage
+/// (`76.52`), not hundredths.
+fn decision_json(d: &Decision) -> Value {
+    serde_json::json!({
+        "upstream": d.upstream,
+        "reason": d.reason,
+        "arm": d.arm,
+        "position": d.position_percent,
+        "rule": d.rule,
+        "query_type": d.query_type,
+        "config_version": d.config_version,
+        "in_experiment": d.in_experiment,
+        "probe": d.probe,
+    })
+}
+
+fn load(config: &JsValue) -> Result<Loaded, JsError> {
+    if config.is_undefined() || config.is_null() {
+        return Ok(config::load(&Map::new(), None, 0));
+    }
+    let value: Value = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| {
+        JsError::new(&format!(
+            "config must be an object of variables (e.g. {{\"LIGHTRAG_ROLLOUT_PERCENTAGE\": \"25\"}}): {e}"
+        ))
+    })?;
+    match value {
+        Value::Object(vars) => Ok(config::load(&vars, None, 0)),
+        other => Err(JsError::new(&format!(
+            "config must be an object of variables, got {}",
+            json_type(&other)
+        ))),
+    }
+}
+
+fn route_state(state: &JsValue) -> Result<RouteState, JsError> {
+    if state.is_undefined() || state.is_null() {
+        return Ok(RouteState::default());
+    }
+    serde_wasm_bindgen::from_value(state.clone()).map_err(|e| {
+        JsError::new(&format!(
+            "state must be {{rollback_active, lightrag_breaker, quality_gate_closed, quality_probe_roll}}: {e}"
+        ))
+    })
+}
+
+fn route_request(request: &JsValue) -> Result<RouteRequest, JsError> {
+    if request.is_undefined() || request.is_null() {
+        return Err(JsError::new(
+            "request is required: {key, query, headers?, override_cohort?, override_authorized?}",
+        ));
+    }
+    serde_wasm_bindgen::from_value(request.clone()).map_err(|e| {
+        JsError::new(&format!(
+            "request must be {{key, query, headers?, override_cohort?, override_authorized?}}: {e}"
+        ))
+    })
+}
+
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&format!("could not convert the result: {e}")))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }

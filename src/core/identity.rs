@@ -51,8 +51,7 @@ impl Identity {
 /// Whether `v` looks like an id this router issues: 16–64 characters of `[0-9a-zA-Z_-]`.
 pub fn valid_cookie_id(v: &str) -> bool {
     (16..=64).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -73,7 +72,9 @@ pub fn new_id(random: &[u8; 16]) -> String {
 
 /// `Set-Cookie` for an issued id: long-lived, not readable by scripts, first-party only.
 pub fn set_cookie_header(id: &str) -> String {
-    format!("{COOKIE_NAME}={id}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; Secure; SameSite=Lax")
+    format!(
+        "{COOKIE_NAME}={id}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; Secure; SameSite=Lax"
+    )
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {

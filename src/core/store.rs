@@ -358,7 +358,10 @@ impl Schedule {
                 .is_none_or(|t| now_ms >= t.saturating_add(refresh_seconds.saturating_mul(1000)))
     }
     pub fn flush_due(&self, now_ms: u64, flush_seconds: u64) -> bool {
-        now_ms >= self.last_flush_ms.saturating_add(flush_seconds.saturating_mul(1000))
+        now_ms
+            >= self
+                .last_flush_ms
+                .saturating_add(flush_seconds.saturating_mul(1000))
     }
 }
 
@@ -407,7 +410,8 @@ pub async fn controller_tick<S: StateStore>(
         },
         Ok(None) => RolloutDoc::default(),
         Err(e) => {
-            rep.warnings.push(format!("KV read of `{ROLLOUT_KEY}` failed: {e}"));
+            rep.warnings
+                .push(format!("KV read of `{ROLLOUT_KEY}` failed: {e}"));
             RolloutDoc::default()
         }
     };
@@ -430,7 +434,8 @@ pub async fn controller_tick<S: StateStore>(
         {
             Ok(p) => p,
             Err(e) => {
-                rep.warnings.push(format!("KV list of `{METRICS_PREFIX}` failed: {e}"));
+                rep.warnings
+                    .push(format!("KV list of `{METRICS_PREFIX}` failed: {e}"));
                 rep.ops += 1;
                 break;
             }
@@ -492,7 +497,8 @@ pub async fn controller_tick<S: StateStore>(
     let text = serde_json::to_string(&doc).unwrap_or_default();
     rep.ops += 1;
     if let Err(e) = store.put(ROLLOUT_KEY, &text, None).await {
-        rep.warnings.push(format!("KV write of `{ROLLOUT_KEY}` failed: {e}"));
+        rep.warnings
+            .push(format!("KV write of `{ROLLOUT_KEY}` failed: {e}"));
     }
     rep
 }

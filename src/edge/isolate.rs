@@ -15,8 +15,8 @@ use crate::core::decide::{self, BreakerView, RouteState};
 use crate::core::outcome::Outcome;
 use crate::core::policies;
 use crate::core::store::{
-    self, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OverridesDoc,
-    RemoteState, RolloutDoc, Schedule, StateStore, WriteThrottle, MIN_WRITE_INTERVAL_MS,
+    self, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OverridesDoc, RemoteState,
+    RolloutDoc, Schedule, StateStore, WriteThrottle, MIN_WRITE_INTERVAL_MS,
 };
 use crate::core::upstream::Upstream;
 use crate::core::window::{Arm, MetricKey, Sample, Stats, Window};
@@ -27,7 +27,6 @@ use worker::{console_error, console_log, Context, Env};
 
 pub struct Isolate {
     pub id: String,
-    pub started_ms: u64,
     vars: Map<String, Value>,
     pub overrides: OverridesDoc,
     pub loaded: Loaded,
@@ -99,7 +98,6 @@ impl Isolate {
         }
         Isolate {
             id: crate::core::identity::new_id(&random_bytes()),
-            started_ms: now,
             vars,
             overrides: OverridesDoc::default(),
             loaded,
@@ -123,6 +121,11 @@ impl Isolate {
 
     pub fn problems(&self) -> &[Problem] {
         &self.loaded.problems
+    }
+
+    /// What the config would be with these overrides (for admin validation).
+    pub fn validate(&self, overrides: &Map<String, Value>, version: u64) -> Loaded {
+        config::load(&self.vars, Some(overrides), version)
     }
 
     /// Rebuilds the config from vars + overrides; rebuilds breakers when their policy changed
@@ -152,8 +155,7 @@ impl Isolate {
         }
         self.warnings = r.warnings;
         if let Some(doc) = r.overrides {
-            if doc.version != self.overrides.version || doc.overrides != self.overrides.overrides
-            {
+            if doc.version != self.overrides.version || doc.overrides != self.overrides.overrides {
                 self.set_overrides(doc, now);
             }
         }
@@ -315,12 +317,15 @@ pub fn background(env: &Env, ctx: &Context) {
         return;
     };
     let (refresh, flush, ttl) = with(|i| {
-        let c = i.config();
-        let refresh = i.sched.refresh_due(now, c.state_refresh_seconds);
+        let (refresh_s, flush_s) = (
+            i.config().state_refresh_seconds,
+            i.config().metrics_flush_seconds,
+        );
+        let refresh = i.sched.refresh_due(now, refresh_s);
         if refresh {
             i.sched.refresh_in_flight = true;
         }
-        let flush_due = i.sched.flush_due(now, c.metrics_flush_seconds) && !i.windows.is_empty();
+        let flush_due = i.sched.flush_due(now, flush_s) && !i.windows.is_empty();
         let flush = if flush_due {
             i.sched.last_flush_ms = now;
             Some((metrics_key(&i.id), i.flush_doc(now)))
@@ -330,7 +335,7 @@ pub fn background(env: &Env, ctx: &Context) {
         for w in i.throttle.due(now) {
             PENDING.with(|p| p.borrow_mut().push(w));
         }
-        (refresh, flush, metrics_ttl_seconds(c.metrics_flush_seconds))
+        (refresh, flush, metrics_ttl_seconds(flush_s))
     })
     .unwrap_or((false, None, 60));
     let writes: Vec<(String, String)> = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));

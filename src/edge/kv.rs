@@ -48,9 +48,18 @@ impl StateStore for Kv {
         b.execute().await.map_err(|e| e.to_string())
     }
 
-    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, String> {
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, String> {
         count(|o| o.lists += 1);
-        let mut b = self.store.list().prefix(prefix.to_string()).limit(u64::from(limit));
+        let mut b = self
+            .store
+            .list()
+            .prefix(prefix.to_string())
+            .limit(u64::from(limit));
         if let Some(c) = cursor {
             b = b.cursor(c.to_string());
         }

@@ -2,13 +2,29 @@
 //! network. It stays thin on purpose — every decision worth testing lives in `core`, where it
 //! runs natively under `cargo test`; this layer turns HTTP into core inputs and core outputs
 //! back into HTTP.
+//!
+//! - [`chat`]: the front door (`/v1/chat/completions`, `/query`).
+//! - [`upstream`]: LightRAG and Perplexity calls with timeouts and stream piping.
+//! - [`isolate`]: the isolate's cached state and its background KV refresh / writes.
+//! - [`kv`]: the KV namespace behind `core::store::StateStore`, with operation counters.
+//! - [`admin`], [`ofrep`]: the operator API and OpenFeature remote evaluation.
 
-use worker::{event, Context, Env, Request, Response, Result, RouteContext, Router};
+use worker::{
+    event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
+mod admin;
+mod chat;
 mod http;
+mod isolate;
+mod kv;
+mod ofrep;
+mod upstream;
 
 /// The KV namespace binding (see wrangler.toml).
 pub const KV_BINDING: &str = "ROUTER_STATE";
+/// The static-assets binding serving `www/` at `/preview` (see wrangler.toml `[assets]`).
+pub const ASSETS_BINDING: &str = "ASSETS";
 
 #[event(start)]
 fn start() {
@@ -17,27 +33,136 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let router = Router::new();
-    let resp = router
-        .get_async("/healthz", handle_healthz)
-        .or_else_any_method_async("/*path", |req, _| async move {
-            http::error(404, "not_found", &format!("no route for {} {}", req.method(), req.path()))
-        })
-        .run(req, env)
-        .await;
-    match resp {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    match dispatch(req, &env, &ctx).await {
         Ok(r) => Ok(r),
         Err(e) => http::error(500, "internal", &format!("router error: {e}")),
     }
 }
 
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let _ = admin::run_tick(&env).await;
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+        Method::Options => "OPTIONS",
+        Method::Patch => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let path = req.path();
+    let method = method_name(&req.method());
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        ("GET", ["healthz"]) => handle_healthz(env).await,
+        (_, ["healthz"]) => http::method_not_allowed(method, &path, "GET"),
+
+        ("POST", ["v1", "chat", "completions"]) => {
+            isolate::ensure(env).await;
+            let r = chat::chat_completions(req, env).await;
+            isolate::background(env, ctx);
+            r
+        }
+        (_, ["v1", "chat", "completions"]) => http::method_not_allowed(method, &path, "POST"),
+        ("POST", ["query"]) => {
+            isolate::ensure(env).await;
+            let r = chat::seed_query(req, env).await;
+            isolate::background(env, ctx);
+            r
+        }
+        (_, ["query"]) => http::method_not_allowed(method, &path, "POST"),
+
+        ("POST", ["ofrep", "v1", "evaluate", "flags"]) => {
+            isolate::ensure(env).await;
+            let r = ofrep::bulk(req).await;
+            isolate::background(env, ctx);
+            r
+        }
+        ("POST", ["ofrep", "v1", "evaluate", "flags", key]) => {
+            let key = key.to_string();
+            isolate::ensure(env).await;
+            let r = ofrep::single(req, &key).await;
+            isolate::background(env, ctx);
+            r
+        }
+        (_, ["ofrep", ..]) => http::method_not_allowed(method, &path, "POST"),
+
+        (_, ["metrics"]) | (_, ["admin", ..]) => {
+            if let Some(denied) = admin::authorize(&req, env) {
+                return denied;
+            }
+            isolate::ensure(env).await;
+            admin_route(method, &segs, req, env, ctx).await
+        }
+
+        ("GET", ["preview", ..]) => preview(req, env).await,
+
+        _ => http::error(404, "not_found", &format!("no route for {method} {path}")),
+    }
+}
+
+async fn admin_route(
+    method: &str,
+    segs: &[&str],
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+) -> Result<Response> {
+    let path = req.path();
+    match (method, segs) {
+        ("GET", ["metrics"]) => admin::metrics(),
+        (_, ["metrics"]) => http::method_not_allowed(method, &path, "GET"),
+        ("GET", ["admin", "status"]) => admin::status(),
+        (_, ["admin", "status"]) => http::method_not_allowed(method, &path, "GET"),
+        ("GET", ["admin", "config"]) => admin::get_config(),
+        ("PUT", ["admin", "config"]) => admin::put_config(req, env).await,
+        (_, ["admin", "config"]) => http::method_not_allowed(method, &path, "GET, PUT"),
+        ("POST", ["admin", "breaker", upstream, action]) => {
+            admin::breaker_action(upstream, action, env, ctx)
+        }
+        (_, ["admin", "breaker", _, _]) => http::method_not_allowed(method, &path, "POST"),
+        ("POST", ["admin", "metrics", "flush"]) => admin::flush(env).await,
+        ("POST", ["admin", "controller", "tick"]) => admin::tick(env).await,
+        _ => http::error(404, "not_found", &format!("no route for {method} {path}")),
+    }
+}
+
+/// `GET /preview/...`: the static preview page (`www/`), served from the assets binding.
+async fn preview(req: Request, env: &Env) -> Result<Response> {
+    let Ok(assets) = env.assets(ASSETS_BINDING) else {
+        return http::error(
+            404,
+            "preview_unavailable",
+            "the preview page is not bound (wrangler.toml [assets] binding ASSETS)",
+        );
+    };
+    let mut url = req.url()?;
+    let rest = url.path().trim_start_matches("/preview").to_string();
+    url.set_path(if rest.is_empty() || rest == "/" {
+        "/index.html"
+    } else {
+        &rest
+    });
+    assets.fetch(url.to_string(), None).await
+}
+
 /// `GET /healthz`: the build version and whether the KV binding answered a real read.
-async fn handle_healthz(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    let kv = match ctx.env.kv(KV_BINDING) {
+async fn handle_healthz(env: &Env) -> Result<Response> {
+    let kv = match env.kv(KV_BINDING) {
         Ok(store) => match store.get("healthz/probe").text().await {
             Ok(_) => serde_json::json!({"ok": true, "binding": KV_BINDING}),
-            Err(e) => serde_json::json!({"ok": false, "binding": KV_BINDING, "error": e.to_string()}),
+            Err(e) => {
+                serde_json::json!({"ok": false, "binding": KV_BINDING, "error": e.to_string()})
+            }
         },
         Err(e) => serde_json::json!({"ok": false, "binding": KV_BINDING, "error": e.to_string()}),
     };

@@ -28,7 +28,7 @@ export function wranglerVars() {
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
  * `persist` (a directory) keeps KV across restarts.
  */
-export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"] } = {}) {
+export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
   if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
   const mf = new Miniflare({
     modules: true,
@@ -43,11 +43,13 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     kvPersist: persist ?? false,
     bindings: { ...wranglerVars(), ...bindings },
     cf: false,
+    ...options,
   });
-  await mf.ready;
+  const url = await mf.ready;
   const base = "http://router.test";
   return {
     mf,
+    url,
     fetch: (p, init) => mf.dispatchFetch(new URL(p, base).toString(), init),
     kv: () => mf.getKVNamespace("ROUTER_STATE"),
     close: () => mf.dispose(),

@@ -1,0 +1,706 @@
+//! The front door: `POST /v1/chat/completions` (OpenAI-compatible, JSON or SSE) and the seed's
+//! `POST /query`. Parse (400/413 with a message), identify (user, session, cookie), decide,
+//! call the chosen upstream with one deadline and fall back per policy before the first byte,
+//! record the outcome, and answer in the format the client asked for.
+
+use super::http;
+use super::isolate::{metric_arm, now_ms, random_bytes, secret, with};
+use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
+use crate::core::decide::{decide, Decision, RouteRequest};
+use crate::core::fallback::{
+    attempt_timeouts, plan_fallback, Deadline, FallbackDecision, FallbackSettings,
+};
+use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::outcome::{Outcome, OutcomeKind};
+use crate::core::policies;
+use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
+use crate::core::upstream::Upstream;
+use crate::core::window::{MetricKey, Sample};
+use crate::core::wire::error::wire_error_response;
+use crate::core::wire::openai::{self, ChatMessage, RoutingInfo};
+use crate::core::wire::seed::{self, SeedResponse};
+use crate::core::wire::{StreamAccumulator, StreamItem, UpstreamAnswer};
+use std::collections::VecDeque;
+use worker::{Env, Request, Response, Result};
+
+/// Header an operator (with the admin token) may use to pick a cohort for one request.
+pub const OVERRIDE_HEADER: &str = "x-route-override";
+
+/// Per-request parameters copied out of the cached config.
+struct Params {
+    timeout_s: f64,
+    fallback: FallbackSettings,
+    targets: Targets,
+    score: bool,
+}
+
+/// Reads the body within the configured limit (413 above it).
+pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Response>> {
+    let limit = with(|i| i.config().max_body_bytes).unwrap_or(65_536);
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let too_large = || {
+        Err(http::error(
+            413,
+            "too_large",
+            &format!("request body exceeds the limit of {limit} bytes (LIGHTRAG_MAX_BODY_BYTES)"),
+        ))
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let body = match req.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(http::error(
+                400,
+                "unreadable_body",
+                &format!("could not read the request body: {e}"),
+            ))
+        }
+    };
+    if body.len() as u64 > limit {
+        return too_large();
+    }
+    Ok(body)
+}
+
+fn request_headers(req: &Request) -> Vec<(String, String)> {
+    req.headers()
+        .entries()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k != "authorization" && k != "cookie"
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Identity, decision and per-request parameters.
+fn route(
+    req: &Request,
+    env: &Env,
+    user: Option<&str>,
+    session: Option<&str>,
+    query: &str,
+    model: Option<&str>,
+) -> Option<(Identity, Decision, Params)> {
+    let cookie = req.headers().get("cookie").ok().flatten();
+    let ident = identity::identify(user, session, cookie.as_deref(), &random_bytes());
+    let override_cohort = req
+        .headers()
+        .get(OVERRIDE_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|v| Upstream::parse(&v));
+    let override_authorized = override_cohort.is_some() && {
+        let auth = req.headers().get("authorization").ok().flatten();
+        identity::check_admin(secret(env, "ADMIN_TOKEN").as_deref(), auth.as_deref())
+            == AdminAuth::Ok
+    };
+    let rr = RouteRequest {
+        key: Some(ident.key.clone()),
+        query: query.to_string(),
+        headers: request_headers(req),
+        override_cohort,
+        override_authorized,
+    };
+    let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
+    let perplexity_key = secret(env, "PERPLEXITY_API");
+    let now = now_ms();
+    with(|i| {
+        let state = i.route_state(now);
+        let d = decide(i.config(), &state, &rr);
+        let c = i.config();
+        let p = Params {
+            timeout_s: c.integration_timeout_seconds,
+            fallback: policies::fallback_settings(c),
+            targets: Targets {
+                lightrag_base: c.lightrag_base_url.clone(),
+                perplexity_base: c.perplexity_base_url.clone(),
+                lightrag_key,
+                perplexity_key,
+                query_mode: c.query_mode.as_str().to_string(),
+                model: model.map(str::to_string),
+            },
+            score: true,
+        };
+        (ident, d, p)
+    })
+}
+
+fn routing_info(d: &Decision, served: Upstream, fallback: bool) -> RoutingInfo {
+    RoutingInfo {
+        upstream: served,
+        reason: d.reason.to_string(),
+        arm: d.upstream.as_str().to_string(),
+        position: d.position_percent,
+        fallback_used: fallback,
+        config_version: d.config_version,
+    }
+}
+
+fn set_route_headers(
+    resp: &Response,
+    d: &Decision,
+    ident: &Identity,
+    served: Upstream,
+    fallback_from: Option<Upstream>,
+) -> Result<()> {
+    let h = resp.headers();
+    h.set("x-route-upstream", served.as_str())?;
+    h.set("x-route-reason", &d.reason.to_string())?;
+    h.set("x-route-cohort", d.upstream.as_str())?;
+    h.set(
+        "x-route-arm",
+        match d.arm {
+            crate::core::decide::Arm::Treatment => "treatment",
+            crate::core::decide::Arm::Control => "control",
+            crate::core::decide::Arm::None => "none",
+        },
+    )?;
+    if let Some(p) = d.position_percent {
+        h.set("x-route-position", &format!("{p:.2}"))?;
+    }
+    h.set("x-route-config-version", &d.config_version.to_string())?;
+    if let Some(from) = fallback_from {
+        h.set(
+            "x-route-fallback",
+            &format!("{}->{}", from.as_str(), served.as_str()),
+        )?;
+    }
+    if let Some(c) = ident.set_cookie() {
+        h.set("set-cookie", &c)?;
+    }
+    Ok(())
+}
+
+fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
+    DefaultScorer::default()
+        .score(&ScoreInput {
+            query,
+            answer: &a.content,
+            sources: a.citations.len(),
+            latency_ms,
+            upstream: u,
+        })
+        .total
+}
+
+fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
+    let now = now_ms();
+    with(|i| i.record_call(u, &Outcome::new(kind, latency_ms), now));
+}
+
+fn record_request(
+    d: &Decision,
+    served: Upstream,
+    kind: OutcomeKind,
+    start: u64,
+    fallback: bool,
+    quality: Option<f64>,
+) {
+    let now = now_ms();
+    let key = MetricKey::new(served, metric_arm(d.arm));
+    let sample = Sample {
+        kind,
+        latency_ms: now.saturating_sub(start),
+        fallback,
+        quality,
+    };
+    with(|i| i.record_request(key, &sample, now));
+}
+
+/// Whether a failure came from the router refusing to build the request (e.g. a query too
+/// short for LightRAG): not the upstream's fault, never counted against it.
+fn local_refusal(f: &Failure) -> bool {
+    f.latency_ms == 0 && matches!(f.kind, OutcomeKind::ClientError(_))
+}
+
+/// Whether to try the other upstream after `f`.
+fn fallback_target(
+    primary: Upstream,
+    f: &Failure,
+    p: &Params,
+    deadline: &Deadline,
+) -> Option<Upstream> {
+    let now = now_ms();
+    if local_refusal(f) {
+        return Some(primary.other());
+    }
+    let other_healthy = with(|i| i.admits(primary.other(), now)).unwrap_or(true);
+    match plan_fallback(
+        primary,
+        &f.kind,
+        false,
+        &p.fallback,
+        other_healthy,
+        deadline.remaining(now),
+    ) {
+        FallbackDecision::Fallback { to, .. } => Some(to),
+        FallbackDecision::NoFallback { .. } => None,
+    }
+}
+
+struct Served {
+    upstream: Upstream,
+    answer: UpstreamAnswer,
+    latency_ms: u64,
+    fallback_from: Option<Upstream>,
+}
+
+/// Both attempts (or the only one) failed.
+struct Failed {
+    primary: Upstream,
+    failures: Vec<(Upstream, Failure)>,
+}
+
+impl Failed {
+    fn status(&self) -> u16 {
+        let timeout = self.failures.last().is_some_and(|(_, f)| {
+            matches!(
+                f.kind,
+                OutcomeKind::FirstByteTimeout | OutcomeKind::TotalTimeout
+            )
+        });
+        if timeout {
+            504
+        } else {
+            502
+        }
+    }
+    fn message(&self) -> String {
+        let parts: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(u, f)| format!("{u}: {} ({})", f.kind, f.detail))
+            .collect();
+        format!("no upstream could answer: {}", parts.join("; "))
+    }
+    fn kind(&self) -> OutcomeKind {
+        self.failures
+            .last()
+            .map(|(_, f)| f.kind)
+            .unwrap_or(OutcomeKind::NetworkError)
+    }
+}
+
+async fn complete(
+    d: &Decision,
+    p: &Params,
+    ask: &Ask<'_>,
+    start: u64,
+) -> std::result::Result<Served, Failed> {
+    let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
+    let primary = d.upstream;
+    let t = attempt_timeouts(&deadline, now_ms(), false, &p.fallback);
+    let first = upstream::call(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await;
+    let f = match first {
+        Ok((answer, latency_ms)) => {
+            record_call(primary, OutcomeKind::Success, latency_ms);
+            return Ok(Served {
+                upstream: primary,
+                answer,
+                latency_ms,
+                fallback_from: None,
+            });
+        }
+        Err(f) => f,
+    };
+    if !local_refusal(&f) {
+        record_call(primary, f.kind, f.latency_ms);
+    }
+    let mut failed = Failed {
+        primary,
+        failures: vec![(primary, f.clone())],
+    };
+    let Some(to) = fallback_target(primary, &f, p, &deadline) else {
+        return Err(failed);
+    };
+    let t = attempt_timeouts(&deadline, now_ms(), true, &p.fallback);
+    match upstream::call(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
+        Ok((answer, latency_ms)) => {
+            record_call(to, OutcomeKind::Success, latency_ms);
+            Ok(Served {
+                upstream: to,
+                answer,
+                latency_ms,
+                fallback_from: Some(primary),
+            })
+        }
+        Err(f2) => {
+            if !local_refusal(&f2) {
+                record_call(to, f2.kind, f2.latency_ms);
+            }
+            failed.failures.push((to, f2));
+            Err(failed)
+        }
+    }
+}
+
+fn failure_response(
+    d: &Decision,
+    ident: &Identity,
+    failed: &Failed,
+    start: u64,
+) -> Result<Response> {
+    record_request(d, failed.primary, failed.kind(), start, false, None);
+    let status = failed.status();
+    let code = if status == 504 {
+        "upstream_timeout"
+    } else {
+        "upstream_failed"
+    };
+    let resp = http::error(status, code, &failed.message())?;
+    let served = failed
+        .failures
+        .last()
+        .map(|(u, _)| *u)
+        .unwrap_or(failed.primary);
+    set_route_headers(&resp, d, ident, served, None)?;
+    Ok(resp)
+}
+
+fn completion_id() -> String {
+    format!("chatcmpl-{}", identity::new_id(&random_bytes()))
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
+    let start = now_ms();
+    let body = match read_body(&mut req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let chat = match openai::parse_chat_request(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            let (status, text) = wire_error_response(&e);
+            return http::raw_json(status, text);
+        }
+    };
+    let Some((ident, d, p)) = route(
+        &req,
+        env,
+        chat.user.as_deref(),
+        chat.session_id.as_deref(),
+        &chat.query,
+        chat.model.as_deref(),
+    ) else {
+        return http::error(503, "not_ready", "router state unavailable");
+    };
+    let ask = Ask {
+        query: &chat.query,
+        messages: &chat.messages,
+    };
+    let model = chat
+        .model
+        .clone()
+        .unwrap_or_else(|| "cmo-router".to_string());
+    if chat.stream {
+        return stream_chat(d, ident, p, &ask, model, start).await;
+    }
+    match complete(&d, &p, &ask, start).await {
+        Ok(s) => {
+            let q = p
+                .score
+                .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
+            record_request(
+                &d,
+                s.upstream,
+                OutcomeKind::Success,
+                start,
+                s.fallback_from.is_some(),
+                q,
+            );
+            let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
+            let text = openai::chat_response(
+                &completion_id(),
+                start / 1000,
+                &model,
+                &s.answer.content,
+                &s.answer.citations,
+                &routing,
+            );
+            let resp = http::raw_json(200, text)?;
+            set_route_headers(&resp, &d, &ident, s.upstream, s.fallback_from)?;
+            Ok(resp)
+        }
+        Err(failed) => failure_response(&d, &ident, &failed, start),
+    }
+}
+
+/// `POST /query` (the seed's shape).
+pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
+    let start = now_ms();
+    let body = match read_body(&mut req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let q = match seed::parse_query_request(&body) {
+        Ok(q) => q,
+        Err(e) => {
+            let (status, text) = wire_error_response(&e);
+            return http::raw_json(status, text);
+        }
+    };
+    let Some((ident, d, p)) = route(
+        &req,
+        env,
+        q.user_id.as_deref(),
+        q.session_id.as_deref(),
+        &q.query_text,
+        None,
+    ) else {
+        return http::error(503, "not_ready", "router state unavailable");
+    };
+    let messages = [ChatMessage::new("user", &q.query_text)];
+    let ask = Ask {
+        query: &q.query_text,
+        messages: &messages,
+    };
+    match complete(&d, &p, &ask, start).await {
+        Ok(s) => {
+            let quality = p
+                .score
+                .then(|| score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
+            record_request(
+                &d,
+                s.upstream,
+                OutcomeKind::Success,
+                start,
+                s.fallback_from.is_some(),
+                quality,
+            );
+            let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
+            let text = seed::query_response(&SeedResponse {
+                content: &s.answer.content,
+                citations: &s.answer.citations,
+                service_used: Some(s.upstream),
+                routing: &routing,
+                processing_time_ms: now_ms().saturating_sub(start),
+                quality_score: quality,
+                success: true,
+                error: None,
+            });
+            let resp = http::raw_json(200, text)?;
+            set_route_headers(&resp, &d, &ident, s.upstream, s.fallback_from)?;
+            Ok(resp)
+        }
+        Err(failed) => {
+            record_request(&d, failed.primary, failed.kind(), start, false, None);
+            let routing = routing_info(&d, failed.primary, false);
+            let msg = failed.message();
+            let text = seed::query_response(&SeedResponse {
+                content: "",
+                citations: &[],
+                service_used: None,
+                routing: &routing,
+                processing_time_ms: now_ms().saturating_sub(start),
+                quality_score: None,
+                success: false,
+                error: Some(&msg),
+            });
+            let resp = http::raw_json(failed.status(), text)?;
+            set_route_headers(&resp, &d, &ident, failed.primary, None)?;
+            Ok(resp)
+        }
+    }
+}
+
+async fn open_with_fallback(
+    d: &Decision,
+    p: &Params,
+    ask: &Ask<'_>,
+    start: u64,
+) -> std::result::Result<(UpstreamStream, Option<Upstream>), Failed> {
+    let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
+    let primary = d.upstream;
+    let t = attempt_timeouts(&deadline, now_ms(), false, &p.fallback);
+    let f = match upstream::open_stream(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await {
+        Ok(s) => return Ok((s, None)),
+        Err(f) => f,
+    };
+    if !local_refusal(&f) {
+        record_call(primary, f.kind, f.latency_ms);
+    }
+    let mut failed = Failed {
+        primary,
+        failures: vec![(primary, f.clone())],
+    };
+    let Some(to) = fallback_target(primary, &f, p, &deadline) else {
+        return Err(failed);
+    };
+    let t = attempt_timeouts(&deadline, now_ms(), true, &p.fallback);
+    match upstream::open_stream(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
+        Ok(s) => Ok((s, Some(primary))),
+        Err(f2) => {
+            if !local_refusal(&f2) {
+                record_call(to, f2.kind, f2.latency_ms);
+            }
+            failed.failures.push((to, f2));
+            Err(failed)
+        }
+    }
+}
+
+/// State of one piped stream.
+struct Pipe {
+    s: UpstreamStream,
+    out: VecDeque<String>,
+    acc: StreamAccumulator,
+    finished: bool,
+    id: String,
+    created: u64,
+    model: String,
+    decision: Decision,
+    query: String,
+    start: u64,
+    fallback: bool,
+}
+
+impl Pipe {
+    /// Translates items into client frames; returns `Some(error)` when the upstream reported
+    /// an error inside the stream, `Some("")`-free `true` when it said it is done.
+    fn feed(&mut self, items: Vec<StreamItem>) -> (bool, Option<String>) {
+        let mut done = false;
+        for item in items {
+            match &item {
+                StreamItem::Delta(t) => {
+                    self.out
+                        .push_back(openai::chunk_delta(&self.id, self.created, &self.model, t))
+                }
+                StreamItem::Error(e) => {
+                    self.acc.apply(&item);
+                    return (done, Some(e.clone()));
+                }
+                StreamItem::Done => done = true,
+                StreamItem::Citations(_) => {}
+            }
+            self.acc.apply(&item);
+        }
+        (done, None)
+    }
+
+    fn finish_ok(&mut self) {
+        let u = self.s.upstream;
+        let latency = now_ms().saturating_sub(self.s.start_ms);
+        let answer = std::mem::take(&mut self.acc).into_answer();
+        let routing = routing_info(&self.decision, u, self.fallback);
+        self.out.push_back(openai::chunk_final(
+            &self.id,
+            self.created,
+            &self.model,
+            "stop",
+            &answer.citations,
+            &routing,
+        ));
+        self.out.push_back(openai::DONE.to_string());
+        self.finished = true;
+        record_call(u, OutcomeKind::Success, latency);
+        let q = score(&self.query, &answer, latency, u);
+        record_request(
+            &self.decision,
+            u,
+            OutcomeKind::Success,
+            self.start,
+            self.fallback,
+            Some(q),
+        );
+    }
+
+    fn finish_cut(&mut self, kind: OutcomeKind, message: &str) {
+        let u = self.s.upstream;
+        self.s.abort();
+        let latency = now_ms().saturating_sub(self.s.start_ms);
+        self.out.push_back(openai::chunk_error(&format!(
+            "the {u} stream was cut after it started ({kind}: {message}); the answer is incomplete"
+        )));
+        self.out.push_back(openai::DONE.to_string());
+        self.finished = true;
+        record_call(u, OutcomeKind::TruncatedStream, latency);
+        record_request(
+            &self.decision,
+            u,
+            OutcomeKind::TruncatedStream,
+            self.start,
+            self.fallback,
+            None,
+        );
+    }
+
+    fn handle(&mut self, items: Vec<StreamItem>, end: bool) {
+        let (done, err) = self.feed(items);
+        if let Some(e) = err {
+            self.finish_cut(OutcomeKind::TruncatedStream, &e);
+        } else if done {
+            self.finish_ok();
+        } else if end {
+            match self.s.upstream {
+                // LightRAG has no end marker: a clean end is the end.
+                Upstream::Lightrag => self.finish_ok(),
+                // Perplexity always ends with [DONE]; without it the answer was cut.
+                Upstream::Perplexity => {
+                    self.finish_cut(OutcomeKind::TruncatedStream, "ended without [DONE]")
+                }
+            }
+        }
+    }
+}
+
+async fn stream_chat(
+    d: Decision,
+    ident: Identity,
+    p: Params,
+    ask: &Ask<'_>,
+    model: String,
+    start: u64,
+) -> Result<Response> {
+    let (mut s, fallback_from) = match open_with_fallback(&d, &p, ask, start).await {
+        Ok(x) => x,
+        Err(failed) => return failure_response(&d, &ident, &failed, start),
+    };
+    let served = s.upstream;
+    let initial = std::mem::take(&mut s.initial);
+    let mut pipe = Pipe {
+        s,
+        out: VecDeque::new(),
+        acc: StreamAccumulator::new(),
+        finished: false,
+        id: completion_id(),
+        created: start / 1000,
+        model,
+        decision: d.clone(),
+        query: ask.query.to_string(),
+        start,
+        fallback: fallback_from.is_some(),
+    };
+    pipe.out
+        .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
+    pipe.handle(initial, false);
+    let stream = futures_util::stream::unfold(pipe, |mut pipe| async move {
+        loop {
+            if let Some(frame) = pipe.out.pop_front() {
+                return Some((Ok::<Vec<u8>, worker::Error>(frame.into_bytes()), pipe));
+            }
+            if pipe.finished {
+                return None;
+            }
+            match pipe.s.next().await {
+                Next::Items(items) => pipe.handle(items, false),
+                Next::End(items) => pipe.handle(items, true),
+                Next::Cut(kind, msg) => pipe.finish_cut(kind, &msg),
+            }
+        }
+    });
+    let resp = Response::from_stream(stream)?;
+    let h = resp.headers();
+    h.set("content-type", "text/event-stream; charset=utf-8")?;
+    h.set("cache-control", "no-cache")?;
+    set_route_headers(&resp, &d, &ident, served, fallback_from)?;
+    Ok(resp)
+}

@@ -1,0 +1,85 @@
+// Shared helpers for the workerd tests: mock upstreams wired into the worker's vars, JS cohort
+// hashing (DESIGN §2) to cross-check the worker, and small request helpers.
+import { startWorker } from "./harness.mjs";
+import { startUpstreams } from "../mock/upstreams.mjs";
+
+export const ADMIN = "test-admin-token";
+
+/** murmur3_x86_32(utf8(s), seed 0), as the `murmur3` crate computes it. */
+export function murmur3(str, seed = 0) {
+  const data = Buffer.from(str, "utf8");
+  let h = seed >>> 0;
+  const c1 = 0xcc9e2d51, c2 = 0x1b873593;
+  const n = data.length & ~3;
+  for (let i = 0; i < n; i += 4) {
+    let k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
+    k = Math.imul(k, c1); k = (k << 15) | (k >>> 17); k = Math.imul(k, c2);
+    h ^= k; h = (h << 13) | (h >>> 19); h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  switch (data.length & 3) {
+    case 3: k ^= data[n + 2] << 16; // fallthrough
+    case 2: k ^= data[n + 1] << 8; // fallthrough
+    case 1: k ^= data[n]; k = Math.imul(k, c1); k = (k << 15) | (k >>> 17); k = Math.imul(k, c2); h ^= k;
+  }
+  h ^= data.length;
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Position in hundredths: (h % 100) * 100 + floor(h / 100) % 100. */
+export function positionHundredths(salt, key) {
+  const h = murmur3(`${salt}:${key}`);
+  return (h % 100) * 100 + (Math.floor(h / 100) % 100);
+}
+
+/** Starts mock upstreams and a worker pointed at them. */
+export async function startStack({ vars = {}, persist, options, withAdmin = true, lightragKey = "lr-key", perplexityKey = "px-key" } = {}) {
+  const up = await startUpstreams({ lightragKey, perplexityKey });
+  const bindings = {
+    LIGHTRAG_INTEGRATION_ENABLED: "true",
+    LIGHTRAG_ROLLOUT_PERCENTAGE: "25",
+    LIGHTRAG_BASE_URL: up.lightragUrl,
+    PERPLEXITY_BASE_URL: up.perplexityUrl,
+    LIGHTRAG_API_KEY: lightragKey,
+    PERPLEXITY_API: perplexityKey,
+    ...(withAdmin ? { ADMIN_TOKEN: ADMIN } : {}),
+    ...vars,
+  };
+  const w = await startWorker({ bindings, persist, options });
+  return {
+    up,
+    w,
+    async close() {
+      await w.close();
+      await up.close();
+    },
+  };
+}
+
+export function chatBody(text, extra = {}) {
+  return JSON.stringify({ model: "sonar", messages: [{ role: "user", content: text }], ...extra });
+}
+
+export function post(w, path, body, headers = {}) {
+  return w.fetch(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+}
+
+export const auth = { authorization: `Bearer ${ADMIN}` };
+
+/** Parses an SSE body into data payloads. */
+export function sseData(text) {
+  return text
+    .split(/\n\n/)
+    .map((f) => f.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n"))
+    .filter((d) => d.length);
+}
+
+/** Finds a user id whose position is inside (or outside) the rollout. */
+export function userIn(salt, pct, inside, prefix = "u") {
+  for (let i = 0; i < 100000; i++) {
+    const id = `${prefix}-${i}`;
+    if ((positionHundredths(salt, id) < pct * 100) === inside) return id;
+  }
+  throw new Error("no user found");
+}

@@ -1,0 +1,201 @@
+// Upstream adapters in workerd against the mock upstreams: fallback on 500, timeout and
+// connection reset (only before the first byte), SSE through both adapters, translation both
+// ways, truncated streams, both-failed errors, and the breaker tripping.
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { startStack, chatBody, post, sseData, userIn, auth } from "./common.mjs";
+
+const SALT = "cmo_lightrag_2025";
+const LR = userIn(SALT, 50, true, "lr");   // in the 50 % rollout → LightRAG
+const PX = userIn(SALT, 50, false, "px");  // out → Perplexity
+let s;
+before(async () => {
+  s = await startStack({
+    vars: {
+      LIGHTRAG_ROLLOUT_PERCENTAGE: "50",
+      LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS: "6",
+      // High threshold so single failures do not trip the breaker in these tests.
+      LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "50",
+    },
+  });
+});
+after(async () => { await s?.close(); });
+beforeEach(() => s.up.reset());
+
+const Q = "How is glucose connected to lactate in metabolomics?";
+
+async function chat(user, extra = {}) {
+  const r = await post(s.w, "/v1/chat/completions", chatBody(Q, { user, ...extra }));
+  return { r, text: await r.text() };
+}
+
+async function status() {
+  return (await s.w.fetch("/admin/status", { headers: auth })).json();
+}
+
+test("non-stream: LightRAG JSON becomes an OpenAI completion with citations", async () => {
+  const { r, text } = await chat(LR);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "lightrag");
+  assert.equal(r.headers.get("x-route-fallback"), null);
+  const b = JSON.parse(text);
+  assert.match(b.choices[0].message.content, /LightRAG/);
+  assert.ok(b.citations.length >= 1);
+  assert.equal(b.routing.upstream, "lightrag");
+  assert.equal(s.up.requests("lightrag")[0].path, "/query");
+});
+
+test("non-stream: Perplexity answer becomes the seed /query shape", async () => {
+  const r = await post(s.w, "/query", JSON.stringify({ query_text: Q, user_id: PX }));
+  const b = await r.json();
+  assert.equal(b.service_used, "perplexity");
+  assert.ok(b.citations.some((c) => c.url && c.url.startsWith("http")));
+  assert.equal(s.up.requests("perplexity")[0].path, "/chat/completions");
+});
+
+test("fallback on 500: served by Perplexity, X-Route-Fallback set", async () => {
+  s.up.setBehaviour("lightrag", { status: 500 });
+  const { r, text } = await chat(LR);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  assert.equal(r.headers.get("x-route-cohort"), "lightrag");
+  assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+  assert.equal(JSON.parse(text).routing.fallback_used, true);
+});
+
+test("fallback on time-to-first-byte timeout (one deadline budget)", async () => {
+  s.up.setBehaviour("lightrag", { delayMs: 4500 });
+  const t0 = Date.now();
+  const { r } = await chat(LR);
+  const took = Date.now() - t0;
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+  assert.ok(took >= 2900 && took < 6000, `took ${took} ms (TTFB budget is half of 6 s)`);
+});
+
+test("fallback on connection reset", async () => {
+  s.up.setBehaviour("lightrag", { reset: true });
+  const { r } = await chat(LR);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+});
+
+test("both upstreams failing gives a clear 502 JSON error", async () => {
+  s.up.setBehaviour("lightrag", { status: 503 });
+  s.up.setBehaviour("perplexity", { status: 500 });
+  const { r, text } = await chat(LR);
+  assert.equal(r.status, 502);
+  const b = JSON.parse(text);
+  assert.equal(b.error.code, "upstream_failed");
+  assert.match(b.error.message, /lightrag: http_server_error:503/);
+  assert.match(b.error.message, /perplexity: http_server_error:500/);
+});
+
+test("Perplexity users do not fall back to LightRAG by default", async () => {
+  s.up.setBehaviour("perplexity", { status: 500 });
+  const { r } = await chat(PX);
+  assert.equal(r.status, 502);
+  assert.equal(s.up.requests("lightrag").length, 0);
+});
+
+test("SSE: LightRAG NDJSON is translated to OpenAI SSE chunks", async () => {
+  const { r, text } = await chat(LR, { stream: true });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /text\/event-stream/);
+  assert.equal(s.up.requests("lightrag")[0].path, "/query/stream");
+  const frames = sseData(text);
+  assert.equal(frames.at(-1), "[DONE]");
+  const objs = frames.slice(0, -1).map((f) => JSON.parse(f));
+  assert.equal(objs[0].choices[0].delta.role, "assistant");
+  const content = objs.map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
+  assert.match(content, /LightRAG .*Knowledge-graph answer/);
+  const last = objs.at(-1);
+  assert.equal(last.choices[0].finish_reason, "stop");
+  assert.ok(last.citations.length >= 1);
+  assert.equal(last.routing.upstream, "lightrag");
+  assert.ok(objs.length >= 5, "several delta chunks, piped as they arrive");
+});
+
+test("SSE: Perplexity SSE is re-encoded as OpenAI SSE with citations", async () => {
+  const { r, text } = await chat(PX, { stream: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  const frames = sseData(text);
+  assert.equal(frames.at(-1), "[DONE]");
+  const objs = frames.slice(0, -1).map((f) => JSON.parse(f));
+  const content = objs.map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
+  assert.ok(content.length > 20);
+  assert.ok(objs.at(-1).citations.some((c) => c.startsWith("http")));
+});
+
+test("SSE: a stream that fails before its first text falls back", async () => {
+  s.up.setBehaviour("lightrag", { cutAfterChunks: 1 }); // references line only, then reset
+  const { r, text } = await chat(LR, { stream: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+  assert.equal(sseData(text).at(-1), "[DONE]");
+  assert.ok(!text.includes("stream_truncated"));
+});
+
+test("SSE: a stream cut after the first byte ends with an error event and counts as truncated", async () => {
+  const before = (await status()).service_performance.performance.lightrag.truncated_count;
+  s.up.setBehaviour("lightrag", { cutAfterChunks: 3 });
+  const { r, text } = await chat(LR, { stream: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "lightrag");
+  const frames = sseData(text);
+  assert.equal(frames.at(-1), "[DONE]");
+  const err = JSON.parse(frames.at(-2));
+  assert.equal(err.error.code, "stream_truncated");
+  assert.equal(s.up.requests("perplexity").length, 0, "no fallback after the first byte");
+  const after = (await status()).service_performance.performance.lightrag.truncated_count;
+  assert.equal(after, before + 1);
+});
+
+test("SSE: Perplexity stream cut after the first byte is truncated too", async () => {
+  s.up.setBehaviour("perplexity", { cutAfterChunks: 3 });
+  const { text } = await chat(PX, { stream: true });
+  const frames = sseData(text);
+  assert.equal(JSON.parse(frames.at(-2)).error.code, "stream_truncated");
+});
+
+test("SSE: an error reported inside the stream ends with an error event", async () => {
+  s.up.setBehaviour("lightrag", { streamError: "model overloaded" });
+  const { text } = await chat(LR, { stream: true });
+  const frames = sseData(text);
+  const err = JSON.parse(frames.at(-2));
+  assert.match(err.error.message, /model overloaded/);
+});
+
+test("the breaker trips after consecutive failures and routes to Perplexity", async () => {
+  const t = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "100", LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "3" } });
+  try {
+    t.up.setBehaviour("lightrag", { status: 500 });
+    for (let i = 0; i < 3; i++) {
+      const r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: `trip-${i}` }));
+      await r.arrayBuffer();
+      assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+    }
+    const n = t.up.requests("lightrag").length;
+    const r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: "after-trip" }));
+    await r.arrayBuffer();
+    assert.equal(r.headers.get("x-route-reason"), "circuit_open");
+    assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+    assert.equal(t.up.requests("lightrag").length, n, "open breaker: LightRAG not called");
+    const st = await (await t.w.fetch("/admin/status", { headers: auth })).json();
+    assert.equal(st.service_performance.circuit_breaker.is_open, true);
+    assert.equal(st.service_performance.circuit_breaker.state, "open");
+    // The transition was written to KV (in the background).
+    await new Promise((res) => setTimeout(res, 200));
+    const kv = await t.w.kv();
+    const snap = JSON.parse(await kv.get("breaker/lightrag"));
+    assert.equal(snap.state, "open");
+    // Admin reset closes it.
+    const reset = await t.w.fetch("/admin/breaker/lightrag/reset", { method: "POST", headers: auth });
+    assert.equal((await reset.json()).breaker.state, "closed");
+  } finally {
+    await t.close();
+  }
+});
