@@ -1,1 +1,570 @@
-//! (in progress)
+//! The routing decision (DESIGN §3): configuration + state + request → upstream and why.
+//!
+//! Why one pure function: the worker, the browser preview and the spec files must agree on every
+//! request, so the decision takes everything it depends on as arguments — the [`Config`], a
+//! [`RouteState`] the caller computed from its breaker, quality window and rollout state (with
+//! any randomness already drawn as a roll), and the [`RouteRequest`]. No clock, no I/O, no
+//! randomness here.
+//!
+//! # Order (each step names its reason; the first that applies wins)
+//! 1. `disabled` — integration off → Perplexity.
+//! 2. `forced`, in this order: deny list → Perplexity (beats everything but `disabled`);
+//!    an override header, honoured only when the request carried the admin/preview token;
+//!    allow list → LightRAG; the global `LIGHTRAG_FORCE_USER_COHORT`. Most specific first, so an
+//!    operator can test one request or one user while everybody else is forced.
+//! 3. `rollback` — `LIGHTRAG_EMERGENCY_ROLLBACK` or the controller's rollback state → Perplexity.
+//! 4. `circuit_open` — breaker enabled and open, or half-open and this request not admitted as
+//!    a probe → Perplexity. A probe (`HalfOpenProbe`) continues and is flagged `probe`.
+//! 5. `quality_gate` — quality metrics enabled and the gate closed → Perplexity, except when
+//!    `quality_probe_roll < LIGHTRAG_QUALITY_GATE_PROBE_SHARE`: that request continues (flagged
+//!    `probe`) so LightRAG keeps being measured and the gate can reopen.
+//! 6. `rule:<name>` — conditional routing enabled and a rule with action `lightrag` or
+//!    `perplexity` matches first. A first-matching `rollout` rule stops rule evaluation and goes
+//!    to step 7; its name is still reported in `rule`.
+//! 7. `rollout_in` / `rollout_out` — `pos < R` → LightRAG, else Perplexity.
+//!
+//! # Arms (A/B)
+//! The arm is the user's assignment by hash: treatment iff `pos < R`, else control. Requests
+//! that reach step 7, and those diverted by steps 3–5, are **in the experiment** and keep their
+//! assigned arm: intention to treat, so fallbacks and outages count against the arm that
+//! suffered them (DESIGN §3). `disabled`, `forced` and rule-routed requests are out of the
+//! experiment and carry arm `none`; they are still recorded under their reason.
+//!
+//! A request without a stickiness key (the caller normally always has one: user id, session id
+//! or the router's cookie id) is hashed as the empty string so it still gets a deterministic
+//! route, but it is never counted in the experiment — one shared bucket would otherwise pool
+//! every anonymous user into one arm.
+//!
+//! Cost: one classification pass, one murmur3 hash, and rule matching on precompiled rules; the
+//! only allocations are the hash input buffer and, when a rule routes, its name.
+
+use crate::core::classify::{classify, QueryType};
+use crate::core::cohort::{in_rollout, position, Position};
+use crate::core::config::Config;
+use crate::core::rules::{first_match, Action, Query};
+use crate::core::upstream::Upstream;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// What the caller's breaker says about LightRAG for this request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerView {
+    #[default]
+    Closed,
+    Open,
+    /// Half-open, and this request was admitted as a probe.
+    HalfOpenProbe,
+    /// Half-open, and this request was not admitted.
+    HalfOpenReject,
+}
+
+/// Live state the decision depends on, computed by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteState {
+    pub rollback_active: bool,
+    pub lightrag_breaker: BreakerView,
+    pub quality_gate_closed: bool,
+    /// A roll in `[0, 1)`; the request is a quality probe iff it is below the probe share.
+    /// Defaults to `1.0`: never a probe.
+    pub quality_probe_roll: f64,
+}
+
+impl Default for RouteState {
+    fn default() -> Self {
+        RouteState {
+            rollback_active: false,
+            lightrag_breaker: BreakerView::Closed,
+            quality_gate_closed: false,
+            quality_probe_roll: 1.0,
+        }
+    }
+}
+
+/// One request, as the decision sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteRequest {
+    /// Stickiness key: user id, else session id, else the router's cookie id.
+    pub key: Option<String>,
+    pub query: String,
+    /// Header names are lower-cased by the caller; matching is case-insensitive anyway.
+    /// Accepts a JSON object `{"name": "value"}` or a list of `[name, value]` pairs.
+    #[serde(deserialize_with = "de_headers")]
+    pub headers: Vec<(String, String)>,
+    /// Cohort asked for by the override header.
+    pub override_cohort: Option<Upstream>,
+    /// Whether the request carried the admin/preview token (checked by the caller).
+    pub override_authorized: bool,
+}
+
+fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Headers {
+        Map(std::collections::BTreeMap<String, String>),
+        Pairs(Vec<(String, String)>),
+    }
+    Ok(match Option::<Headers>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Headers::Map(m)) => m
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        Some(Headers::Pairs(p)) => p
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+    })
+}
+
+/// Why the decision went the way it did. Serializes as `disabled`, `forced`, `rollback`,
+/// `circuit_open`, `quality_gate`, `rule:<name>`, `rollout_in`, `rollout_out`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Disabled,
+    Forced,
+    Rollback,
+    CircuitOpen,
+    QualityGate,
+    Rule(String),
+    RolloutIn,
+    RolloutOut,
+}
+
+impl Reason {
+    /// The reason's name; for rules, `rule` (use `Display` for `rule:<name>`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Disabled => "disabled",
+            Reason::Forced => "forced",
+            Reason::Rollback => "rollback",
+            Reason::CircuitOpen => "circuit_open",
+            Reason::QualityGate => "quality_gate",
+            Reason::Rule(_) => "rule",
+            Reason::RolloutIn => "rollout_in",
+            Reason::RolloutOut => "rollout_out",
+        }
+    }
+
+    /// Parses the serialized form.
+    pub fn parse(s: &str) -> Option<Reason> {
+        Some(match s {
+            "disabled" => Reason::Disabled,
+            "forced" => Reason::Forced,
+            "rollback" => Reason::Rollback,
+            "circuit_open" => Reason::CircuitOpen,
+            "quality_gate" => Reason::QualityGate,
+            "rollout_in" => Reason::RolloutIn,
+            "rollout_out" => Reason::RolloutOut,
+            _ => Reason::Rule(s.strip_prefix("rule:")?.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Rule(name) => write!(f, "rule:{name}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
+        let s = String::deserialize(d)?;
+        Reason::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown reason {s:?}")))
+    }
+}
+
+/// The A/B arm of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Treatment,
+    Control,
+    None,
+}
+
+/// An explainable routing decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub upstream: Upstream,
+    pub reason: Reason,
+    pub arm: Arm,
+    /// The key's position on the rollout line (always computed; see module docs for no key).
+    pub position: Option<Position>,
+    /// The same position as a percentage, e.g. `9.77`.
+    pub position_percent: Option<f64>,
+    /// The rule that matched first, if any (including a `rollout` rule).
+    pub rule: Option<String>,
+    pub query_type: QueryType,
+    pub config_version: u64,
+    /// Whether this request counts in the A/B experiment.
+    pub in_experiment: bool,
+    /// Admitted as a half-open breaker probe or a quality-gate probe.
+    pub probe: bool,
+}
+
+/// Decides which upstream answers `req` (see the module docs for the order).
+pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest) -> Decision {
+    let key = req.key.as_deref();
+    let pos = position(&cfg.user_hash_salt, key.unwrap_or(""));
+    let assigned = if in_rollout(pos, cfg.rollout_percentage) {
+        Arm::Treatment
+    } else {
+        Arm::Control
+    };
+    let query_type = classify(&req.query);
+    let mut d = Decision {
+        upstream: Upstream::Perplexity,
+        reason: Reason::Disabled,
+        arm: Arm::None,
+        position: Some(pos),
+        position_percent: Some(pos.percent()),
+        rule: None,
+        query_type,
+        config_version: cfg.version,
+        in_experiment: false,
+        probe: false,
+    };
+
+    // 1. Disabled.
+    if !cfg.integration_enabled {
+        return d;
+    }
+
+    // 2. Forced.
+    let forced = if key.is_some_and(|k| cfg.deny_users.contains(k)) {
+        Some(Upstream::Perplexity)
+    } else if let Some(u) = req.override_cohort.filter(|_| req.override_authorized) {
+        Some(u)
+    } else if key.is_some_and(|k| cfg.allow_users.contains(k)) {
+        Some(Upstream::Lightrag)
+    } else {
+        cfg.force_user_cohort
+    };
+    if let Some(u) = forced {
+        d.upstream = u;
+        d.reason = Reason::Forced;
+        return d;
+    }
+
+    // From here on the request keeps its assigned arm (intention to treat).
+    let in_experiment = key.is_some();
+    d.arm = if in_experiment { assigned } else { Arm::None };
+    d.in_experiment = in_experiment;
+
+    // 3. Emergency rollback.
+    if cfg.emergency_rollback || state.rollback_active {
+        d.reason = Reason::Rollback;
+        return d;
+    }
+
+    // 4. Circuit breaker.
+    if cfg.breaker.enabled {
+        match state.lightrag_breaker {
+            BreakerView::Closed => {}
+            BreakerView::HalfOpenProbe => d.probe = true,
+            BreakerView::Open | BreakerView::HalfOpenReject => {
+                d.reason = Reason::CircuitOpen;
+                return d;
+            }
+        }
+    }
+
+    // 5. Quality gate.
+    if cfg.enable_quality_metrics && state.quality_gate_closed {
+        if state.quality_probe_roll < cfg.quality_gate_probe_share {
+            d.probe = true;
+        } else {
+            d.reason = Reason::QualityGate;
+            return d;
+        }
+    }
+
+    // 6. Conditional rules.
+    if cfg.enable_conditional_routing && !cfg.routing_rules.is_empty() {
+        let q = Query::new(&req.query, query_type, key, &req.headers);
+        if let Some(rule) = first_match(&cfg.routing_rules, &q) {
+            d.rule = Some(rule.name().to_string());
+            if let Some(u) = rule.action().upstream() {
+                d.upstream = u;
+                d.reason = Reason::Rule(rule.name().to_string());
+                d.arm = Arm::None;
+                d.in_experiment = false;
+                return d;
+            }
+            debug_assert_eq!(rule.action(), Action::Rollout);
+        }
+    }
+
+    // 7. Hash.
+    if assigned == Arm::Treatment {
+        d.upstream = Upstream::Lightrag;
+        d.reason = Reason::RolloutIn;
+    } else {
+        d.reason = Reason::RolloutOut;
+    }
+    d
+}
+
+/// The golden-spec driver, shared by the native test (`tests/routing_spec.rs`) and the wasm
+/// preview tests, so browser and edge are checked against the very same files.
+///
+/// A spec file is `{"cases": [case, ...]}`; a case is
+/// `{"name", "config": {VAR: value}, "overrides": {...} | null, "version": n, "state": RouteState,
+///   "request": RouteRequest, "expect": {...}}`.
+/// Only the fields present in `expect` are checked: `upstream`, `reason`, `arm`, `position`
+/// (percentage number), `rule` (string or null), `query_type`, `in_experiment`, `probe`,
+/// `config_version`, `problems` (list of `VARIABLE` or `VARIABLE[index]`, order-insensitive,
+/// exact), and `config` (an object of serialized-config fields, dotted paths allowed, e.g.
+/// `"breaker.enabled"`).
+pub mod spec {
+    use super::*;
+    use crate::core::config::{load, Problem};
+    use serde_json::{Map, Value};
+
+    /// Checks one case; `Err` lists every mismatch.
+    pub fn check_spec_case(case: &Value) -> Result<(), String> {
+        let name = case
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>");
+        let fail = |msg: String| format!("{name}: {msg}");
+        let empty = Map::new();
+        let vars = match case.get("config") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(fail("config must be an object".into())),
+        };
+        let overrides = match case.get("overrides") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => return Err(fail("overrides must be an object or null".into())),
+        };
+        let version = case.get("version").and_then(Value::as_u64).unwrap_or(0);
+        let state: RouteState = match case.get("state") {
+            None | Some(Value::Null) => RouteState::default(),
+            Some(v) => RouteState::deserialize(v).map_err(|e| fail(format!("state: {e}")))?,
+        };
+        let request: RouteRequest = match case.get("request") {
+            None | Some(Value::Null) => RouteRequest::default(),
+            Some(v) => RouteRequest::deserialize(v).map_err(|e| fail(format!("request: {e}")))?,
+        };
+        let expect = case
+            .get("expect")
+            .and_then(Value::as_object)
+            .ok_or_else(|| fail("missing expect object".into()))?;
+
+        let loaded = load(vars, overrides, version);
+        let decision = decide(&loaded.config, &state, &request);
+        let got = serde_json::to_value(&decision).map_err(|e| fail(e.to_string()))?;
+        let config = serde_json::to_value(&loaded.config).map_err(|e| fail(e.to_string()))?;
+
+        let mut errors = Vec::new();
+        for (field, want) in expect {
+            match field.as_str() {
+                "upstream" | "reason" | "arm" | "rule" | "query_type" | "in_experiment"
+                | "probe" | "config_version" => {
+                    let g = got.get(field).unwrap_or(&Value::Null);
+                    if g != want {
+                        errors.push(format!("{field}: got {g}, want {want}"));
+                    }
+                }
+                "position" => {
+                    let g = decision.position.map(|p| p.hundredths());
+                    let w = want.as_f64().map(|w| (w * 100.0).round() as u16);
+                    if g != w {
+                        errors.push(format!(
+                            "position: got {:?}, want {want}",
+                            decision.position_percent
+                        ));
+                    }
+                }
+                "problems" => {
+                    let mut g: Vec<String> = loaded.problems.iter().map(Problem::key).collect();
+                    let mut w: Vec<String> = want
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    g.sort();
+                    w.sort();
+                    if g != w {
+                        let detail: Vec<String> = loaded
+                            .problems
+                            .iter()
+                            .map(|p| format!("{}: {}", p.key(), p.message))
+                            .collect();
+                        errors.push(format!(
+                            "problems: got {g:?}, want {w:?} ({})",
+                            detail.join("; ")
+                        ));
+                    }
+                }
+                "config" => {
+                    let Some(fields) = want.as_object() else {
+                        errors.push("expect.config must be an object".into());
+                        continue;
+                    };
+                    for (path, w) in fields {
+                        let g = path.split('.').try_fold(&config, |v, k| v.get(k));
+                        if g != Some(w) {
+                            errors.push(format!("config.{path}: got {g:?}, want {w}"));
+                        }
+                    }
+                }
+                other => errors.push(format!("unknown expect field {other:?}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(errors.join("; ")))
+        }
+    }
+
+    /// Checks every case of a spec document; returns the number of cases, or every failure.
+    pub fn check_spec_file(doc: &Value) -> Result<usize, Vec<String>> {
+        let Some(cases) = doc.get("cases").and_then(Value::as_array) else {
+            return Err(vec!["spec file has no \"cases\" array".into()]);
+        };
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|c| check_spec_case(c).err())
+            .collect();
+        if failures.is_empty() {
+            Ok(cases.len())
+        } else {
+            Err(failures)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::load;
+    use serde_json::json;
+
+    fn cfg(v: serde_json::Value) -> Config {
+        let l = load(v.as_object().unwrap(), None, 3);
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        l.config
+    }
+
+    fn req(key: &str, query: &str) -> RouteRequest {
+        RouteRequest {
+            key: Some(key.into()),
+            query: query.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pinned_vector_user_42() {
+        // user-42 sits at 76.52 under the default salt.
+        let c = cfg(
+            json!({"LIGHTRAG_INTEGRATION_ENABLED": "true", "LIGHTRAG_ROLLOUT_PERCENTAGE": "76.53"}),
+        );
+        let d = decide(&c, &RouteState::default(), &req("user-42", "hi"));
+        assert_eq!(
+            (d.upstream, d.reason.clone(), d.arm),
+            (Upstream::Lightrag, Reason::RolloutIn, Arm::Treatment)
+        );
+        assert_eq!(d.position_percent, Some(76.52));
+        assert_eq!(d.config_version, 3);
+        let c = cfg(
+            json!({"LIGHTRAG_INTEGRATION_ENABLED": "true", "LIGHTRAG_ROLLOUT_PERCENTAGE": "76.52"}),
+        );
+        let d = decide(&c, &RouteState::default(), &req("user-42", "hi"));
+        assert_eq!(
+            (d.upstream, d.reason, d.arm),
+            (Upstream::Perplexity, Reason::RolloutOut, Arm::Control)
+        );
+    }
+
+    #[test]
+    fn reasons_serialize_as_strings() {
+        for r in [
+            Reason::Disabled,
+            Reason::Forced,
+            Reason::Rollback,
+            Reason::CircuitOpen,
+            Reason::QualityGate,
+            Reason::Rule("news".into()),
+            Reason::RolloutIn,
+            Reason::RolloutOut,
+        ] {
+            let s = serde_json::to_value(&r).unwrap();
+            assert_eq!(s, json!(r.to_string()));
+            assert_eq!(serde_json::from_value::<Reason>(s).unwrap(), r);
+        }
+        assert_eq!(Reason::Rule("x".into()).to_string(), "rule:x");
+        assert_eq!(Reason::parse("nope"), None);
+    }
+
+    #[test]
+    fn safety_steps_keep_the_arm_and_probes_pass() {
+        let c = cfg(
+            json!({"LIGHTRAG_INTEGRATION_ENABLED": "1", "LIGHTRAG_ROLLOUT_PERCENTAGE": "100",
+                           "LIGHTRAG_ENABLE_QUALITY_METRICS": "on"}),
+        );
+        let r = req("u", "q");
+        let st = RouteState {
+            lightrag_breaker: BreakerView::Open,
+            ..Default::default()
+        };
+        let d = decide(&c, &st, &r);
+        assert_eq!(
+            (d.upstream, d.reason, d.arm, d.in_experiment),
+            (
+                Upstream::Perplexity,
+                Reason::CircuitOpen,
+                Arm::Treatment,
+                true
+            )
+        );
+        let st = RouteState {
+            lightrag_breaker: BreakerView::HalfOpenProbe,
+            ..Default::default()
+        };
+        let d = decide(&c, &st, &r);
+        assert_eq!((d.reason, d.probe), (Reason::RolloutIn, true));
+        let st = RouteState {
+            quality_gate_closed: true,
+            quality_probe_roll: 0.04,
+            ..Default::default()
+        };
+        assert_eq!(decide(&c, &st, &r).reason, Reason::RolloutIn);
+        let st = RouteState {
+            quality_gate_closed: true,
+            quality_probe_roll: 0.05,
+            ..Default::default()
+        };
+        assert_eq!(decide(&c, &st, &r).reason, Reason::QualityGate);
+    }
+
+    #[test]
+    fn headers_deserialize_from_object_or_pairs() {
+        let a: RouteRequest =
+            serde_json::from_value(json!({"headers": {"X-Client": "a"}})).unwrap();
+        let b: RouteRequest =
+            serde_json::from_value(json!({"headers": [["x-client", "a"]]})).unwrap();
+        assert_eq!(a, b);
+        let c: RouteRequest = serde_json::from_value(json!({"headers": null})).unwrap();
+        assert!(c.headers.is_empty());
+    }
+}

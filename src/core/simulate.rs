@@ -1,1 +1,106 @@
-//! (in progress)
+//! Simulation: run the real decision over many keys and count where they go.
+//!
+//! Why: before changing the rollout percentage, the salt or the rules, an operator wants to see
+//! who would go where. The browser preview calls this with a list of user ids (or synthetic
+//! ones), and the accuracy tests use it over 100,000 users. It calls [`decide`] itself rather
+//! than re-deriving the outcome, so the preview can never show something the worker would not do.
+
+use crate::core::config::Config;
+use crate::core::decide::{decide, Arm, RouteRequest, RouteState};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Counts for a simulated population.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Simulation {
+    pub total: u64,
+    /// Requests per upstream (`lightrag`, `perplexity`).
+    pub per_upstream: BTreeMap<String, u64>,
+    /// Requests per reason, as serialized (`rollout_in`, `rule:news`, ...).
+    pub per_reason: BTreeMap<String, u64>,
+    /// Requests per A/B arm (`treatment`, `control`, `none`).
+    pub per_arm: BTreeMap<String, u64>,
+    /// Keys per whole-percent position bucket, 100 entries (`histogram[9]` is 9.00–9.99).
+    pub histogram: Vec<u64>,
+    /// Share of requests routed to LightRAG, in `[0, 1]` (0 when empty).
+    pub lightrag_share: f64,
+}
+
+/// Decides for each key with the same `query` and no headers, and counts the outcomes.
+pub fn simulate<I, S>(cfg: &Config, state: &RouteState, keys: I, query: &str) -> Simulation
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut sim = Simulation {
+        total: 0,
+        per_upstream: BTreeMap::new(),
+        per_reason: BTreeMap::new(),
+        per_arm: BTreeMap::new(),
+        histogram: vec![0; 100],
+        lightrag_share: 0.0,
+    };
+    let mut req = RouteRequest {
+        query: query.to_string(),
+        ..Default::default()
+    };
+    let mut lightrag = 0u64;
+    for key in keys {
+        req.key = Some(key.as_ref().to_string());
+        let d = decide(cfg, state, &req);
+        sim.total += 1;
+        *sim.per_upstream
+            .entry(d.upstream.as_str().to_string())
+            .or_default() += 1;
+        *sim.per_reason.entry(d.reason.to_string()).or_default() += 1;
+        let arm = match d.arm {
+            Arm::Treatment => "treatment",
+            Arm::Control => "control",
+            Arm::None => "none",
+        };
+        *sim.per_arm.entry(arm.to_string()).or_default() += 1;
+        if let Some(slot) = d
+            .position
+            .and_then(|p| sim.histogram.get_mut(usize::from(p.bucket())))
+        {
+            *slot += 1;
+        }
+        if d.upstream == crate::core::upstream::Upstream::Lightrag {
+            lightrag += 1;
+        }
+    }
+    if sim.total > 0 {
+        sim.lightrag_share = lightrag as f64 / sim.total as f64;
+    }
+    sim
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::load;
+    use serde_json::json;
+
+    #[test]
+    fn counts_add_up() {
+        let vars =
+            json!({"LIGHTRAG_INTEGRATION_ENABLED": "true", "LIGHTRAG_ROLLOUT_PERCENTAGE": "30"});
+        let c = load(vars.as_object().unwrap(), None, 0).config;
+        let keys: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
+        let s = simulate(&c, &RouteState::default(), &keys, "what is a metabolite");
+        assert_eq!(s.total, 2000);
+        assert_eq!(s.histogram.len(), 100);
+        assert_eq!(s.histogram.iter().sum::<u64>(), 2000);
+        assert_eq!(s.per_upstream.values().sum::<u64>(), 2000);
+        let lr = s.per_upstream.get("lightrag").copied().unwrap_or(0);
+        assert_eq!(s.per_reason.get("rollout_in").copied().unwrap_or(0), lr);
+        assert_eq!(s.histogram[..30].iter().sum::<u64>(), lr);
+        assert!(
+            (s.lightrag_share - 0.3).abs() < 0.04,
+            "{}",
+            s.lightrag_share
+        );
+        let empty = simulate(&c, &RouteState::default(), Vec::<String>::new(), "");
+        assert_eq!((empty.total, empty.lightrag_share), (0, 0.0));
+    }
+}
