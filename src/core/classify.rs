@@ -134,38 +134,207 @@ const C: u8 = 2;
 const M: u8 = 4;
 const D: u8 = 8;
 
-/// Signals of a single word: one lookup for all four tables.
-fn word_flags(w: &[u8]) -> u8 {
-    match w {
-        // Temporal.
-        b"latest" | b"recent" | b"recently" | b"newest" | b"current" | b"currently" | b"today"
-        | b"yesterday" | b"tonight" | b"news" | b"update" | b"updates" | b"updated"
-        | b"upcoming" | b"ongoing" | b"announced" | b"breaking" | b"nowadays" => T,
-        // Comparison.
-        b"compare" | b"compared" | b"compares" | b"comparing" | b"comparison" | b"comparisons"
-        | b"vs" | b"versus" | b"differ" | b"differs" | b"contrast" | b"similarities"
-        | b"tradeoffs" | b"advantages" | b"disadvantages" => C,
-        // Mechanism / pathway / relationship.
-        b"mechanism" | b"mechanisms" | b"mechanistic" | b"pathway" | b"pathways" | b"regulate"
-        | b"regulates" | b"regulated" | b"regulating" | b"regulation" | b"upregulate"
-        | b"upregulates" | b"upregulation" | b"downregulate" | b"downregulates"
-        | b"downregulation" | b"interact" | b"interacts" | b"interaction" | b"interactions"
-        | b"mediate" | b"mediates" | b"mediated" | b"signaling" | b"signalling" | b"cascade"
-        | b"inhibit" | b"inhibits" | b"inhibition" | b"activate" | b"activates" | b"activation"
-        | b"catalyze" | b"catalyzes" | b"catalyse" | b"catalyses" | b"biosynthesis"
-        | b"metabolized" | b"metabolised" | b"crosstalk" | b"modulate" | b"modulates"
-        | b"affect" | b"affects" | b"influence" | b"influences" | b"why" => M,
-        // Definition.
-        b"define" | b"definition" | b"whats" | b"meaning" | b"glossary" => D,
-        // A four-digit year from 2000 to 2039: asking about a recent year needs fresh data.
-        [b'2', b'0', b'0'..=b'3', b'0'..=b'9'] => T,
-        _ => 0,
+/// Every word the classifier knows: its own signals, and which phrase it may start.
+/// Looked up by binary search on the word packed into a `u128` (see [`pack`]), so a lookup is a
+/// handful of integer comparisons instead of a string comparison per table entry.
+const WORDS: &[(&[u8], u8, Head)] = &[
+    // Temporal.
+    (b"latest", T, Head::None),
+    (b"recent", T, Head::None),
+    (b"recently", T, Head::None),
+    (b"newest", T, Head::None),
+    (b"current", T, Head::None),
+    (b"currently", T, Head::None),
+    (b"today", T, Head::None),
+    (b"yesterday", T, Head::None),
+    (b"tonight", T, Head::None),
+    (b"news", T, Head::None),
+    (b"update", T, Head::None),
+    (b"updates", T, Head::None),
+    (b"updated", T, Head::None),
+    (b"upcoming", T, Head::None),
+    (b"ongoing", T, Head::None),
+    (b"announced", T, Head::None),
+    (b"breaking", T, Head::None),
+    (b"nowadays", T, Head::None),
+    // Comparison.
+    (b"compare", C, Head::None),
+    (b"compared", C, Head::None),
+    (b"compares", C, Head::None),
+    (b"comparing", C, Head::None),
+    (b"comparison", C, Head::None),
+    (b"comparisons", C, Head::None),
+    (b"vs", C, Head::None),
+    (b"versus", C, Head::None),
+    (b"differ", C, Head::None),
+    (b"differs", C, Head::None),
+    (b"contrast", C, Head::None),
+    (b"similarities", C, Head::None),
+    (b"tradeoffs", C, Head::None),
+    (b"advantages", C, Head::None),
+    (b"disadvantages", C, Head::None),
+    // Mechanism / pathway / relationship.
+    (b"mechanism", M, Head::None),
+    (b"mechanisms", M, Head::None),
+    (b"mechanistic", M, Head::None),
+    (b"pathway", M, Head::None),
+    (b"pathways", M, Head::None),
+    (b"regulate", M, Head::None),
+    (b"regulates", M, Head::None),
+    (b"regulated", M, Head::None),
+    (b"regulating", M, Head::None),
+    (b"regulation", M, Head::None),
+    (b"upregulate", M, Head::None),
+    (b"upregulates", M, Head::None),
+    (b"upregulation", M, Head::None),
+    (b"downregulate", M, Head::None),
+    (b"downregulates", M, Head::None),
+    (b"downregulation", M, Head::None),
+    (b"interact", M, Head::None),
+    (b"interacts", M, Head::None),
+    (b"interaction", M, Head::None),
+    (b"interactions", M, Head::None),
+    (b"mediate", M, Head::None),
+    (b"mediates", M, Head::None),
+    (b"mediated", M, Head::None),
+    (b"signaling", M, Head::None),
+    (b"signalling", M, Head::None),
+    (b"cascade", M, Head::None),
+    (b"inhibit", M, Head::None),
+    (b"inhibits", M, Head::None),
+    (b"inhibition", M, Head::None),
+    (b"activate", M, Head::None),
+    (b"activates", M, Head::None),
+    (b"activation", M, Head::None),
+    (b"catalyze", M, Head::None),
+    (b"catalyzes", M, Head::None),
+    (b"catalyse", M, Head::None),
+    (b"catalyses", M, Head::None),
+    (b"biosynthesis", M, Head::None),
+    (b"metabolized", M, Head::None),
+    (b"metabolised", M, Head::None),
+    (b"crosstalk", M, Head::None),
+    (b"modulate", M, Head::None),
+    (b"modulates", M, Head::None),
+    (b"affect", M, Head::None),
+    (b"affects", M, Head::None),
+    (b"influence", M, Head::None),
+    (b"influences", M, Head::None),
+    (b"why", M, Head::None),
+    // Definition.
+    (b"define", D, Head::None),
+    (b"definition", D, Head::None),
+    (b"whats", D, Head::Whats),
+    (b"meaning", D, Head::Meaning),
+    (b"glossary", D, Head::None),
+    // Phrase heads with no signal of their own.
+    (b"this", 0, Head::ThisLastPast),
+    (b"last", 0, Head::ThisLastPast),
+    (b"past", 0, Head::ThisLastPast),
+    (b"as", 0, Head::As),
+    (b"s", 0, Head::Whats),
+    (b"right", 0, Head::Right),
+    (b"so", 0, Head::So),
+    (b"difference", 0, Head::DifferenceBetween),
+    (b"differences", 0, Head::DifferenceBetween),
+    (b"distinguish", 0, Head::DifferenceBetween),
+    (b"better", 0, Head::Than),
+    (b"worse", 0, Head::Than),
+    (b"faster", 0, Head::Than),
+    (b"more", 0, Head::Than),
+    (b"less", 0, Head::Than),
+    (b"pros", 0, Head::Pros),
+    (b"how", 0, Head::How),
+    (b"relationship", 0, Head::RelationBetween),
+    (b"relation", 0, Head::RelationBetween),
+    (b"link", 0, Head::RelationBetween),
+    (b"association", 0, Head::RelationBetween),
+    (b"connection", 0, Head::RelationBetween),
+    (b"role", 0, Head::Role),
+    (b"lead", 0, Head::LeadTo),
+    (b"leads", 0, Head::LeadTo),
+    (b"contribute", 0, Head::LeadTo),
+    (b"contributes", 0, Head::LeadTo),
+    (b"what", 0, Head::What),
+    (b"stand", 0, Head::Stand),
+    (b"stands", 0, Head::Stand),
+    (b"meant", 0, Head::Meant),
+    (b"overview", 0, Head::Overview),
+    (b"introduction", 0, Head::Introduction),
+];
+
+/// Packs a word of at most 16 bytes into an integer, big-endian, zero-padded. Words never
+/// contain a zero byte, so distinct words give distinct integers.
+const fn pack(w: &[u8]) -> u128 {
+    let mut x = 0u128;
+    let mut i = 0;
+    while i < WORD_MAX {
+        x <<= 8;
+        if i < w.len() {
+            x |= w[i] as u128;
+        }
+        i += 1;
     }
+    x
+}
+
+/// Open-addressing hash table over [`WORDS`], built at compile time: a lookup is usually one
+/// hash, one load and one compare (load factor about 1/4, linear probing).
+const SLOTS: usize = 512;
+
+const fn slot(key: u128) -> usize {
+    let x = (key as u64) ^ ((key >> 64) as u64);
+    // Fibonacci hashing: the top 9 bits of the product index 512 slots.
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 55) as usize
+}
+
+const KEYS_AND_VALUES: ([u128; SLOTS], [(u8, Head); SLOTS]) = {
+    let mut keys = [0u128; SLOTS];
+    let mut vals = [(0u8, Head::None); SLOTS];
+    let mut i = 0;
+    while i < WORDS.len() {
+        let key = pack(WORDS[i].0);
+        let mut j = slot(key);
+        while keys[j] != 0 {
+            // A duplicate word would silently shadow another entry: refuse to compile.
+            assert!(keys[j] != key, "duplicate word in WORDS");
+            j = (j + 1) % SLOTS;
+        }
+        keys[j] = key;
+        vals[j] = (WORDS[i].1, WORDS[i].2);
+        i += 1;
+    }
+    (keys, vals)
+};
+const KEYS: [u128; SLOTS] = KEYS_AND_VALUES.0;
+const VALUES: [(u8, Head); SLOTS] = KEYS_AND_VALUES.1;
+
+/// A word's own signals and the phrase it may start, from its packed form and bytes.
+fn lookup_packed(key: u128, w: &[u8]) -> (u8, Head) {
+    // A four-digit year from 2000 to 2039: asking about a recent year needs fresh data.
+    if matches!(w, [b'2', b'0', b'0'..=b'3', b'0'..=b'9']) {
+        return (T, Head::None);
+    }
+    let start = slot(key);
+    for probe in 0..SLOTS {
+        let j = (start + probe) % SLOTS;
+        match KEYS.get(j) {
+            Some(&k) if k == key => return VALUES.get(j).copied().unwrap_or((0, Head::None)),
+            Some(&0) | None => break,
+            Some(_) => {}
+        }
+    }
+    (0, Head::None)
+}
+
+#[cfg(test)]
+fn lookup(w: &[u8]) -> (u8, Head) {
+    lookup_packed(pack(w), w)
 }
 
 /// First words of the two-word phrases. Remembering which one the previous word was (instead
 /// of the word itself) keeps the phrase check to one small match on the current word.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Head {
     None,
     ThisLastPast,
@@ -186,32 +355,6 @@ enum Head {
     Meant,
     Overview,
     Introduction,
-}
-
-fn head(w: &[u8]) -> Head {
-    match w {
-        b"this" | b"last" | b"past" => Head::ThisLastPast,
-        b"as" => Head::As,
-        b"whats" | b"s" => Head::Whats,
-        b"right" => Head::Right,
-        b"so" => Head::So,
-        b"difference" | b"differences" | b"distinguish" => Head::DifferenceBetween,
-        b"better" | b"worse" | b"faster" | b"more" | b"less" => Head::Than,
-        b"pros" => Head::Pros,
-        b"how" => Head::How,
-        b"relationship" | b"relation" | b"link" | b"association" | b"connection" => {
-            Head::RelationBetween
-        }
-        b"role" => Head::Role,
-        b"lead" | b"leads" | b"contribute" | b"contributes" => Head::LeadTo,
-        b"what" => Head::What,
-        b"meaning" => Head::Meaning,
-        b"stand" | b"stands" => Head::Stand,
-        b"meant" => Head::Meant,
-        b"overview" => Head::Overview,
-        b"introduction" => Head::Introduction,
-        _ => Head::None,
-    }
 }
 
 /// Signals of a two-word phrase (previous word's head, this word).
@@ -254,11 +397,14 @@ fn signals(query: &str) -> Signals {
         }
         // Read one word; an apostrophe between word bytes joins ("what's" -> "whats").
         let mut len = 0usize;
+        let mut packed = 0u128;
         let mut fits = true;
         while let Some(&b) = bytes.get(i) {
             if is_word_byte(b) {
                 if b.is_ascii() && len < WORD_MAX {
-                    cur[len] = b.to_ascii_lowercase();
+                    let lower = b.to_ascii_lowercase();
+                    cur[len] = lower;
+                    packed = (packed << 8) | u128::from(lower);
                     len += 1;
                 } else {
                     fits = false;
@@ -273,8 +419,11 @@ fn signals(query: &str) -> Signals {
         }
         if fits {
             let w = &cur[..len];
-            flags |= word_flags(w) | phrase_flags(prev, w);
-            prev = head(w);
+            // Left-align to match `pack` (len >= 1 here, so the shift is below 128).
+            let key = packed << (8 * (WORD_MAX - len));
+            let (own, next) = lookup_packed(key, w);
+            flags |= own | phrase_flags(prev, w);
+            prev = next;
         } else {
             prev = Head::None;
         }
@@ -448,6 +597,18 @@ mod tests {
         assert_eq!(e.query_type, Temporal);
         assert!(e.signals.temporal && e.signals.mechanism && e.signals.definition);
         assert!(!e.signals.comparison);
+    }
+
+    #[test]
+    fn word_table_is_complete() {
+        assert!(WORDS
+            .iter()
+            .all(|(w, _, _)| !w.is_empty() && w.len() <= WORD_MAX));
+        assert_eq!(KEYS.iter().filter(|k| **k != 0).count(), WORDS.len());
+        for (w, f, h) in WORDS {
+            assert_eq!(lookup(w), (*f, *h), "{}", String::from_utf8_lossy(w));
+        }
+        assert_eq!(lookup(b"metabolite"), (0, Head::None));
     }
 
     #[test]

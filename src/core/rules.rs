@@ -428,33 +428,35 @@ fn is_word_byte(b: u8) -> bool {
 }
 
 /// Finds `needle` in `hay` where it is not glued to word bytes on a side where the needle itself
-/// starts/ends with a word byte. `fold` compares ASCII case-insensitively.
+/// starts/ends with a word byte. `fold` compares ASCII case-insensitively (the needle is already
+/// lower-case). Cheap rejections first: only word starts are tried when the left edge must be a
+/// boundary, and the first byte is compared before the rest.
 fn find_word(hay: &[u8], needle: &[u8], fold: bool) -> bool {
     let (Some(&first), Some(&last)) = (needle.first(), needle.last()) else {
         return false;
     };
-    if needle.len() > hay.len() {
+    let Some(last_start) = hay.len().checked_sub(needle.len()) else {
         return false;
-    }
+    };
     let check_left = is_word_byte(first);
     let check_right = is_word_byte(last);
-    for start in 0..=hay.len() - needle.len() {
-        let end = start + needle.len();
-        let Some(window) = hay.get(start..end) else {
-            return false;
-        };
-        let eq = if fold {
-            window.eq_ignore_ascii_case(needle)
-        } else {
-            window == needle
-        };
-        if !eq {
+    let lower = |b: u8| if fold { b.to_ascii_lowercase() } else { b };
+    let mut prev_is_word = false;
+    for (start, &b) in hay.iter().enumerate().take(last_start + 1) {
+        let boundary_ok = !check_left || !prev_is_word;
+        prev_is_word = is_word_byte(b);
+        if !boundary_ok || lower(b) != first {
             continue;
         }
-        let left_ok =
-            !check_left || start == 0 || hay.get(start - 1).is_some_and(|&b| !is_word_byte(b));
-        let right_ok = !check_right || hay.get(end).is_none_or(|&b| !is_word_byte(b));
-        if left_ok && right_ok {
+        let end = start + needle.len();
+        let eq = hay.get(start..end).is_some_and(|window| {
+            if fold {
+                window.eq_ignore_ascii_case(needle)
+            } else {
+                window == needle
+            }
+        });
+        if eq && (!check_right || hay.get(end).is_none_or(|&n| !is_word_byte(n))) {
             return true;
         }
     }
@@ -495,6 +497,10 @@ mod tests {
             &[]
         )));
         assert!(!r.matches(&q("newsletter", &[])));
+        assert!(r.matches(&q("current data vs current guidelines", &[])));
+        assert!(!r.matches(&q("recurrent guidelines", &[])));
+        assert!(find_word(b"x c++ y", b"c++", true));
+        assert!(!find_word(b"ab", b"abc", true));
         assert!(!r.matches(&q("current guidelinesX", &[])));
         // Non-ASCII query: lower-cased once, still whole-word.
         let r = rule(
