@@ -21,7 +21,7 @@ const config = {
   LIGHTRAG_ROUTING_RULES: JSON.stringify([
     { name: "news", when: { query_type: "temporal" }, action: "perplexity" },
     { name: "short", when: { max_length: 12 }, action: "perplexity" },
-    { name: "pathways", when: { keywords: { any: ["pathway", "mechanism"] } }, action: "rollout" },
+    { name: "pathways", when: { keywords_any: ["pathway", "mechanism"] }, action: "rollout" },
   ]),
 };
 

@@ -16,7 +16,7 @@
 use crate::core::classify;
 use crate::core::cohort;
 use crate::core::config::{self, Loaded};
-use crate::core::decide::{self, Decision, Reason, RouteRequest, RouteState};
+use crate::core::decide::{self, decision_json, Decision, Reason, RouteRequest, RouteState};
 use crate::core::simulate;
 use crate::core::upstream::Upstream;
 use serde::Serialize;
@@ -58,8 +58,8 @@ pub fn classify(query: &str) -> String {
     classify::classify(query).as_str().to_string()
 }
 
-/// Loads a configuration object (variable name → string/number/bool, as wrangler `[vars]`) and
-/// returns `{config, problems}`: the effective typed config and every rejected value.
+/// Loads a configuration object (variable name → string/number/bool, as wrangler `[vars]`; or
+/// `{vars, overrides, version}` to layer runtime overrides as the worker does) and returns `{config, problems}`: the effective typed config and every rejected value.
 #[wasm_bindgen(js_name = loadConfig)]
 pub fn load_config(config: JsValue) -> Result<JsValue, JsError> {
     let loaded = load(&config)?;
@@ -179,22 +179,6 @@ fn pack(d: &Decision) -> u32 {
     upstream | (reason << 1) | (u32::from(d.in_experiment) << 4) | (pos << 8)
 }
 
-/// The decision as the page and the spec suites see it: `position` is a percentage
-/// (`76.52`), not hundredths.
-fn decision_json(d: &Decision) -> Value {
-    serde_json::json!({
-        "upstream": d.upstream,
-        "reason": d.reason,
-        "arm": d.arm,
-        "position": d.position_percent,
-        "rule": d.rule,
-        "query_type": d.query_type,
-        "config_version": d.config_version,
-        "in_experiment": d.in_experiment,
-        "probe": d.probe,
-    })
-}
-
 fn load(config: &JsValue) -> Result<Loaded, JsError> {
     if config.is_undefined() || config.is_null() {
         return Ok(config::load(&Map::new(), None, 0));
@@ -205,6 +189,15 @@ fn load(config: &JsValue) -> Result<Loaded, JsError> {
         ))
     })?;
     match value {
+        // Structured form: {vars, overrides?, version?} — the worker's layering of wrangler vars
+        // and KV overrides.
+        Value::Object(o) if o.get("vars").is_some_and(Value::is_object) => {
+            let empty = Map::new();
+            let vars = o.get("vars").and_then(Value::as_object).unwrap_or(&empty);
+            let overrides = o.get("overrides").and_then(Value::as_object);
+            let version = o.get("version").and_then(Value::as_u64).unwrap_or(0);
+            Ok(config::load(vars, overrides, version))
+        }
         Value::Object(vars) => Ok(config::load(&vars, None, 0)),
         other => Err(JsError::new(&format!(
             "config must be an object of variables, got {}",

@@ -14,8 +14,7 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("vectors/cohort.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(include_str!("vectors/cohort.json")).unwrap();
     serde_json::from_value(doc["vectors"].clone()).unwrap()
 }
 
@@ -25,7 +24,13 @@ fn pinned_vectors() {
     assert!(vs.iter().any(|v| v.key.is_empty()), "empty key vector");
     assert!(vs.iter().any(|v| !v.key.is_ascii()), "non-ASCII key vector");
     for v in &vs {
-        assert_eq!(cohort::hash(&v.salt, &v.key), v.hash, "{:?}:{:?}", v.salt, v.key);
+        assert_eq!(
+            cohort::hash(&v.salt, &v.key),
+            v.hash,
+            "{:?}:{:?}",
+            v.salt,
+            v.key
+        );
         assert_eq!(cohort::position(&v.salt, &v.key).percent(), v.position);
     }
 }
@@ -38,7 +43,9 @@ fn naive_in(h: u32, r: f64) -> bool {
 
 #[test]
 fn deterministic_monotone_and_bounded() {
-    let rates = [0.0, 0.01, 0.25, 1.0, 5.0, 9.77, 10.0, 25.0, 50.0, 75.0, 99.0, 99.99, 100.0];
+    let rates = [
+        0.0, 0.01, 0.25, 1.0, 5.0, 9.77, 10.0, 25.0, 50.0, 75.0, 99.0, 99.99, 100.0,
+    ];
     for i in 0..20_000 {
         let key = format!("user-{i}");
         let h = cohort::hash(cohort::DEFAULT_SALT, &key);
@@ -73,7 +80,12 @@ fn uniform_over_100_buckets() {
         counts[usize::from(pos.bucket())] += 1;
     }
     let fit = stats::chi_square_uniform(&counts).unwrap();
-    assert!(fit.p_value > 0.001, "χ² = {} p = {}", fit.statistic, fit.p_value);
+    assert!(
+        fit.p_value > 0.001,
+        "χ² = {} p = {}",
+        fit.statistic,
+        fit.p_value
+    );
     // And the test has teeth: a skewed assignment is rejected.
     let mut skewed = counts;
     skewed[0] += 600;

@@ -1,5 +1,10 @@
 //! The KV state rules of `core::store`, natively: key layout, corrupt values, the write
 //! throttle, refresh/flush timing, and the cron controller's paging under the 1,000-op budget.
+#![cfg(not(target_arch = "wasm32"))]
+// native-only; wasm suites are tests/wasm_*.rs
+
+// Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::breaker::{BreakerSnapshot, BreakerState};
 use cmo_edge_router::core::gate::GateSettings;

@@ -1,7 +1,8 @@
 //! Outcome classification and the fallback policy: which outcomes fall back, only before the
 //! first byte, and one deadline across primary and fallback (a request never takes twice the
 //! timeout).
-#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
+#![cfg(not(target_arch = "wasm32"))]
+// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
 
 // Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

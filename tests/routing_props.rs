@@ -4,6 +4,7 @@
 //! independent reading of the spec, not against itself.
 
 // Test and bench code: a failed unwrap is a failed test, which is what we want.
+#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cmo_edge_router::core::cohort::{hash, Percent};

@@ -4,6 +4,7 @@
 //! once rather than stopping at the first.
 
 // Test and bench code: a failed unwrap is a failed test, which is what we want.
+#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cmo_edge_router::core::decide::spec::{check_spec_case, check_spec_file};

@@ -1,6 +1,7 @@
 //! Upstream formats: LightRAG (`/query`, `/query/stream` NDJSON) and Perplexity
 //! (`/chat/completions`, SSE), with realistic payloads and malformed input.
-#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
+#![cfg(not(target_arch = "wasm32"))]
+// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
 
 // Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]

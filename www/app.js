@@ -67,6 +67,10 @@ function render() {
   try {
     cfg = configObject();
     const query = $("query").value;
+    if (typeof router.loadConfig === "function") {
+      const { problems } = router.loadConfig(cfg);
+      $("config-error").textContent = problems.map((p) => `${p.variable}: ${p.message}`).join("\n");
+    }
     if (typeof router.classify === "function") $("qtype").textContent = router.classify(query);
     const hist = new Array(100).fill(0);
     let lightrag = 0;

@@ -109,9 +109,15 @@ mod tests {
     #[test]
     fn design_vectors() {
         assert_eq!(hash("Feature.flexibleRollout.10", "174"), 3_067_997_709);
-        assert_eq!(position("Feature.flexibleRollout.10", "174").hundredths(), 977);
+        assert_eq!(
+            position("Feature.flexibleRollout.10", "174").hundredths(),
+            977
+        );
         assert_eq!(hash("Feature.flexibleRollout.10", "499"), 330_494_531);
-        assert_eq!(position("Feature.flexibleRollout.10", "499").hundredths(), 3145);
+        assert_eq!(
+            position("Feature.flexibleRollout.10", "499").hundredths(),
+            3145
+        );
         assert_eq!(hash(DEFAULT_SALT, "user-42"), 3_270_235_276);
         assert_eq!(position(DEFAULT_SALT, "user-42").hundredths(), 7652);
     }
@@ -123,7 +129,10 @@ mod tests {
         assert!(in_rollout(p, Percent::from_percent(9.78).unwrap()));
         assert!(in_rollout(p, Percent::from_percent(10.0).unwrap()));
         assert!(!in_rollout(p, Percent::ZERO));
-        assert!(in_rollout(Position::from_hundredths(9999).unwrap(), Percent::FULL));
+        assert!(in_rollout(
+            Position::from_hundredths(9999).unwrap(),
+            Percent::FULL
+        ));
         assert_eq!(Percent::from_percent(f64::NAN), None);
         assert_eq!(Percent::from_percent(100.01), None);
         assert_eq!(Percent::from_percent(-0.5), None);

@@ -333,8 +333,55 @@ pub mod spec {
     use crate::core::config::{load, Problem};
     use serde_json::{Map, Value};
 
-    /// Checks one case; `Err` lists every mismatch.
+    /// One spec case's inputs, as the runner receives them.
+    pub struct SpecInput<'a> {
+        pub vars: &'a Map<String, Value>,
+        pub overrides: Option<&'a Map<String, Value>>,
+        pub version: u64,
+        /// `RouteState` JSON (`null` = default).
+        pub state: &'a Value,
+        /// `RouteRequest` JSON (`null` = default).
+        pub request: &'a Value,
+    }
+
+    /// What a runner produced: the decision in its public JSON shape ([`decision_json`]), the
+    /// problem keys (`VAR` / `VAR[i]`) and the effective config as JSON.
+    pub struct SpecOutcome {
+        pub decision: Value,
+        pub problems: Vec<String>,
+        pub config: Value,
+    }
+
+    /// The native runner: `config::load` + [`decide`] called directly.
+    pub fn native_run(input: &SpecInput<'_>) -> Result<SpecOutcome, String> {
+        let state: RouteState = match input.state {
+            Value::Null => RouteState::default(),
+            v => RouteState::deserialize(v).map_err(|e| format!("state: {e}"))?,
+        };
+        let request: RouteRequest = match input.request {
+            Value::Null => RouteRequest::default(),
+            v => RouteRequest::deserialize(v).map_err(|e| format!("request: {e}"))?,
+        };
+        let loaded = load(input.vars, input.overrides, input.version);
+        let decision = decide(&loaded.config, &state, &request);
+        Ok(SpecOutcome {
+            decision: decision_json(&decision),
+            problems: loaded.problems.iter().map(Problem::key).collect(),
+            config: serde_json::to_value(&loaded.config).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Checks one case natively; `Err` lists every mismatch.
     pub fn check_spec_case(case: &Value) -> Result<(), String> {
+        check_spec_case_with(case, &native_run)
+    }
+
+    /// Checks one case with any runner — natively, or through the wasm preview exports — so the
+    /// same driver judges every layer. `Err` lists every mismatch.
+    pub fn check_spec_case_with(
+        case: &Value,
+        run: &dyn Fn(&SpecInput<'_>) -> Result<SpecOutcome, String>,
+    ) -> Result<(), String> {
         let name = case
             .get("name")
             .and_then(Value::as_str)
@@ -351,24 +398,19 @@ pub mod spec {
             Some(Value::Object(m)) => Some(m),
             Some(_) => return Err(fail("overrides must be an object or null".into())),
         };
-        let version = case.get("version").and_then(Value::as_u64).unwrap_or(0);
-        let state: RouteState = match case.get("state") {
-            None | Some(Value::Null) => RouteState::default(),
-            Some(v) => RouteState::deserialize(v).map_err(|e| fail(format!("state: {e}")))?,
-        };
-        let request: RouteRequest = match case.get("request") {
-            None | Some(Value::Null) => RouteRequest::default(),
-            Some(v) => RouteRequest::deserialize(v).map_err(|e| fail(format!("request: {e}")))?,
-        };
         let expect = case
             .get("expect")
             .and_then(Value::as_object)
             .ok_or_else(|| fail("missing expect object".into()))?;
-
-        let loaded = load(vars, overrides, version);
-        let decision = decide(&loaded.config, &state, &request);
-        let got = serde_json::to_value(&decision).map_err(|e| fail(e.to_string()))?;
-        let config = serde_json::to_value(&loaded.config).map_err(|e| fail(e.to_string()))?;
+        let input = SpecInput {
+            vars,
+            overrides,
+            version: case.get("version").and_then(Value::as_u64).unwrap_or(0),
+            state: case.get("state").unwrap_or(&Value::Null),
+            request: case.get("request").unwrap_or(&Value::Null),
+        };
+        let out = run(&input).map_err(fail)?;
+        let got = &out.decision;
 
         let mut errors = Vec::new();
         for (field, want) in expect {
@@ -376,22 +418,24 @@ pub mod spec {
                 "upstream" | "reason" | "arm" | "rule" | "query_type" | "in_experiment"
                 | "probe" | "config_version" => {
                     let g = got.get(field).unwrap_or(&Value::Null);
-                    if g != want {
+                    if !json_eq(g, want) {
                         errors.push(format!("{field}: got {g}, want {want}"));
                     }
                 }
                 "position" => {
-                    let g = decision.position.map(|p| p.hundredths());
-                    let w = want.as_f64().map(|w| (w * 100.0).round() as u16);
-                    if g != w {
+                    let hundredths = |v: Option<&Value>| {
+                        v.and_then(Value::as_f64)
+                            .map(|w| (w * 100.0).round() as i64)
+                    };
+                    if hundredths(got.get("position")) != hundredths(Some(want)) {
                         errors.push(format!(
-                            "position: got {:?}, want {want}",
-                            decision.position_percent
+                            "position: got {}, want {want}",
+                            got.get("position").unwrap_or(&Value::Null)
                         ));
                     }
                 }
                 "problems" => {
-                    let mut g: Vec<String> = loaded.problems.iter().map(Problem::key).collect();
+                    let mut g = out.problems.clone();
                     let mut w: Vec<String> = want
                         .as_array()
                         .map(|a| {
@@ -403,15 +447,7 @@ pub mod spec {
                     g.sort();
                     w.sort();
                     if g != w {
-                        let detail: Vec<String> = loaded
-                            .problems
-                            .iter()
-                            .map(|p| format!("{}: {}", p.key(), p.message))
-                            .collect();
-                        errors.push(format!(
-                            "problems: got {g:?}, want {w:?} ({})",
-                            detail.join("; ")
-                        ));
+                        errors.push(format!("problems: got {g:?}, want {w:?}"));
                     }
                 }
                 "config" => {
@@ -420,8 +456,8 @@ pub mod spec {
                         continue;
                     };
                     for (path, w) in fields {
-                        let g = path.split('.').try_fold(&config, |v, k| v.get(k));
-                        if g != Some(w) {
+                        let g = path.split('.').try_fold(&out.config, |v, k| v.get(k));
+                        if !g.is_some_and(|g| json_eq(g, w)) {
                             errors.push(format!("config.{path}: got {g:?}, want {w}"));
                         }
                     }
@@ -436,14 +472,40 @@ pub mod spec {
         }
     }
 
-    /// Checks every case of a spec document; returns the number of cases, or every failure.
+    /// JSON equality where numbers compare by value: `0` equals `0.0`, as it must once a value
+    /// has crossed into JavaScript (which has one number type) and back.
+    pub fn json_eq(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    /// Checks every case of a spec document natively; returns the number of cases, or every
+    /// failure.
     pub fn check_spec_file(doc: &Value) -> Result<usize, Vec<String>> {
+        check_spec_file_with(doc, &native_run)
+    }
+
+    /// [`check_spec_file`] with any runner.
+    pub fn check_spec_file_with(
+        doc: &Value,
+        run: &dyn Fn(&SpecInput<'_>) -> Result<SpecOutcome, String>,
+    ) -> Result<usize, Vec<String>> {
         let Some(cases) = doc.get("cases").and_then(Value::as_array) else {
             return Err(vec!["spec file has no \"cases\" array".into()]);
         };
         let failures: Vec<String> = cases
             .iter()
-            .filter_map(|c| check_spec_case(c).err())
+            .filter_map(|c| check_spec_case_with(c, run).err())
             .collect();
         if failures.is_empty() {
             Ok(cases.len())
@@ -451,6 +513,22 @@ pub mod spec {
             Err(failures)
         }
     }
+}
+
+/// The decision's public JSON shape, shared by the preview exports and the spec driver:
+/// `position` is a percentage (`76.52`), not hundredths.
+pub fn decision_json(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "upstream": d.upstream,
+        "reason": d.reason,
+        "arm": d.arm,
+        "position": d.position_percent,
+        "rule": d.rule,
+        "query_type": d.query_type,
+        "config_version": d.config_version,
+        "in_experiment": d.in_experiment,
+        "probe": d.probe,
+    })
 }
 
 #[cfg(test)]

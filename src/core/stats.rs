@@ -130,7 +130,11 @@ pub fn chi_square_fit(observed: &[u64], weights: &[f64]) -> Option<ChiSquare> {
         return None;
     }
     let df = (cells - 1) as f64;
-    Some(ChiSquare { statistic: stat, df, p_value: chi_square_p_value(stat, df) })
+    Some(ChiSquare {
+        statistic: stat,
+        df,
+        p_value: chi_square_p_value(stat, df),
+    })
 }
 
 /// χ² test that `observed` counts are uniform over their cells.
@@ -149,10 +153,26 @@ mod tests {
     #[test]
     fn known_quantiles() {
         // Reference values from standard χ² tables.
-        assert!(close(chi_square_p_value(3.841_458_820_694_124, 1.0), 0.05, 1e-9));
-        assert!(close(chi_square_p_value(10.827_566_170_662_733, 1.0), 0.001, 1e-8));
-        assert!(close(chi_square_p_value(123.225_221_453_361_81, 99.0), 0.05, 1e-8));
-        assert!(close(chi_square_p_value(148.230_359_165_101_73, 99.0), 0.001, 1e-7));
+        assert!(close(
+            chi_square_p_value(3.841_458_820_694_124, 1.0),
+            0.05,
+            1e-9
+        ));
+        assert!(close(
+            chi_square_p_value(10.827_566_170_662_733, 1.0),
+            0.001,
+            1e-8
+        ));
+        assert!(close(
+            chi_square_p_value(123.225_221_453_361_81, 99.0),
+            0.05,
+            1e-8
+        ));
+        assert!(close(
+            chi_square_p_value(148.230_359_165_101_73, 99.0),
+            0.001,
+            1e-7
+        ));
         assert!(close(chi_square_p_value(2.0, 2.0), (-1.0f64).exp(), 1e-12));
         assert_eq!(chi_square_p_value(0.0, 5.0), 1.0);
     }
@@ -164,7 +184,11 @@ mod tests {
             f *= n as f64;
             assert!(close(ln_gamma(n as f64 + 1.0), f.ln(), 1e-12), "n={n}");
         }
-        assert!(close(ln_gamma(0.5), std::f64::consts::PI.sqrt().ln(), 1e-12));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-12
+        ));
     }
 
     #[test]

@@ -104,6 +104,11 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             admin_route(method, &segs, req, env, ctx).await
         }
 
+        ("GET", ["preview"]) => {
+            let r = Response::empty()?.with_status(301);
+            r.headers().set("location", "/preview/")?;
+            Ok(r)
+        }
         ("GET", ["preview", ..]) => preview(req, env).await,
 
         _ => http::error(404, "not_found", &format!("no route for {method} {path}")),

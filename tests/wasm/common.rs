@@ -54,3 +54,101 @@ fn bad_percentage_is_an_error_not_a_panic() {
     assert!(preview::in_rollout("s", "k", 100.5).is_err());
     assert!(preview::in_rollout("s", "k", -1.0).is_err());
 }
+
+// ---- golden routing specs through the preview exports ------------------------------------
+// The same spec files and the same judge (`core::decide::spec::check_spec_case_with`) as the
+// native `tests/routing_spec.rs`; only the runner differs: here every case crosses the JS
+// boundary exactly as the browser page calls it (`loadConfig`, `decide` with JS objects).
+
+use cmo_edge_router::core::decide::spec::{check_spec_file_with, SpecInput, SpecOutcome};
+use wasm_bindgen::JsValue;
+
+const SPEC_FILES: &[(&str, &str)] = &[
+    ("cohorts.json", include_str!("../spec/cohorts.json")),
+    ("config.json", include_str!("../spec/config.json")),
+    ("pipeline.json", include_str!("../spec/pipeline.json")),
+    ("rules.json", include_str!("../spec/rules.json")),
+];
+
+fn to_js(v: &serde_json::Value) -> JsValue {
+    use serde::Serialize;
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap()
+}
+
+fn from_js(v: JsValue) -> serde_json::Value {
+    serde_wasm_bindgen::from_value(v).unwrap()
+}
+
+fn js_err(e: wasm_bindgen::JsError) -> String {
+    let v: JsValue = e.into();
+    format!("{v:?}")
+}
+
+/// Runs a case through the preview exports only.
+fn preview_run(input: &SpecInput<'_>) -> Result<SpecOutcome, String> {
+    let config = to_js(&serde_json::json!({
+        "vars": input.vars,
+        "overrides": input.overrides,
+        "version": input.version,
+    }));
+    let state = match input.state {
+        serde_json::Value::Null => JsValue::UNDEFINED,
+        s => to_js(s),
+    };
+    let request = match input.request {
+        serde_json::Value::Null => to_js(&serde_json::json!({})),
+        r => to_js(r),
+    };
+    let loaded = from_js(preview::load_config(config.clone()).map_err(js_err)?);
+    let decision = from_js(preview::decide(config, request, state).map_err(js_err)?);
+    let problems = loaded["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| match p.get("index").and_then(|i| i.as_u64()) {
+            Some(i) => format!("{}[{i}]", p["variable"].as_str().unwrap()),
+            None => p["variable"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    Ok(SpecOutcome { decision, problems, config: loaded["config"].clone() })
+}
+
+#[wasm_bindgen_test]
+fn golden_routing_specs_through_preview_exports() {
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for (name, text) in SPEC_FILES {
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        match check_spec_file_with(&doc, &preview_run) {
+            Ok(n) => total += n,
+            Err(f) => failures.extend(f.into_iter().map(|m| format!("{name}: {m}"))),
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(total >= 100, "only {total} spec cases ran");
+}
+
+#[wasm_bindgen_test]
+fn preview_errors_are_js_errors_not_panics() {
+    assert!(preview::decide(JsValue::from_str("nope"), to_js(&serde_json::json!({})), JsValue::UNDEFINED).is_err());
+    assert!(preview::decide(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED).is_err());
+    assert!(preview::decide(
+        JsValue::UNDEFINED,
+        to_js(&serde_json::json!({"key": 5})),
+        JsValue::UNDEFINED
+    )
+    .is_err());
+    assert!(preview::simulate(JsValue::UNDEFINED, JsValue::from_f64(-1.0), None, JsValue::UNDEFINED).is_err());
+}
+
+#[wasm_bindgen_test]
+fn simulate_through_preview_matches_rollout_share() {
+    let cfg = to_js(&serde_json::json!({
+        "LIGHTRAG_INTEGRATION_ENABLED": "true",
+        "LIGHTRAG_ROLLOUT_PERCENTAGE": 25
+    }));
+    let sim = from_js(preview::simulate(cfg, JsValue::from_f64(20_000.0), None, JsValue::UNDEFINED).unwrap());
+    let share = sim["lightrag_share"].as_f64().unwrap();
+    assert!((share - 0.25).abs() < 0.01, "share {share}");
+    assert_eq!(sim["histogram"].as_array().unwrap().len(), 100);
+}
