@@ -27,7 +27,7 @@ fmt:
 lint:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
-	cargo clippy --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
+	cargo clippy --lib --tests --target wasm32-unknown-unknown --no-default-features -- -D warnings
 
 test-native:
 	cargo test

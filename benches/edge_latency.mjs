@@ -1,11 +1,12 @@
 // Added latency of the router over a bare pass-through worker, in the same runtime (workerd via
 // Miniflare 4), against the same mock upstream (Perplexity, non-streamed, on loopback).
 //
-//   node benches/edge_latency.mjs [--requests 1000] [--concurrency 16] [--seconds 5]
+//   node benches/edge_latency.mjs [--requests 1200] [--rounds 6] [--concurrency 16] [--seconds 6]
 //
 // Both workers are served on real loopback ports and driven by Node's fetch with keep-alive:
-// first `--requests` sequential requests each (p50 / p99 latency), then `--concurrency` clients
-// for `--seconds` (requests/s). The router runs the full path: body parsing, identity, the
+// `--requests` sequential requests per side split into `--rounds` interleaved rounds (p50 / p99
+// per round, medians reported), then `--concurrency` clients for `--seconds` per side in three
+// interleaved slices (requests/s). The machine is shared: expect run-to-run noise of ~1 ms. The router runs the full path: body parsing, identity, the
 // routing decision, the upstream adapter with timeouts, answer translation, scoring, metrics.
 // Needs `make build` (build/index.js).
 import { Miniflare } from "miniflare";
@@ -19,9 +20,10 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const N = arg("requests", 1000);
+const N = arg("requests", 1200);
 const C = arg("concurrency", 16);
-const SECONDS = arg("seconds", 5);
+const SECONDS = arg("seconds", 6);
+const ROUNDS = arg("rounds", 6);
 
 // The bare worker: forward the body to Perplexity, return its answer. Nothing else.
 const BARE = `
@@ -83,16 +85,15 @@ const pct = (xs, q) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
 
-async function latency(url) {
-  for (let i = 0; i < 50; i++) await once(url, i); // warm-up
+async function latency(url, n) {
   const xs = [];
-  for (let i = 0; i < N; i++) xs.push(await once(url, i));
+  for (let i = 0; i < n; i++) xs.push(await once(url, i));
   return { p50: pct(xs, 0.5), p99: pct(xs, 0.99) };
 }
 
-async function throughput(url) {
+async function throughput(url, seconds) {
   let n = 0;
-  const end = performance.now() + SECONDS * 1000;
+  const end = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: C }, async (_, c) => {
       while (performance.now() < end) {
@@ -101,24 +102,41 @@ async function throughput(url) {
       }
     }),
   );
-  return n / SECONDS;
+  return n / seconds;
 }
 
+const median = (xs) => pct(xs, 0.5);
+
 try {
-  // Interleave to share any machine noise fairly.
-  const b1 = await latency(bareUrl);
-  const r1 = await latency(routerUrl);
-  const b2 = await latency(bareUrl);
-  const r2 = await latency(routerUrl);
-  const b = { p50: Math.min(b1.p50, b2.p50), p99: Math.min(b1.p99, b2.p99) };
-  const r = { p50: Math.min(r1.p50, r2.p50), p99: Math.min(r1.p99, r2.p99) };
-  const brps = await throughput(bareUrl);
-  const rrps = await throughput(routerUrl);
+  for (let i = 0; i < 100; i++) {
+    await once(bareUrl, i);
+    await once(routerUrl, i);
+  }
+  // Interleaved rounds so machine noise hits both sides alike; medians over rounds.
+  const per = Math.max(50, Math.floor(N / ROUNDS));
+  const rows = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const b = await latency(bareUrl, per);
+    const x = await latency(routerUrl, per);
+    rows.push({ b, x });
+  }
+  const tb = [];
+  const tx = [];
+  for (let r = 0; r < 3; r++) {
+    tb.push(await throughput(bareUrl, SECONDS / 3));
+    tx.push(await throughput(routerUrl, SECONDS / 3));
+  }
   const f = (x) => x.toFixed(2);
-  console.log(`requests per latency run: ${N} sequential (best of 2 runs); throughput: ${C} clients for ${SECONDS}s`);
-  console.log(`bare pass-through : p50 ${f(b.p50)} ms  p99 ${f(b.p99)} ms  ${brps.toFixed(0)} req/s`);
-  console.log(`router            : p50 ${f(r.p50)} ms  p99 ${f(r.p99)} ms  ${rrps.toFixed(0)} req/s`);
-  console.log(`added by router   : p50 ${f(r.p50 - b.p50)} ms  p99 ${f(r.p99 - b.p99)} ms  (target: <= 1 ms at p50)`);
+  const b50 = median(rows.map((r) => r.b.p50));
+  const x50 = median(rows.map((r) => r.x.p50));
+  const b99 = median(rows.map((r) => r.b.p99));
+  const x99 = median(rows.map((r) => r.x.p99));
+  const d50 = median(rows.map((r) => r.x.p50 - r.b.p50));
+  const d99 = median(rows.map((r) => r.x.p99 - r.b.p99));
+  console.log(`${ROUNDS} interleaved rounds x ${per} sequential requests per side (medians over rounds); throughput: ${C} clients, 3 x ${(SECONDS / 3).toFixed(1)} s per side`);
+  console.log(`bare pass-through : p50 ${f(b50)} ms  p99 ${f(b99)} ms  ${median(tb).toFixed(0)} req/s`);
+  console.log(`router            : p50 ${f(x50)} ms  p99 ${f(x99)} ms  ${median(tx).toFixed(0)} req/s`);
+  console.log(`added by router   : p50 ${f(d50)} ms  p99 ${f(d99)} ms  (target: <= 1 ms at p50)`);
 } finally {
   await router.dispose();
   await bare.dispose();

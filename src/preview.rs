@@ -153,13 +153,18 @@ impl Router {
     /// JS object: bit 0 = upstream (1 LightRAG, 0 Perplexity); bits 1–3 = reason code
     /// (0 disabled, 1 forced, 2 rollback, 3 circuit_open, 4 quality_gate, 5 rule, 6 rollout_in,
     /// 7 rollout_out); bit 4 = in experiment; bits 8 and up = position in hundredths.
+    /// Borrows `key` and `query` ([`decide::decide_parts`]): no copy beyond the one wasm-bindgen
+    /// makes to pass each string in.
     pub fn route(&self, key: &str, query: &str) -> u32 {
-        let request = RouteRequest {
-            key: Some(key.to_string()),
-            query: query.to_string(),
-            ..RouteRequest::default()
-        };
-        pack(&decide::decide(&self.loaded.config, &self.state, &request))
+        pack(&decide::decide_parts(
+            &self.loaded.config,
+            &self.state,
+            Some(key),
+            query,
+            &[],
+            None,
+            false,
+        ))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Native checks of cohort hashing: pinned vectors (shared with the wasm suites), properties,
 //! and uniformity. A refactor that reshuffles users fails here first.
 #![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
+#![allow(clippy::unwrap_used)]
 
 use cmo_edge_router::core::cohort::{self, Percent, Position};
 use cmo_edge_router::core::stats;

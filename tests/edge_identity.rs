@@ -7,20 +7,22 @@
 
 use cmo_edge_router::core::identity::*;
 
-const R: [u8; 16] = [0xab; 16];
+fn r() -> [u8; 16] {
+    [0xab; 16]
+}
 
 #[test]
 fn key_order_user_session_cookie_issued() {
     let c = "cmo_rid=0123456789abcdef0123456789abcdef";
-    let i = identify(Some("u1"), Some("s1"), Some(c), &R);
+    let i = identify(Some("u1"), Some("s1"), Some(c), r);
     assert_eq!((i.key.as_str(), i.source), ("u1", KeySource::User));
-    let i = identify(Some("  "), Some("s1"), Some(c), &R);
+    let i = identify(Some("  "), Some("s1"), Some(c), r);
     assert_eq!((i.key.as_str(), i.source), ("s1", KeySource::Session));
-    let i = identify(None, None, Some(c), &R);
+    let i = identify(None, None, Some(c), r);
     assert_eq!(i.source, KeySource::Cookie);
     assert_eq!(i.key, "0123456789abcdef0123456789abcdef");
     assert!(i.set_cookie().is_none());
-    let i = identify(None, None, None, &R);
+    let i = identify(None, None, None, r);
     assert_eq!(i.source, KeySource::Issued);
     assert_eq!(i.key, "ab".repeat(16));
     let sc = i.set_cookie().unwrap();

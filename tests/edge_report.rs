@@ -66,6 +66,7 @@ fn status_has_the_seed_shape() {
         last_flush_ms: 0,
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
+    assert_eq!(doc["timestamp_iso"], json!("2023-11-14T22:13:20.000Z"));
     assert_eq!(doc["integration_enabled"], json!(true));
     assert_eq!(doc["config_summary"]["rollout_percentage"], json!(25.0));
     assert_eq!(doc["config_summary"]["config_version"], json!(3));
@@ -126,4 +127,12 @@ fn prometheus_text_is_well_formed() {
             "bad sample line {line}"
         );
     }
+}
+
+#[test]
+fn iso_dates() {
+    use cmo_edge_router::core::report::iso8601;
+    assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+    assert_eq!(iso8601(1_795_567_661_070), "2026-11-25T00:47:41.070Z");
 }

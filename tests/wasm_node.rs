@@ -1,4 +1,5 @@
 //! wasm tests of the preview exports, run in Node: `wasm-pack test --node -- --test wasm_node`.
 #![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used)]
 
 include!("wasm/common.rs");

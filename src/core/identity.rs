@@ -81,12 +81,13 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// The stickiness key: user id, else session id, else the cookie, else a fresh id.
+/// The stickiness key: user id, else session id, else the cookie, else a fresh id made from
+/// `random()` (only called when an id is issued).
 pub fn identify(
     user: Option<&str>,
     session: Option<&str>,
     cookie_header: Option<&str>,
-    random: &[u8; 16],
+    random: impl FnOnce() -> [u8; 16],
 ) -> Identity {
     if let Some(u) = non_empty(user) {
         return Identity {
@@ -107,7 +108,7 @@ pub fn identify(
         };
     }
     Identity {
-        key: new_id(random),
+        key: new_id(&random()),
         source: KeySource::Issued,
     }
 }

@@ -72,6 +72,30 @@ fn perf_by_upstream(stats: &BTreeMap<MetricKey, Stats>) -> Value {
     Value::Object(m)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for epoch milliseconds (proleptic Gregorian, UTC).
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
 /// The `GET /admin/status` document.
 pub fn status_document(i: &ReportInputs<'_>) -> Value {
     let c = i.config;
@@ -113,6 +137,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
     json!({
         "timestamp": i.now_ms as f64 / 1000.0,
         "timestamp_ms": i.now_ms,
+        "timestamp_iso": iso8601(i.now_ms),
         "isolate": i.isolate,
         "integration_enabled": c.integration_enabled,
         "config_summary": {

@@ -48,7 +48,7 @@
 //! is fine for short chat queries. Keywords and lengths, the common cases, never touch the
 //! regex engine.
 
-use crate::core::classify::QueryType;
+use crate::core::classify::{self, QueryType, Scan, WordFilter};
 use crate::core::upstream::Upstream;
 use regex_lite::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -153,13 +153,32 @@ pub struct RuleSpec {
 pub struct Rule {
     spec: RuleSpec,
     #[serde(skip)]
-    keywords_any: Vec<String>,
+    keywords_any: Vec<Keyword>,
     #[serde(skip)]
-    keywords_all: Vec<String>,
+    keywords_all: Vec<Keyword>,
     #[serde(skip)]
     regex: Option<Regex>,
     #[serde(skip)]
     headers: Vec<(String, HeaderTest)>,
+}
+
+/// A lower-cased keyword, and its [`WordFilter`] bits when it is a single word of ASCII letters
+/// and digits (at most 16 bytes): only then can the filter prove it absent from an ASCII query,
+/// because such a keyword matches exactly a maximal run of letters and digits. Phrases,
+/// keywords with punctuation and non-ASCII keywords always take the exact search.
+#[derive(Debug, Clone)]
+struct Keyword {
+    text: String,
+    bits: Option<(u8, u8)>,
+}
+
+impl Keyword {
+    fn new(text: String) -> Keyword {
+        let b = text.as_bytes();
+        let simple = (1..=16).contains(&b.len()) && b.iter().all(u8::is_ascii_alphanumeric);
+        let bits = simple.then(|| WordFilter::bits(classify::pack(b)));
+        Keyword { text, bits }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -313,14 +332,14 @@ impl Rule {
     }
 }
 
-fn keywords(list: &[String], field: &str) -> Result<Vec<String>, String> {
+fn keywords(list: &[String], field: &str) -> Result<Vec<Keyword>, String> {
     list.iter()
         .map(|k| {
             let k = k.trim();
             if k.is_empty() {
                 Err(format!("{field} contains an empty keyword"))
             } else {
-                Ok(k.to_lowercase())
+                Ok(Keyword::new(k.to_lowercase()))
             }
         })
         .collect()
@@ -375,7 +394,10 @@ pub fn parse(value: &serde_json::Value) -> Parsed {
 }
 
 /// The request as rules see it. Derived facts (length in characters, lower-cased text for
-/// non-ASCII queries) are computed at most once and only if a rule asks.
+/// non-ASCII queries) are computed at most once and only if a rule asks. Built by the decision
+/// from its classification pass ([`Query::from_scan`]), it also knows whether the query is ASCII
+/// (then its length in characters is its length in bytes) and carries the filter of its words,
+/// which rejects most absent keywords without searching the text.
 pub struct Query<'a> {
     pub text: &'a str,
     pub query_type: QueryType,
@@ -383,6 +405,8 @@ pub struct Query<'a> {
     pub headers: &'a [(String, String)],
     char_len: OnceCell<usize>,
     lower: OnceCell<String>,
+    /// Every word of an ASCII query is in the filter; `None` when unknown or not ASCII.
+    words: Option<WordFilter>,
 }
 
 impl<'a> Query<'a> {
@@ -399,7 +423,24 @@ impl<'a> Query<'a> {
             headers,
             char_len: OnceCell::new(),
             lower: OnceCell::new(),
+            words: None,
         }
+    }
+
+    /// A query described by the classification pass over `text` ([`classify::scan`] with
+    /// `words`), so rules reuse what that pass learnt instead of re-reading the text.
+    pub(crate) fn from_scan(
+        text: &'a str,
+        scan: &Scan,
+        key: Option<&'a str>,
+        headers: &'a [(String, String)],
+    ) -> Query<'a> {
+        let mut q = Query::new(text, scan.signals.query_type(), key, headers);
+        if scan.ascii {
+            q.char_len = OnceCell::from(text.len());
+            q.words = Some(scan.words);
+        }
+        q
     }
 
     fn char_len(&self) -> usize {
@@ -408,7 +449,13 @@ impl<'a> Query<'a> {
 
     /// Whole-word, case-insensitive search for an already lower-cased keyword. ASCII queries
     /// are compared in place; others are lower-cased once.
-    fn has_word(&self, kw_lower: &str) -> bool {
+    fn has_word(&self, kw: &Keyword) -> bool {
+        if let (Some(words), Some(bits)) = (&self.words, kw.bits) {
+            if !words.may_contain(bits) {
+                return false;
+            }
+        }
+        let kw_lower = &kw.text;
         if self.text.is_ascii() {
             find_word(self.text.as_bytes(), kw_lower.as_bytes(), true)
         } else {
@@ -509,6 +556,92 @@ mod tests {
         .unwrap();
         assert!(r.matches(&q("Étude du MÉTABOLOME", &[])));
         assert!(!r.matches(&q("Étude du métabolomes", &[])));
+    }
+
+    /// The word filter and the precomputed length never change a verdict: every rule gives the
+    /// same answer on a query built from the classification pass as on a plain one.
+    #[test]
+    fn scanned_query_agrees_with_plain_query() {
+        let kws = [
+            "news",
+            "pathway",
+            "lipidomics",
+            "c++",
+            "current guidelines",
+            "métabolome",
+            "2025",
+            "s",
+            "what",
+            "whats",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnop",
+            "x",
+        ];
+        let rules: Vec<Rule> = kws
+            .iter()
+            .enumerate()
+            .flat_map(|(i, k)| {
+                [
+                    rule(json!({"name": format!("a{i}"), "when": {"keywords_any": [k]}, "action": "lightrag"})),
+                    rule(json!({"name": format!("l{i}"), "when": {"keywords_all": [k, "the"], "min_length": 5, "max_length": 40}, "action": "lightrag"})),
+                ]
+            })
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let pieces = [
+            "news",
+            "NEWS",
+            "Pathway",
+            "pathways",
+            "lipidomics",
+            "c++",
+            "current",
+            "guidelines",
+            "métabolome",
+            "2025",
+            "what's",
+            "whats",
+            "the",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnop",
+            "x",
+            "β",
+            "newsletter",
+            "'",
+            "-",
+            " ",
+            "?",
+            "  ",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for n in 0..5_000 {
+            let mut text = String::new();
+            for _ in 0..next(12) {
+                text.push_str(pieces[next(pieces.len())]);
+                text.push_str([" ", "", ", ", "-"][next(4)]);
+            }
+            if n % 7 == 0 {
+                // Long queries cross the classifier's 64-byte blocks.
+                text = text.repeat(1 + next(6));
+            }
+            let scan = crate::core::classify::scan(&text, true);
+            let fast = Query::from_scan(&text, &scan, Some("u1"), &[]);
+            let plain = Query::new(&text, scan.signals.query_type(), Some("u1"), &[]);
+            for r in &rules {
+                assert_eq!(
+                    r.matches(&fast),
+                    r.matches(&plain),
+                    "{} on {text:?}",
+                    r.name()
+                );
+            }
+        }
     }
 
     #[test]

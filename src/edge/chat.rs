@@ -6,7 +6,7 @@
 use super::http;
 use super::isolate::{metric_arm, now_ms, random_bytes, secret, with};
 use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
-use crate::core::decide::{decide, Decision, RouteRequest};
+use crate::core::decide::{Decision, RouteRequest};
 use crate::core::fallback::{
     attempt_timeouts, plan_fallback, Deadline, FallbackDecision, FallbackSettings,
 };
@@ -31,7 +31,6 @@ struct Params {
     timeout_s: f64,
     fallback: FallbackSettings,
     targets: Targets,
-    score: bool,
 }
 
 /// Reads the body within the configured limit (413 above it).
@@ -90,7 +89,7 @@ fn route(
     model: Option<&str>,
 ) -> Option<(Identity, Decision, Params)> {
     let cookie = req.headers().get("cookie").ok().flatten();
-    let ident = identity::identify(user, session, cookie.as_deref(), &random_bytes());
+    let ident = identity::identify(user, session, cookie.as_deref(), random_bytes);
     let override_cohort = req
         .headers()
         .get(OVERRIDE_HEADER)
@@ -102,10 +101,16 @@ fn route(
         identity::check_admin(secret(env, "ADMIN_TOKEN").as_deref(), auth.as_deref())
             == AdminAuth::Ok
     };
+    // Headers only matter to conditional rules: skip copying them otherwise.
+    let rules_on = with(|i| i.config().enable_conditional_routing).unwrap_or(false);
     let rr = RouteRequest {
         key: Some(ident.key.clone()),
         query: query.to_string(),
-        headers: request_headers(req),
+        headers: if rules_on {
+            request_headers(req)
+        } else {
+            Vec::new()
+        },
         override_cohort,
         override_authorized,
     };
@@ -113,8 +118,7 @@ fn route(
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
     with(|i| {
-        let state = i.route_state(now);
-        let d = decide(i.config(), &state, &rr);
+        let d = i.decide(&rr, now);
         let c = i.config();
         let p = Params {
             timeout_s: c.integration_timeout_seconds,
@@ -127,7 +131,6 @@ fn route(
                 query_mode: c.query_mode.as_str().to_string(),
                 model: model.map(str::to_string),
             },
-            score: true,
         };
         (ident, d, p)
     })
@@ -406,9 +409,7 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
     }
     match complete(&d, &p, &ask, start).await {
         Ok(s) => {
-            let q = p
-                .score
-                .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
+            let q = Some(score(&chat.query, &s.answer, s.latency_ms, s.upstream));
             record_request(
                 &d,
                 s.upstream,
@@ -465,9 +466,7 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
     };
     match complete(&d, &p, &ask, start).await {
         Ok(s) => {
-            let quality = p
-                .score
-                .then(|| score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
+            let quality = Some(score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
             record_request(
                 &d,
                 s.upstream,

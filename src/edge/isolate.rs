@@ -11,7 +11,7 @@
 use super::kv::{self, Kv};
 use crate::core::breaker::{Breaker, BreakerState, BreakerStatus, Transition};
 use crate::core::config::{self, Config, Loaded, Problem};
-use crate::core::decide::{self, BreakerView, RouteState};
+use crate::core::decide::{self, BreakerView, Decision, RouteRequest, RouteState};
 use crate::core::outcome::Outcome;
 use crate::core::policies;
 use crate::core::store::{
@@ -169,25 +169,29 @@ impl Isolate {
         self.sched.refresh_in_flight = false;
     }
 
-    /// The live state the routing decision needs. Draws the breaker admission (a probe permit
-    /// when half-open) and the quality-probe roll.
-    pub fn route_state(&mut self, now: u64) -> RouteState {
-        let view = match self.breakers.get_mut(&Upstream::Lightrag) {
-            Some(b) => match b.view(now, roll()) {
-                crate::core::breaker::BreakerView::Closed => BreakerView::Closed,
-                crate::core::breaker::BreakerView::Open => BreakerView::Open,
-                crate::core::breaker::BreakerView::HalfOpenProbe => BreakerView::HalfOpenProbe,
-                crate::core::breaker::BreakerView::HalfOpenReject => BreakerView::HalfOpenReject,
-            },
-            None => BreakerView::Closed,
-        };
-        let rollout = self.rollout.as_ref();
-        RouteState {
-            rollback_active: rollout.is_some_and(|r| r.rollback_active),
-            lightrag_breaker: view,
-            quality_gate_closed: rollout.is_some_and(|r| r.quality_gate_closed),
-            quality_probe_roll: roll(),
+    /// The routing decision for one request. A half-open probe permit is drawn only when the
+    /// request would actually go to LightRAG (otherwise permits would leak to requests that
+    /// never call it and the breaker would recover slowly at low rollout percentages).
+    pub fn decide(&mut self, rr: &RouteRequest, now: u64) -> Decision {
+        let mut state = self.route_state_readonly(now);
+        state.quality_probe_roll = roll();
+        let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
+        if half_open {
+            state.lightrag_breaker = BreakerView::HalfOpenProbe;
         }
+        let d = decide::decide(&self.loaded.config, &state, rr);
+        if !half_open || d.upstream != Upstream::Lightrag {
+            return d;
+        }
+        let admitted = self
+            .breakers
+            .get_mut(&Upstream::Lightrag)
+            .is_none_or(|b| b.admit(now, roll()).is_admitted());
+        if admitted {
+            return d;
+        }
+        state.lightrag_breaker = BreakerView::HalfOpenReject;
+        decide::decide(&self.loaded.config, &state, rr)
     }
 
     /// The same state without drawing a probe permit (OFREP, preview-style questions).

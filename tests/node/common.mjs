@@ -50,6 +50,7 @@ export async function startStack({ vars = {}, persist, options, withAdmin = true
   return {
     up,
     w,
+    bindings,
     async close() {
       await w.close();
       await up.close();
@@ -82,4 +83,23 @@ export function userIn(salt, pct, inside, prefix = "u") {
     if ((positionHundredths(salt, id) < pct * 100) === inside) return id;
   }
   throw new Error("no user found");
+}
+
+/** The preview build (www/pkg, `make preview`) loaded in Node, or null when it is not built. */
+export async function loadPreview() {
+  const { existsSync, readFileSync } = await import("node:fs");
+  const path = await import("node:path");
+  const { ROOT } = await import("./harness.mjs");
+  const js = path.join(ROOT, "www", "pkg", "cmo_edge_router.js");
+  const wasm = path.join(ROOT, "www", "pkg", "cmo_edge_router_bg.wasm");
+  if (!existsSync(js) || !existsSync(wasm)) return null;
+  const m = await import(js);
+  m.initSync({ module: readFileSync(wasm) });
+  return m;
+}
+
+/** The config variables of a stack, without secrets (what the preview page would be given). */
+export function configVars(bindings) {
+  const secrets = new Set(["LIGHTRAG_API_KEY", "PERPLEXITY_API", "ADMIN_TOKEN"]);
+  return Object.fromEntries(Object.entries(bindings).filter(([k]) => !secrets.has(k)));
 }

@@ -199,3 +199,37 @@ test("the breaker trips after consecutive failures and routes to Perplexity", as
     await t.close();
   }
 });
+
+test("half-open: probes go to LightRAG, successes close the breaker", async () => {
+  const t = await startStack({
+    vars: {
+      LIGHTRAG_ROLLOUT_PERCENTAGE: "100",
+      LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "2",
+      LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "1",
+      LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0",
+      LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE: "1",
+    },
+  });
+  try {
+    t.up.setBehaviour("lightrag", { status: 500, times: 2 });
+    for (let i = 0; i < 2; i++) {
+      const r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: `ho-${i}` }));
+      await r.arrayBuffer();
+    }
+    let r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: "ho-open" }));
+    await r.arrayBuffer();
+    assert.equal(r.headers.get("x-route-reason"), "circuit_open");
+    await new Promise((res) => setTimeout(res, 1300));
+    const reasons = [];
+    for (let i = 0; i < 5; i++) {
+      r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: `ho-probe-${i}` }));
+      await r.arrayBuffer();
+      reasons.push(`${r.headers.get("x-route-reason")}/${r.headers.get("x-route-upstream")}`);
+    }
+    assert.ok(reasons.every((x) => x === "rollout_in/lightrag"), reasons.join(", "));
+    const st = await (await t.w.fetch("/admin/status", { headers: auth })).json();
+    assert.equal(st.service_performance.circuit_breaker.state, "closed");
+  } finally {
+    await t.close();
+  }
+});

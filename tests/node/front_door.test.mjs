@@ -2,15 +2,19 @@
 // response headers, the seed /query shape, and 400/405/413 errors.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, chatBody, post, positionHundredths } from "./common.mjs";
+import { startStack, chatBody, post, positionHundredths, loadPreview, configVars } from "./common.mjs";
 
 const SALT = "cmo_lightrag_2025";
 let s;
 before(async () => { s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25" } }); });
 after(async () => { await s?.close(); });
 
-test("25 % rollout over 2,000 users: LightRAG share 25 ± 3 points, positions identical to JS hashing", async () => {
+test("25 % rollout over 2,000 users: LightRAG share 25 ± 3 points, identical to JS hashing and the preview decide", async (t) => {
   const N = 2000;
+  const preview = await loadPreview();
+  if (!preview) t.diagnostic("www/pkg not built (make preview): preview parity not checked");
+  const vars = configVars(s.bindings);
+  let compared = 0;
   let lightrag = 0;
   const batch = 50;
   for (let i = 0; i < N; i += batch) {
@@ -31,8 +35,17 @@ test("25 % rollout over 2,000 users: LightRAG share 25 ± 3 points, positions id
       assert.equal(r.headers.get("x-route-cohort"), inRollout ? "lightrag" : "perplexity", `cohort of ${user}`);
       assert.equal(r.headers.get("x-route-reason"), inRollout ? "rollout_in" : "rollout_out");
       if (r.headers.get("x-route-upstream") === "lightrag") lightrag++;
+      if (preview) {
+        const d = preview.decide(vars, { key: user, query: "How does glycolysis relate to lactate?" }, undefined);
+        assert.equal(d.upstream, r.headers.get("x-route-cohort"), `preview upstream of ${user}`);
+        assert.equal(d.reason, r.headers.get("x-route-reason"), `preview reason of ${user}`);
+        assert.equal(d.arm, r.headers.get("x-route-arm"), `preview arm of ${user}`);
+        assert.equal(d.position.toFixed(2), r.headers.get("x-route-position"), `preview position of ${user}`);
+        compared++;
+      }
     }
   }
+  if (preview) assert.equal(compared, N);
   const share = (100 * lightrag) / N;
   assert.ok(Math.abs(share - 25) <= 3, `LightRAG share ${share}%`);
 });
