@@ -5,12 +5,14 @@
 //! - [`core`]: pure Rust. Configuration, hashing, routing, resilience, scoring, statistics.
 //!   Time and randomness are arguments; no clock, no I/O, no `JsValue`.
 //! - `edge` (wasm32 + feature `edge`): the Cloudflare Worker handlers, KV and upstream I/O.
-//! - `preview` (wasm32): wasm-bindgen exports of the core for the browser page and Node.
+//! - `preview` (wasm32 without `edge`): wasm-bindgen exports of the core for the browser page and Node.
 
 pub mod core;
 
 #[cfg(all(target_arch = "wasm32", feature = "edge"))]
 mod edge;
 
-#[cfg(target_arch = "wasm32")]
+// The preview exports go only into the browser build (`--no-default-features`): the Worker
+// never calls them, and leaving them out keeps the Worker bundle smaller.
+#[cfg(all(target_arch = "wasm32", not(feature = "edge")))]
 pub mod preview;

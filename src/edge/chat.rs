@@ -31,6 +31,8 @@ struct Params {
     timeout_s: f64,
     fallback: FallbackSettings,
     targets: Targets,
+    /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: score answers (and record quality) only when on.
+    score: bool,
 }
 
 /// Reads the body within the configured limit (413 above it).
@@ -131,6 +133,7 @@ fn route(
                 query_mode: c.query_mode.as_str().to_string(),
                 model: model.map(str::to_string),
             },
+            score: c.enable_quality_metrics,
         };
         (ident, d, p)
     })
@@ -409,7 +412,9 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
     }
     match complete(&d, &p, &ask, start).await {
         Ok(s) => {
-            let q = Some(score(&chat.query, &s.answer, s.latency_ms, s.upstream));
+            let q = p
+                .score
+                .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
             record_request(
                 &d,
                 s.upstream,
@@ -466,7 +471,9 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
     };
     match complete(&d, &p, &ask, start).await {
         Ok(s) => {
-            let quality = Some(score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
+            let quality = p
+                .score
+                .then(|| score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
             record_request(
                 &d,
                 s.upstream,
@@ -560,6 +567,7 @@ struct Pipe {
     query: String,
     start: u64,
     fallback: bool,
+    score: bool,
 }
 
 impl Pipe {
@@ -601,14 +609,14 @@ impl Pipe {
         self.out.push_back(openai::DONE.to_string());
         self.finished = true;
         record_call(u, OutcomeKind::Success, latency);
-        let q = score(&self.query, &answer, latency, u);
+        let q = self.score.then(|| score(&self.query, &answer, latency, u));
         record_request(
             &self.decision,
             u,
             OutcomeKind::Success,
             self.start,
             self.fallback,
-            Some(q),
+            q,
         );
     }
 
@@ -677,6 +685,7 @@ async fn stream_chat(
         query: ask.query.to_string(),
         start,
         fallback: fallback_from.is_some(),
+        score: p.score,
     };
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));

@@ -49,6 +49,7 @@ test("non-stream: Perplexity answer becomes the seed /query shape", async () => 
   const r = await post(s.w, "/query", JSON.stringify({ query_text: Q, user_id: PX }));
   const b = await r.json();
   assert.equal(b.service_used, "perplexity");
+  assert.equal(b.quality_score, null, "scoring is off unless LIGHTRAG_ENABLE_QUALITY_METRICS");
   assert.ok(b.citations.some((c) => c.url && c.url.startsWith("http")));
   assert.equal(s.up.requests("perplexity")[0].path, "/chat/completions");
 });

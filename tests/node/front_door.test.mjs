@@ -6,7 +6,7 @@ import { startStack, chatBody, post, positionHundredths, loadPreview, configVars
 
 const SALT = "cmo_lightrag_2025";
 let s;
-before(async () => { s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25" } }); });
+before(async () => { s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25", LIGHTRAG_ENABLE_QUALITY_METRICS: "true" } }); });
 after(async () => { await s?.close(); });
 
 test("25 % rollout over 2,000 users: LightRAG share 25 ± 3 points, identical to JS hashing and the preview decide", async (t) => {
