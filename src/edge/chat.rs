@@ -139,11 +139,20 @@ fn route(
     })
 }
 
+/// The A/B arm as reported in headers and in the body's `routing.arm`.
+fn arm_str(arm: crate::core::decide::Arm) -> &'static str {
+    match arm {
+        crate::core::decide::Arm::Treatment => "treatment",
+        crate::core::decide::Arm::Control => "control",
+        crate::core::decide::Arm::None => "none",
+    }
+}
+
 fn routing_info(d: &Decision, served: Upstream, fallback: bool) -> RoutingInfo {
     RoutingInfo {
         upstream: served,
         reason: d.reason.to_string(),
-        arm: d.upstream.as_str().to_string(),
+        arm: arm_str(d.arm).to_string(),
         position: d.position_percent,
         fallback_used: fallback,
         config_version: d.config_version,
@@ -161,14 +170,7 @@ fn set_route_headers(
     h.set("x-route-upstream", served.as_str())?;
     h.set("x-route-reason", &d.reason.to_string())?;
     h.set("x-route-cohort", d.upstream.as_str())?;
-    h.set(
-        "x-route-arm",
-        match d.arm {
-            crate::core::decide::Arm::Treatment => "treatment",
-            crate::core::decide::Arm::Control => "control",
-            crate::core::decide::Arm::None => "none",
-        },
-    )?;
+    h.set("x-route-arm", arm_str(d.arm))?;
     if let Some(p) = d.position_percent {
         h.set("x-route-position", &format!("{p:.2}"))?;
     }

@@ -94,6 +94,8 @@ test("seed /query shape with routing facts and headers", async () => {
   assert.equal(b.success, true);
   assert.equal(b.service_used, r.headers.get("x-route-upstream"));
   assert.equal(b.routing.reason, r.headers.get("x-route-reason"));
+  assert.equal(b.routing.arm, r.headers.get("x-route-arm"));
+  assert.ok(["treatment", "control", "none"].includes(b.routing.arm), `arm ${b.routing.arm}`);
   assert.equal(Math.round(b.routing.position * 100), positionHundredths(SALT, "seed-user"));
   assert.ok(b.content.length > 20);
   assert.ok(b.quality_score >= 0 && b.quality_score <= 1);
