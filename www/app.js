@@ -22,6 +22,15 @@ function configObject() {
   return vars;
 }
 
+// The live state the worker would pass to the same decision (breaker, rollback, quality gate).
+function stateObject() {
+  return {
+    lightrag_breaker: $("breaker").value,
+    rollback_active: $("rollback").checked,
+    quality_gate_closed: $("gate").checked,
+  };
+}
+
 function users() {
   return $("users").value.split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
 }
@@ -34,7 +43,7 @@ function cell(tr, text, cls) {
 }
 
 function decideOne(cfg, key, query) {
-  if (HAS_DECIDE()) return router.decide(cfg, { key, query, headers: {} });
+  if (HAS_DECIDE()) return router.decide(cfg, { key, query, headers: {} }, stateObject());
   const pct = Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE);
   const position = router.bucket(cfg.LIGHTRAG_USER_HASH_SALT, key);
   const inside = router.inRollout(cfg.LIGHTRAG_USER_HASH_SALT, key, pct);
@@ -102,7 +111,7 @@ function simulate() {
     const n = Math.max(0, Math.min(1_000_000, Math.floor(Number($("sim-n").value) || 0)));
     const keys = Array.from({ length: n }, (_, i) => `user-${i}`);
     if (typeof router.simulate === "function") {
-      const s = router.simulate(cfg, keys, $("query").value);
+      const s = router.simulate(cfg, keys, $("query").value, stateObject());
       const pct = s.total ? ((100 * (s.per_upstream?.lightrag ?? 0)) / s.total).toFixed(2) : "0.00";
       $("summary").textContent = `simulated ${s.total} users: ${pct} % → LightRAG; reasons ${JSON.stringify(s.per_reason)}`;
       drawHistogram(s.histogram, Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE));
@@ -131,6 +140,7 @@ async function main() {
   }
   $("version").textContent = router.version();
   for (const id of ["salt", "rollout", "config", "query", "users"]) $(id).addEventListener("input", render);
+  for (const id of ["breaker", "rollback", "gate"]) $(id).addEventListener("change", render);
   $("simulate").addEventListener("click", simulate);
   render();
   $("status").textContent = "ready";

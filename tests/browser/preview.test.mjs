@@ -109,3 +109,23 @@ test("simulating 10,000 users puts about the rollout share on LightRAG", async (
   assert.ok(Math.abs(pct - 25) < 1.5, summary);
   assert.equal(await page.locator("#histogram div").count(), 100);
 });
+
+test("live state controls reroute exactly as the worker's decision order says", async () => {
+  await page.fill("#config", "");
+  await page.fill("#salt", "cmo_lightrag_2025");
+  await page.fill("#rollout", "100");
+  await setUsers(["user-42"]);
+  const reason = async () => (await page.locator('#decisions tbody tr[data-user="user-42"] td.reason').textContent()).trim();
+  assert.equal((await rowFor("user-42")).upstream, "lightrag");
+  assert.equal(await reason(), "rollout_in");
+  await page.selectOption("#breaker", "open");
+  assert.equal((await rowFor("user-42")).upstream, "perplexity");
+  assert.equal(await reason(), "circuit_open");
+  await page.check("#rollback");
+  assert.equal(await reason(), "rollback", "rollback is checked before the breaker");
+  await page.uncheck("#rollback");
+  await page.selectOption("#breaker", "half_open_probe");
+  assert.equal(await reason(), "rollout_in", "a half-open probe continues to the hash");
+  await page.selectOption("#breaker", "closed");
+  assert.equal(await reason(), "rollout_in");
+});
