@@ -5,10 +5,12 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { initSync, bucket, decide, Router } from "../www/pkg/cmo_edge_router.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-initSync({ module: readFileSync(path.join(ROOT, "www/pkg/cmo_edge_router_bg.wasm")) });
+// PKG=<dir> benchmarks another build of the preview (e.g. a different opt-level).
+const PKG = path.resolve(ROOT, process.env.PKG ?? "www/pkg");
+const { initSync, bucket, decide, Router } = await import(path.join(PKG, "cmo_edge_router.js"));
+initSync({ module: readFileSync(path.join(PKG, "cmo_edge_router_bg.wasm")) });
 
 const BATCHES = Number(process.env.BATCHES ?? 30);
 const PER_BATCH = Number(process.env.PER_BATCH ?? 20_000);
@@ -40,11 +42,13 @@ function bench(name, perBatch, fn) {
   return q(0.5);
 }
 
-console.log(`node ${process.version} on ${os.cpus()[0]?.model ?? "?"} (${os.cpus().length} cores), ${BATCHES} batches`);
+console.log(`${path.relative(ROOT, PKG) || PKG}: node ${process.version} on ${os.cpus()[0]?.model ?? "?"} (${os.cpus().length} cores), ${BATCHES} batches`);
 const router = new Router(config, undefined);
 const problems = router.problems();
 if (problems.length) throw new Error(`bench config has problems: ${JSON.stringify(problems)}`);
 bench("bucket(salt, key)", PER_BATCH, (i) => bucket("cmo_lightrag_2025", keys[i & 1023]) * 100);
 bench("Router.route(key, query)", PER_BATCH, (i) => router.route(keys[i & 1023], query));
+router.prepareQuery(query);
+bench("Router.routePrepared(key)", PER_BATCH, (i) => router.routePrepared(keys[i & 1023]));
 bench("Router.decide({key, query})", PER_BATCH / 10, (i) => (router.decide({ key: keys[i & 1023], query }).upstream === "lightrag" ? 1 : 0));
 bench("decide(config, request) one-shot", PER_BATCH / 100, (i) => (decide(config, { key: keys[i & 1023], query }, undefined).upstream === "lightrag" ? 1 : 0));

@@ -16,7 +16,9 @@
 use crate::core::classify;
 use crate::core::cohort;
 use crate::core::config::{self, Loaded};
-use crate::core::decide::{self, decision_json, Decision, Reason, RouteRequest, RouteState};
+use crate::core::decide::{
+    self, decision_json, Decision, PreparedQuery, Reason, RouteRequest, RouteState,
+};
 use crate::core::simulate;
 use crate::core::upstream::Upstream;
 use serde::Serialize;
@@ -121,6 +123,7 @@ pub fn simulate(
 pub struct Router {
     loaded: Loaded,
     state: RouteState,
+    prepared: Option<PreparedQuery>,
 }
 
 #[wasm_bindgen]
@@ -131,6 +134,7 @@ impl Router {
         Ok(Router {
             loaded: load(&config)?,
             state: route_state(&state)?,
+            prepared: None,
         })
     }
 
@@ -161,6 +165,32 @@ impl Router {
             &self.state,
             Some(key),
             query,
+            &[],
+            None,
+            false,
+        ))
+    }
+}
+
+#[wasm_bindgen]
+impl Router {
+    /// Scans `query` once (classification + keyword words) for [`Router::route_prepared`]:
+    /// "who goes where for this question" over many users without rescanning it per user.
+    #[wasm_bindgen(js_name = prepareQuery)]
+    pub fn prepare_query(&mut self, query: &str) {
+        self.prepared = Some(PreparedQuery::new(query));
+    }
+
+    /// [`Router::route`] for `key` and the query given to `prepareQuery` (the empty query if none
+    /// was given); the same packed result, the same decision.
+    #[wasm_bindgen(js_name = routePrepared)]
+    pub fn route_prepared(&mut self, key: &str) -> u32 {
+        let q = self.prepared.get_or_insert_with(|| PreparedQuery::new(""));
+        pack(&decide::decide_prepared(
+            &self.loaded.config,
+            &self.state,
+            Some(key),
+            q,
             &[],
             None,
             false,

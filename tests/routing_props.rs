@@ -204,3 +204,37 @@ fn srm_detects_a_skew() {
     let srm = chi_square_fit(&[51_000, 49_000], &[50.0, 50.0]).unwrap();
     assert!(srm.p_value < 0.001);
 }
+
+proptest! {
+    /// A prepared query gives exactly the decision of scanning it per request.
+    #[test]
+    fn prepared_query_decides_like_decide_parts(
+        key in "[a-z0-9-]{0,12}",
+        query in prop_oneof![
+            Just("What is the latest news on TMAO in 2025?".to_string()),
+            Just("How does the kynurenine pathway regulate inflammation?".to_string()),
+            Just("define lactate".to_string()),
+            "[a-zA-Z ]{0,60}",
+            "\\PC{0,40}",
+        ],
+        pct in 0.0f64..=100.0,
+    ) {
+        use cmo_edge_router::core::decide::{decide_parts, decide_prepared, PreparedQuery, RouteState};
+        let vars = serde_json::json!({
+            "LIGHTRAG_INTEGRATION_ENABLED": "true",
+            "LIGHTRAG_ROLLOUT_PERCENTAGE": format!("{pct:.2}"),
+            "LIGHTRAG_ENABLE_CONDITIONAL_ROUTING": "true",
+            "LIGHTRAG_ROUTING_RULES": [
+                {"name": "news", "when": {"query_type": "temporal"}, "action": "perplexity"},
+                {"name": "graph", "when": {"keywords_any": ["pathway", "regulate"]}, "action": "lightrag"},
+                {"name": "short", "when": {"max_length": 14}, "action": "rollout"}
+            ]
+        });
+        let cfg = cmo_edge_router::core::config::load(vars.as_object().unwrap(), None, 1).config;
+        let state = RouteState::default();
+        let prepared = PreparedQuery::new(&query);
+        let a = decide_parts(&cfg, &state, Some(&key), &query, &[], None, false);
+        let b = decide_prepared(&cfg, &state, Some(&key), &prepared, &[], None, false);
+        prop_assert_eq!(a, b);
+    }
+}

@@ -253,16 +253,89 @@ pub fn decide_parts(
     override_cohort: Option<Upstream>,
     override_authorized: bool,
 ) -> Decision {
+    // One pass over the query classifies it and, when rules may run, collects its words for
+    // keyword conditions.
+    let rules_on = cfg.enable_conditional_routing && !cfg.routing_rules.is_empty();
+    let scan = classify::scan(query, rules_on);
+    decide_scanned(
+        cfg,
+        state,
+        key,
+        query,
+        &scan,
+        headers,
+        override_cohort,
+        override_authorized,
+    )
+}
+
+/// A query scanned once — classified, and its words collected for keyword rules — so that many
+/// users can be decided against it without rescanning (the preview's "who goes where for this
+/// question" loop). [`decide_prepared`] gives exactly what [`decide_parts`] gives for the same
+/// text.
+#[derive(Debug, Clone)]
+pub struct PreparedQuery {
+    text: String,
+    scan: classify::Scan,
+}
+
+impl PreparedQuery {
+    pub fn new(query: &str) -> PreparedQuery {
+        PreparedQuery {
+            text: query.to_string(),
+            scan: classify::scan(query, true),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn query_type(&self) -> QueryType {
+        self.scan.signals.query_type()
+    }
+}
+
+/// [`decide_parts`] for a [`PreparedQuery`].
+pub fn decide_prepared(
+    cfg: &Config,
+    state: &RouteState,
+    key: Option<&str>,
+    query: &PreparedQuery,
+    headers: &[(String, String)],
+    override_cohort: Option<Upstream>,
+    override_authorized: bool,
+) -> Decision {
+    decide_scanned(
+        cfg,
+        state,
+        key,
+        &query.text,
+        &query.scan,
+        headers,
+        override_cohort,
+        override_authorized,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_scanned(
+    cfg: &Config,
+    state: &RouteState,
+    key: Option<&str>,
+    query: &str,
+    scan: &classify::Scan,
+    headers: &[(String, String)],
+    override_cohort: Option<Upstream>,
+    override_authorized: bool,
+) -> Decision {
     let pos = position(&cfg.user_hash_salt, key.unwrap_or(""));
     let assigned = if in_rollout(pos, cfg.rollout_percentage) {
         Arm::Treatment
     } else {
         Arm::Control
     };
-    // One pass over the query classifies it and, when rules may run, collects its words for
-    // keyword conditions.
     let rules_on = cfg.enable_conditional_routing && !cfg.routing_rules.is_empty();
-    let scan = classify::scan(query, rules_on);
     let query_type = scan.signals.query_type();
     let mut d = Decision {
         upstream: Upstream::Perplexity,
@@ -333,7 +406,7 @@ pub fn decide_parts(
 
     // 6. Conditional rules.
     if rules_on {
-        let q = Query::from_scan(query, &scan, key, headers);
+        let q = Query::from_scan(query, scan, key, headers);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());
             if let Some(u) = rule.action().upstream() {

@@ -6,7 +6,7 @@
 //! than re-deriving the outcome, so the preview can never show something the worker would not do.
 
 use crate::core::config::Config;
-use crate::core::decide::{decide, Arm, RouteRequest, RouteState};
+use crate::core::decide::{decide_prepared, Arm, PreparedQuery, RouteState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -40,14 +40,11 @@ where
         histogram: vec![0; 100],
         lightrag_share: 0.0,
     };
-    let mut req = RouteRequest {
-        query: query.to_string(),
-        ..Default::default()
-    };
+    // The query is the same for every key: scan it once.
+    let prepared = PreparedQuery::new(query);
     let mut lightrag = 0u64;
     for key in keys {
-        req.key = Some(key.as_ref().to_string());
-        let d = decide(cfg, state, &req);
+        let d = decide_prepared(cfg, state, Some(key.as_ref()), &prepared, &[], None, false);
         sim.total += 1;
         *sim.per_upstream
             .entry(d.upstream.as_str().to_string())
