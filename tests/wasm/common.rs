@@ -152,3 +152,40 @@ fn simulate_through_preview_matches_rollout_share() {
     assert!((share - 0.25).abs() < 0.01, "share {share}");
     assert_eq!(sim["histogram"].as_array().unwrap().len(), 100);
 }
+
+#[wasm_bindgen_test]
+fn prepared_route_matches_route_and_decide() {
+    let cfg = to_js(&serde_json::json!({
+        "LIGHTRAG_INTEGRATION_ENABLED": "true",
+        "LIGHTRAG_ROLLOUT_PERCENTAGE": "30",
+        "LIGHTRAG_ENABLE_CONDITIONAL_ROUTING": "true",
+        "LIGHTRAG_ROUTING_RULES": [
+            {"name": "news", "when": {"query_type": "temporal"}, "action": "perplexity"},
+            {"name": "graph", "when": {"keywords_any": ["pathway"]}, "action": "lightrag"}
+        ]
+    }));
+    for query in [
+        "What are the latest 2025 guidelines on newborn screening?",
+        "Which pathway links TMAO to atherosclerosis?",
+        "How is lactate measured in plasma samples?",
+    ] {
+        let mut router = preview::Router::new(cfg.clone(), JsValue::UNDEFINED).unwrap();
+        router.prepare_query(query);
+        for i in 0..300 {
+            let key = format!("user-{i}");
+            let packed = router.route(&key, query);
+            assert_eq!(router.route_prepared(&key), packed, "{key} / {query}");
+            let d = from_js(
+                preview::decide(
+                    cfg.clone(),
+                    to_js(&serde_json::json!({"key": key, "query": query})),
+                    JsValue::UNDEFINED,
+                )
+                .unwrap(),
+            );
+            assert_eq!(packed & 1 == 1, d["upstream"] == "lightrag", "{key} / {query}");
+            let pos = (d["position"].as_f64().unwrap() * 100.0).round() as u32;
+            assert_eq!(packed >> 8, pos);
+        }
+    }
+}
