@@ -377,19 +377,25 @@ fn completion_id() -> String {
     format!("chatcmpl-{}", identity::new_id(&random_bytes()))
 }
 
+/// Reads the body (413 over the limit) and parses it with `parse` (400 JSON naming what was
+/// wrong): the shared front half of both front doors.
+async fn read_parsed<T>(
+    req: &mut Request,
+    parse: impl Fn(&[u8]) -> std::result::Result<T, crate::core::wire::WireError>,
+) -> std::result::Result<T, Result<Response>> {
+    let body = read_body(req).await?;
+    parse(&body).map_err(|e| {
+        let (status, text) = wire_error_response(&e);
+        http::raw_json(status, text)
+    })
+}
+
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
     let start = now_ms();
-    let body = match read_body(&mut req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let chat = match openai::parse_chat_request(&body) {
+    let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
         Ok(c) => c,
-        Err(e) => {
-            let (status, text) = wire_error_response(&e);
-            return http::raw_json(status, text);
-        }
+        Err(r) => return r,
     };
     let Some((ident, d, p)) = route(
         &req,
@@ -445,16 +451,9 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
 /// `POST /query` (the seed's shape).
 pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
     let start = now_ms();
-    let body = match read_body(&mut req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let q = match seed::parse_query_request(&body) {
+    let q = match read_parsed(&mut req, seed::parse_query_request).await {
         Ok(q) => q,
-        Err(e) => {
-            let (status, text) = wire_error_response(&e);
-            return http::raw_json(status, text);
-        }
+        Err(r) => return r,
     };
     let Some((ident, d, p)) = route(
         &req,
