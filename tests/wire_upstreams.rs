@@ -319,7 +319,8 @@ fn perplexity_stream_end_to_end_through_sse() {
         }
     }
     assert!(dec.finish().unwrap().is_empty());
-    assert_eq!(seen_done, 1);
+    // The `finish_reason: "stop"` chunk and the `[DONE]` line both say "complete".
+    assert_eq!(seen_done, 2);
     assert!(acc.done);
     assert_eq!(acc.content, "Lactate is produced by LDH.");
     assert_eq!(
@@ -367,4 +368,74 @@ fn accumulator_keeps_first_error_and_merges_citations() {
     assert_eq!(acc.citations, [cite(Some("a"), None)]);
     assert_eq!(acc.error.as_deref(), Some("first"));
     assert!(!acc.done);
+}
+
+/// Decodes an SSE body in `split`-byte pieces through Perplexity's parser.
+fn perplexity_stream(body: &[u8], split: usize) -> StreamAccumulator {
+    let mut dec = sse::SseDecoder::new();
+    let mut acc = StreamAccumulator::new();
+    for piece in body.chunks(split) {
+        for ev in dec.push(piece).unwrap() {
+            for item in perplexity::parse_stream_event(&ev.data) {
+                acc.apply(&item);
+            }
+        }
+    }
+    for ev in dec.finish().unwrap() {
+        for item in perplexity::parse_stream_event(&ev.data) {
+            acc.apply(&item);
+        }
+    }
+    acc
+}
+
+/// Real Perplexity streams end with a `finish_reason` chunk and no `[DONE]`
+/// (perplexityai/api-discussion#209; fixture layout in tests/fixtures/perplexity/README.md).
+#[test]
+fn perplexity_real_stream_without_done_is_complete() {
+    let body = include_bytes!("fixtures/perplexity/stream_no_done.sse");
+    assert!(!String::from_utf8_lossy(body).contains("[DONE]"));
+    for split in [1, 7, 64, body.len()] {
+        let acc = perplexity_stream(body, split);
+        assert!(
+            acc.done,
+            "split {split}: a finish_reason chunk ends the answer"
+        );
+        assert_eq!(acc.error, None);
+        // The delta only: the cumulative `message` must not be appended again.
+        assert_eq!(
+            acc.content,
+            "Why  did the dog sit  in the shade? Because  he didn't want to be a hot dog!"
+        );
+        assert_eq!(acc.citations.len(), 3);
+    }
+}
+
+/// A stream cut before the `finish_reason` chunk (and without `[DONE]`) is not complete.
+#[test]
+fn perplexity_stream_cut_before_finish_is_not_done() {
+    let body = include_str!("fixtures/perplexity/stream_no_done.sse");
+    let last_event = body.trim_end().rfind("data: ").unwrap();
+    let cut = &body.as_bytes()[..last_event];
+    let acc = perplexity_stream(cut, 13);
+    assert!(!acc.done);
+    assert_eq!(acc.content, "Why  did the dog sit  in the shade? Because");
+}
+
+#[test]
+fn perplexity_finish_reason_marks_done_after_text() {
+    assert_eq!(
+        perplexity::parse_stream_event(
+            r#"{"object":"chat.completion","choices":[{"delta":{"content":"end."},"message":{"content":"The end."},"finish_reason":"stop"}]}"#
+        ),
+        [StreamItem::Delta("end.".into()), StreamItem::Done]
+    );
+    assert_eq!(
+        perplexity::parse_stream_event(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#),
+        [StreamItem::Done]
+    );
+    assert!(
+        perplexity::parse_stream_event(r#"{"choices":[{"delta":{},"finish_reason":null}]}"#)
+            .is_empty()
+    );
 }

@@ -651,10 +651,12 @@ impl Pipe {
             match self.s.upstream {
                 // LightRAG has no end marker: a clean end is the end.
                 Upstream::Lightrag => self.finish_ok(),
-                // Perplexity always ends with [DONE]; without it the answer was cut.
-                Upstream::Perplexity => {
-                    self.finish_cut(OutcomeKind::TruncatedStream, "ended without [DONE]")
-                }
+                // Perplexity's last chunk carries `finish_reason` (it sends no `[DONE]`, see
+                // core::wire::perplexity); a body that ends before it was cut.
+                Upstream::Perplexity => self.finish_cut(
+                    OutcomeKind::TruncatedStream,
+                    "ended before a chunk with finish_reason",
+                ),
             }
         }
     }

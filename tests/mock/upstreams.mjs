@@ -324,31 +324,38 @@ function perplexityHandler(state) {
         search_results: answer.search_results,
       });
     }
-    const base = { id, model: body.model, created, object: 'chat.completion.chunk' };
-    const frame = (obj) => `data: ${JSON.stringify(obj)}\n\n`;
+    // What the real API streams (perplexityai/api-discussion#209 and #193, captured 2025-03;
+    // tests/fixtures/perplexity/README.md): every chunk is `"object": "chat.completion"` with a
+    // cumulative `message` beside the `delta`, `citations`, `search_results` and `usage`; the last
+    // chunk carries `finish_reason: "stop"`, and there is NO `data: [DONE]` afterwards.
+    // `sendDone: true` appends one, as OpenAI-style proxies do.
+    const base = { id, model: body.model, created, object: 'chat.completion' };
+    const frame = (obj) => `data: ${JSON.stringify(obj)}\r\n\r\n`;
     const events = [];
     const parts = splitChunks(answer.content, 5);
+    let sofar = '';
     parts.forEach((text, i) => {
+      sofar += text;
+      const last = i === parts.length - 1;
       events.push(
         frame({
           ...base,
+          usage: { ...usage, completion_tokens: i + 1, total_tokens: usage.prompt_tokens + i + 1 },
           citations: answer.citations,
           search_results: answer.search_results,
-          choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: text } : { content: text }, finish_reason: null }],
+          choices: [
+            {
+              index: 0,
+              finish_reason: last && !behaviour.streamError ? 'stop' : null,
+              message: { role: 'assistant', content: sofar },
+              delta: { role: 'assistant', content: text },
+            },
+          ],
         }),
       );
     });
     if (behaviour.streamError) events.push(frame({ error: { message: String(behaviour.streamError), type: 'api_error' } }));
-    events.push(
-      frame({
-        ...base,
-        usage,
-        citations: answer.citations,
-        search_results: answer.search_results,
-        choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
-      }),
-    );
-    events.push('data: [DONE]\n\n');
+    if (behaviour.sendDone) events.push('data: [DONE]\r\n\r\n');
     await streamChunks(res, events, behaviour, 'text/event-stream; charset=utf-8');
   };
 }

@@ -80,16 +80,25 @@ test('Perplexity non-stream: OpenAI shape with citations and search_results', as
   assert.equal(j.search_results[0].url, j.citations[0]);
 });
 
-test('Perplexity stream: SSE chunks then [DONE]', async () => {
+test('Perplexity stream: real shape, cumulative message, finish_reason, no [DONE]', async () => {
   const r = await px(ask('ketone bodies', { stream: true }));
   assert.match(r.headers.get('content-type'), /text\/event-stream/);
-  const events = (await r.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
-  assert.equal(events.at(-1), '[DONE]');
-  const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+  const events = (await r.text()).split('\r\n\r\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+  assert.ok(!events.includes('[DONE]'), 'the real API sends no [DONE] (api-discussion#209)');
+  const chunks = events.map((e) => JSON.parse(e));
   const text = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
   assert.match(text, /ketone/);
+  assert.ok(chunks.every((c) => c.object === 'chat.completion' && c.usage && c.citations.length > 0));
+  assert.equal(chunks.at(-1).choices[0].message.content, text, 'message is cumulative');
   assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
-  assert.ok(chunks[0].citations.length > 0);
+  assert.ok(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null));
+});
+
+test('Perplexity stream: sendDone appends [DONE] like OpenAI-style proxies', async () => {
+  up.setBehaviour('perplexity', { sendDone: true });
+  const r = await px(ask('ketone bodies', { stream: true }));
+  const events = (await r.text()).split('\r\n\r\n').filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
 });
 
 test('Perplexity auth and malformed body', async () => {

@@ -130,6 +130,30 @@ test("SSE: Perplexity SSE is re-encoded as OpenAI SSE with citations", async () 
   assert.ok(objs.at(-1).citations.some((c) => c.startsWith("http")));
 });
 
+test("SSE: a real Perplexity stream (finish_reason, no [DONE]) is complete, not truncated", async () => {
+  const perf = async () => (await status()).service_performance.performance.perplexity;
+  const before = await perf();
+  for (const sendDone of [false, true, false]) {
+    s.up.setBehaviour("perplexity", sendDone ? { sendDone } : null);
+    const { r, text } = await chat(PX, { stream: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+    assert.ok(!text.includes("stream_truncated"), text);
+    const frames = sseData(text);
+    assert.equal(frames.at(-1), "[DONE]");
+    const objs = frames.slice(0, -1).map((f) => JSON.parse(f));
+    assert.ok(objs.every((o) => !o.error));
+    const content = objs.map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
+    // The delta only: the cumulative `message` must not repeat the text.
+    assert.equal((content.match(/Web answer/g) || []).length, 1, content);
+    assert.equal(objs.at(-1).choices[0].finish_reason, "stop");
+  }
+  const after = await perf();
+  assert.equal(after.truncated_count, before.truncated_count, "no stream counted as truncated");
+  assert.equal(after.error_count ?? 0, before.error_count ?? 0, "no stream counted as an error");
+  assert.equal(after.success_count, before.success_count + 3);
+});
+
 test("SSE: a stream that fails before its first text falls back", async () => {
   s.up.setBehaviour("lightrag", { cutAfterChunks: 1 }); // references line only, then reset
   const { r, text } = await chat(LR, { stream: true });

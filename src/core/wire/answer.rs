@@ -71,8 +71,9 @@ pub enum StreamItem {
     /// sometimes without `search_results` titles, so consumers merge by URL
     /// ([`merge_citations`], as [`StreamAccumulator`] does) rather than append or replace.
     Citations(Vec<Citation>),
-    /// The upstream said the stream is complete (Perplexity `[DONE]`). LightRAG has no end
-    /// marker: there the clean end of the body is the end.
+    /// The upstream said the answer is complete: a Perplexity chunk with a `finish_reason`
+    /// (real Perplexity streams end there, without `[DONE]`) or a `[DONE]` line. LightRAG has
+    /// no end marker: there the clean end of the body is the end.
     Done,
     /// The upstream reported an error inside the stream, or sent something unparsable.
     Error(String),

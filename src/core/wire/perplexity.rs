@@ -1,7 +1,15 @@
 //! Perplexity's `POST /chat/completions`: OpenAI's chat format plus top-level `citations`
 //! (URL strings) and `search_results` (`[{title, url, date}]`); with `stream: true`, SSE
 //! `data: {chunk}` events whose `choices[0].delta.content` carries the text (citations and
-//! search results may ride along in any chunk, usually repeated), ending with `data: [DONE]`.
+//! search results may ride along in any chunk, usually repeated).
+//!
+//! How a real Perplexity stream ends (perplexityai/api-discussion#209, open since 2025-03, and
+//! the captured chunks in #193): there is **no** `data: [DONE]`. Every chunk is
+//! `"object": "chat.completion"` and carries a cumulative `message` beside the `delta`, plus
+//! `citations`, `search_results` and `usage`; the last one has `finish_reason: "stop"` and then
+//! the body simply ends. So a chunk with a non-null `finish_reason` means "complete", `[DONE]` is
+//! accepted when a proxy adds it, and only a body that ends with neither was cut. We read the
+//! `delta` only: the cumulative `message` would repeat the text.
 //!
 //! Why normalise messages: Perplexity rejects conversations whose turns do not alternate
 //! (after optional system messages) or do not end with a user turn, which OpenAI accepts.
@@ -244,8 +252,9 @@ pub fn parse_chat_response(body: &str) -> Result<UpstreamAnswer, WireError> {
 }
 
 /// Interprets the `data` of one SSE event: `[DONE]` → [`StreamItem::Done`]; an `error` object
-/// or unparsable JSON → [`StreamItem::Error`]; otherwise the delta text (if any) followed by the
-/// citations (if the chunk carries any).
+/// or unparsable JSON → [`StreamItem::Error`]; otherwise the delta text (if any), the citations
+/// (if the chunk carries any) and, when `choices[0].finish_reason` is set, [`StreamItem::Done`]
+/// (Perplexity's only end marker: it sends no `[DONE]`).
 pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
     let data = data.trim();
     if data == "[DONE]" {
@@ -283,7 +292,17 @@ pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
     match parse_citations(obj) {
         Ok(c) if !c.is_empty() => items.push(StreamItem::Citations(c)),
         Ok(_) => {}
-        Err(e) => items.push(StreamItem::Error(e.to_string())),
+        Err(e) => {
+            items.push(StreamItem::Error(e.to_string()));
+            return items;
+        }
+    }
+    let finished = choice
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.is_empty());
+    if finished {
+        items.push(StreamItem::Done);
     }
     items
 }
