@@ -26,6 +26,9 @@ pub mod outcome;
 pub mod quality;
 pub mod window;
 
+// The self-driving rollout (DESIGN §7): plan, gates, state machine, commands, status.
+pub mod rollout;
+
 // Upstream and front-door wire formats (DESIGN §6).
 pub mod wire;
 
