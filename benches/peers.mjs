@@ -102,8 +102,9 @@ export const flexibleRollout = ({ name, percentage, groupId }) => ({
 
 /**
  * Deterministic ids in the shapes real user ids take (counter, uuid, e-mail, numeric), ASCII
- * only: unleash-client's murmurhash3js hashes UTF-16 code units masked to bytes, not UTF-8, so
- * it disagrees with every other Unleash SDK (and with us) on non-ASCII ids.
+ * only: unleash-client hashes with murmurhash3js, which takes each UTF-16 code unit masked to
+ * one byte (`charCodeAt(i) & 0xff`), not UTF-8, so on non-ASCII ids it differs from the UTF-8
+ * murmur3 of DESIGN §2 (it did for every non-ASCII id tried).
  */
 export function makeIds(n) {
   let s = 0x9e3779b9;
