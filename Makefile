@@ -11,7 +11,7 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-browser bench clean
+        test-wasm-chrome test-worker test-browser test-bench bench clean
 
 help:
 	@echo "make dev   - build, start demo upstreams + the router under workerd (wrangler dev)"
@@ -56,6 +56,12 @@ test-worker: build
 test-browser: preview
 	node --test tests/browser/
 
+# Smoke run of `make bench` (BENCH_QUICK, without criterion): the harness runs and our cohort
+# equals unleash-client's at every whole percentage. Checks no speed. Uses build/ and www/pkg as
+# test-worker and test-browser leave them (run those first when calling it on its own).
+test-bench:
+	node --test tests/bench/
+
 test: setup
 	@start=$$(date +%s); \
 	for t in fmt lint test-native test-wasm-node test-wasm-chrome test-worker test-browser; do \
@@ -68,8 +74,12 @@ test: setup
 dev: setup build-dev preview
 	bash scripts/dev.sh
 
-bench: setup
-	cargo bench --bench routing --bench resilience -- --warm-up-time 1 --measurement-time 3
+# Every benchmark, one results table: bench-results/latest.md and latest.json (benches/run.mjs):
+# criterion, our wasm decision vs unleash-client / GrowthBook / flagd-core (+ the cohort check),
+# router vs bare worker latency and throughput, cold start, bundle sizes, KV operations.
+# BENCH_QUICK=1 for a fast smoke run; BENCH_SKIP=criterion,kv,... to leave sections out.
+bench: setup build preview
+	node benches/run.mjs
 
 clean:
 	rm -rf build www/pkg .wrangler target

@@ -1,32 +1,29 @@
-// Added latency of the router over a bare pass-through worker, in the same runtime (workerd via
-// Miniflare 4), against the same mock upstream (Perplexity, non-streamed, on loopback).
+// Added latency and lost throughput of the router over a bare pass-through worker, in the same
+// runtime (workerd via Miniflare 4), against the same mock upstream (Perplexity, non-streamed,
+// on loopback). Why a bare worker: absolute latencies on a shared machine mean little; the
+// difference to a worker that only forwards is what the router costs (issue 13, item 1).
 //
-//   node benches/edge_latency.mjs [--requests 1200] [--rounds 6] [--concurrency 16] [--seconds 6]
+//   make build && node benches/edge_latency.mjs [--rounds 7] [--requests 300] [--slices 5] [--seconds 2] [--concurrency 16] [--json out.json]
 //
-// Both workers are served on real loopback ports and driven by Node's fetch with keep-alive:
-// `--requests` sequential requests per side split into `--rounds` interleaved rounds (p50 / p99
-// per round, medians reported), then `--concurrency` clients for `--seconds` per side in three
-// interleaved slices (requests/s). The machine is shared: expect run-to-run noise of ~1 ms. The router runs the full path: body parsing, identity, the
-// routing decision, the upstream adapter with timeouts, answer translation, scoring, metrics.
-// Needs `make build` (build/index.js).
+// Both workers are served on real loopback ports and driven by Node's fetch with keep-alive.
+// Latency: `--rounds` interleaved rounds of `--requests` sequential requests per side; each
+// round gives p50 / p95 / p99 per side and the router's excess over bare in that round; the
+// table shows the median over rounds and the min–max. Throughput: `--concurrency` clients for
+// `--seconds` per slice, `--slices` interleaved slices per side (requests/s). The router runs
+// the full path: body parsing, identity, the routing decision, the upstream adapter with
+// timeouts, answer translation, scoring, metrics.
 import { Miniflare } from "miniflare";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { wranglerVars } from "../tests/node/harness.mjs";
+import { percentile, summarize } from "./lib/stats.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const N = arg("requests", 1200);
-const C = arg("concurrency", 16);
-const SECONDS = arg("seconds", 6);
-const ROUNDS = arg("rounds", 6);
 
 // The bare worker: forward the body to Perplexity, return its answer. Nothing else.
-const BARE = `
+export const BARE = `
 export default {
   async fetch(req, env) {
     const body = await req.text();
@@ -39,63 +36,60 @@ export default {
   },
 };`;
 
-const up = await startUpstreams({ perplexityKey: "px" });
-const common = { compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0 };
-const router = new Miniflare({
-  ...common,
-  modules: true,
-  scriptPath: path.join(ROOT, "build", "index.js"),
-  modulesRoot: path.join(ROOT, "build"),
-  modulesRules: [
-    { type: "ESModule", include: ["**/*.js"] },
-    { type: "CompiledWasm", include: ["**/*.wasm"] },
-  ],
-  kvNamespaces: ["ROUTER_STATE"],
-  bindings: {
-    ...wranglerVars(),
-    LIGHTRAG_INTEGRATION_ENABLED: "true",
-    LIGHTRAG_ROLLOUT_PERCENTAGE: "0",
-    PERPLEXITY_BASE_URL: up.perplexityUrl,
-    LIGHTRAG_BASE_URL: up.lightragUrl,
-    PERPLEXITY_API: "px",
-  },
-});
-const bare = new Miniflare({
-  ...common,
-  modules: true,
-  script: BARE,
-  bindings: { PERPLEXITY_BASE_URL: up.perplexityUrl, PERPLEXITY_API: "px" },
-});
-const routerUrl = new URL("/v1/chat/completions", await router.ready).toString();
-const bareUrl = new URL("/chat/completions", await bare.ready).toString();
+const COMMON = { compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0 };
 
-const body = (i) =>
+/** Miniflare options for the release router bundle (`make build`), all traffic to Perplexity. */
+export function routerOptions(up, bindings = {}) {
+  return {
+    ...COMMON,
+    modules: true,
+    scriptPath: path.join(ROOT, "build", "index.js"),
+    modulesRoot: path.join(ROOT, "build"),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    kvNamespaces: ["ROUTER_STATE"],
+    bindings: {
+      ...wranglerVars(),
+      LIGHTRAG_INTEGRATION_ENABLED: "true",
+      LIGHTRAG_ROLLOUT_PERCENTAGE: "0",
+      PERPLEXITY_BASE_URL: up.perplexityUrl,
+      LIGHTRAG_BASE_URL: up.lightragUrl,
+      PERPLEXITY_API: "px",
+      ...bindings,
+    },
+  };
+}
+
+/** Miniflare options for the bare pass-through worker. */
+export function bareOptions(up) {
+  return { ...COMMON, modules: true, script: BARE, bindings: { PERPLEXITY_BASE_URL: up.perplexityUrl, PERPLEXITY_API: "px" } };
+}
+
+export const chatBody = (i) =>
   JSON.stringify({ model: "sonar", user: `bench-user-${i % 500}`, messages: [{ role: "user", content: "What is the role of glutamine in cancer metabolism?" }] });
 
-async function once(url, i) {
+/** One POST, body read to the end; ms. Throws unless 200. */
+export async function once(url, i) {
   const t0 = performance.now();
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) });
+  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: chatBody(i) });
   await r.arrayBuffer();
   if (r.status !== 200) throw new Error(`${url}: HTTP ${r.status}`);
   return performance.now() - t0;
 }
 
-const pct = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
-
 async function latency(url, n) {
   const xs = [];
   for (let i = 0; i < n; i++) xs.push(await once(url, i));
-  return { p50: pct(xs, 0.5), p99: pct(xs, 0.99) };
+  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99) };
 }
 
-async function throughput(url, seconds) {
+async function throughput(url, seconds, clients) {
   let n = 0;
   const end = performance.now() + seconds * 1000;
   await Promise.all(
-    Array.from({ length: C }, async (_, c) => {
+    Array.from({ length: clients }, async (_, c) => {
       while (performance.now() < end) {
         await once(url, c * 100000 + n);
         n++;
@@ -105,40 +99,89 @@ async function throughput(url, seconds) {
   return n / seconds;
 }
 
-const median = (xs) => pct(xs, 0.5);
+export async function runEdge({ rounds, requests, slices, seconds, concurrency, log = console.error }) {
+  const up = await startUpstreams({ perplexityKey: "px" });
+  const router = new Miniflare(routerOptions(up));
+  const bare = new Miniflare(bareOptions(up));
+  try {
+    const routerUrl = new URL("/v1/chat/completions", await router.ready).toString();
+    const bareUrl = new URL("/chat/completions", await bare.ready).toString();
+    for (let i = 0; i < 100; i++) {
+      await once(bareUrl, i);
+      await once(routerUrl, i);
+    }
+    // Interleaved rounds (alternating which side goes first) so machine noise hits both alike.
+    const rows = [];
+    for (let r = 0; r < rounds; r++) {
+      let b;
+      let x;
+      if (r % 2 === 0) {
+        b = await latency(bareUrl, requests);
+        x = await latency(routerUrl, requests);
+      } else {
+        x = await latency(routerUrl, requests);
+        b = await latency(bareUrl, requests);
+      }
+      rows.push({ b, x });
+      log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms`);
+    }
+    const tb = [];
+    const tx = [];
+    for (let s = 0; s < slices; s++) {
+      if (s % 2 === 0) {
+        tb.push(await throughput(bareUrl, seconds, concurrency));
+        tx.push(await throughput(routerUrl, seconds, concurrency));
+      } else {
+        tx.push(await throughput(routerUrl, seconds, concurrency));
+        tb.push(await throughput(bareUrl, seconds, concurrency));
+      }
+      log(`edge: throughput slice ${s + 1}/${slices}: bare ${tb.at(-1).toFixed(0)} req/s, router ${tx.at(-1).toFixed(0)} req/s`);
+    }
+    const side = (k) => ({
+      p50: summarize(rows.map((r) => r[k].p50)),
+      p95: summarize(rows.map((r) => r[k].p95)),
+      p99: summarize(rows.map((r) => r[k].p99)),
+    });
+    return {
+      rounds,
+      requestsPerRound: requests,
+      slices,
+      secondsPerSlice: seconds,
+      concurrency,
+      bare: { ...side("b"), rps: summarize(tb) },
+      router: { ...side("x"), rps: summarize(tx) },
+      added: {
+        p50: summarize(rows.map((r) => r.x.p50 - r.b.p50)),
+        p95: summarize(rows.map((r) => r.x.p95 - r.b.p95)),
+      },
+      // Per slice pair: the router's requests/s as a share of bare's in the same slice.
+      rpsRatio: summarize(tx.map((x, i) => x / tb[i])),
+    };
+  } finally {
+    await router.dispose();
+    await bare.dispose();
+    await up.close();
+  }
+}
 
-try {
-  for (let i = 0; i < 100; i++) {
-    await once(bareUrl, i);
-    await once(routerUrl, i);
-  }
-  // Interleaved rounds so machine noise hits both sides alike; medians over rounds.
-  const per = Math.max(50, Math.floor(N / ROUNDS));
-  const rows = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const b = await latency(bareUrl, per);
-    const x = await latency(routerUrl, per);
-    rows.push({ b, x });
-  }
-  const tb = [];
-  const tx = [];
-  for (let r = 0; r < 3; r++) {
-    tb.push(await throughput(bareUrl, SECONDS / 3));
-    tx.push(await throughput(routerUrl, SECONDS / 3));
-  }
-  const f = (x) => x.toFixed(2);
-  const b50 = median(rows.map((r) => r.b.p50));
-  const x50 = median(rows.map((r) => r.x.p50));
-  const b99 = median(rows.map((r) => r.b.p99));
-  const x99 = median(rows.map((r) => r.x.p99));
-  const d50 = median(rows.map((r) => r.x.p50 - r.b.p50));
-  const d99 = median(rows.map((r) => r.x.p99 - r.b.p99));
-  console.log(`${ROUNDS} interleaved rounds x ${per} sequential requests per side (medians over rounds); throughput: ${C} clients, 3 x ${(SECONDS / 3).toFixed(1)} s per side`);
-  console.log(`bare pass-through : p50 ${f(b50)} ms  p99 ${f(b99)} ms  ${median(tb).toFixed(0)} req/s`);
-  console.log(`router            : p50 ${f(x50)} ms  p99 ${f(x99)} ms  ${median(tx).toFixed(0)} req/s`);
-  console.log(`added by router   : p50 ${f(d50)} ms  p99 ${f(d99)} ms  (target: <= 1 ms at p50)`);
-} finally {
-  await router.dispose();
-  await bare.dispose();
-  await up.close();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const quick = process.env.BENCH_QUICK === "1";
+  const arg = (name, dflt) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : dflt;
+  };
+  const r = await runEdge({
+    rounds: Number(arg("rounds", quick ? 3 : 7)),
+    requests: Number(arg("requests", quick ? 60 : 300)),
+    slices: Number(arg("slices", quick ? 3 : 5)),
+    seconds: Number(arg("seconds", quick ? 0.5 : 2)),
+    concurrency: Number(arg("concurrency", 16)),
+  });
+  const out = arg("json", undefined);
+  if (out) writeFileSync(out, JSON.stringify(r, null, 2));
+  const f = (s) => `${s.median.toFixed(2)} ms (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+  console.log(`${r.rounds} rounds x ${r.requestsPerRound} sequential requests per side; throughput ${r.concurrency} clients, ${r.slices} x ${r.secondsPerSlice} s per side`);
+  console.log(`bare   : p50 ${f(r.bare.p50)}  p95 ${f(r.bare.p95)}  ${r.bare.rps.median.toFixed(0)} req/s`);
+  console.log(`router : p50 ${f(r.router.p50)}  p95 ${f(r.router.p95)}  ${r.router.rps.median.toFixed(0)} req/s`);
+  console.log(`added  : p50 ${f(r.added.p50)}  p95 ${f(r.added.p95)}  router/bare req/s ${(100 * r.rpsRatio.median).toFixed(0)} %`);
 }

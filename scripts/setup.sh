@@ -52,7 +52,8 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# npm packages (wrangler, miniflare, binaryen, playwright-core, OpenFeature clients), exactly
+# npm packages (wrangler, miniflare, binaryen, playwright-core, OpenFeature clients, and the
+# flag libraries `make bench` compares against: unleash-client, GrowthBook, flagd-core), exactly
 # as locked. A stamp of the lockfile's hash makes the second run a no-op.
 stamp=node_modules/.setup-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -1,0 +1,132 @@
+// Renders the results document of benches/run.mjs as one markdown table (plus its header:
+// when, where, which commit), so a run can be pasted into the README or an issue as it is.
+
+const ns = (x) => (x < 1000 ? `${x.toFixed(1)} ns` : `${(x / 1000).toFixed(2)} µs`);
+const ms = (x) => `${x.toFixed(2)} ms`;
+const ms0 = (x) => `${x.toFixed(0)} ms`;
+const rps = (x) => `${x.toFixed(0)} req/s`;
+const pct = (x) => `${(100 * x).toFixed(0)} %`;
+const kib = (x) => `${(x / 1024).toFixed(1)} KiB`;
+const num = (x) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
+const int = (x) => x.toLocaleString("en");
+
+/** Median cell and "min–max" cell of a summary in one unit. */
+const cells = (s, f) => [f(s.median), `${f(s.min)} – ${f(s.max)}`];
+
+function criterionRows(r) {
+  // 100 samples on a shared machine reach far into the tails: the interquartile range says more.
+  return r.rows.map((x) => ["native (criterion)", `\`${x.id}\``, ...cells(x.nsPerIter, ns), `${x.nsPerIter.n} samples`, `IQR ${ns(x.nsPerIter.p25)} – ${ns(x.nsPerIter.p75)}`]);
+}
+
+function peerRows(r) {
+  const runs = `${r.runs} × ${int(r.ids)} ids`;
+  const rows = r.rows.map((x) => [
+    "wasm vs peers (Node)",
+    `${x.name} — ${x.note}`,
+    ...cells(x.nsPerCall, ns),
+    runs,
+    x.peer
+      ? `in rollout ${(100 * x.inRolloutShare).toFixed(2)} %`
+      : `${x.speedupVsFastestPeer.toFixed(2)}× as fast as ${r.fastestPeer} (fastest peer)${x.name === "ours/route" ? "; target ≥ 3×" : ""}`,
+  ]);
+  const c = r.cohortCheck;
+  rows.push([
+    "wasm vs peers (Node)",
+    "cohort = unleash-client's at every whole % 1..100 (DESIGN §2)",
+    "equal",
+    "0 disagreements",
+    `${int(c.comparisons)} comparisons`,
+    `${int(c.ids)} ids × ${c.percentages} percentages, and all ${int(c.agreeAt25PercentOnAllIds)} ids at ${r.rollout} %`,
+  ]);
+  return rows;
+}
+
+function edgeRows(r) {
+  const lat = `${r.rounds} rounds × ${r.requestsPerRound} req`;
+  const thr = `${r.slices} × ${r.secondsPerSlice} s`;
+  const E = "edge (workerd, Miniflare)";
+  return [
+    [E, "bare pass-through worker, p50", ...cells(r.bare.p50, ms), lat, ""],
+    [E, "router, p50", ...cells(r.router.p50, ms), lat, ""],
+    [E, "added by router, p50", ...cells(r.added.p50, ms), lat, "target ≤ 0.25 ms"],
+    [E, "bare pass-through worker, p95", ...cells(r.bare.p95, ms), lat, ""],
+    [E, "router, p95", ...cells(r.router.p95, ms), lat, ""],
+    [E, "added by router, p95", ...cells(r.added.p95, ms), lat, ""],
+    [E, `bare, throughput at ${r.concurrency} clients`, ...cells(r.bare.rps, rps), thr, ""],
+    [E, `router, throughput at ${r.concurrency} clients`, ...cells(r.router.rps, rps), thr, ""],
+    [E, "router / bare requests/s (same slice)", ...cells(r.rpsRatio, pct), thr, "target ≥ 80 %"],
+  ];
+}
+
+function coldRows(r) {
+  const C = "cold start";
+  const runs = `${r.runs} runs per side`;
+  return [
+    [C, "router: start workerd → first answer", ...cells(r.router.firstAnswer, ms0), runs, `of which ready ${ms0(r.router.ready.median)}`],
+    [C, "bare: start workerd → first answer", ...cells(r.bare.firstAnswer, ms0), runs, `of which ready ${ms0(r.bare.ready.median)}`],
+    [C, "added by router", ...cells(r.added, ms0), runs, "same run, router − bare"],
+  ];
+}
+
+const wasmGzip = (b) => b.files.filter((f) => f.file.endsWith(".wasm")).reduce((a, f) => a + f.gzip, 0);
+
+function bundleRows(r) {
+  return [
+    ["bundle", "worker (build/: every file uploaded), gzip -9", kib(r.worker.gzip), "—", "deterministic", `raw ${kib(r.worker.raw)}; wasm alone ${kib(wasmGzip(r.worker))}; target ≤ 250 KB`],
+    ["bundle", "preview (www/pkg: wasm + JS glue), gzip -9", kib(r.preview.gzip), "—", "deterministic", `raw ${kib(r.preview.raw)}; wasm alone ${kib(wasmGzip(r.preview))}; target ≤ 80 KB`],
+  ];
+}
+
+function kvRows(r) {
+  const ops = (o, f) => `reads ${f(o.reads)} · writes ${f(o.writes)} · lists ${f(o.lists)}`;
+  const med = (o) => ops({ reads: o.reads.median, writes: o.writes.median, lists: o.lists.median }, num);
+  const spread = (o) => ops({ reads: o.reads, writes: o.writes, lists: o.lists }, (s) => `${num(s.min)}–${num(s.max)}`);
+  const runs = `${r.runs} run${r.runs === 1 ? "" : "s"} × ${int(r.requests)} req`;
+  const rows = [];
+  for (const [k, label] of [["default", "refresh/flush from wrangler.toml"], ["paced", "refresh 1 s, flush 10 s"]]) {
+    const s = r[k];
+    if (!s) continue;
+    rows.push(["KV ops / 1,000 requests", `${label}: first ${int(r.requests)} requests after start`, med(s.cold), spread(s.cold), runs, `includes start-up reads; ${s.coldSeconds.median.toFixed(1)} s`]);
+    rows.push([
+      "KV ops / 1,000 requests",
+      `${label}: next ${int(r.requests)} (steady state)`,
+      med(s.steady),
+      spread(s.steady),
+      runs,
+      `${s.steadySeconds.median.toFixed(1)} s${s.steadyRate ? ` (paced at ${s.steadyRate} req/s)` : ""}`,
+    ]);
+  }
+  return rows;
+}
+
+const RENDER = { criterion: criterionRows, peers: peerRows, edge: edgeRows, cold: coldRows, bundle: bundleRows, kv: kvRows };
+
+export function renderMarkdown(doc) {
+  const m = doc.machine;
+  const head = [
+    `# Benchmark results${doc.quick ? " (BENCH_QUICK smoke run: few ids and runs, not for quoting)" : ""}`,
+    "",
+    `- date: ${doc.date}; took ${Math.round(doc.seconds)} s`,
+    `- commit: ${doc.git.commit ?? "?"} (${doc.git.branch ?? "?"}${doc.git.dirty ? ", uncommitted changes" : ""})`,
+    `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}`,
+    `- load average (1/5/15 min): ${m.loadStart.join(" / ")} at start, ${(m.loadEnd ?? []).join(" / ")} at end`,
+    `- ${doc.versions.node ? `node ${doc.versions.node}` : ""}; ${doc.versions.rustc ?? "rustc ?"}`,
+    "- every figure: median over the runs named, spread = min – max over those runs",
+    "",
+  ];
+  const rows = [];
+  for (const [k, render] of Object.entries(RENDER)) {
+    const r = doc.results[k];
+    if (!r) continue;
+    if (r.error) rows.push([k, "**FAILED**", r.error, "", "", ""]);
+    else rows.push(...render(r));
+  }
+  const esc = (c) => String(c).replaceAll("|", "\\|");
+  const table = [
+    "| section | measurement | median | spread (min – max) | runs | note |",
+    "|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ];
+  const fail = doc.failures.length ? ["", `**FAILED:** ${doc.failures.join("; ")}`] : [];
+  return `${[...head, ...table, ...fail].join("\n")}\n`;
+}
