@@ -64,7 +64,7 @@ test-bench:
 
 test: setup
 	@start=$$(date +%s); \
-	for t in fmt lint test-native test-wasm-node test-wasm-chrome test-worker test-browser; do \
+	for t in fmt lint test-native test-wasm-node test-wasm-chrome test-worker test-browser test-bench; do \
 	  echo "==> make $$t"; s=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$t; \
 	  echo "<== make $$t ok ($$(( $$(date +%s) - s ))s)"; \
