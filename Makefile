@@ -11,7 +11,7 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-browser test-bench bench clean
+        test-wasm-chrome test-worker test-browser test-bench bench aa reference clean
 
 help:
 	@echo "make dev   - build, start demo upstreams + the router under workerd (wrangler dev)"
@@ -80,6 +80,20 @@ dev: setup build-dev preview
 # BENCH_QUICK=1 for a fast smoke run; BENCH_SKIP=criterion,kv,... to leave sections out.
 bench: setup build preview
 	node benches/run.mjs
+
+# The experiment statistics' simulations at full fidelity (every request drawn, log-normal
+# latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,
+# sequential vs naive fixed-horizon, plus the power check. `cargo test` runs a faster version.
+aa:
+	AA_PER_REQUEST=1 cargo test --release --test experiment_aa -- --nocapture --test-threads=1
+	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test experiment_aa aa_false_positive -- --nocapture
+
+# Re-generate tests/reference/experiment.json (scipy / statsmodels / mpmath, pinned versions).
+STATS_VENV := $(HOME)/.cache/cmo-edge-router/stats-venv
+reference:
+	test -x $(STATS_VENV)/bin/python || python3 -m venv $(STATS_VENV)
+	$(STATS_VENV)/bin/pip install -q -r scripts/reference/requirements.txt
+	$(STATS_VENV)/bin/python scripts/reference/experiment_reference.py
 
 clean:
 	rm -rf build www/pkg .wrangler target

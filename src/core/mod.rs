@@ -9,6 +9,7 @@ pub mod upstream;
 // Cohort hashing (DESIGN §2).
 pub mod cohort;
 // Statistics shared by tests, SRM checks and the rollout controller.
+pub mod experiment;
 pub mod stats;
 
 // Routing (DESIGN §3, §8).
