@@ -115,6 +115,15 @@ export async function startLightrag({ apiKey = '', llmCache = false, dim = 256, 
   child.on('exit', (code, signal) => {
     exited = { code, signal };
   });
+  // Should the test process die without stop(), take the server (our own process group) with it.
+  const killOnExit = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.on('exit', killOnExit);
   const url = `http://127.0.0.1:${port}`;
   const headers = apiKey ? { 'x-api-key': apiKey } : {};
   const rag = {
@@ -175,6 +184,7 @@ export async function startLightrag({ apiKey = '', llmCache = false, dim = 256, 
           while (exited === null) await sleep(50);
         }
       }
+      process.off('exit', killOnExit);
       await llm.close();
       if (!process.env.KEEP_LIGHTRAG_DIR) rmSync(dir, { recursive: true, force: true });
     },
