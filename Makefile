@@ -11,11 +11,12 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-browser test-bench bench aa reference clean
+        test-wasm-chrome test-worker test-browser test-bench test-lightrag bench aa reference clean
 
 help:
 	@echo "make dev   - build, start demo upstreams + the router under workerd (wrangler dev)"
 	@echo "make test  - install tools if needed, then run every test layer"
+	@echo "make test-lightrag - the router and the mock LightRAG against the real lightrag-server"
 
 setup:
 	@bash scripts/setup.sh
@@ -70,6 +71,13 @@ test: setup
 	  echo "<== make $$t ok ($$(( $$(date +%s) - s ))s)"; \
 	done; \
 	echo "make test: all layers passed in $$(( $$(date +%s) - start ))s"
+
+# Against the REAL lightrag-server (PyPI lightrag-hku[api], pinned; offline with a mock LLM):
+# its own target, not part of `make test`. Installs the server into a venv under
+# ~/.cache/cmo-edge-router the first time (~1 min), then reuses it. See docs/lightrag-real.md.
+test-lightrag: setup build
+	bash scripts/lightrag/setup.sh
+	node --test --test-concurrency=1 tests/real/
 
 dev: setup build-dev preview
 	bash scripts/dev.sh

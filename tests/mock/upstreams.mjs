@@ -2,6 +2,11 @@
 // HTTP on 127.0.0.1, speaking the real wire formats (see src/core/wire/). Used by `make dev` and
 // by integration tests, with fault injection (status, delays, resets, cut streams, HTML bodies).
 //
+// The LightRAG half speaks what the real lightrag-server 1.5.7 sends, captured from it
+// (tests/fixtures/lightrag/README.md, re-checked live by tests/real/lightrag_wire.test.mjs):
+// behaviours `noContext`, `llmDown`, `cacheHit` give its three single-line replies, and requests
+// are validated as its QueryRequest model does (422 bodies in FastAPI's shape).
+//
 // Node 20+, ESM, no dependencies.
 //
 //   import { startUpstreams } from './tests/mock/upstreams.mjs';
@@ -14,6 +19,7 @@
 // prints LIGHTRAG_BASE_URL=... and PERPLEXITY_BASE_URL=... and runs until SIGINT/SIGTERM.
 
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 
 const UPSTREAMS = ['lightrag', 'perplexity'];
@@ -38,6 +44,151 @@ export function splitChunks(text, n = 5) {
   const out = [];
   for (let i = 0; i < words.length; i += per) out.push(words.slice(i, i + per).join(''));
   return out;
+}
+
+// ---- LightRAG 1.5.7 facts (source next to each; fixtures in tests/fixtures/lightrag/) --------
+
+/** The canned no-context reply: lightrag/prompt.py PROMPTS["fail_response"] (fixture query_no_context.json). */
+export const LIGHTRAG_NO_CONTEXT = "Sorry, I'm not able to provide an answer to that question.[no-context]";
+/**
+ * What /query and /query/stream substitute when the query produced no content, e.g. when the
+ * server's own LLM fails (lightrag/api/routers/query_routes.py; fixture query_llm_down.json).
+ */
+export const LIGHTRAG_NO_RESULT = 'No relevant context found for the query.';
+/** ~8.1 s measured: 3 LLM attempts, tenacity wait 4 s between them (lightrag/llm/openai.py). */
+export const LIGHTRAG_LLM_DOWN_MS = 8000;
+/** lightrag/constants.py (1.5.7): not env knobs. */
+export const LIGHTRAG_LIMITS = Object.freeze({
+  MAX_QUERY_CHARS: 64 * 1024,
+  MAX_MESSAGE_CHARS: 32 * 1024,
+  MAX_REQUEST_TEXT_CHARS: 128 * 1024,
+  MAX_MESSAGES_PER_REQUEST: 128,
+  MAX_ROLE_CHARS: 64,
+  MIN_RAG_QUERY_WEIGHT: 3,
+  MAX_REQUEST_BODY_BYTES: 1024 * 1024,
+});
+const TOO_SHORT =
+  'RAG query is too short. Enter at least 3 English characters or an equivalent combination where each ' +
+  'Chinese, Japanese or Korean character counts as 2.'; // lightrag/query_validation.py _TOO_SHORT_MESSAGE
+
+// lightrag/query_validation.py _WIDE_CODEPOINT_RANGES: whole CJK blocks weigh 2 (verified live:
+// '糖' → 422, '糖酵' and '糖a' → 200, U+4DC0 Yijing hexagrams weigh 1, U+D7B0 Hangul Jamo Ext-B 2).
+const WIDE_RANGES = [
+  [0x1100, 0x11ff], [0x2e80, 0x33ff], [0x3400, 0x4dbf], [0x4e00, 0x9fff], [0xa960, 0xa97f], [0xac00, 0xd7ff],
+  [0xf900, 0xfaff], [0xfe30, 0xfe4f], [0xff00, 0xffee], [0x16fe0, 0x16fff], [0x1aff0, 0x1b2ff], [0x20000, 0x3fffd],
+];
+// Python's str.isspace() set, which str.strip() removes: unlike JS \s it has \x1c-\x1f and \x85
+// and lacks U+FEFF (the wire test found that one: '\ufeff\ufeff' is "too short", not "empty").
+const PY_WS = '[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const PY_STRIP = new RegExp(`^${PY_WS}+|${PY_WS}+$`, 'g');
+/** Python's str.strip(). */
+const pyStrip = (s) => s.replace(PY_STRIP, '');
+/** Length in code points, as Python's len(). */
+const pyLen = (s) => [...s].length;
+
+/** LightRAG's English-equivalent query weight: each character of a CJK block counts 2. */
+export function lightragQueryWeight(query) {
+  let w = 0;
+  for (const ch of pyStrip(String(query))) {
+    const cp = ch.codePointAt(0);
+    w += WIDE_RANGES.some(([a, b]) => cp >= a && cp <= b) ? 2 : 1;
+  }
+  return w;
+}
+
+/**
+ * Python json.dumps() with its default ", " / ": " separators: with `ascii` (the default, as
+ * /query/stream writes its NDJSON lines) every character outside ' '..'~' is a \uXXXX escape.
+ */
+export function pyJson(v, ascii = true) {
+  if (Array.isArray(v)) return `[${v.map((x) => pyJson(x, ascii)).join(', ')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+    return `{${entries.map(([k, x]) => `${pyJson(k, ascii)}: ${pyJson(x, ascii)}`).join(', ')}}`;
+  }
+  if (typeof v === 'string') {
+    const s = JSON.stringify(v);
+    return ascii ? s.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+const detail = (type, loc, msg, input, ctx) => ({ type, loc: ['body', ...loc], msg, input, ...(ctx ? { ctx } : {}) });
+const valueError = (loc, msg, input) => detail('value_error', loc, `Value error, ${msg}`, input, { error: {} });
+
+/**
+ * lightrag/api/input_limits.py count_conversation_input_chars: query + user_prompt +
+ * json.dumps(history, ensure_ascii=False), in code points (the query already stripped).
+ */
+export function lightragRequestTextChars(body) {
+  const h = body.conversation_history;
+  return pyLen(body.query ?? '') + pyLen(body.user_prompt ?? '') + (Array.isArray(h) && h.length ? pyLen(pyJson(h, false)) : 0);
+}
+
+/** One conversation_history entry's error, in the order QueryRequest checks (query_routes.py). */
+function historyEntryError(m) {
+  const L = LIGHTRAG_LIMITS;
+  if (!('role' in m)) return "Each message must have a 'role' key.";
+  if (typeof m.role !== 'string' || !pyStrip(m.role)) return "Each message 'role' must be a non-empty string.";
+  if (pyLen(m.role) > L.MAX_ROLE_CHARS) return `Each message 'role' must be at most ${L.MAX_ROLE_CHARS} characters.`;
+  if (!('content' in m)) return "Each message must have a 'content' key.";
+  if (typeof m.content !== 'string') return "Each message 'content' must be a string.";
+  if (pyLen(m.content) > L.MAX_MESSAGE_CHARS) return `Each message 'content' must be at most ${L.MAX_MESSAGE_CHARS} characters.`;
+  return null;
+}
+
+/**
+ * Validates a parsed /query body as LightRAG's pydantic QueryRequest does and returns the 422
+ * body, or null when valid. Field errors are all reported, in field order; the model checks
+ * (query minimum, then the total text budget) run only when the fields are valid. Bodies are
+ * byte-identical to the server's (fixtures 422_*.json).
+ */
+export function lightragValidate(body) {
+  const L = LIGHTRAG_LIMITS;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { detail: [detail('model_attributes_type', [], 'Input should be a valid dictionary or object to extract fields from', body)] };
+  }
+  const errs = [];
+  if (!('query' in body)) errs.push(detail('missing', ['query'], 'Field required', body));
+  else if (typeof body.query !== 'string') errs.push(detail('string_type', ['query'], 'Input should be a valid string', body.query));
+  else if (pyLen(body.query) > L.MAX_QUERY_CHARS) {
+    errs.push(detail('string_too_long', ['query'], `String should have at most ${L.MAX_QUERY_CHARS} characters`, body.query, { max_length: L.MAX_QUERY_CHARS }));
+  } else if (!pyStrip(body.query)) errs.push(valueError(['query'], 'Query must not be empty.', body.query));
+  if ('mode' in body && !LIGHTRAG_MODES.includes(body.mode)) {
+    const expected = "'local', 'global', 'hybrid', 'naive', 'mix' or 'bypass'";
+    errs.push(detail('literal_error', ['mode'], `Input should be ${expected}`, body.mode, { expected }));
+  }
+  const hist = body.conversation_history;
+  if (hist !== undefined && hist !== null) {
+    if (!Array.isArray(hist)) errs.push(detail('list_type', ['conversation_history'], 'Input should be a valid list', hist));
+    else {
+      const notDicts = hist.flatMap((m, i) =>
+        m === null || typeof m !== 'object' || Array.isArray(m)
+          ? [detail('dict_type', ['conversation_history', i], 'Input should be a valid dictionary', m)]
+          : [],
+      );
+      if (notDicts.length) errs.push(...notDicts);
+      else if (hist.length > L.MAX_MESSAGES_PER_REQUEST) {
+        errs.push(valueError(['conversation_history'], `conversation_history must hold at most ${L.MAX_MESSAGES_PER_REQUEST} messages`, hist));
+      } else {
+        const msg = hist.map(historyEntryError).find(Boolean);
+        if (msg) errs.push(valueError(['conversation_history'], msg, hist));
+      }
+    }
+  }
+  if (typeof body.user_prompt === 'string' && pyLen(body.user_prompt) > L.MAX_QUERY_CHARS) {
+    errs.push(detail('string_too_long', ['user_prompt'], `String should have at most ${L.MAX_QUERY_CHARS} characters`, body.user_prompt, { max_length: L.MAX_QUERY_CHARS }));
+  }
+  if (errs.length) return { detail: errs };
+  const query = pyStrip(body.query);
+  if ((body.mode ?? 'mix') !== 'bypass' && lightragQueryWeight(query) < L.MIN_RAG_QUERY_WEIGHT) {
+    return { detail: [valueError([], TOO_SHORT, body)] };
+  }
+  const total = lightragRequestTextChars({ ...body, query });
+  if (total > L.MAX_REQUEST_TEXT_CHARS) {
+    return { detail: [valueError([], `total request text is ${total} characters, over the ${L.MAX_REQUEST_TEXT_CHARS} character limit`, body)] };
+  }
+  return null;
 }
 
 function lightragAnswer(query, mode) {
@@ -177,8 +328,22 @@ function logRequest(state, upstream, req, raw) {
   state.logs[upstream].push({ method: req.method, path: req.url, headers: { ...req.headers }, body, raw });
 }
 
-function fastapi422(loc, msg, input) {
-  return { detail: [{ type: 'value_error', loc: ['body', ...loc], msg, input }] };
+/** FastAPI's JSON-decode 422 (fixture 422_json_invalid.json; ctx.error is Python's json message). */
+function jsonInvalid(raw, e) {
+  const pos = Number((String(e.message).match(/position (\d+)/) || [])[1] ?? 0);
+  return { detail: [{ type: 'json_invalid', loc: ['body', pos], msg: 'JSON decode error', input: {}, ctx: { error: 'Expecting value' } }] };
+}
+
+/** lightrag/api/utils_api.py internal_server_error(): generic text plus a 12-hex correlation id. */
+export function lightrag500Body() {
+  return { detail: `Internal server error (error_id: ${randomBytes(6).toString('hex')})` };
+}
+
+/** The single NDJSON line LightRAG writes for a complete (non-streamed) result (query_routes.py). */
+function completeLine(response, llmGenerated, references, includeRefs) {
+  const line = { response, llm_generated: llmGenerated };
+  if (includeRefs) line.references = references;
+  return pyJson(line) + '\n';
 }
 
 function lightragHandler(state) {
@@ -187,45 +352,77 @@ function lightragHandler(state) {
     const path = (req.url || '/').split('?')[0];
     logRequest(state, 'lightrag', req, raw);
     const behaviour = takeBehaviour(state, 'lightrag');
-    if (await applyFaults(req, res, behaviour, (s) => ({ detail: `mock LightRAG failure (status ${s})` }))) return;
+    const errorBody = (s) => (s === 500 ? lightrag500Body() : { detail: `mock LightRAG failure (status ${s})` });
+    if (await applyFaults(req, res, behaviour, errorBody)) return;
 
+    // BodyLimitMiddleware runs first (fixture 413_body_too_large.json; note json.dumps spacing).
+    if (Buffer.byteLength(raw) > LIGHTRAG_LIMITS.MAX_REQUEST_BODY_BYTES) {
+      const body = pyJson({ detail: `Request body too large. This endpoint accepts at most ${LIGHTRAG_LIMITS.MAX_REQUEST_BODY_BYTES} bytes.` });
+      res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      return res.end(body);
+    }
     if (path !== '/health' && path !== '/query' && path !== '/query/stream') {
       return sendJson(res, 404, { detail: 'Not Found' });
     }
-    // Like the real server, every route (health included) sits behind the API key when one is set.
     const expected = state.keys.lightrag;
-    if (expected && req.headers['x-api-key'] !== expected) {
-      return sendJson(res, 403, { detail: 'API Key required' });
-    }
+    const given = req.headers['x-api-key'];
+    const authorized = !expected || given === expected;
     if (path === '/health') {
       if (req.method !== 'GET') return sendJson(res, 405, { detail: 'Method Not Allowed' });
-      return sendJson(res, 200, { status: 'healthy', working_directory: '/mock/rag_storage', core_version: 'mock' });
+      // 1.5.7: /health is a public liveness probe (always 200); configuration only with a valid key
+      // (fixtures health_public.json / health_authorized.json).
+      const pub = { status: 'healthy', auth_mode: 'disabled', core_version: '1.5.7', api_version: '0344' };
+      return sendJson(res, 200, authorized ? { ...pub, working_directory: '/mock/rag_storage' } : pub);
     }
     if (req.method !== 'POST') return sendJson(res, 405, { detail: 'Method Not Allowed' });
-    let body;
-    try {
-      body = JSON.parse(raw);
-    } catch (e) {
-      return sendJson(res, 422, fastapi422([], `JSON decode error: ${e.message}`, raw));
+    // FastAPI decodes a JSON body before the auth dependency runs, so a malformed body is a 422
+    // even without a key (fixture 422_json_invalid.json); any other content type is not decoded.
+    const isJson = /^application\/(.+\+)?json/i.test(req.headers['content-type'] || '');
+    let body = raw;
+    if (isJson) {
+      if (!raw.length) body = null;
+      else {
+        try {
+          body = JSON.parse(raw);
+        } catch (e) {
+          return sendJson(res, 422, jsonInvalid(raw, e));
+        }
+      }
     }
-    if (!body || typeof body !== 'object' || Array.isArray(body)) {
-      return sendJson(res, 422, fastapi422([], 'Input should be a valid dictionary', body));
-    }
-    if (typeof body.query !== 'string') {
-      return sendJson(res, 422, fastapi422(['query'], 'Field required', body));
-    }
+    // Auth (utils_api.get_combined_auth_dependency): 403 for a missing/empty or a wrong X-API-Key.
+    if (!authorized) return sendJson(res, 403, { detail: given ? 'Invalid API Key' : 'API Key required' });
+    if (body === null) return sendJson(res, 422, { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] });
+    const invalid = lightragValidate(body);
+    if (invalid) return sendJson(res, 422, invalid);
+
     const mode = body.mode ?? 'mix';
-    if (!LIGHTRAG_MODES.includes(mode)) {
-      return sendJson(res, 422, fastapi422(['mode'], `Input should be ${LIGHTRAG_MODES.join(', ')}`, mode));
+    const query = pyStrip(body.query);
+    const includeRefs = body.include_references !== false;
+    const stream = path === '/query/stream';
+
+    // Replies that are not LLM-written answers: one complete result (query_routes.py).
+    let canned = null;
+    if (behaviour.noContext) canned = { text: LIGHTRAG_NO_CONTEXT }; // fixtures query_no_context.*
+    if (behaviour.llmDown) {
+      // fixtures query_llm_down.*: 200 after LightRAG's own retries, nothing generated.
+      await sleep(behaviour.llmDownMs ?? LIGHTRAG_LLM_DOWN_MS);
+      if (res.destroyed) return;
+      canned = { text: LIGHTRAG_NO_RESULT };
     }
-    const query = body.query.trim();
-    if (!query || (mode !== 'bypass' && [...query].length < 3)) {
-      return sendJson(res, 422, fastapi422(['query'], 'Query must be at least 3 characters', body.query));
+    if (canned) {
+      if (!stream) {
+        return sendJson(res, 200, {
+          response: canned.text,
+          references: includeRefs ? [] : null,
+          response_time: 0.07,
+          llm_generated: false,
+        });
+      }
+      return streamChunks(res, [completeLine(canned.text, false, [], includeRefs)], behaviour, 'application/x-ndjson');
     }
 
     const answer = lightragAnswer(query, mode);
-    const includeRefs = body.include_references !== false;
-    if (path === '/query') {
+    if (!stream) {
       if (behaviour.cutAfterChunks !== undefined) {
         // A non-streamed body cut half-way.
         const full = JSON.stringify({ response: answer.response, references: answer.references });
@@ -235,21 +432,25 @@ function lightragHandler(state) {
         return;
       }
       if (behaviour.ttfbDelayMs) await sleep(behaviour.ttfbDelayMs);
+      // fixture query_answer.json: /query references carry `content: null` (ReferenceItem.content).
       return sendJson(res, 200, {
         response: answer.response,
-        references: includeRefs ? answer.references : null,
+        references: includeRefs ? answer.references.map((r) => ({ ...r, content: null })) : null,
         response_time: 0.01,
         llm_generated: true,
       });
     }
-    const lines = [];
-    if (includeRefs) lines.push(JSON.stringify({ references: answer.references }) + '\n');
-    if (body.stream === false) {
-      lines.push(JSON.stringify({ response: answer.response, llm_generated: true }) + '\n');
-    } else {
-      for (const c of splitChunks(answer.response, 5)) lines.push(JSON.stringify({ response: c }) + '\n');
+    // `stream: false` and LLM-cache hits are one complete line, no references line first
+    // (fixtures query_stream_stream_false.ndjson, query_stream_cache_hit.ndjson).
+    if (body.stream === false || behaviour.cacheHit) {
+      return streamChunks(res, [completeLine(answer.response, true, answer.references, includeRefs)], behaviour, 'application/x-ndjson');
     }
-    if (behaviour.streamError) lines.push(JSON.stringify({ error: String(behaviour.streamError) }) + '\n');
+    // fixture query_stream_answer.ndjson: a references line first, then {"response": chunk} lines.
+    const lines = [];
+    if (includeRefs) lines.push(pyJson({ references: answer.references }) + '\n');
+    for (const c of splitChunks(answer.response, 5)) lines.push(pyJson({ response: c }) + '\n');
+    // fixture query_stream_cut.ndjson: a generation error mid-stream is an {"error": ...} line.
+    if (behaviour.streamError) lines.push(pyJson({ error: String(behaviour.streamError) }) + '\n');
     await streamChunks(res, lines, behaviour, 'application/x-ndjson');
   };
 }

@@ -3,7 +3,17 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startUpstreams, keyTerms } from './upstreams.mjs';
+import { readFileSync } from 'node:fs';
+import {
+  startUpstreams,
+  keyTerms,
+  lightragQueryWeight,
+  pyJson,
+  LIGHTRAG_NO_CONTEXT,
+  LIGHTRAG_NO_RESULT,
+  LIGHTRAG_LLM_DOWN_MS,
+} from './upstreams.mjs';
+import { CASES, ACCEPTED, elideInputs } from '../real/cases.mjs';
 
 let up;
 before(async () => {
@@ -186,7 +196,11 @@ test('CLI prints both URLs and exits cleanly on SIGTERM', async () => {
     child.on('exit', (code) => reject(new Error(`exited early with ${code}`)));
   });
   const url = out.match(/LIGHTRAG_BASE_URL=(\S+)/)[1];
-  const r = await fetch(url + '/query', { method: 'POST', body: JSON.stringify({ query: 'glucose' }) });
+  const r = await fetch(url + '/query', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'glucose' }),
+  });
   assert.equal(r.status, 200);
   const code = await new Promise((resolve) => {
     child.removeAllListeners('exit');
@@ -208,4 +222,146 @@ test('behaviour: streamError puts an error line into the stream', async () => {
   const r = await lr('/query/stream', { query: 'glucose metabolism' });
   const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.at(-1).error, 'LLM timeout');
+});
+
+// ---- LightRAG 1.5.7 fidelity, offline: the mock against the fixtures captured from the real
+// server (tests/fixtures/lightrag/; the live comparison is tests/real/lightrag_wire.test.mjs).
+
+const FIX = new URL('../fixtures/lightrag/', import.meta.url);
+const fixture = (name) => readFileSync(new URL(name, FIX), 'utf8');
+const manifest = JSON.parse(fixture('manifest.json'));
+const captured = (name) => manifest.cases.find((c) => c.name === name);
+const stableTime = (text) => text.replace(/"response_time": ?[0-9.]+/g, '"response_time":0');
+const ndjsonLines = (text) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+/** Sends a tests/real/cases.mjs case to the mock, as sendCase does to the real server. */
+async function mockCase(c) {
+  const headers = { 'content-type': 'application/json', 'x-api-key': 'lr-key', ...(c.headers || {}) };
+  for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
+  if (headers['x-api-key'] === 'fixture-key') headers['x-api-key'] = 'lr-key';
+  if (c.behaviour) up.setBehaviour('lightrag', { ...c.behaviour, times: 1 });
+  const r = await fetch(up.lightragUrl + c.path, {
+    method: c.method || 'POST',
+    headers,
+    body: (c.method || 'POST') === 'GET' ? undefined : c.raw ?? JSON.stringify(c.body),
+  });
+  return { status: r.status, contentType: r.headers.get('content-type'), text: await r.text() };
+}
+
+test('LightRAG fixtures: every byte-exact case (no-context, 422, 413, 403) is what the mock sends', async () => {
+  const exact = CASES.filter((c) => c.kind === 'exact');
+  assert.ok(exact.length >= 25);
+  for (const c of exact) {
+    const got = await mockCase(c);
+    const want = captured(c.name);
+    assert.equal(got.status, want.status, c.name);
+    const norm = (t) => stableTime(c.elide ? elideInputs(t) : t);
+    assert.equal(norm(got.text), stableTime(fixture(want.file)), c.name);
+  }
+});
+
+test('LightRAG fixtures: answer shapes, /query references carry content: null', async () => {
+  for (const name of ['query_answer', 'query_answer_no_refs']) {
+    const c = CASES.find((x) => x.name === name);
+    const got = JSON.parse((await mockCase(c)).text);
+    const want = JSON.parse(fixture(captured(name).file));
+    assert.deepEqual(Object.keys(got), Object.keys(want), name);
+    assert.equal(got.llm_generated, true);
+    if (want.references) assert.deepEqual(Object.keys(got.references[0]), Object.keys(want.references[0]));
+    else assert.equal(got.references, null);
+  }
+});
+
+test('LightRAG fixtures: stream layouts (references line first, chunks; stream:false one line) in json.dumps bytes', async () => {
+  const layout = (text) => {
+    const sigs = ndjsonLines(text).map((l) => Object.keys(l).join(','));
+    return sigs.filter((x, i) => i === 0 || x !== sigs[i - 1]);
+  };
+  for (const name of ['query_stream_answer', 'query_stream_answer_no_refs', 'query_stream_stream_false']) {
+    const c = CASES.find((x) => x.name === name);
+    const got = await mockCase(c);
+    assert.match(got.contentType, /application\/x-ndjson/);
+    assert.deepEqual(layout(got.text), layout(fixture(captured(name).file)), name);
+    for (const line of got.text.split('\n').filter(Boolean)) assert.equal(line, pyJson(JSON.parse(line)));
+  }
+});
+
+test('LightRAG noContext: the canned reply, one NDJSON line with llm_generated false and no references line', async () => {
+  up.setBehaviour('lightrag', { noContext: true, times: 2 });
+  const j = await (await lr('/query', { query: 'Who won the football world cup in 1998?' })).json();
+  assert.equal(j.response, "Sorry, I'm not able to provide an answer to that question.[no-context]");
+  assert.equal(j.response, LIGHTRAG_NO_CONTEXT);
+  assert.deepEqual(j.references, []);
+  assert.equal(j.llm_generated, false);
+  const text = await (await lr('/query/stream', { query: 'Who won the football world cup in 1998?' })).text();
+  assert.equal(text, fixture('query_stream_no_context.ndjson'));
+  assert.deepEqual(ndjsonLines(text), [{ response: LIGHTRAG_NO_CONTEXT, llm_generated: false, references: [] }]);
+});
+
+test('LightRAG llmDown: a slow 200 with "No relevant context found for the query." and llm_generated false', async () => {
+  assert.ok(LIGHTRAG_LLM_DOWN_MS >= 7000 && LIGHTRAG_LLM_DOWN_MS <= 9000);
+  assert.ok(captured('query_llm_down').elapsed_ms >= 7000, 'the captured server took its retries');
+  up.setBehaviour('lightrag', { llmDown: true, llmDownMs: 150, times: 2 });
+  const t0 = Date.now();
+  const r = await lr('/query', { query: 'How is pyruvate turned into lactate?' });
+  assert.ok(Date.now() - t0 >= 140);
+  assert.equal(stableTime(await r.text()), stableTime(fixture('query_llm_down.json')));
+  const s = await (await lr('/query/stream', { query: 'How is pyruvate turned into lactate?' })).text();
+  assert.equal(s, fixture('query_stream_llm_down.ndjson'));
+  assert.equal(ndjsonLines(s)[0].response, LIGHTRAG_NO_RESULT);
+});
+
+test('LightRAG cacheHit: /query/stream answers in one complete line, like the captured hit', async () => {
+  up.setBehaviour('lightrag', { cacheHit: true });
+  const text = await (await lr('/query/stream', { query: 'How is pyruvate turned into lactate?' })).text();
+  const lines = ndjsonLines(text);
+  const want = ndjsonLines(fixture('query_stream_cache_hit.ndjson'));
+  assert.equal(lines.length, 1);
+  assert.equal(want.length, 1);
+  assert.deepEqual(Object.keys(lines[0]), Object.keys(want[0]));
+  assert.equal(lines[0].llm_generated, true);
+  assert.match(lines[0].response, /LightRAG mix/);
+});
+
+test('LightRAG query weight: CJK blocks count 2, the rest 1, after Python-style stripping', () => {
+  assert.equal(lightragQueryWeight('ab'), 2);
+  assert.equal(lightragQueryWeight('  abc  '), 3);
+  assert.equal(lightragQueryWeight('糖'), 2);
+  assert.equal(lightragQueryWeight('糖a'), 3);
+  assert.equal(lightragQueryWeight('ힰ'), 2, 'Hangul Jamo Extended-B');
+  assert.equal(lightragQueryWeight('䷀'), 1, 'Yijing hexagrams sit between two CJK blocks');
+  assert.equal(lightragQueryWeight('\ufeffab'), 3, 'U+FEFF is not whitespace to Python');
+  assert.equal(lightragQueryWeight('\x1cab\x1f'), 2, '\\x1c-\\x1f are whitespace to Python');
+  assert.equal(lightragQueryWeight('𠀀'), 2, 'plane 2');
+});
+
+test('LightRAG validation: every request the live server accepted passes the mock too', async () => {
+  for (const body of ACCEPTED) {
+    const r = await lr('/query', body);
+    assert.equal(r.status, 200, `${JSON.stringify(body).slice(0, 80)}: ${(await r.text()).slice(0, 200)}`);
+  }
+});
+
+test('LightRAG auth and health as 1.5.7: 403 texts, JSON decoded before auth, /health public', async () => {
+  const noKey = await fetch(up.lightragUrl + '/query', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'glucose' }),
+  });
+  assert.equal(noKey.status, 403);
+  assert.deepEqual(await noKey.json(), { detail: 'API Key required' });
+  const wrong = await lr('/query', { query: 'glucose' }, { 'x-api-key': 'wrong' });
+  assert.deepEqual(await wrong.json(), { detail: 'Invalid API Key' });
+  const bad = await fetch(up.lightragUrl + '/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{oops' });
+  assert.equal(bad.status, 422, 'a malformed JSON body is refused before the key is checked');
+  const h = await fetch(up.lightragUrl + '/health');
+  assert.equal(h.status, 200);
+  assert.equal((await h.json()).status, 'healthy');
+});
+
+test('LightRAG 500 body as utils_api.internal_server_error writes it: generic text and an error id', async () => {
+  up.setBehaviour('lightrag', { status: 500, times: 1 });
+  const r = await lr('/query', { query: 'glucose' });
+  assert.equal(r.status, 500);
+  assert.match((await r.json()).detail, /^Internal server error \(error_id: [0-9a-f]{12}\)$/);
 });
