@@ -19,8 +19,8 @@ use crate::core::config::{self, Loaded};
 use crate::core::decide::{
     self, decision_json, Decision, PreparedQuery, Reason, RouteRequest, RouteState,
 };
+use crate::core::model::Upstream;
 use crate::core::simulate;
-use crate::core::upstream::Upstream;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;

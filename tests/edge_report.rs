@@ -7,11 +7,12 @@
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::model::Arm;
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::report::{prometheus, status_document, ReportInputs};
 use cmo_edge_router::core::store::OpCounts;
-use cmo_edge_router::core::upstream::Upstream;
-use cmo_edge_router::core::window::{Arm, MetricKey, Sample, Stats};
+use cmo_edge_router::core::window::{MetricKey, Sample, Stats};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 

@@ -7,11 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::breaker::{BreakerSnapshot, BreakerState};
-use cmo_edge_router::core::gate::GateSettings;
+use cmo_edge_router::core::gate::{GatePolicy, GateSettings};
+use cmo_edge_router::core::model::Arm;
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::store::*;
-use cmo_edge_router::core::upstream::Upstream;
-use cmo_edge_router::core::window::{Arm, MetricKey, Sample, Window};
+use cmo_edge_router::core::window::{MetricKey, Sample, Window};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
@@ -143,10 +144,12 @@ fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
     s.insert("metrics/a", &flush("a", 40, 0.3));
     s.insert("metrics/b", &flush("b", 20, 0.3));
     s.insert("metrics/c", "not json");
-    let gate = GateSettings {
+    let gate = GatePolicy::try_new(GateSettings {
+        enabled: true,
         min_samples: 30,
         ..GateSettings::default()
-    };
+    })
+    .unwrap();
     let rep = block_on(controller_tick(&s, NOW, &gate, CONTROLLER_MAX_OPS));
     assert!(rep.completed);
     assert_eq!(rep.corrupt, 1);
@@ -174,7 +177,7 @@ fn controller_pages_across_ticks_within_the_op_budget() {
     for i in 0..2_500 {
         s.insert(&format!("metrics/i{i:05}"), &flush("x", 1, 0.9));
     }
-    let gate = GateSettings::default();
+    let gate = GatePolicy::default();
     let mut ticks = 0;
     loop {
         let before = s.ops.borrow().total();
@@ -204,7 +207,7 @@ fn a_corrupt_rollout_document_restarts_the_pass() {
     let rep = block_on(controller_tick(
         &s,
         NOW,
-        &GateSettings::default(),
+        &GatePolicy::default(),
         CONTROLLER_MAX_OPS,
     ));
     assert!(rep.completed);

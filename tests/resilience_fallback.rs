@@ -8,10 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::fallback::{
-    attempt_timeouts, plan_fallback, Deadline, FallbackDecision, FallbackSettings, NoFallbackReason,
+    Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy, FallbackSettings,
+    NoFallbackReason,
 };
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{classify_response, classify_status, Outcome, OutcomeKind};
-use cmo_edge_router::core::upstream::Upstream;
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -66,6 +67,24 @@ fn outcome_kind_serde_and_names() {
     assert_eq!(back, OutcomeKind::RateLimited);
 }
 
+/// A failed attempt: `sent` = bytes already reached the client, `healthy` = the other
+/// upstream's breaker admits.
+fn case(
+    primary: Upstream,
+    kind: OutcomeKind,
+    sent: bool,
+    healthy: bool,
+    remaining: u64,
+) -> FallbackCase {
+    FallbackCase {
+        primary,
+        kind,
+        first_byte_sent: sent,
+        other_admits: healthy,
+        remaining_ms: remaining,
+    }
+}
+
 fn plan(
     primary: Upstream,
     kind: OutcomeKind,
@@ -73,14 +92,11 @@ fn plan(
     healthy: bool,
     remaining: u64,
 ) -> FallbackDecision {
-    plan_fallback(
-        primary,
-        &kind,
-        sent,
-        &FallbackSettings::default(),
-        healthy,
-        remaining,
-    )
+    FallbackPolicy::default().plan(&case(primary, kind, sent, healthy, remaining))
+}
+
+fn policy(s: FallbackSettings) -> FallbackPolicy {
+    FallbackPolicy::try_new(s).unwrap()
 }
 
 fn no(reason: NoFallbackReason) -> FallbackDecision {
@@ -156,29 +172,29 @@ fn perplexity_to_lightrag_only_when_configured_and_healthy() {
         plan(Upstream::Perplexity, kind, false, true, 20_000),
         no(NoFallbackReason::Disabled)
     );
-    let on = FallbackSettings {
+    let on = policy(FallbackSettings {
         perplexity_to_lightrag: true,
         ..FallbackSettings::default()
-    };
+    });
     // Configured, but LightRAG's breaker is open: no.
     assert_eq!(
-        plan_fallback(Upstream::Perplexity, &kind, false, &on, false, 20_000),
+        on.plan(&case(Upstream::Perplexity, kind, false, false, 20_000)),
         no(NoFallbackReason::OtherUnhealthy)
     );
     assert_eq!(
-        plan_fallback(Upstream::Perplexity, &kind, false, &on, true, 20_000),
+        on.plan(&case(Upstream::Perplexity, kind, false, true, 20_000)),
         FallbackDecision::Fallback {
             to: Upstream::Lightrag,
             budget_ms: 20_000
         }
     );
     // LIGHTRAG_FALLBACK_TO_PERPLEXITY=false.
-    let off = FallbackSettings {
+    let off = policy(FallbackSettings {
         lightrag_to_perplexity: false,
         ..FallbackSettings::default()
-    };
+    });
     assert_eq!(
-        plan_fallback(Upstream::Lightrag, &kind, false, &off, true, 20_000),
+        off.plan(&case(Upstream::Lightrag, kind, false, true, 20_000)),
         no(NoFallbackReason::Disabled)
     );
 }
@@ -188,8 +204,9 @@ fn one_deadline_across_primary_and_fallback() {
     // LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS = 30, request starts at t=0.
     let d = Deadline::from_timeout_seconds(T0, 30.0);
     let s = FallbackSettings::default();
+    let fb = FallbackPolicy::default();
     // Primary: first byte within 15 s (half), whole body within 30 s.
-    let p = attempt_timeouts(&d, T0, false, &s);
+    let p = fb.timeouts(&d, T0, Attempt::Primary);
     assert_eq!((p.ttfb_ms, p.total_ms), (15_000, 30_000));
     // t=15s: LightRAG's first byte never came. The fallback gets what is left: 15 s, not 30.
     let now = T0 + 15_000;
@@ -207,7 +224,7 @@ fn one_deadline_across_primary_and_fallback() {
             budget_ms: 15_000
         }
     );
-    let f = attempt_timeouts(&d, now, true, &s);
+    let f = fb.timeouts(&d, now, Attempt::Fallback);
     assert_eq!((f.ttfb_ms, f.total_ms), (15_000, 15_000));
     assert_eq!(
         now + f.total_ms,
@@ -227,7 +244,7 @@ fn one_deadline_across_primary_and_fallback() {
         no(NoFallbackReason::BudgetExhausted)
     );
     // Late primary start: ttfb never exceeds what remains.
-    let p = attempt_timeouts(&d, T0 + 25_000, false, &s);
+    let p = fb.timeouts(&d, T0 + 25_000, Attempt::Primary);
     assert_eq!((p.ttfb_ms, p.total_ms), (5_000, 5_000));
     assert!(d.expired(T0 + 30_000));
     // Bad timeout values fall back to 30 s.
@@ -236,12 +253,12 @@ fn one_deadline_across_primary_and_fallback() {
         30_000
     );
     assert_eq!(Deadline::from_timeout_seconds(T0, -1.0).total_ms, 30_000);
-    assert!(FallbackSettings::try_new(FallbackSettings {
+    assert!(FallbackPolicy::try_new(FallbackSettings {
         ttfb_share: 0.0,
-        ..s.clone()
+        ..s
     })
     .is_err());
-    assert!(FallbackSettings::try_new(FallbackSettings {
+    assert!(FallbackPolicy::try_new(FallbackSettings {
         min_budget_ms: 0,
         ..s
     })

@@ -6,12 +6,12 @@
 // Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cmo_edge_router::core::gate::{evaluate, GateReason, GateSettings, QualityGate};
+use cmo_edge_router::core::gate::{evaluate, GatePolicy, GateReason, GateSettings, GateStatus};
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::quality::{
     DefaultScorer, QualityFlag, ScoreInput, Scorer, ScorerSettings,
 };
-use cmo_edge_router::core::upstream::Upstream;
 use cmo_edge_router::core::window::{Sample, Stats, Window};
 
 const QUERY: &str = "What is the role of glutathione metabolism in oxidative stress?";
@@ -177,12 +177,18 @@ fn stats_with(n: u64, q: f64) -> Stats {
     s
 }
 
-fn gate() -> GateSettings {
-    GateSettings::try_new(GateSettings {
+/// An enabled gate needing 20 samples, with a 10 % probe share.
+fn gate_settings() -> GateSettings {
+    GateSettings {
+        enabled: true,
         min_samples: 20,
+        probe_share: 0.1,
         ..GateSettings::default()
-    })
-    .unwrap()
+    }
+}
+
+fn gate() -> GatePolicy {
+    GatePolicy::try_new(gate_settings()).unwrap()
 }
 
 #[test]
@@ -191,7 +197,6 @@ fn one_bad_score_never_closes_the_gate() {
     let status = evaluate(&stats_with(1, 0.0), &Stats::default(), &gate(), false);
     assert!(!status.closed);
     assert_eq!(status.reason, GateReason::InsufficientSamples);
-    assert!(status.admit(0.99));
 }
 
 #[test]
@@ -211,10 +216,11 @@ fn absolute_and_relative_thresholds() {
     assert!(!s.closed);
     assert_eq!(s.reason, GateReason::Healthy);
     // Disabled → open whatever the data.
-    let off = GateSettings {
+    let off = GatePolicy::try_new(GateSettings {
         enabled: false,
-        ..g
-    };
+        ..gate_settings()
+    })
+    .unwrap();
     assert!(!evaluate(&stats_with(100, 0.0), &Stats::default(), &off, false).closed);
 }
 
@@ -223,23 +229,30 @@ fn gate_closes_probes_and_reopens_with_hysteresis_on_a_timeline() {
     // A 10-minute window of one-minute buckets, evaluated every minute like the cron tick.
     let mut lr = Window::try_new(MIN, 10).unwrap();
     let px = stats_with(100, 0.8);
-    let mut g = QualityGate::new(gate());
-    // Each minute, 100 requests would go to LightRAG; the gate decides how many do, using
-    // evenly spaced rolls so the test is deterministic.
-    let minute = |g: &mut QualityGate, lr: &mut Window, m: u64, q: f64| -> usize {
+    let policy = gate();
+    // The controller's memory: the last verdict, fed back for hysteresis.
+    let mut g: Option<GateStatus> = None;
+    // Each minute, 100 requests would go to LightRAG; while the gate is closed only the probe
+    // share does (evenly spaced rolls, so the test is deterministic), then the controller
+    // re-evaluates on the window.
+    let minute = |g: &mut Option<GateStatus>, lr: &mut Window, m: u64, q: f64| -> usize {
         let now = T0 + m * MIN;
-        let admitted = (0..100).filter(|i| g.admit(*i as f64 / 100.0)).count();
+        let closed = g.is_some_and(|s| s.closed);
+        let admitted = (0..100)
+            .filter(|i| !closed || policy.admits_probe(*i as f64 / 100.0))
+            .count();
         for _ in 0..admitted {
             lr.record(now, &scored(q));
         }
-        let status = g.update(&lr.total(now), &px);
+        let status = evaluate(&lr.total(now), &px, &policy, closed);
+        *g = Some(status);
         (status.closed as usize) * 1000 + admitted
     };
     // t=0..1: LightRAG answers at 0.8: open, all 100 admitted.
     assert_eq!(minute(&mut g, &mut lr, 0, 0.8), 100);
     // t=1..3: LightRAG degrades to 0.3. At t=1 the window mean is 0.55 → closed.
     assert_eq!(minute(&mut g, &mut lr, 1, 0.3), 1000 + 100);
-    assert_eq!(g.status().unwrap().reason, GateReason::BelowThreshold);
+    assert_eq!(g.unwrap().reason, GateReason::BelowThreshold);
     // While closed only the 10% probe share flows, and it keeps being measured.
     assert_eq!(minute(&mut g, &mut lr, 2, 0.3), 1000 + 10);
     // t=3..: LightRAG recovers to 0.9. The old bad minutes keep the mean low for a while, and
@@ -259,8 +272,8 @@ fn gate_closes_probes_and_reopens_with_hysteresis_on_a_timeline() {
         m >= 4,
         "hysteresis held it closed at least one extra tick, reopened at {m}"
     );
-    assert!(!g.is_closed());
-    assert_eq!(g.status().unwrap().reason, GateReason::Healthy);
+    assert!(!g.unwrap().closed);
+    assert_eq!(g.unwrap().reason, GateReason::Healthy);
 }
 
 #[test]
@@ -292,12 +305,12 @@ fn gate_settings_are_validated() {
             ..GateSettings::default()
         },
     ] {
-        assert!(GateSettings::try_new(bad).is_err());
+        assert!(GatePolicy::try_new(bad).is_err());
     }
     let s = serde_json::to_value(evaluate(
         &stats_with(30, 0.5),
         &Stats::default(),
-        &GateSettings::default(),
+        &gate(),
         false,
     ))
     .unwrap();

@@ -6,10 +6,11 @@
 // Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cmo_edge_router::core::model::Arm;
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
-use cmo_edge_router::core::upstream::Upstream;
 use cmo_edge_router::core::window::{
-    Arm, Histogram, MetricKey, Sample, Stats, Window, HISTOGRAM_BUCKETS,
+    Histogram, MetricKey, Sample, Stats, Window, HISTOGRAM_BUCKETS,
 };
 use proptest::prelude::*;
 

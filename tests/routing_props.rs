@@ -9,10 +9,11 @@
 
 use cmo_edge_router::core::cohort::{hash, Percent};
 use cmo_edge_router::core::config::{defaults, load, Config};
-use cmo_edge_router::core::decide::{decide, Arm, BreakerView, Reason, RouteRequest, RouteState};
+use cmo_edge_router::core::decide::{decide, RouteRequest, RouteState};
+use cmo_edge_router::core::model::Upstream;
+use cmo_edge_router::core::model::{Arm, BreakerView, Reason};
 use cmo_edge_router::core::simulate::simulate;
 use cmo_edge_router::core::stats::chi_square_fit;
-use cmo_edge_router::core::upstream::Upstream;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -175,8 +176,8 @@ fn rollout_share_is_accurate_and_arms_pass_srm() {
             (share - pct).abs() <= 0.5,
             "{pct} %: LightRAG share {share:.3} %"
         );
-        let t = sim.per_arm.get("treatment").copied().unwrap_or(0);
-        let ctl = sim.per_arm.get("control").copied().unwrap_or(0);
+        let t = sim.per_arm.get(&Arm::Treatment).copied().unwrap_or(0);
+        let ctl = sim.per_arm.get(&Arm::Control).copied().unwrap_or(0);
         assert_eq!(t + ctl, USERS as u64);
         let srm = chi_square_fit(&[t, ctl], &[pct, 100.0 - pct]).unwrap();
         assert!(

@@ -6,7 +6,7 @@
 // Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use cmo_edge_router::core::upstream::Upstream;
+use cmo_edge_router::core::model::{Arm, Reason, Upstream};
 use cmo_edge_router::core::wire::error::{error_body, wire_error_response};
 use cmo_edge_router::core::wire::ofrep::{
     self, BulkEntry, FlagEvaluation, OfrepError, OfrepErrorCode,
@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 fn routing() -> RoutingInfo {
     RoutingInfo {
         upstream: Upstream::Perplexity,
-        reason: "rollout_in".into(),
-        arm: "lightrag".into(),
+        reason: Reason::RolloutIn,
+        arm: Arm::Treatment,
         position: Some(9.77),
         fallback_used: true,
         config_version: 4,
@@ -287,7 +287,7 @@ fn seed_response_success_and_failure() {
             "content": "Insulin promotes GLUT4 translocation.",
             "citations": [{"url": "https://hmdb.ca/x", "title": "HMDB"}, {"url": null, "title": "papers/review.pdf"}],
             "service_used": "perplexity",
-            "routing": {"upstream": "perplexity", "reason": "rollout_in", "arm": "lightrag", "position": 9.77},
+            "routing": {"upstream": "perplexity", "reason": "rollout_in", "arm": "treatment", "position": 9.77},
             "processing_time_ms": 812,
             "quality_score": 0.82,
             "fallback_used": true,

@@ -6,7 +6,8 @@
 // Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use cmo_edge_router::core::upstream::Upstream;
+use cmo_edge_router::core::model::Upstream;
+use cmo_edge_router::core::wire::lightrag::QueryMode;
 use cmo_edge_router::core::wire::openai::ChatMessage;
 use cmo_edge_router::core::wire::{
     lightrag, ndjson, perplexity, sse, Citation, StreamAccumulator, StreamItem, WireError,
@@ -25,7 +26,7 @@ fn cite(url: Option<&str>, title: Option<&str>) -> Citation {
 #[test]
 fn lightrag_query_body() {
     let body: Value = serde_json::from_str(
-        &lightrag::query_body("  What is glycolysis? ", "mix", false).unwrap(),
+        &lightrag::query_body("  What is glycolysis? ", QueryMode::Mix, false).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -33,28 +34,29 @@ fn lightrag_query_body() {
         json!({"query": "What is glycolysis?", "mode": "mix", "stream": false, "include_references": true})
     );
     let body: Value =
-        serde_json::from_str(&lightrag::query_body("TCA cycle", "hybrid", true).unwrap()).unwrap();
+        serde_json::from_str(&lightrag::query_body("TCA cycle", QueryMode::Hybrid, true).unwrap())
+            .unwrap();
     assert_eq!(body["stream"], true);
     assert_eq!(lightrag::query_path(true), "/query/stream");
     assert_eq!(lightrag::query_path(false), "/query");
 }
 
 #[test]
-fn lightrag_rejects_short_queries_and_bad_modes() {
-    let err = lightrag::query_body("ab", "mix", false).unwrap_err();
+fn lightrag_rejects_short_queries() {
+    let err = lightrag::query_body("ab", QueryMode::Mix, false).unwrap_err();
     assert_eq!(err.field(), Some("query"));
     assert!(err.to_string().contains("at least 3 characters"), "{err}");
-    assert!(lightrag::query_body("   ", "mix", false).is_err());
-    assert!(lightrag::query_body(" a  ", "mix", false).is_err());
+    assert!(lightrag::query_body("   ", QueryMode::Mix, false).is_err());
+    assert!(lightrag::query_body(" a  ", QueryMode::Mix, false).is_err());
     // CJK characters count 2: two of them pass, one does not.
-    assert!(lightrag::query_body("代谢", "mix", false).is_ok());
-    assert!(lightrag::query_body("代", "mix", false).is_err());
+    assert!(lightrag::query_body("代谢", QueryMode::Mix, false).is_ok());
+    assert!(lightrag::query_body("代", QueryMode::Mix, false).is_err());
     // bypass skips the RAG minimum but not the non-empty rule.
-    assert!(lightrag::query_body("hi", "bypass", false).is_ok());
-    assert!(lightrag::query_body(" ", "bypass", false).is_err());
-    let err = lightrag::query_body("glucose", "deep", false).unwrap_err();
-    assert_eq!(err.field(), Some("mode"));
-    assert!(err.to_string().contains("`deep` is not one of"));
+    assert!(lightrag::query_body("hi", QueryMode::Bypass, false).is_ok());
+    assert!(lightrag::query_body(" ", QueryMode::Bypass, false).is_err());
+    // Modes are a type: an unknown name never gets this far (the config loader rejects it).
+    assert_eq!(QueryMode::parse(" Hybrid "), Some(QueryMode::Hybrid));
+    assert_eq!(QueryMode::parse("deep"), None);
 }
 
 #[test]

@@ -51,9 +51,16 @@ impl Position {
     }
 }
 
-/// A rollout percentage in hundredths of a percent: `0..=10000` (0 % ..= 100 %).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A rollout percentage in hundredths of a percent: `0..=10000` (0 % ..= 100 %). Serializes as
+/// the percentage number an operator writes (`0.25`, `25.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(u16);
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.percent())
+    }
+}
 
 impl Percent {
     pub const ZERO: Percent = Percent(0);

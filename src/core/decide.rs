@@ -55,23 +55,9 @@
 use crate::core::classify::{self, QueryType};
 use crate::core::cohort::{in_rollout, position, Position};
 use crate::core::config::Config;
+use crate::core::model::{Arm, BreakerView, Reason, Upstream};
 use crate::core::rules::{first_match, Action, Query};
-use crate::core::upstream::Upstream;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
-
-/// What the caller's breaker says about LightRAG for this request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerView {
-    #[default]
-    Closed,
-    Open,
-    /// Half-open, and this request was admitted as a probe.
-    HalfOpenProbe,
-    /// Half-open, and this request was not admitted.
-    HalfOpenReject,
-}
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Live state the decision depends on, computed by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -131,81 +117,6 @@ fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, 
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
     })
-}
-
-/// Why the decision went the way it did. Serializes as `disabled`, `forced`, `rollback`,
-/// `circuit_open`, `quality_gate`, `rule:<name>`, `rollout_in`, `rollout_out`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Reason {
-    Disabled,
-    Forced,
-    Rollback,
-    CircuitOpen,
-    QualityGate,
-    Rule(String),
-    RolloutIn,
-    RolloutOut,
-}
-
-impl Reason {
-    /// The reason's name; for rules, `rule` (use `Display` for `rule:<name>`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Disabled => "disabled",
-            Reason::Forced => "forced",
-            Reason::Rollback => "rollback",
-            Reason::CircuitOpen => "circuit_open",
-            Reason::QualityGate => "quality_gate",
-            Reason::Rule(_) => "rule",
-            Reason::RolloutIn => "rollout_in",
-            Reason::RolloutOut => "rollout_out",
-        }
-    }
-
-    /// Parses the serialized form.
-    pub fn parse(s: &str) -> Option<Reason> {
-        Some(match s {
-            "disabled" => Reason::Disabled,
-            "forced" => Reason::Forced,
-            "rollback" => Reason::Rollback,
-            "circuit_open" => Reason::CircuitOpen,
-            "quality_gate" => Reason::QualityGate,
-            "rollout_in" => Reason::RolloutIn,
-            "rollout_out" => Reason::RolloutOut,
-            _ => Reason::Rule(s.strip_prefix("rule:")?.to_string()),
-        })
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Rule(name) => write!(f, "rule:{name}"),
-            other => f.write_str(other.as_str()),
-        }
-    }
-}
-
-impl Serialize for Reason {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Reason {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
-        let s = String::deserialize(d)?;
-        Reason::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown reason {s:?}")))
-    }
-}
-
-/// The A/B arm of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Treatment,
-    Control,
-    None,
 }
 
 /// An explainable routing decision.
@@ -383,7 +294,7 @@ fn decide_scanned(
     }
 
     // 4. Circuit breaker.
-    if cfg.breaker.enabled {
+    if cfg.breaker.settings().enabled {
         match state.lightrag_breaker {
             BreakerView::Closed => {}
             BreakerView::HalfOpenProbe => d.probe = true,
@@ -395,8 +306,8 @@ fn decide_scanned(
     }
 
     // 5. Quality gate.
-    if cfg.enable_quality_metrics && state.quality_gate_closed {
-        if state.quality_probe_roll < cfg.quality_gate_probe_share {
+    if cfg.quality_gate.settings().enabled && state.quality_gate_closed {
+        if cfg.quality_gate.admits_probe(state.quality_probe_roll) {
             d.probe = true;
         } else {
             d.reason = Reason::QualityGate;
@@ -685,26 +596,6 @@ mod tests {
             (d.upstream, d.reason, d.arm),
             (Upstream::Perplexity, Reason::RolloutOut, Arm::Control)
         );
-    }
-
-    #[test]
-    fn reasons_serialize_as_strings() {
-        for r in [
-            Reason::Disabled,
-            Reason::Forced,
-            Reason::Rollback,
-            Reason::CircuitOpen,
-            Reason::QualityGate,
-            Reason::Rule("news".into()),
-            Reason::RolloutIn,
-            Reason::RolloutOut,
-        ] {
-            let s = serde_json::to_value(&r).unwrap();
-            assert_eq!(s, json!(r.to_string()));
-            assert_eq!(serde_json::from_value::<Reason>(s).unwrap(), r);
-        }
-        assert_eq!(Reason::Rule("x".into()).to_string(), "rule:x");
-        assert_eq!(Reason::parse("nope"), None);
     }
 
     #[test]

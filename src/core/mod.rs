@@ -3,8 +3,8 @@
 //! random choice takes a roll in `[0, 1)` from its caller. That is what lets the same code run
 //! natively under `cargo test`, in the Worker, and in the browser preview with identical results.
 
-// The two upstreams, named once.
-pub mod upstream;
+// The shared vocabulary: upstream, A/B arm, routing reason, breaker view.
+pub mod model;
 
 // Cohort hashing (DESIGN §2).
 pub mod cohort;
@@ -23,6 +23,7 @@ pub mod breaker;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;
+pub mod policy;
 pub mod quality;
 pub mod window;
 
@@ -31,6 +32,5 @@ pub mod wire;
 
 // Edge support, pure: KV state layout and controller, identity, operator reports.
 pub mod identity;
-pub mod policies;
 pub mod report;
 pub mod store;

@@ -24,8 +24,8 @@
 //! allocation: tokens are lowercased on the fly into a small stack buffer, query terms live in
 //! a fixed array, and marker searches are bounded to the answer's head.
 
-use crate::core::outcome::{check_f64, PolicyError};
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
+use crate::core::policy::{Bounds, PolicyError};
 use serde::{Deserialize, Serialize};
 
 /// What a scorer sees of one answer.
@@ -135,7 +135,7 @@ impl DefaultScorer {
             ("w_clean", s.w_clean),
             ("w_latency", s.w_latency),
         ] {
-            check_f64(field, w, 0.0, 100.0)?;
+            Bounds::closed(0.0, 100.0).check(field, w)?;
         }
         let weight_sum = s.w_relevance + s.w_completeness + s.w_sources + s.w_clean + s.w_latency;
         if weight_sum <= 0.0 {

@@ -49,7 +49,7 @@
 //! regex engine.
 
 use crate::core::classify::{self, QueryType, Scan, WordFilter};
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use regex_lite::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;

@@ -22,8 +22,8 @@
 //! log and the status API) and the router keeps running on what it had.
 
 use crate::core::breaker::BreakerSnapshot;
-use crate::core::gate::{evaluate, GateSettings, GateStatus};
-use crate::core::upstream::Upstream;
+use crate::core::gate::{evaluate, GatePolicy, GateStatus};
+use crate::core::model::Upstream;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -396,7 +396,7 @@ pub struct TickReport {
 pub async fn controller_tick<S: StateStore>(
     store: &S,
     now_ms: u64,
-    gate: &GateSettings,
+    gate: &GatePolicy,
     max_ops: u32,
 ) -> TickReport {
     let mut rep = TickReport::default();

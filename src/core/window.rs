@@ -16,8 +16,9 @@
 //! sparse list of `[bucket, count]` pairs, zero fields are omitted, and a window only writes
 //! its non-empty minutes.
 
-use crate::core::outcome::{OutcomeKind, PolicyError};
-use crate::core::upstream::Upstream;
+use crate::core::model::{Arm, Upstream};
+use crate::core::outcome::OutcomeKind;
+use crate::core::policy::PolicyError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -449,37 +450,6 @@ impl Window {
             if cell.as_ref().is_some_and(|s| s.index < oldest) {
                 *cell = None;
             }
-        }
-    }
-}
-
-/// The A/B arm a request was recorded in (serde: `"treatment"`, `"control"`, `"none"`).
-/// `None` is traffic kept out of the experiment (forced, rule-routed, disabled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Treatment,
-    Control,
-    None,
-}
-
-impl Arm {
-    pub const ALL: [Arm; 3] = [Arm::Treatment, Arm::Control, Arm::None];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arm::Treatment => "treatment",
-            Arm::Control => "control",
-            Arm::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Arm> {
-        match s {
-            "treatment" => Some(Arm::Treatment),
-            "control" => Some(Arm::Control),
-            "none" => Some(Arm::None),
-            _ => None,
         }
     }
 }

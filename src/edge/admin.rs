@@ -7,10 +7,10 @@ use super::isolate::{self, now_ms, secret, with};
 use super::kv::Kv;
 use crate::core::config::Source;
 use crate::core::identity::{check_admin, AdminAuth};
+use crate::core::model::Upstream;
 use crate::core::policies;
 use crate::core::report::{prometheus, status_document, ReportInputs};
 use crate::core::store::{self, OverridesDoc, StateStore, CONFIG_KEY, CONTROLLER_MAX_OPS};
-use crate::core::upstream::Upstream;
 use serde_json::{json, Map, Value};
 use worker::{Env, Request, Response, Result};
 

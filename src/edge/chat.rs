@@ -11,10 +11,10 @@ use crate::core::fallback::{
     attempt_timeouts, plan_fallback, Deadline, FallbackDecision, FallbackSettings,
 };
 use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::model::Upstream;
 use crate::core::outcome::{Outcome, OutcomeKind};
 use crate::core::policies;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
-use crate::core::upstream::Upstream;
 use crate::core::window::{MetricKey, Sample};
 use crate::core::wire::error::wire_error_response;
 use crate::core::wire::openai::{self, ChatMessage, RoutingInfo};

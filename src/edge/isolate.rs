@@ -12,13 +12,13 @@ use super::kv::{self, Kv};
 use crate::core::breaker::{Breaker, BreakerState, BreakerStatus, Transition};
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::decide::{self, BreakerView, Decision, RouteRequest, RouteState};
+use crate::core::model::Upstream;
 use crate::core::outcome::Outcome;
 use crate::core::policies;
 use crate::core::store::{
     self, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OverridesDoc, RemoteState,
     RolloutDoc, Schedule, StateStore, WriteThrottle, MIN_WRITE_INTERVAL_MS,
 };
-use crate::core::upstream::Upstream;
 use crate::core::window::{Arm, MetricKey, Sample, Stats, Window};
 use serde_json::{Map, Value};
 use std::cell::RefCell;

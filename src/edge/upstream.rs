@@ -7,8 +7,8 @@
 //! the client: [`open_stream`] waits for the first piece of answer text (within the TTFB
 //! budget); only then does the caller commit and pipe the rest through [`UpstreamStream`].
 
+use crate::core::model::Upstream;
 use crate::core::outcome::OutcomeKind;
-use crate::core::upstream::Upstream;
 use crate::core::wire::ndjson::NdjsonDecoder;
 use crate::core::wire::openai::ChatMessage;
 use crate::core::wire::sse::SseDecoder;

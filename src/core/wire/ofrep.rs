@@ -12,7 +12,7 @@
 //! router makes, and the OFREP reason says how it was made.
 
 use super::answer::json_type;
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use serde_json::{json, Map, Value};
 use std::fmt;
 

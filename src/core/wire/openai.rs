@@ -8,7 +8,7 @@
 //! from the 400 body.
 
 use super::answer::{json_type, opt_str, parse_object, to_json, Citation, WireError};
-use crate::core::upstream::Upstream;
+use crate::core::model::{Arm, Reason, Upstream};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -59,9 +59,9 @@ pub struct RoutingInfo {
     /// The upstream that served the answer (after any fallback).
     pub upstream: Upstream,
     /// The routing reason (`rollout_in`, `rule:<name>`, `circuit_open`, ...).
-    pub reason: String,
-    /// The cohort / A-B arm the user was assigned to (`lightrag` / `perplexity`).
-    pub arm: String,
+    pub reason: Reason,
+    /// The A/B arm the user was assigned to (`treatment`, `control`, `none`).
+    pub arm: Arm,
     /// The user's hashed position in [0, 100), when one was computed.
     pub position: Option<f64>,
     pub fallback_used: bool,
