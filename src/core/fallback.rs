@@ -9,7 +9,7 @@
 //! because a fallback that cannot finish only adds load to the healthy upstream.
 //!
 //! Why "only before the first byte": once bytes reached the client we cannot take them back,
-//! so a stream cut later is reported as truncated (DESIGN §6), never silently replaced by a
+//! so a stream cut later is reported as truncated (docs/architecture.md#upstreams-and-the-front-door), never silently replaced by a
 //! second answer spliced onto the first.
 //!
 //! The timeout split: `T = LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS` is the whole request's budget.
@@ -55,10 +55,6 @@ impl Deadline {
 
     pub fn remaining(&self, now_ms: u64) -> u64 {
         self.deadline_ms().saturating_sub(now_ms)
-    }
-
-    pub fn expired(&self, now_ms: u64) -> bool {
-        self.remaining(now_ms) == 0
     }
 }
 

@@ -1,4 +1,4 @@
-//! The quality gate (DESIGN §3 step 5): stop sending users to LightRAG while its answers are
+//! The quality gate (docs/architecture.md#the-routing-decision, step 5): stop sending users to LightRAG while its answers are
 //! measurably worse, without ever locking it out.
 //!
 //! Why this shape: the seed closed the gate on one bad score and never looked again, because a

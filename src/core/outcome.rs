@@ -10,7 +10,7 @@
 //! overloaded) and 408 (it was too slow to read our request). Slow successes count as failures
 //! too, like Resilience4j's `slowCallDurationThreshold`, because a backend answering in 40 s is
 //! as useless to a chat user as one that errors. A stream cut after the first byte gets its own
-//! kind (`TruncatedStream`) so it is never passed off as a success (DESIGN §6).
+//! kind (`TruncatedStream`) so it is never passed off as a success (docs/architecture.md#upstreams-and-the-front-door).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,7 +6,7 @@
 //! than re-deriving the outcome, so the preview can never show something the worker would not do.
 
 use crate::core::config::Config;
-use crate::core::decide::{decide_prepared, PreparedQuery, RouteState};
+use crate::core::decide::{decide, PreparedQuery, RouteRequest, RouteState};
 use crate::core::model::{Arm, Reason, Upstream};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -41,11 +41,15 @@ where
         histogram: vec![0; 100],
         lightrag_share: 0.0,
     };
-    // The query is the same for every key: scan it once.
+    // The query is the same for every key: classify it once.
     let prepared = PreparedQuery::new(query);
     let mut lightrag = 0u64;
     for key in keys {
-        let d = decide_prepared(cfg, state, Some(key.as_ref()), &prepared, &[], None, false);
+        let d = decide(
+            cfg,
+            state,
+            &RouteRequest::new(Some(key.as_ref()), prepared.as_query()),
+        );
         sim.total += 1;
         *sim.per_upstream.entry(d.upstream).or_default() += 1;
         *sim.per_arm.entry(d.arm).or_default() += 1;

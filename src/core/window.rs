@@ -2,7 +2,7 @@
 //! in one-minute buckets that merge across isolates.
 //!
 //! Why this shape: each isolate counts its own traffic and flushes it to KV under its own key
-//! at most once a minute; the cron controller reads them all and adds them up (DESIGN §5).
+//! at most once a minute; the cron controller reads them all and adds them up (docs/architecture.md#workers-kv-budget).
 //! So every statistic here must be a *mergeable summary*: merging is associative and
 //! commutative (tested), and nothing depends on seeing individual requests. That rules out
 //! exact percentiles; instead latency goes into a fixed log-bucket histogram (the scheme of
@@ -365,11 +365,6 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.slots.iter().all(Option::is_none)
-    }
-
-    /// The window's span in ms.
-    pub fn span_ms(&self) -> u64 {
-        self.bucket_ms.saturating_mul(self.slots.len() as u64)
     }
 
     fn position(&self, index: u64) -> usize {

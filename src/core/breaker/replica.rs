@@ -1,7 +1,7 @@
 //! What isolates share about a breaker through KV: the record written on transitions, and the
 //! ordering that decides whether another isolate's record is newer than ours.
 //!
-//! Isolates share no memory (DESIGN §4, §5 → docs/architecture.md#breaker-replication): each
+//! Isolates share no memory (docs/architecture.md#breaker-replication): each
 //! writes only its transitions, and adopts any snapshot with a higher `generation`. The
 //! generation is a Lamport-style counter: every local transition bumps it, adoption copies the
 //! remote one, so an admin reset (a transition like any other) closes every isolate that sees

@@ -45,7 +45,7 @@ pub struct ChatRequest {
     /// The text of the last `user` message, trimmed: what is routed, classified and sent to
     /// LightRAG.
     pub query: String,
-    /// OpenAI's `user` field: the stickiness key (DESIGN §2). Empty strings count as absent.
+    /// OpenAI's `user` field: the stickiness key (docs/architecture.md#cohort-hashing). Empty strings count as absent.
     pub user: Option<String>,
     pub stream: bool,
     pub model: Option<String>,
