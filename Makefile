@@ -50,7 +50,8 @@ preview:
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 wasm-pack build --target web --out-dir www/pkg --out-name cmo_edge_router --no-pack -- --no-default-features
 	@rm -f www/pkg/.gitignore
 
-test-worker: build
+# The preview build too: tests/node/front_door checks the page's decide() against the worker.
+test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
 test-browser: preview

@@ -1,11 +1,6 @@
 //! Circuit-breaker timelines on a virtual clock, in the style of linkerd2-proxy's failure
 //! accrual tests: every step says what time it is, what happens, and what the breaker must do.
 //! Jitter is zero (roll 0.5 with `jitter: 0.0`) unless the test is about jitter.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::breaker::{
     Admission, Breaker, BreakerPolicy, BreakerSettings, BreakerSnapshot, BreakerState,

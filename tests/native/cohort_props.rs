@@ -1,8 +1,8 @@
-//! The streaming murmur3 in `core::cohort::hash` against the `murmur3` crate (the reference
-//! implementation) on arbitrary salts and keys: empty, ASCII, non-ASCII, every length mod 4, so
-//! the carry between `salt`, `":"` and `key` is exercised in every alignment.
-#![cfg(not(target_arch = "wasm32"))] // native-only: proptest and the reference crate
-#![allow(clippy::unwrap_used)]
+//! `core::cohort::hash` (the `murmur3` crate over `salt:key` assembled in a stack buffer, or over a
+//! chain of the three parts when longer) against the crate over the concatenated `String`, on
+//! arbitrary salts and keys: empty, ASCII, non-ASCII, every length mod 4, and lengths on both
+//! sides of the stack buffer. The pinned vectors (`cohort_vectors.rs`) check the crate itself
+//! against Python's `mmh3`.
 
 use cmo_edge_router::core::cohort::hash;
 use proptest::prelude::*;
@@ -18,6 +18,12 @@ proptest! {
 
     #[test]
     fn equals_reference_on_any_text(salt in any::<String>(), key in any::<String>()) {
+        prop_assert_eq!(hash(&salt, &key), reference(&salt, &key));
+    }
+
+    #[test]
+    fn equals_reference_across_the_stack_buffer(salt in "[a-z_]{0,24}", n in 200usize..300, c in "[a-zé]") {
+        let key = c.repeat(n);
         prop_assert_eq!(hash(&salt, &key), reference(&salt, &key));
     }
 

@@ -1,7 +1,5 @@
 //! Native checks of cohort hashing: pinned vectors (shared with the wasm suites), properties,
 //! and uniformity. A refactor that reshuffles users fails here first.
-#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-#![allow(clippy::unwrap_used)]
 
 use cmo_edge_router::core::cohort::{self, Percent, Position};
 use cmo_edge_router::core::stats;
@@ -15,7 +13,8 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let doc: serde_json::Value = serde_json::from_str(include_str!("vectors/cohort.json")).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../vectors/cohort.json")).unwrap();
     serde_json::from_value(doc["vectors"].clone()).unwrap()
 }
 
@@ -36,7 +35,7 @@ fn pinned_vectors() {
     }
 }
 
-/// The naive reference: the DESIGN formula on floats, compared as the spec states it.
+/// The naive reference: the documented formula on floats, compared as the spec states it.
 fn naive_in(h: u32, r: f64) -> bool {
     let pos = (h % 100) as f64 + ((h / 100) % 100) as f64 / 100.0;
     (pos * 100.0).round() < (r * 100.0).round()

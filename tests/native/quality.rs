@@ -1,10 +1,5 @@
 //! Golden cases for the default answer scorer, and quality-gate timelines: the gate closes on
 //! evidence, keeps probing while closed, and reopens (with hysteresis) when LightRAG recovers.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::gate::{evaluate, GatePolicy, GateReason, GateSettings, GateStatus};
 use cmo_edge_router::core::model::Upstream;

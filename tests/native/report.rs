@@ -1,9 +1,4 @@
 //! The status document and the Prometheus text.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
 use cmo_edge_router::core::config;

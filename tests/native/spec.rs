@@ -1,13 +1,9 @@
 //! Golden routing spec: every case of every `tests/spec/*.json` file, run through the same
-//! driver (`core::decide::spec`) that the preview build runs in Node and Chromium, so the edge
+//! driver (`tests/support/spec.rs`) that the preview build runs in Node and Chromium, so the edge
 //! and the browser are checked against identical expectations. All failures are reported at
 //! once rather than stopping at the first.
 
-// Test and bench code: a failed unwrap is a failed test, which is what we want.
-#![cfg(not(target_arch = "wasm32"))] // native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use cmo_edge_router::core::decide::spec::{check_spec_case, check_spec_file};
+use crate::spec_driver::{check_spec_case, check_spec_file};
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -1,10 +1,5 @@
 //! Windowed statistics: the histogram agrees with a naive sorted-vector reference (proptest),
 //! merging is associative and commutative, and the window forgets old minutes.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside `#[test]` fns unwrap too; clippy.toml only exempts the test fns.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;

@@ -1,10 +1,5 @@
 //! The router's own formats: OpenAI chat completions, the seed's `/query`, error bodies and
 //! OFREP. Builders are checked by parsing their output back with serde_json.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used)]
 
 use cmo_edge_router::core::model::{Arm, Reason, Upstream};
 use cmo_edge_router::core::wire::error::{error_body, wire_error_response};

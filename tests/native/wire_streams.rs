@@ -1,10 +1,5 @@
 //! Stream decoders: SSE and NDJSON must decode any split of a byte stream to the same result,
 //! including splits inside CRLF pairs and inside multi-byte UTF-8 characters.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used)]
 
 use cmo_edge_router::core::wire::ndjson::{self, NdjsonDecoder};
 use cmo_edge_router::core::wire::sse::{self, SseDecoder, SseEvent};

@@ -1,10 +1,5 @@
 //! Upstream formats: LightRAG (`/query`, `/query/stream` NDJSON) and Perplexity
 //! (`/chat/completions`, SSE), with realistic payloads and malformed input.
-#![cfg(not(target_arch = "wasm32"))]
-// native-only: proptest/std::fs; wasm suites are tests/wasm_*.rs
-
-// Test helpers outside #[test] fns unwrap too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used)]
 
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::wire::lightrag::QueryMode;
@@ -395,7 +390,7 @@ fn perplexity_stream(body: &[u8], split: usize) -> StreamAccumulator {
 /// (perplexityai/api-discussion#209; fixture layout in tests/fixtures/perplexity/README.md).
 #[test]
 fn perplexity_real_stream_without_done_is_complete() {
-    let body = include_bytes!("fixtures/perplexity/stream_no_done.sse");
+    let body = include_bytes!("../fixtures/perplexity/stream_no_done.sse");
     assert!(!String::from_utf8_lossy(body).contains("[DONE]"));
     for split in [1, 7, 64, body.len()] {
         let acc = perplexity_stream(body, split);
@@ -416,7 +411,7 @@ fn perplexity_real_stream_without_done_is_complete() {
 /// A stream cut before the `finish_reason` chunk (and without `[DONE]`) is not complete.
 #[test]
 fn perplexity_stream_cut_before_finish_is_not_done() {
-    let body = include_str!("fixtures/perplexity/stream_no_done.sse");
+    let body = include_str!("../fixtures/perplexity/stream_no_done.sse");
     let last_event = body.trim_end().rfind("data: ").unwrap();
     let cut = &body.as_bytes()[..last_event];
     let acc = perplexity_stream(cut, 13);
