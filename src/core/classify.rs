@@ -479,29 +479,30 @@ fn signals(query: &str) -> Signals {
     let mut prev = Head::None;
     let mut word = Joined::new();
     let mut word_end: Option<usize> = None;
-    let mut finish = |word: &Joined, prev: &mut Head| match word.entry() {
-        Some(e) => {
-            let completed = (e.completes >> (*prev as u32)) & 1 == 1;
-            if completed {
-                flags |= phrase_signal(*prev);
-            }
-            flags |= e.own;
-            *prev = e.head;
-        }
-        None => *prev = Head::None,
-    };
-    for w in text::words(query) {
+    let mut words = text::words(query);
+    loop {
+        let next = words.next();
         // A single apostrophe between two runs joins them into one word.
-        let joins = word_end.is_some_and(|e| e + 1 == w.start && bytes.get(e) == Some(&b'\''));
+        let joins = match (next, word_end) {
+            (Some(w), Some(e)) => e + 1 == w.start && bytes.get(e) == Some(&b'\''),
+            _ => false,
+        };
         if word_end.is_some() && !joins {
-            finish(&word, &mut prev);
+            match word.entry() {
+                Some(e) => {
+                    if (e.completes >> (prev as u32)) & 1 == 1 {
+                        flags |= phrase_signal(prev);
+                    }
+                    flags |= e.own;
+                    prev = e.head;
+                }
+                None => prev = Head::None,
+            }
             word = Joined::new();
         }
+        let Some(w) = next else { break };
         word.push(w.text);
         word_end = Some(w.end());
-    }
-    if word_end.is_some() {
-        finish(&word, &mut prev);
     }
     Signals {
         temporal: flags & T != 0,

@@ -16,8 +16,7 @@
 //! monotone: raising R never evicts anyone.
 //!
 //! The hash is the `murmur3` crate's, as the formula names it. `salt:key` is assembled in a
-//! stack buffer (keys longer than the buffer are read as a chain of the three parts), so
-//! hashing allocates nothing. The pinned vectors (`tests/vectors/cohort.json`, computed with
+//! stack buffer (a heap buffer only past 256 bytes), so hashing normally allocates nothing. The pinned vectors (`tests/vectors/cohort.json`, computed with
 //! Python's `mmh3`) and the property test against the crate over the concatenated string
 //! (`tests/native/cohort.rs`) keep any change from reshuffling users.
 
@@ -89,28 +88,28 @@ impl Percent {
 /// Longest `salt:key` hashed from the stack buffer.
 const STACK_BYTES: usize = 256;
 
-/// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`, without allocating.
+/// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`. Allocates only for a
+/// `salt:key` longer than [`STACK_BYTES`].
 pub fn hash(salt: &str, key: &str) -> u32 {
     let (salt, key) = (salt.as_bytes(), key.as_bytes());
     let n = salt.len() + 1 + key.len();
     let mut buf = [0u8; STACK_BYTES];
-    let hashed = match buf.get_mut(..n) {
-        Some(dst) => {
-            let (s, rest) = dst.split_at_mut(salt.len());
-            s.copy_from_slice(salt);
-            if let Some((colon, k)) = rest.split_first_mut() {
-                *colon = b':';
-                k.copy_from_slice(key);
-            }
-            murmur3::murmur3_32(&mut &*dst, 0)
-        }
+    let mut long = Vec::new();
+    let dst = match buf.get_mut(..n) {
+        Some(dst) => dst,
         None => {
-            use std::io::Read;
-            murmur3::murmur3_32(&mut salt.chain(&b":"[..]).chain(key), 0)
+            long.resize(n, 0);
+            &mut long[..]
         }
     };
+    let (s, rest) = dst.split_at_mut(salt.len());
+    s.copy_from_slice(salt);
+    if let Some((colon, k)) = rest.split_first_mut() {
+        *colon = b':';
+        k.copy_from_slice(key);
+    }
     // Reading from memory cannot fail; 0 would only ever stand for an impossible I/O error.
-    hashed.unwrap_or(0)
+    murmur3::murmur3_32(&mut &*dst, 0).unwrap_or(0)
 }
 
 /// Maps a 32-bit hash to its position (docs/architecture.md#cohort-hashing).

@@ -88,11 +88,15 @@ impl Default for GatePolicy {
 
 impl GatePolicy {
     pub fn try_new(s: GateSettings) -> Result<GatePolicy, PolicyError> {
-        MIN_QUALITY.check("min_quality", s.min_quality)?;
-        MIN_SAMPLES.check("min_samples", s.min_samples as f64)?;
-        RELATIVE_MARGIN.check("relative_margin", s.relative_margin)?;
-        HYSTERESIS.check("hysteresis", s.hysteresis)?;
-        PROBE_SHARE.check("probe_share", s.probe_share)?;
+        for (bounds, field, value) in [
+            (&MIN_QUALITY, "min_quality", s.min_quality),
+            (&MIN_SAMPLES, "min_samples", s.min_samples as f64),
+            (&RELATIVE_MARGIN, "relative_margin", s.relative_margin),
+            (&HYSTERESIS, "hysteresis", s.hysteresis),
+            (&PROBE_SHARE, "probe_share", s.probe_share),
+        ] {
+            bounds.check(field, value)?;
+        }
         Ok(GatePolicy { s })
     }
 

@@ -7,9 +7,10 @@
 //! the stored document from KV (never the isolate's cached copy), calls [`apply_put`], and
 //! writes what it returns.
 
-use crate::core::config::{self, Loaded, Problem};
+use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::store::OverridesDoc;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::fmt;
 
 /// The ETag of an override set: its version, quoted (`"v3"`).
@@ -126,20 +127,33 @@ pub fn apply_put(p: &Put<'_>) -> PutOutcome {
 }
 
 /// The `GET /admin/config` document: the stored set, its ETag, and the config in effect.
-pub fn config_document(doc: &OverridesDoc, loaded: &Loaded) -> Value {
-    json!({
-        "version": doc.version,
-        "etag": etag(doc.version),
-        "overrides": doc.overrides,
-        "updated_ms": doc.updated_ms,
-        "effective": loaded.config,
-        "problems": loaded.problems,
-    })
+#[derive(Debug, Serialize)]
+pub struct ConfigDocument<'a> {
+    pub version: u64,
+    pub etag: String,
+    pub overrides: &'a Map<String, Value>,
+    pub updated_ms: u64,
+    pub effective: &'a Config,
+    pub problems: &'a [Problem],
+}
+
+impl ConfigDocument<'_> {
+    pub fn new<'a>(doc: &'a OverridesDoc, loaded: &'a Loaded) -> ConfigDocument<'a> {
+        ConfigDocument {
+            version: doc.version,
+            etag: etag(doc.version),
+            overrides: &doc.overrides,
+            updated_ms: doc.updated_ms,
+            effective: &loaded.config,
+            problems: &loaded.problems,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()

@@ -50,16 +50,16 @@ impl Bounds {
         }
     }
 
-    pub fn lo(self) -> f64 {
+    pub fn lo(&self) -> f64 {
         self.lo
     }
 
-    pub fn hi(self) -> f64 {
+    pub fn hi(&self) -> f64 {
         self.hi
     }
 
     /// Whether `x` is finite, inside, and whole when the bounds ask for it.
-    pub fn contains(self, x: f64) -> bool {
+    pub fn contains(&self, x: f64) -> bool {
         let above = if self.lo_open {
             x > self.lo
         } else {
@@ -69,7 +69,7 @@ impl Bounds {
     }
 
     /// `a whole number from 1 to 128`, `a number greater than 0 to 1`, …
-    pub fn describe(self) -> String {
+    pub fn describe(&self) -> String {
         if self.whole {
             format!("a whole number from {} to {}", self.lo, self.hi)
         } else {
@@ -79,7 +79,7 @@ impl Bounds {
     }
 
     /// `Ok` when `x` is inside, else a [`PolicyError`] naming `field`.
-    pub fn check(self, field: &'static str, x: f64) -> Result<(), PolicyError> {
+    pub fn check(&self, field: &'static str, x: f64) -> Result<(), PolicyError> {
         if self.contains(x) {
             Ok(())
         } else {

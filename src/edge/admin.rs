@@ -57,11 +57,10 @@ pub fn metrics() -> Result<Response> {
 
 /// `GET /admin/config`.
 pub fn get_config() -> Result<Response> {
-    let Some(doc) = with(|i| i.config_document()) else {
+    let Some((doc, version)) = with(|i| i.config_document()) else {
         return http::error(503, "not_ready", "router state unavailable");
     };
-    let version = doc.get("version").and_then(Value::as_u64).unwrap_or(0);
-    let r = http::json(200, &doc)?;
+    let r = http::raw_json(200, doc)?;
     r.headers().set("etag", &overrides::etag(version))?;
     Ok(r)
 }

@@ -101,9 +101,14 @@ fn read_vars(env: &Env) -> Map<String, Value> {
         };
         let value = match v.as_string() {
             Some(s) => Value::String(s),
-            None => match serde_wasm_bindgen::from_value::<Value>(v) {
-                Ok(j) => j,
-                Err(_) => continue, // not a var (no binding of ours has these names)
+            // A JSON var: through JSON text, with the serde_json already in the bundle.
+            None => match js_sys::JSON::stringify(&v)
+                .ok()
+                .and_then(|t| t.as_string())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                Some(j) => j,
+                None => continue, // not a var (no binding of ours has these names)
             },
         };
         m.insert(name, value);
@@ -115,10 +120,10 @@ impl Isolate {
     fn new(env: &Env, now: u64) -> Isolate {
         let vars = read_vars(env);
         let loaded = config::load(&vars, None, 0);
-        let breakers = Upstream::ALL
-            .into_iter()
-            .map(|u| (u, Breaker::new(loaded.config.breaker)))
-            .collect();
+        let mut breakers = BTreeMap::new();
+        for u in Upstream::ALL {
+            breakers.insert(u, Breaker::new(loaded.config.breaker));
+        }
         Isolate {
             id: crate::core::identity::new_id(&random_bytes()),
             vars,
@@ -150,9 +155,13 @@ impl Isolate {
         &self.vars
     }
 
-    /// The `GET /admin/config` document of what this isolate runs on.
-    pub fn config_document(&self) -> Value {
-        crate::core::overrides::config_document(&self.overrides, &self.loaded)
+    /// The `GET /admin/config` document of what this isolate runs on, and its version.
+    pub fn config_document(&self) -> (String, u64) {
+        let doc = crate::core::overrides::ConfigDocument::new(&self.overrides, &self.loaded);
+        (
+            serde_json::to_string(&doc).unwrap_or_default(),
+            self.overrides.version,
+        )
     }
 
     /// Runs on a new override set; rebuilds the breakers when their policy changed (carrying
@@ -292,18 +301,25 @@ impl Isolate {
         self.windows.entry(key).or_default().record(now, sample);
     }
 
-    /// The status document and `/metrics` text are built from these.
-    pub fn report<T>(&self, now: u64, f: impl FnOnce(&ReportInputs<'_>) -> T) -> T {
-        let local: BTreeMap<MetricKey, Stats> = self
-            .windows
+    /// This isolate's last-hour stats per metric key.
+    fn local_stats(&self, now: u64) -> BTreeMap<MetricKey, Stats> {
+        self.windows
             .iter()
             .map(|(k, w)| (*k, w.total(now)))
-            .collect();
-        let breakers: Vec<(Upstream, BreakerStatus)> = self
-            .breakers
+            .collect()
+    }
+
+    fn breaker_statuses(&self, now: u64) -> Vec<(Upstream, BreakerStatus)> {
+        self.breakers
             .iter()
             .map(|(u, b)| (*u, b.status(now)))
-            .collect();
+            .collect()
+    }
+
+    /// The status document and `/metrics` text are built from these.
+    pub fn report<T>(&self, now: u64, f: impl FnOnce(&ReportInputs<'_>) -> T) -> T {
+        let local = self.local_stats(now);
+        let breakers = self.breaker_statuses(now);
         let ops = kv::ops();
         f(&ReportInputs {
             now_ms: now,

@@ -1,5 +1,5 @@
-//! `core::cohort::hash` (the `murmur3` crate over `salt:key` assembled in a stack buffer, or over a
-//! chain of the three parts when longer) against the crate over the concatenated `String`, on
+//! `core::cohort::hash` (the `murmur3` crate over `salt:key` assembled in a stack buffer, or a
+//! heap buffer when longer) against the crate over the concatenated `String`, on
 //! arbitrary salts and keys: empty, ASCII, non-ASCII, every length mod 4, and lengths on both
 //! sides of the stack buffer. The pinned vectors (`cohort_vectors.rs`) check the crate itself
 //! against Python's `mmh3`.

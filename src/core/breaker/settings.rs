@@ -118,10 +118,50 @@ impl Default for BreakerPolicy {
 
 impl BreakerPolicy {
     pub fn try_new(s: BreakerSettings) -> Result<BreakerPolicy, PolicyError> {
-        FAILURE_THRESHOLD.check("failure_threshold", f64::from(s.failure_threshold))?;
-        FAILURE_RATE_THRESHOLD.check("failure_rate_threshold", s.failure_rate_threshold)?;
-        WINDOW_SIZE.check("window_size", f64::from(s.window_size))?;
-        MINIMUM_CALLS.check("minimum_calls", f64::from(s.minimum_calls))?;
+        let bounded: [(&Bounds, &'static str, f64); 11] = [
+            (
+                &FAILURE_THRESHOLD,
+                "failure_threshold",
+                f64::from(s.failure_threshold),
+            ),
+            (
+                &FAILURE_RATE_THRESHOLD,
+                "failure_rate_threshold",
+                s.failure_rate_threshold,
+            ),
+            (&WINDOW_SIZE, "window_size", f64::from(s.window_size)),
+            (&MINIMUM_CALLS, "minimum_calls", f64::from(s.minimum_calls)),
+            (&SLOW_CALL_MS, "slow_call_ms", s.slow_call_ms as f64),
+            (
+                &RECOVERY_TIMEOUT_S,
+                "recovery_timeout_ms",
+                s.recovery_timeout_ms as f64 / 1000.0,
+            ),
+            (
+                &MAX_RECOVERY_TIMEOUT_S,
+                "max_recovery_timeout_ms",
+                s.max_recovery_timeout_ms as f64 / 1000.0,
+            ),
+            (
+                &BACKOFF_MULTIPLIER,
+                "backoff_multiplier",
+                s.backoff_multiplier,
+            ),
+            (
+                &HALF_OPEN_PROBE_SHARE,
+                "half_open_probe_share",
+                s.half_open_probe_share,
+            ),
+            (
+                &HALF_OPEN_SUCCESSES,
+                "half_open_successes_to_close",
+                f64::from(s.half_open_successes_to_close),
+            ),
+            (&JITTER, "jitter", s.jitter),
+        ];
+        for (bounds, field, value) in bounded {
+            bounds.check(field, value)?;
+        }
         if s.minimum_calls > s.window_size {
             return Err(PolicyError::new(
                 "minimum_calls",
@@ -131,12 +171,6 @@ impl BreakerPolicy {
                 ),
             ));
         }
-        SLOW_CALL_MS.check("slow_call_ms", s.slow_call_ms as f64)?;
-        RECOVERY_TIMEOUT_S.check("recovery_timeout_ms", s.recovery_timeout_ms as f64 / 1000.0)?;
-        MAX_RECOVERY_TIMEOUT_S.check(
-            "max_recovery_timeout_ms",
-            s.max_recovery_timeout_ms as f64 / 1000.0,
-        )?;
         if s.max_recovery_timeout_ms < s.recovery_timeout_ms {
             return Err(PolicyError::new(
                 "max_recovery_timeout_ms",
@@ -146,16 +180,13 @@ impl BreakerPolicy {
                 ),
             ));
         }
-        BACKOFF_MULTIPLIER.check("backoff_multiplier", s.backoff_multiplier)?;
-        check_min("backoff_reset_ms", s.backoff_reset_ms, 1)?;
-        HALF_OPEN_PROBE_SHARE.check("half_open_probe_share", s.half_open_probe_share)?;
-        check_min("half_open_max_probes", u64::from(s.half_open_max_probes), 1)?;
-        HALF_OPEN_SUCCESSES.check(
-            "half_open_successes_to_close",
-            f64::from(s.half_open_successes_to_close),
-        )?;
-        check_min("half_open_max_wait_ms", s.half_open_max_wait_ms, 1)?;
-        JITTER.check("jitter", s.jitter)?;
+        for (field, v) in [
+            ("backoff_reset_ms", s.backoff_reset_ms),
+            ("half_open_max_probes", u64::from(s.half_open_max_probes)),
+            ("half_open_max_wait_ms", s.half_open_max_wait_ms),
+        ] {
+            check_min(field, v, 1)?;
+        }
         Ok(BreakerPolicy { s })
     }
 

@@ -20,14 +20,14 @@
 
 use super::problem::Severity;
 use crate::core::classify::QueryType;
-use serde_json::{json, Map, Value};
+use crate::core::rules::{Action, OneOrMany, Rule, RuleSpec, When};
+use serde_json::{Map, Value};
 
 /// Name of the catch-all rule that ends a translated set.
 pub const NO_MATCH_RULE: &str = "legacy-no-rule-matched";
 
 pub(super) struct Translation {
-    /// A JSON array in our rule schema.
-    pub(super) rules: Value,
+    pub(super) rules: Vec<Rule>,
     pub(super) problems: Vec<Note>,
 }
 
@@ -39,105 +39,120 @@ pub(super) struct Note {
 /// Whether `map` has the previous service's shape: every entry a named condition object (so a
 /// single rule of ours written without its list brackets is not mistaken for it).
 pub(super) fn is_legacy(map: &Map<String, Value>) -> bool {
-    map.values().all(Value::is_object)
+    map.iter().all(|(_, v)| v.is_object())
 }
 
 /// Translates the object form. An empty object (the old default, `{}`) is no rules at all.
 pub(super) fn translate(map: &Map<String, Value>) -> Translation {
-    let mut rules = Vec::new();
-    let mut problems = Vec::new();
+    let mut t = Translation {
+        rules: Vec::new(),
+        problems: Vec::new(),
+    };
     if map.is_empty() {
-        return Translation {
-            rules: Value::Array(rules),
-            problems,
-        };
+        return t;
     }
+    let never = |name: &str, why: &str| Note {
+        message: format!("previous-service rule `{name}` left out, it can never match here: {why}"),
+        severity: Severity::Error,
+    };
     for (name, entry) in map {
-        match rule(name, entry) {
-            Ok(r) => rules.push(r),
-            Err(why) => problems.push(Note {
-                message: format!(
-                    "previous-service rule {name:?} can never match here ({why}); it is left out"
-                ),
-                severity: Severity::Error,
-            }),
+        let spec = match when(entry) {
+            Ok(when) => RuleSpec {
+                name: rule_name(name),
+                when,
+                action: Action::Rollout,
+            },
+            Err(why) => {
+                t.problems.push(never(name, why));
+                continue;
+            }
+        };
+        if t.rules.iter().any(|r| r.name() == spec.name) {
+            t.problems.push(never(name, "its name is taken"));
+            continue;
+        }
+        match Rule::compile(spec) {
+            Ok(r) => t.rules.push(r),
+            Err(e) => t.problems.push(never(name, &e.to_string())),
         }
     }
-    let translated = rules.len();
-    rules.push(json!({"name": NO_MATCH_RULE, "action": "perplexity"}));
-    problems.push(Note {
+    let translated = t.rules.len();
+    let catch_all = RuleSpec {
+        name: NO_MATCH_RULE.to_string(),
+        when: When::default(),
+        action: Action::Perplexity,
+    };
+    if let Ok(r) = Rule::compile(catch_all) {
+        t.rules.push(r);
+    }
+    t.problems.push(Note {
         message: format!(
-            "the previous service's rule object was translated into {translated} `rollout` rule(s) \
-             and a final `{NO_MATCH_RULE}` → perplexity rule: a request matching any of them \
-             routes by the rollout hash, any other goes to Perplexity (as before); write a JSON \
-             array of rules to say something else"
+            "the previous service's rule object was translated into {translated} `rollout` \
+             rule(s) and a final `{NO_MATCH_RULE}` → perplexity rule (a request matching none \
+             goes to Perplexity, as before)"
         ),
         severity: Severity::Note,
     });
-    Translation {
-        rules: Value::Array(rules),
-        problems,
-    }
+    t
 }
 
-/// Our rule for one named entry, or why there is none.
-fn rule(name: &str, entry: &Value) -> Result<Value, String> {
-    let name = rule_name(name);
+/// The conditions of one named entry, or why there are none.
+fn when(entry: &Value) -> Result<When, &'static str> {
+    let mut when = When::default();
     match entry.get("type").and_then(Value::as_str) {
         Some("query_length") => {
-            let bound = |k: &str| -> Result<Option<u64>, String> {
-                match entry.get(k) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(v) => v
-                        .as_f64()
-                        .filter(|x| x.is_finite() && *x >= 0.0)
-                        .map(|x| Some(x.ceil() as u64))
-                        .ok_or_else(|| format!("{k} is not a non-negative number")),
+            for (key, slot) in [
+                ("min_length", &mut when.min_length),
+                ("max_length", &mut when.max_length),
+            ] {
+                match entry.get(key) {
+                    None | Some(Value::Null) => {}
+                    Some(v) => match v.as_f64().filter(|x| x.is_finite() && *x >= 0.0) {
+                        Some(x) => *slot = Some(x.ceil() as usize),
+                        None => return Err("min_length / max_length must be non-negative numbers"),
+                    },
                 }
-            };
-            let mut when = Map::new();
-            if let Some(lo) = bound("min_length")?.filter(|lo| *lo > 0) {
-                when.insert("min_length".into(), lo.into());
             }
-            if let Some(hi) = bound("max_length")? {
-                when.insert("max_length".into(), hi.into());
+            if when.min_length == Some(0) {
+                when.min_length = None;
             }
-            Ok(json!({"name": name, "when": when, "action": "rollout"}))
         }
         Some("query_type") => {
-            let wanted: Vec<&str> = entry
+            let mut known = Vec::new();
+            for t in entry
                 .get("allowed_types")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let known: Vec<QueryType> = wanted.iter().filter_map(|t| QueryType::parse(t)).collect();
-            if known.is_empty() {
-                return Err(format!(
-                    "none of the allowed_types {wanted:?} is a query type this router classifies \
-                     (temporal, mechanism, definition, comparison, general)"
-                ));
+                .into_iter()
+                .flatten()
+            {
+                if let Some(q) = t.as_str().and_then(QueryType::parse) {
+                    known.push(q);
+                }
             }
-            Ok(json!({"name": name, "when": {"query_type": known}, "action": "rollout"}))
+            if known.is_empty() {
+                return Err("none of its allowed_types is a class this router computes \
+                            (temporal, mechanism, definition, comparison, general)");
+            }
+            when.query_type = Some(OneOrMany::Many(known));
         }
-        Some("query_complexity") => Err("no query complexity is computed here".into()),
-        Some(other) => Err(format!("unknown type {other:?}")),
-        None => Err("no \"type\"".into()),
+        Some("query_complexity") => return Err("no query complexity is computed here"),
+        _ => return Err("its type is not query_length or query_type"),
     }
+    Ok(when)
 }
 
 /// A rule name our schema accepts: `[A-Za-z0-9_.-]`, 1–64 characters.
 fn rule_name(name: &str) -> String {
-    let mut n: String = name
-        .chars()
-        .map(|c| {
+    let mut n = String::new();
+    for c in name.chars().take(64) {
+        n.push(
             if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
                 c
             } else {
                 '-'
-            }
-        })
-        .take(64)
-        .collect();
+            },
+        );
+    }
     if n.is_empty() {
         n.push_str("legacy");
     }

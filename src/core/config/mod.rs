@@ -96,28 +96,31 @@ macro_rules! variables {
         }
 
         impl Config {
-            fn from_parts(
+            /// Every `config` row read through its parser, around the policies.
+            fn read(
                 version: u64,
                 breaker: BreakerPolicy,
                 fallback: FallbackPolicy,
                 quality_gate: GatePolicy,
-                l: Option<&mut Loader<'_>>,
+                l: &mut Loader<'_>,
             ) -> Config {
-                match l {
-                    Some(l) => Config {
-                        version,
-                        $( $cf: l.$cp($ck, $cd $(, $($ca),*)?), )*
-                        breaker,
-                        fallback,
-                        quality_gate,
-                    },
-                    None => Config {
-                        version,
-                        $( $cf: $cd, )*
-                        breaker,
-                        fallback,
-                        quality_gate,
-                    },
+                Config {
+                    version,
+                    $( $cf: l.$cp($ck, $cd $(, $($ca),*)?), )*
+                    breaker,
+                    fallback,
+                    quality_gate,
+                }
+            }
+
+            /// Every row at its default.
+            fn defaults() -> Config {
+                Config {
+                    version: 0,
+                    $( $cf: $cd, )*
+                    breaker: BreakerPolicy::default(),
+                    fallback: FallbackPolicy::default(),
+                    quality_gate: GatePolicy::default(),
                 }
             }
         }
@@ -143,7 +146,7 @@ variables! {
         /// Share of users (by hash position) routed to LightRAG; serialized as e.g. `0.25`.
         ROLLOUT_PERCENTAGE = "LIGHTRAG_ROLLOUT_PERCENTAGE" => rollout_percentage: Percent = Percent::ZERO, percent;
         /// The whole request's time budget across the primary attempt and any fallback.
-        INTEGRATION_TIMEOUT_SECONDS = "LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS" => integration_timeout_seconds: f64 = 30.0, number(TIMEOUT_SECONDS);
+        INTEGRATION_TIMEOUT_SECONDS = "LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS" => integration_timeout_seconds: f64 = 30.0, number(&TIMEOUT_SECONDS);
         /// Reported in the status API (the seed's flag; metrics are always kept per arm).
         ENABLE_PERFORMANCE_COMPARISON = "LIGHTRAG_ENABLE_PERFORMANCE_COMPARISON" => enable_performance_comparison: bool = false, boolean;
         /// Reported in the status API (the seed's flag; arms are always recorded).
@@ -165,28 +168,28 @@ variables! {
         /// The LightRAG query mode sent upstream (`{"query", "mode"}`).
         QUERY_MODE = "LIGHTRAG_QUERY_MODE" => query_mode: QueryMode = QueryMode::Hybrid, query_mode;
         /// Largest accepted request body (413 above).
-        MAX_BODY_BYTES = "LIGHTRAG_MAX_BODY_BYTES" => max_body_bytes: u64 = 65_536, whole(Bounds::whole(1024, 10 * 1024 * 1024));
+        MAX_BODY_BYTES = "LIGHTRAG_MAX_BODY_BYTES" => max_body_bytes: u64 = 65_536, whole(&Bounds::whole(1024, 10 * 1024 * 1024));
         LIGHTRAG_BASE_URL = "LIGHTRAG_BASE_URL" => lightrag_base_url: String = "http://localhost:9621".to_string(), url;
         PERPLEXITY_BASE_URL = "PERPLEXITY_BASE_URL" => perplexity_base_url: String = "https://api.perplexity.ai".to_string(), url;
         /// How often an isolate re-reads KV in the background.
-        STATE_REFRESH_SECONDS = "STATE_REFRESH_SECONDS" => state_refresh_seconds: u64 = 30, whole(Bounds::whole(1, 3600));
+        STATE_REFRESH_SECONDS = "STATE_REFRESH_SECONDS" => state_refresh_seconds: u64 = 30, whole(&Bounds::whole(1, 3600));
         /// How often an isolate flushes its metric windows to KV.
-        METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(Bounds::whole(10, 86_400));
+        METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(&Bounds::whole(10, 86_400));
     }
     BreakerVars {
         ENABLE_CIRCUIT_BREAKER = "LIGHTRAG_ENABLE_CIRCUIT_BREAKER" => enabled: bool = CB.enabled, boolean;
-        CB_FAILURE_THRESHOLD = "LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD" => failure_threshold: u32 = CB.failure_threshold, whole(cb::FAILURE_THRESHOLD);
+        CB_FAILURE_THRESHOLD = "LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD" => failure_threshold: u32 = CB.failure_threshold, whole_u32(&cb::FAILURE_THRESHOLD);
         /// Seconds.
-        CB_RECOVERY_TIMEOUT = "LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT" => recovery_timeout_s: f64 = CB.recovery_timeout_ms as f64 / 1000.0, number(cb::RECOVERY_TIMEOUT_S);
-        CB_FAILURE_RATE_THRESHOLD = "LIGHTRAG_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD" => failure_rate_threshold: f64 = CB.failure_rate_threshold, number(cb::FAILURE_RATE_THRESHOLD);
-        CB_WINDOW_SIZE = "LIGHTRAG_CIRCUIT_BREAKER_WINDOW_SIZE" => window_size: u32 = CB.window_size, whole(cb::WINDOW_SIZE);
-        CB_MINIMUM_CALLS = "LIGHTRAG_CIRCUIT_BREAKER_MINIMUM_CALLS" => minimum_calls: u32 = CB.minimum_calls, whole(cb::MINIMUM_CALLS);
-        CB_SLOW_CALL_MS = "LIGHTRAG_CIRCUIT_BREAKER_SLOW_CALL_MS" => slow_call_ms: u64 = CB.slow_call_ms, whole(cb::SLOW_CALL_MS);
+        CB_RECOVERY_TIMEOUT = "LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT" => recovery_timeout_s: f64 = CB.recovery_timeout_ms as f64 / 1000.0, number(&cb::RECOVERY_TIMEOUT_S);
+        CB_FAILURE_RATE_THRESHOLD = "LIGHTRAG_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD" => failure_rate_threshold: f64 = CB.failure_rate_threshold, number(&cb::FAILURE_RATE_THRESHOLD);
+        CB_WINDOW_SIZE = "LIGHTRAG_CIRCUIT_BREAKER_WINDOW_SIZE" => window_size: u32 = CB.window_size, whole_u32(&cb::WINDOW_SIZE);
+        CB_MINIMUM_CALLS = "LIGHTRAG_CIRCUIT_BREAKER_MINIMUM_CALLS" => minimum_calls: u32 = CB.minimum_calls, whole_u32(&cb::MINIMUM_CALLS);
+        CB_SLOW_CALL_MS = "LIGHTRAG_CIRCUIT_BREAKER_SLOW_CALL_MS" => slow_call_ms: u64 = CB.slow_call_ms, whole(&cb::SLOW_CALL_MS);
         /// Seconds; unset means eight times the recovery timeout.
-        CB_MAX_RECOVERY_TIMEOUT = "LIGHTRAG_CIRCUIT_BREAKER_MAX_RECOVERY_TIMEOUT" => max_recovery_timeout_s: Option<f64> = None, optional_number(cb::MAX_RECOVERY_TIMEOUT_S);
-        CB_HALF_OPEN_PROBE_SHARE = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE" => half_open_probe_share: f64 = CB.half_open_probe_share, number(cb::HALF_OPEN_PROBE_SHARE);
-        CB_HALF_OPEN_SUCCESSES = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_SUCCESSES" => half_open_successes_to_close: u32 = CB.half_open_successes_to_close, whole(cb::HALF_OPEN_SUCCESSES);
-        CB_JITTER = "LIGHTRAG_CIRCUIT_BREAKER_JITTER" => jitter: f64 = CB.jitter, number(cb::JITTER);
+        CB_MAX_RECOVERY_TIMEOUT = "LIGHTRAG_CIRCUIT_BREAKER_MAX_RECOVERY_TIMEOUT" => max_recovery_timeout_s: Option<f64> = None, optional_number(&cb::MAX_RECOVERY_TIMEOUT_S);
+        CB_HALF_OPEN_PROBE_SHARE = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE" => half_open_probe_share: f64 = CB.half_open_probe_share, number(&cb::HALF_OPEN_PROBE_SHARE);
+        CB_HALF_OPEN_SUCCESSES = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_SUCCESSES" => half_open_successes_to_close: u32 = CB.half_open_successes_to_close, whole_u32(&cb::HALF_OPEN_SUCCESSES);
+        CB_JITTER = "LIGHTRAG_CIRCUIT_BREAKER_JITTER" => jitter: f64 = CB.jitter, number(&cb::JITTER);
     }
     FallbackVars {
         FALLBACK_TO_PERPLEXITY = "LIGHTRAG_FALLBACK_TO_PERPLEXITY" => lightrag_to_perplexity: bool = FALLBACK.lightrag_to_perplexity, boolean;
@@ -194,9 +197,9 @@ variables! {
     }
     GateVars {
         ENABLE_QUALITY_METRICS = "LIGHTRAG_ENABLE_QUALITY_METRICS" => enabled: bool = GATE.enabled, boolean;
-        MIN_QUALITY_THRESHOLD = "LIGHTRAG_MIN_QUALITY_THRESHOLD" => min_quality: f64 = GATE.min_quality, number(gate::MIN_QUALITY);
-        QUALITY_GATE_MIN_SAMPLES = "LIGHTRAG_QUALITY_GATE_MIN_SAMPLES" => min_samples: u64 = GATE.min_samples, whole(gate::MIN_SAMPLES);
-        QUALITY_GATE_PROBE_SHARE = "LIGHTRAG_QUALITY_GATE_PROBE_SHARE" => probe_share: f64 = GATE.probe_share, number(gate::PROBE_SHARE);
+        MIN_QUALITY_THRESHOLD = "LIGHTRAG_MIN_QUALITY_THRESHOLD" => min_quality: f64 = GATE.min_quality, number(&gate::MIN_QUALITY);
+        QUALITY_GATE_MIN_SAMPLES = "LIGHTRAG_QUALITY_GATE_MIN_SAMPLES" => min_samples: u64 = GATE.min_samples, whole(&gate::MIN_SAMPLES);
+        QUALITY_GATE_PROBE_SHARE = "LIGHTRAG_QUALITY_GATE_PROBE_SHARE" => probe_share: f64 = GATE.probe_share, number(&gate::PROBE_SHARE);
     }
 }
 
@@ -211,13 +214,7 @@ impl Default for Config {
 
 /// The seed's defaults: integration off, nothing routed to LightRAG.
 pub fn defaults() -> Config {
-    Config::from_parts(
-        0,
-        BreakerPolicy::default(),
-        FallbackPolicy::default(),
-        GatePolicy::default(),
-        None,
-    )
+    Config::defaults()
 }
 
 /// A config and everything that was wrong with its inputs.
@@ -248,45 +245,28 @@ pub fn load(
     let breaker = breaker_policy(&mut l);
     let fallback = fallback_policy(&mut l);
     let quality_gate = gate_policy(&mut l);
-    let config = Config::from_parts(version, breaker, fallback, quality_gate, Some(&mut l));
+    let config = Config::read(version, breaker, fallback, quality_gate, &mut l);
     Loaded {
         config,
         problems: l.problems,
     }
 }
 
-/// The variable that sets a policy field, for reporting a value a policy refused.
-fn variable_of(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "failure_threshold" => CB_FAILURE_THRESHOLD,
-        "failure_rate_threshold" => CB_FAILURE_RATE_THRESHOLD,
-        "window_size" => CB_WINDOW_SIZE,
-        "minimum_calls" => CB_MINIMUM_CALLS,
-        "slow_call_ms" => CB_SLOW_CALL_MS,
-        "recovery_timeout_ms" => CB_RECOVERY_TIMEOUT,
-        "max_recovery_timeout_ms" => CB_MAX_RECOVERY_TIMEOUT,
-        "half_open_probe_share" => CB_HALF_OPEN_PROBE_SHARE,
-        "half_open_successes_to_close" => CB_HALF_OPEN_SUCCESSES,
-        "jitter" => CB_JITTER,
-        "min_quality" => MIN_QUALITY_THRESHOLD,
-        "min_samples" => QUALITY_GATE_MIN_SAMPLES,
-        "probe_share" => QUALITY_GATE_PROBE_SHARE,
-        _ => return None,
+/// A policy's `try_new` result, or its default and a problem against `group`, the variable
+/// that switches the policy (the message names the refused setting). The per-variable bounds
+/// and the cross-field checks above make this unreachable in practice; it keeps loading total.
+fn or_default<P: Default>(l: &mut Loader<'_>, group: &'static str, r: Result<P, PolicyError>) -> P {
+    r.unwrap_or_else(|e| {
+        refused(l, group, &e);
+        P::default()
     })
 }
 
-/// A policy's `try_new` result, or its default and a problem against the variable concerned
-/// (`group` when the refused field has no variable of its own). The per-variable bounds make
-/// this unreachable in practice; it keeps loading total.
-fn or_default<P: Default>(l: &mut Loader<'_>, group: &'static str, r: Result<P, PolicyError>) -> P {
-    r.unwrap_or_else(|e| {
-        let name = variable_of(e.field).unwrap_or(group);
-        let (v, src) = l
-            .raw(name)
-            .map_or((Value::Null, Source::Vars), |(v, s)| (v.clone(), s));
-        l.problem(name, &v, src, format!("{e}; using the default policy"));
-        P::default()
-    })
+fn refused(l: &mut Loader<'_>, group: &'static str, e: &PolicyError) {
+    let (v, src) = l
+        .raw(group)
+        .map_or((Value::Null, Source::Vars), |(v, s)| (v.clone(), s));
+    l.problem(group, &v, src, format!("{e}; using the default policy"));
 }
 
 fn breaker_policy(l: &mut Loader<'_>) -> BreakerPolicy {
@@ -582,7 +562,7 @@ mod tests {
         assert!(notes[0].message.contains("translated into 1"));
         let errors: Vec<_> = l.problems.iter().filter(|p| p.is_error()).collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].message.contains("\"typed\" can never match"));
+        assert!(errors[0].message.contains("`typed` left out"));
         // The old default, an empty object, is simply no rules.
         let l = load(&map(json!({ROUTING_RULES: "{}"})), None, 0);
         assert!(l.problems.is_empty() && l.config.routing_rules.is_empty());

@@ -12,7 +12,6 @@ use crate::core::rules::{self, Rule};
 use crate::core::wire::lightrag::QueryMode;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::fmt::Display;
 
 /// Longest value echoed back in a problem.
 const ECHO_MAX: usize = 120;
@@ -168,7 +167,7 @@ impl<'a> Loader<'a> {
     }
 
     /// A real number inside `bounds`.
-    pub(super) fn number(&mut self, name: &str, default: f64, bounds: Bounds) -> f64 {
+    pub(super) fn number(&mut self, name: &str, default: f64, bounds: &Bounds) -> f64 {
         self.optional_number(name, Some(default), bounds)
             .unwrap_or(default)
     }
@@ -178,7 +177,7 @@ impl<'a> Loader<'a> {
         &mut self,
         name: &str,
         default: Option<f64>,
-        bounds: Bounds,
+        bounds: &Bounds,
     ) -> Option<f64> {
         let Some((v, src)) = self.raw(name) else {
             return default;
@@ -199,18 +198,13 @@ impl<'a> Loader<'a> {
     }
 
     /// A whole number inside `bounds` (which must fit `T`).
-    pub(super) fn whole<T>(&mut self, name: &str, default: T, bounds: Bounds) -> T
-    where
-        T: Copy + Display + TryFrom<u64>,
-    {
+    /// A whole number inside `bounds`.
+    pub(super) fn whole(&mut self, name: &str, default: u64, bounds: &Bounds) -> u64 {
         let Some((v, src)) = self.raw(name) else {
             return default;
         };
-        let parsed = parse_number(v)
-            .filter(|x| x.fract() == 0.0 && bounds.contains(*x))
-            .and_then(|x| T::try_from(x as u64).ok());
-        match parsed {
-            Some(x) => x,
+        match parse_number(v).filter(|x| x.fract() == 0.0 && bounds.contains(*x)) {
+            Some(x) => x as u64,
             None => {
                 self.problem(
                     name,
@@ -221,6 +215,11 @@ impl<'a> Loader<'a> {
                 default
             }
         }
+    }
+
+    /// [`Loader::whole`] for a `u32` setting (its bounds fit a `u32`).
+    pub(super) fn whole_u32(&mut self, name: &str, default: u32, bounds: &Bounds) -> u32 {
+        u32::try_from(self.whole(name, default.into(), bounds)).unwrap_or(default)
     }
 
     pub(super) fn percent(&mut self, name: &str, default: Percent) -> Percent {
@@ -403,7 +402,7 @@ impl<'a> Loader<'a> {
         let Some((v, src)) = self.raw(name) else {
             return default;
         };
-        let Some(mut json) = self.json_value(name, v, src) else {
+        let Some(json) = self.json_value(name, v, src) else {
             return default;
         };
         if let Some(map) = json.as_object().filter(|m| legacy::is_legacy(m)) {
@@ -418,7 +417,7 @@ impl<'a> Loader<'a> {
                     index: None,
                 });
             }
-            json = t.rules;
+            return t.rules;
         }
         let parsed = rules::parse(&json);
         for e in parsed.errors {

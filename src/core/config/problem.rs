@@ -21,6 +21,12 @@ pub enum Severity {
     Note,
 }
 
+impl Severity {
+    fn is_error(&self) -> bool {
+        *self == Severity::Error
+    }
+}
+
 /// One rejected (or translated) value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -30,6 +36,8 @@ pub struct Problem {
     /// What was wrong and what is accepted.
     pub message: String,
     pub source: Source,
+    /// Omitted for errors (the usual case); `"note"` for a translated value.
+    #[serde(skip_serializing_if = "Severity::is_error")]
     pub severity: Severity,
     /// For `LIGHTRAG_ROUTING_RULES`: the index of the rejected rule.
     #[serde(skip_serializing_if = "Option::is_none")]
