@@ -16,9 +16,10 @@
 //! monotone: raising R never evicts anyone.
 //!
 //! The hash is the `murmur3` crate's, as the formula names it. `salt:key` is assembled in a
-//! stack buffer (a heap buffer only past 256 bytes), so hashing normally allocates nothing. The pinned vectors (`tests/vectors/cohort.json`, computed with
-//! Python's `mmh3`) and the property test against the crate over the concatenated string
-//! (`tests/native/cohort.rs`) keep any change from reshuffling users.
+//! 64-byte stack buffer (a heap buffer only for longer ones), so hashing normally allocates
+//! nothing. The pinned vectors (`tests/vectors/cohort.json`, computed with Python's `mmh3`) and
+//! the property test against the crate over the concatenated string (`tests/native/`) keep any
+//! change from reshuffling users.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +87,7 @@ impl Percent {
 }
 
 /// Longest `salt:key` hashed from the stack buffer.
-const STACK_BYTES: usize = 256;
+const STACK_BYTES: usize = 64;
 
 /// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`. Allocates only for a
 /// `salt:key` longer than [`STACK_BYTES`].
