@@ -83,7 +83,12 @@ fi
 # as locked. A stamp of the lockfile's hash makes the second run a no-op.
 stamp=node_modules/.setup-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then say "npm packages ok"; else
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then say "npm packages ok"
+elif [ -L node_modules ]; then
+  # A shared install (a worktree linking another checkout's packages): `npm ci` here would
+  # empty the linked directory for everyone using it. Use it as it is.
+  say "node_modules links to $(readlink node_modules), installed for another lockfile; not reinstalling through the link"
+else
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"

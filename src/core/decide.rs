@@ -47,11 +47,11 @@
 //! - Allocation: none, unless a rule matches (its name, in `rule` and in `Reason::Rule`) or a
 //!   keyword rule meets a non-ASCII query (lower-cased once).
 
-use crate::core::classify::{self, QueryType};
+use crate::core::classify::QueryType;
 use crate::core::cohort::{in_rollout, position, Position};
 use crate::core::config::Config;
 use crate::core::model::{Arm, BreakerView, Reason, Upstream};
-use crate::core::rules::{first_match, Action, Query};
+use crate::core::rules::{first_match, Action, Query, QueryFacts};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Live state the decision depends on, computed by the caller.
@@ -77,20 +77,17 @@ impl Default for RouteState {
     }
 }
 
-/// A query's text, and its class when the caller already knows it (see [`PreparedQuery`]);
-/// otherwise it is classified only if a rule asks.
+/// A query's text, and the facts rules ask about it when the caller computed them once (see
+/// [`PreparedQuery`]); otherwise each fact is computed only if a rule asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryText<'a> {
     text: &'a str,
-    query_type: Option<QueryType>,
+    facts: Option<&'a QueryFacts>,
 }
 
 impl<'a> QueryText<'a> {
     pub fn new(text: &'a str) -> QueryText<'a> {
-        QueryText {
-            text,
-            query_type: None,
-        }
+        QueryText { text, facts: None }
     }
 
     pub fn text(&self) -> &'a str {
@@ -104,19 +101,20 @@ impl<'a> From<&'a str> for QueryText<'a> {
     }
 }
 
-/// A query classified once, so that many users can be decided against it without classifying
-/// it again (the preview's "who goes where for this question" loop).
+/// A query read once — classified, measured, its words listed ([`QueryFacts`]) — so that many
+/// users can be decided against it without reading it again (the preview's "who goes where for
+/// this question" loop). Decides exactly as its plain text does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedQuery {
     text: String,
-    query_type: QueryType,
+    facts: QueryFacts,
 }
 
 impl PreparedQuery {
     pub fn new(query: &str) -> PreparedQuery {
         PreparedQuery {
             text: query.to_string(),
-            query_type: classify::classify(query),
+            facts: QueryFacts::new(query),
         }
     }
 
@@ -125,13 +123,13 @@ impl PreparedQuery {
     }
 
     pub fn query_type(&self) -> QueryType {
-        self.query_type
+        self.facts.query_type()
     }
 
     pub fn as_query(&self) -> QueryText<'_> {
         QueryText {
             text: &self.text,
-            query_type: Some(self.query_type),
+            facts: Some(&self.facts),
         }
     }
 }
@@ -339,7 +337,7 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
 
     // 6. Conditional rules.
     if cfg.enable_conditional_routing && !cfg.routing_rules.is_empty() {
-        let q = Query::new(req.query.text, req.query.query_type, key, req.headers);
+        let q = Query::new(req.query.text, req.query.facts, key, req.headers);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());
             if let Some(u) = rule.action().upstream() {

@@ -445,24 +445,60 @@ pub fn parse(value: &serde_json::Value) -> Parsed {
     out
 }
 
+/// What rules may ask about a query's text, computed once up front — for a query decided for
+/// many users (the preview's "who goes where for this question", [`crate::core::decide::PreparedQuery`]).
+/// The one fast path of the rules: a single-word keyword on an ASCII query is a lookup in the
+/// query's sorted words instead of a search of its text (the same answer: such a keyword matches
+/// exactly a maximal run of letters and digits; proptested in `tests/native/decide_props.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryFacts {
+    query_type: QueryType,
+    char_len: usize,
+    /// The lower-cased words of an ASCII query, sorted; `None` for other text.
+    words: Option<Vec<String>>,
+}
+
+impl QueryFacts {
+    pub fn new(text: &str) -> QueryFacts {
+        let words = text.is_ascii().then(|| {
+            let mut w: Vec<String> = text::words(text)
+                .map(|w| w.text.to_ascii_lowercase())
+                .collect();
+            w.sort_unstable();
+            w.dedup();
+            w
+        });
+        QueryFacts {
+            query_type: classify::classify(text),
+            char_len: text.chars().count(),
+            words,
+        }
+    }
+
+    pub fn query_type(&self) -> QueryType {
+        self.query_type
+    }
+}
+
 /// The request as rules see it. Derived facts — the query's class, its length in characters,
 /// its lower-cased text (non-ASCII queries only) — are computed at most once and only when a
-/// rule asks, so a request that meets no `query_type` condition is never classified.
+/// rule asks, so a request that meets no `query_type` condition is never classified; or they
+/// come precomputed ([`QueryFacts`]).
 pub struct Query<'a> {
     pub text: &'a str,
     pub key: Option<&'a str>,
     pub headers: &'a [(String, String)],
+    facts: Option<&'a QueryFacts>,
     query_type: OnceCell<QueryType>,
     char_len: OnceCell<usize>,
     lower: OnceCell<String>,
 }
 
 impl<'a> Query<'a> {
-    /// `query_type`: the class if the caller already knows it (a prepared query), else `None`
-    /// to classify on first use.
+    /// `facts`: precomputed facts about `text`, if the caller has them.
     pub fn new(
         text: &'a str,
-        query_type: Option<QueryType>,
+        facts: Option<&'a QueryFacts>,
         key: Option<&'a str>,
         headers: &'a [(String, String)],
     ) -> Query<'a> {
@@ -470,7 +506,8 @@ impl<'a> Query<'a> {
             text,
             key,
             headers,
-            query_type: query_type.map_or_else(OnceCell::new, OnceCell::from),
+            facts,
+            query_type: OnceCell::new(),
             char_len: OnceCell::new(),
             lower: OnceCell::new(),
         }
@@ -478,24 +515,28 @@ impl<'a> Query<'a> {
 
     /// The query's class ([`classify::classify`]).
     pub fn query_type(&self) -> QueryType {
-        *self
-            .query_type
-            .get_or_init(|| classify::classify(self.text))
+        match self.facts {
+            Some(f) => f.query_type,
+            None => *self
+                .query_type
+                .get_or_init(|| classify::classify(self.text)),
+        }
     }
 
     fn char_len(&self) -> usize {
-        *self.char_len.get_or_init(|| {
-            if self.text.is_ascii() {
-                self.text.len()
-            } else {
-                self.text.chars().count()
-            }
-        })
+        match self.facts {
+            Some(f) => f.char_len,
+            None => *self.char_len.get_or_init(|| self.text.chars().count()),
+        }
     }
 
     /// Whole-word, case-insensitive search for an already lower-cased keyword. ASCII queries
     /// are compared in place; others are lower-cased once.
     fn has_word(&self, keyword: &str) -> bool {
+        let words = self.facts.and_then(|f| f.words.as_ref());
+        if let Some(words) = words.filter(|_| keyword.bytes().all(|b| b.is_ascii_alphanumeric())) {
+            return words.binary_search_by(|w| w.as_str().cmp(keyword)).is_ok();
+        }
         if self.text.is_ascii() {
             text::contains_word(self.text.as_bytes(), keyword.as_bytes(), true)
         } else {

@@ -63,14 +63,24 @@ impl From<Histogram> for Vec<(u8, u64)> {
     }
 }
 
+/// A serialized histogram named a bucket past the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketOutOfRange(pub u8);
+
+impl fmt::Display for BucketOutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "histogram bucket {} out of range", self.0)
+    }
+}
+
 impl TryFrom<Vec<(u8, u64)>> for Histogram {
-    type Error = String;
+    type Error = BucketOutOfRange;
     fn try_from(v: Vec<(u8, u64)>) -> Result<Self, Self::Error> {
         let mut h = Histogram::default();
         for (i, c) in v {
             match h.counts.get_mut(usize::from(i)) {
                 Some(slot) => *slot = slot.saturating_add(c),
-                None => return Err(format!("histogram bucket {i} out of range")),
+                None => return Err(BucketOutOfRange(i)),
             }
         }
         Ok(h)
@@ -491,9 +501,19 @@ impl From<MetricKey> for String {
     }
 }
 
+/// A string that is not `<upstream>.<arm>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMetricKey(pub String);
+
+impl fmt::Display for UnknownMetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown metric key {:?}", self.0)
+    }
+}
+
 impl TryFrom<String> for MetricKey {
-    type Error = String;
+    type Error = UnknownMetricKey;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        MetricKey::parse(&s).ok_or_else(|| format!("unknown metric key {s:?}"))
+        MetricKey::parse(&s).ok_or(UnknownMetricKey(s))
     }
 }

@@ -203,8 +203,38 @@ fn srm_detects_a_skew() {
     assert!(srm.p_value < 0.001);
 }
 
+/// Queries assembled from the words the keyword rules look for, in any case, with punctuation,
+/// apostrophes and non-ASCII words around them.
+fn keyword_query() -> impl Strategy<Value = String> {
+    let pieces = proptest::sample::select(vec![
+        "pathway",
+        "Pathways",
+        "REGULATE",
+        "regulates",
+        "TCA",
+        "c++",
+        "C++x",
+        "current",
+        "Guidelines",
+        "métabolome",
+        "MÉTABOLOME",
+        "2025",
+        "what's",
+        "whats",
+        "x",
+        "-",
+        "β",
+        "news",
+        "newsletter",
+    ]);
+    let seps = proptest::sample::select(vec![" ", "", ", ", "-", "'", "?", "  "]);
+    proptest::collection::vec((pieces, seps), 0..10)
+        .prop_map(|v| v.into_iter().flat_map(|(p, s)| [p, s]).collect())
+}
+
 proptest! {
-    /// A prepared (classified once) query gives exactly the decision of the plain text.
+    /// A prepared query (read once: class, length, sorted words) gives exactly the decision of
+    /// its plain text — the keyword lookup in its words agrees with searching the text.
     #[test]
     fn prepared_query_decides_like_its_text(
         key in "[a-z0-9-]{0,12}",
@@ -214,6 +244,7 @@ proptest! {
             Just("define lactate".to_string()),
             "[a-zA-Z ]{0,60}",
             "\\PC{0,40}",
+            keyword_query(),
         ],
         pct in 0.0f64..=100.0,
     ) {
@@ -224,7 +255,9 @@ proptest! {
             "LIGHTRAG_ENABLE_CONDITIONAL_ROUTING": "true",
             "LIGHTRAG_ROUTING_RULES": [
                 {"name": "news", "when": {"query_type": "temporal"}, "action": "perplexity"},
+                {"name": "both", "when": {"keywords_all": ["tca", "c++"]}, "action": "lightrag"},
                 {"name": "graph", "when": {"keywords_any": ["pathway", "regulate"]}, "action": "lightrag"},
+                {"name": "mixed", "when": {"keywords_any": ["current guidelines", "Métabolome", "2025", "what's"]}, "action": "perplexity"},
                 {"name": "short", "when": {"max_length": 14}, "action": "rollout"}
             ]
         });
