@@ -51,7 +51,8 @@ preview:
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 wasm-pack build --target web --out-dir www/pkg --out-name cmo_edge_router --no-pack -- --no-default-features
 	@rm -f www/pkg/.gitignore
 
-test-worker: build
+# The preview build too: tests/node/front_door checks the page's decide() against the worker.
+test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
 test-browser: preview
@@ -93,8 +94,8 @@ bench: setup build preview
 # latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,
 # sequential vs naive fixed-horizon, plus the power check. `cargo test` runs a faster version.
 aa:
-	AA_PER_REQUEST=1 cargo test --release --test experiment_aa -- --nocapture --test-threads=1
-	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test experiment_aa aa_false_positive -- --nocapture
+	AA_PER_REQUEST=1 cargo test --release --test native experiment_aa -- --nocapture --test-threads=1
+	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test native experiment_aa aa_false_positive -- --nocapture
 
 # Re-generate tests/reference/experiment.json (scipy / statsmodels / mpmath, pinned versions).
 STATS_VENV := $(HOME)/.cache/cmo-edge-router/stats-venv
