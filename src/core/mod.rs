@@ -36,7 +36,9 @@ pub mod rollout;
 pub mod wire;
 
 // Edge support, pure: KV state layout and controller, identity, operator reports.
+pub mod fleet;
 pub mod identity;
+pub mod keytag;
 pub mod overrides;
 pub mod report;
 pub mod store;

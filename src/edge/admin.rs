@@ -40,7 +40,7 @@ fn unauthorized(msg: &str) -> Result<Response> {
 /// `GET /admin/status`.
 pub fn status() -> Result<Response> {
     let now = now_ms();
-    match with(|i| i.report(now, status_document)) {
+    match with(|i| i.report(now, &isolate::kv_ops(), status_document)) {
         Some(doc) => http::json(200, &doc),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
@@ -49,7 +49,7 @@ pub fn status() -> Result<Response> {
 /// `GET /metrics`.
 pub fn metrics() -> Result<Response> {
     let now = now_ms();
-    match with(|i| i.report(now, prometheus)) {
+    match with(|i| i.report(now, &isolate::kv_ops(), prometheus)) {
         Some(text) => http::text(200, text, "text/plain; version=0.0.4; charset=utf-8"),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
@@ -175,7 +175,15 @@ pub fn breaker_action(
     };
     let now = now_ms();
     match with(|i| i.breaker_action(u, a, now)).flatten() {
-        Some(s) => {
+        Some((t, s)) => {
+            worker::console_log!(
+                "breaker {} {} -> {} ({:?}, generation {}) by admin",
+                u.as_str(),
+                t.from.as_str(),
+                t.to.as_str(),
+                t.cause,
+                t.generation
+            );
             isolate::background(env, ctx);
             http::json(200, &json!({"upstream": u, "action": a, "breaker": s}))
         }
@@ -216,6 +224,6 @@ pub async fn run_tick(env: &Env) -> Option<store::TickReport> {
         rep.completed,
         rep.gate_closed
     );
-    isolate::refresh(&store).await;
+    isolate::refresh_now(&store).await;
     Some(rep)
 }

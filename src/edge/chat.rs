@@ -8,6 +8,7 @@ use super::isolate::{now_ms, random_bytes, secret, with};
 use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
 use crate::core::decide::{Decision, RouteRequest};
 use crate::core::fallback::{Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy};
+use crate::core::fleet::CallRecord;
 use crate::core::identity::{self, AdminAuth, Identity};
 use crate::core::model::Upstream;
 use crate::core::outcome::{Outcome, OutcomeKind};
@@ -194,7 +195,20 @@ fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
 
 fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
     let now = now_ms();
-    with(|i| i.record_call(u, &Outcome::new(kind, latency_ms), now));
+    let call = CallRecord {
+        upstream: u,
+        outcome: Outcome::new(kind, latency_ms),
+    };
+    if let Some(t) = with(|i| i.record_call(&call, now)).flatten() {
+        worker::console_log!(
+            "breaker {} {} -> {} ({:?}, generation {})",
+            u.as_str(),
+            t.from.as_str(),
+            t.to.as_str(),
+            t.cause,
+            t.generation
+        );
+    }
 }
 
 /// Records a call that produced an answer and returns its kind: a success, or a slow call

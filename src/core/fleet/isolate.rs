@@ -1,0 +1,401 @@
+//! One isolate's state, driven by its caller with `now_ms`: the config it runs on, its
+//! breakers, its metric windows, the controller's rollout document and its KV schedule.
+//!
+//! The caller (the Worker's `edge::isolate`, or a simulation) does the I/O this machine asks
+//! for: [`IsolateState::background`] hands out the KV writes allowed now and, when a refresh is
+//! due, a [`RefreshTicket`]; the caller reads KV ([`crate::core::store::load_remote`]) and
+//! gives the result back with [`IsolateState::refresh_done`]. Nothing here awaits, reads a
+//! clock or draws randomness from outside: rolls come from the seeded [`Rng`].
+
+use super::rng::Rng;
+use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
+use crate::core::config::{self, Config, Loaded, Problem};
+use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::model::{BreakerView, Upstream};
+use crate::core::outcome::Outcome;
+use crate::core::overrides::ConfigDocument;
+use crate::core::report::ReportInputs;
+use crate::core::store::{
+    breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OpCounts, OverridesDoc,
+    RemoteState, RolloutDoc, Schedule, WriteThrottle, MIN_WRITE_INTERVAL_MS,
+};
+use crate::core::window::{MetricKey, Sample, Stats, Window};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// What an isolate starts from.
+#[derive(Debug, Clone)]
+pub struct IsolateInit {
+    /// This isolate's id (its metrics key is `metrics/<id>`): random, never a user id.
+    pub id: String,
+    /// The wrangler vars (secrets excluded).
+    pub vars: Map<String, Value>,
+    /// Seed of the rolls (probe admission, jitter).
+    pub seed: u64,
+    pub now_ms: u64,
+}
+
+/// One KV write the isolate wants made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: String,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A refresh the caller should perform: read KV with
+/// [`crate::core::store::load_remote`] and hand the result to [`IsolateState::refresh_done`]
+/// with this ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshTicket {
+    pub started_ms: u64,
+}
+
+/// The background work due now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Background {
+    /// Writes to make now (throttled breaker transitions, a metrics flush).
+    pub writes: Vec<KvWrite>,
+    /// Set when a refresh is due; it is marked in flight from now on.
+    pub refresh: Option<RefreshTicket>,
+}
+
+impl Background {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.refresh.is_none()
+    }
+}
+
+/// One upstream call's result, as recorded in its breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallRecord {
+    pub upstream: Upstream,
+    pub outcome: Outcome,
+}
+
+/// One isolate's cached state. Fields are private: ask it questions and report what happened
+/// through its methods.
+#[derive(Debug, Clone)]
+pub struct IsolateState {
+    id: String,
+    vars: Map<String, Value>,
+    overrides: OverridesDoc,
+    loaded: Loaded,
+    breakers: BTreeMap<Upstream, Breaker>,
+    windows: BTreeMap<MetricKey, Window>,
+    sched: Schedule,
+    throttle: WriteThrottle,
+    /// Writes allowed when they were offered, not yet handed to the caller.
+    outbox: Vec<KvWrite>,
+    rollout: Option<RolloutDoc>,
+    warnings: Vec<String>,
+    rng: Rng,
+}
+
+impl IsolateState {
+    /// A fresh isolate on its vars alone (no KV read yet).
+    pub fn new(init: IsolateInit) -> IsolateState {
+        let loaded = config::load(&init.vars, None, 0);
+        let breakers = Upstream::ALL
+            .into_iter()
+            .map(|u| (u, Breaker::new(loaded.config.breaker)))
+            .collect();
+        IsolateState {
+            id: init.id,
+            vars: init.vars,
+            overrides: OverridesDoc::default(),
+            loaded,
+            breakers,
+            windows: BTreeMap::new(),
+            sched: Schedule {
+                last_refresh_ms: None,
+                refresh_in_flight: false,
+                last_flush_ms: init.now_ms,
+            },
+            throttle: WriteThrottle::new(MIN_WRITE_INTERVAL_MS),
+            outbox: Vec::new(),
+            rollout: None,
+            warnings: Vec::new(),
+            rng: Rng::new(init.seed),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    pub fn problems(&self) -> &[Problem] {
+        &self.loaded.problems
+    }
+
+    /// The wrangler vars overrides are layered on (for the admin API's checks).
+    pub fn vars(&self) -> &Map<String, Value> {
+        &self.vars
+    }
+
+    /// The controller's last rollout document this isolate has read.
+    pub fn rollout(&self) -> Option<&RolloutDoc> {
+        self.rollout.as_ref()
+    }
+
+    /// A roll in [0, 1) from this isolate's generator.
+    pub fn roll(&mut self) -> f64 {
+        self.rng.roll()
+    }
+
+    /// The `GET /admin/config` document of what this isolate runs on, and its version.
+    pub fn config_document(&self) -> (String, u64) {
+        let doc = ConfigDocument::new(&self.overrides, &self.loaded);
+        (
+            serde_json::to_string(&doc).unwrap_or_default(),
+            self.overrides.version,
+        )
+    }
+
+    /// Runs on a new override set; rebuilds the breakers when their policy changed (carrying
+    /// their shared state over through a snapshot).
+    pub fn set_overrides(&mut self, doc: OverridesDoc, now_ms: u64) {
+        let loaded = config::load(&self.vars, Some(&doc.overrides), doc.version);
+        self.use_config(doc, loaded, now_ms);
+    }
+
+    /// [`IsolateState::set_overrides`] with the config already loaded (the admin API just did).
+    pub fn use_config(&mut self, doc: OverridesDoc, loaded: Loaded, now_ms: u64) {
+        let policy_changed = loaded.config.breaker != self.loaded.config.breaker;
+        self.overrides = doc;
+        self.loaded = loaded;
+        if policy_changed {
+            for b in self.breakers.values_mut() {
+                let snap = b.snapshot();
+                let mut nb = Breaker::new(self.loaded.config.breaker);
+                nb.merge_remote(&snap, now_ms);
+                *b = nb;
+            }
+        }
+    }
+
+    /// The routing decision for one request, taken once. While LightRAG's breaker is
+    /// half-open the decision is taken as if this request held a probe permit, and the permit
+    /// is drawn only when the request really goes to LightRAG (otherwise permits would leak to
+    /// requests that never call it and the breaker would recover slowly at low rollout
+    /// percentages); a refused permit turns it into the breaker step's `circuit_open` answer.
+    pub fn decide(&mut self, req: &RouteRequest<'_>, now_ms: u64) -> Decision {
+        let mut state = self.route_state(now_ms);
+        state.quality_probe_roll = self.rng.roll();
+        let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
+        if half_open {
+            state.lightrag_breaker = BreakerView::HalfOpenProbe;
+        }
+        let d = decide::decide(&self.loaded.config, &state, req);
+        if half_open
+            && d.upstream == Upstream::Lightrag
+            && !self.take_permit(Upstream::Lightrag, now_ms)
+        {
+            return d.probe_refused();
+        }
+        d
+    }
+
+    /// The live state for a decision, drawing no probe permit: a half-open breaker reads as
+    /// refusing (OFREP evaluations, which call nothing).
+    pub fn route_state(&self, now_ms: u64) -> RouteState {
+        let view = match self
+            .breakers
+            .get(&Upstream::Lightrag)
+            .map(|b| b.state(now_ms))
+        {
+            Some(BreakerState::Open) => BreakerView::Open,
+            Some(BreakerState::HalfOpen) => BreakerView::HalfOpenReject,
+            _ => BreakerView::Closed,
+        };
+        let rollout = self.rollout.as_ref();
+        RouteState {
+            rollback_active: rollout.is_some_and(|r| r.rollback_active),
+            lightrag_breaker: view,
+            quality_gate_closed: rollout.is_some_and(|r| r.quality_gate_closed),
+            quality_probe_roll: 1.0,
+        }
+    }
+
+    /// Whether `u`'s breaker admits a request now. Takes a half-open probe permit when it
+    /// admits one as a probe, so call it only for a request that will be sent.
+    pub fn take_permit(&mut self, u: Upstream, now_ms: u64) -> bool {
+        let roll = self.rng.roll();
+        self.breakers
+            .get_mut(&u)
+            .is_none_or(|b| b.admit(now_ms, roll).is_admitted())
+    }
+
+    /// `u`'s breaker (status, tests, simulations).
+    pub fn breaker(&self, u: Upstream) -> Option<&Breaker> {
+        self.breakers.get(&u)
+    }
+
+    /// Records one upstream call in its breaker; a transition is offered to the KV throttle
+    /// and returned (for the caller's log).
+    pub fn record_call(&mut self, call: &CallRecord, now_ms: u64) -> Option<Transition> {
+        let roll = self.rng.roll();
+        let t = self
+            .breakers
+            .get_mut(&call.upstream)
+            .and_then(|b| b.record(&call.outcome, now_ms, roll))?;
+        self.note_transition(call.upstream, now_ms);
+        Some(t)
+    }
+
+    /// An operator's action on `u`'s breaker: the transition and the status afterwards.
+    pub fn breaker_action(
+        &mut self,
+        u: Upstream,
+        action: BreakerAction,
+        now_ms: u64,
+    ) -> Option<(Transition, BreakerStatus)> {
+        let t = self.breakers.get_mut(&u)?.apply(action, now_ms);
+        self.note_transition(u, now_ms);
+        let status = self.breakers.get(&u)?.status(now_ms);
+        Some((t, status))
+    }
+
+    /// Offers `u`'s snapshot to the KV throttle: written now if allowed, else kept pending
+    /// (replaced by any later transition) until a second has passed.
+    fn note_transition(&mut self, u: Upstream, now_ms: u64) {
+        if let Some(b) = self.breakers.get(&u) {
+            let text = serde_json::to_string(&b.snapshot()).unwrap_or_default();
+            if let Some((key, value)) = self.throttle.offer(&breaker_key(u), text, now_ms) {
+                self.outbox.push(KvWrite {
+                    key,
+                    value,
+                    ttl_seconds: None,
+                });
+            }
+        }
+    }
+
+    /// Records one finished request in the metric windows.
+    pub fn record_request(&mut self, key: MetricKey, sample: &Sample, now_ms: u64) {
+        self.windows.entry(key).or_default().record(now_ms, sample);
+    }
+
+    /// This isolate's last-hour stats per metric key.
+    pub fn local_stats(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
+        self.windows
+            .iter()
+            .map(|(k, w)| (*k, w.total(now_ms)))
+            .collect()
+    }
+
+    fn breaker_statuses(&self, now_ms: u64) -> Vec<(Upstream, BreakerStatus)> {
+        self.breakers
+            .iter()
+            .map(|(u, b)| (*u, b.status(now_ms)))
+            .collect()
+    }
+
+    /// The status document and `/metrics` text are built from these; `kv_ops` are the
+    /// driver's KV counters.
+    pub fn report<T>(
+        &self,
+        now_ms: u64,
+        kv_ops: &OpCounts,
+        f: impl FnOnce(&ReportInputs<'_>) -> T,
+    ) -> T {
+        let local = self.local_stats(now_ms);
+        let breakers = self.breaker_statuses(now_ms);
+        f(&ReportInputs {
+            now_ms,
+            isolate: &self.id,
+            config: self.config(),
+            problems: self.problems(),
+            breakers: &breakers,
+            local: &local,
+            rollout: self.rollout.as_ref(),
+            kv_warnings: &self.warnings,
+            kv_ops,
+            last_refresh_ms: self.sched.last_refresh_ms,
+            last_flush_ms: self.sched.last_flush_ms,
+        })
+    }
+
+    /// This isolate's metrics write, marking the flush as done now (the admin API's forced
+    /// flush, and the scheduled one).
+    pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
+        self.sched.last_flush_ms = now_ms;
+        for w in self.windows.values_mut() {
+            w.prune(now_ms);
+        }
+        let doc = MetricsFlush {
+            isolate: self.id.clone(),
+            flushed_ms: now_ms,
+            windows: self.windows.clone(),
+        };
+        KvWrite {
+            key: metrics_key(&self.id),
+            value: serde_json::to_string(&doc).unwrap_or_default(),
+            ttl_seconds: Some(metrics_ttl_seconds(self.config().metrics_flush_seconds)),
+        }
+    }
+
+    /// The background work due now: throttled writes, a metrics flush, whether to refresh.
+    pub fn background(&mut self, now_ms: u64) -> Background {
+        let (refresh_s, flush_s) = (
+            self.config().state_refresh_seconds,
+            self.config().metrics_flush_seconds,
+        );
+        let mut writes = std::mem::take(&mut self.outbox);
+        for (key, value) in self.throttle.due(now_ms) {
+            writes.push(KvWrite {
+                key,
+                value,
+                ttl_seconds: None,
+            });
+        }
+        if self.sched.flush_due(now_ms, flush_s) && !self.windows.is_empty() {
+            writes.push(self.take_flush(now_ms));
+        }
+        let refresh = self.sched.refresh_due(now_ms, refresh_s).then(|| {
+            self.sched.refresh_in_flight = true;
+            RefreshTicket { started_ms: now_ms }
+        });
+        Background { writes, refresh }
+    }
+
+    /// A refresh the caller must run now whatever the schedule (the isolate's first load, and
+    /// after a controller tick).
+    pub fn start_refresh(&mut self, now_ms: u64) -> RefreshTicket {
+        self.sched.refresh_in_flight = true;
+        RefreshTicket { started_ms: now_ms }
+    }
+
+    /// Adopts what a refresh read. Returns the warnings to log.
+    pub fn refresh_done(&mut self, _ticket: RefreshTicket, r: RemoteState, now_ms: u64) {
+        self.warnings = r.warnings;
+        if let Some(doc) = r.overrides {
+            if doc.version != self.overrides.version || doc.overrides != self.overrides.overrides {
+                self.set_overrides(doc, now_ms);
+            }
+        }
+        for (u, snap) in r.breakers {
+            if let Some(b) = self.breakers.get_mut(&u) {
+                b.merge_remote(&snap, now_ms);
+            }
+        }
+        self.rollout = r.rollout;
+        self.sched.last_refresh_ms = Some(now_ms);
+        self.sched.refresh_in_flight = false;
+    }
+
+    /// No KV binding: run on the vars and say so in the status.
+    pub fn kv_missing(&mut self, binding: &str, now_ms: u64) {
+        self.warnings = vec![format!("KV binding `{binding}` is missing")];
+        self.sched.last_refresh_ms = Some(now_ms);
+    }
+
+    /// The warnings of the last refresh (corrupt values, failed reads).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
