@@ -13,6 +13,8 @@
 //!   versioned; the version is the admin API's ETag.
 //! - `breaker/lightrag`, `breaker/perplexity` → a breaker snapshot, written on transitions only,
 //!   at most once a second per key ([`WriteThrottle`]).
+//! - `breaker/<upstream>/admin` → the operator's last [`AdminCommand`] on that breaker (reset or
+//!   force-open), which dominates every generation (see `core::breaker::replica`).
 //! - `metrics/<isolate id>` → [`MetricsFlush`] — one isolate's windows, written at most every
 //!   `METRICS_FLUSH_SECONDS`, with an expiry so dead isolates disappear on their own.
 //! - `rollout/state` → [`RolloutDoc`] — written by the cron controller: the fleet aggregate,
@@ -21,7 +23,7 @@
 //! A value that fails to parse is ignored: the loader returns a warning naming the key (for the
 //! log and the status API) and the router keeps running on what it had.
 
-use crate::core::breaker::BreakerSnapshot;
+use crate::core::breaker::{AdminCommand, BreakerSnapshot};
 use crate::core::gate::{evaluate, GatePolicy, GateStatus};
 use crate::core::model::Upstream;
 use crate::core::window::{MetricKey, Stats, Window};
@@ -44,6 +46,12 @@ pub const MIN_TTL_SECONDS: u64 = 60;
 /// `breaker/<upstream>`.
 pub fn breaker_key(u: Upstream) -> String {
     format!("breaker/{}", u.as_str())
+}
+
+/// `breaker/<upstream>/admin`: the last operator command on that breaker (written by the admin
+/// API only, so no automatic transition can overwrite it before the fleet has read it).
+pub fn breaker_admin_key(u: Upstream) -> String {
+    format!("breaker/{}/admin", u.as_str())
 }
 
 /// `metrics/<isolate>`.
@@ -221,6 +229,8 @@ pub struct RolloutDoc {
 pub struct RemoteState {
     pub overrides: Option<OverridesDoc>,
     pub breakers: Vec<(Upstream, BreakerSnapshot)>,
+    /// The operators' last commands, applied before the snapshots.
+    pub admin: Vec<(Upstream, AdminCommand)>,
     pub rollout: Option<RolloutDoc>,
     /// Corrupt values and failed reads, naming the key.
     pub warnings: Vec<String>,
@@ -255,7 +265,8 @@ async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Reads everything the hot path needs: 4 reads, done in the background at most every
+/// Reads everything the hot path needs: 6 reads (overrides, two snapshots, two admin
+/// commands, the rollout document), done in the background at most every
 /// `STATE_REFRESH_SECONDS` (and once when an isolate starts).
 pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
     let mut warnings = Vec::new();
@@ -266,10 +277,18 @@ pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
             breakers.push((u, s));
         }
     }
+    let mut admin = Vec::new();
+    for u in Upstream::ALL {
+        let key = breaker_admin_key(u);
+        if let Some(c) = read::<S, AdminCommand>(store, &key, &mut warnings).await {
+            admin.push((u, c));
+        }
+    }
     let rollout = read::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
     RemoteState {
         overrides,
         breakers,
+        admin,
         rollout,
         warnings,
     }
@@ -308,6 +327,11 @@ impl WriteThrottle {
             self.pending.insert(key.to_string(), value);
             None
         }
+    }
+
+    /// Drops `key`'s pending write (what it held is older than state adopted since).
+    pub fn cancel(&mut self, key: &str) {
+        self.pending.remove(key);
     }
 
     /// Pending writes whose interval has passed (recorded as done).

@@ -152,8 +152,11 @@ pub async fn put_config(mut req: Request, env: &Env) -> Result<Response> {
     get_config()
 }
 
-/// `POST /admin/breaker/{upstream}/{open|reset}`.
-pub fn breaker_action(
+/// `POST /admin/breaker/{upstream}/{open|reset}`: applied here at once; the command is
+/// written to `breaker/<upstream>/admin` before answering, so every isolate obeys it at its
+/// next refresh whatever its generation (`core::breaker::replica`). 503 when that write
+/// failed (the action then holds in this isolate only).
+pub async fn breaker_action(
     upstream: &str,
     action: &str,
     env: &Env,
@@ -173,22 +176,40 @@ pub fn breaker_action(
             &format!("unknown breaker action `{action}`; use open or reset"),
         );
     };
+    let Some(store) = Kv::open(env) else {
+        return http::error(503, "kv_unavailable", "the KV binding is missing");
+    };
     let now = now_ms();
-    match with(|i| i.breaker_action(u, a, now)).flatten() {
-        Some((t, s)) => {
-            worker::console_log!(
-                "breaker {} {} -> {} ({:?}, generation {}) by admin",
-                u.as_str(),
-                t.from.as_str(),
-                t.to.as_str(),
-                t.cause,
-                t.generation
-            );
-            isolate::background(env, ctx);
-            http::json(200, &json!({"upstream": u, "action": a, "breaker": s}))
-        }
-        None => http::error(503, "not_ready", "router state unavailable"),
+    let Some(done) = with(|i| i.breaker_action(u, a, now)).flatten() else {
+        return http::error(503, "not_ready", "router state unavailable");
+    };
+    let t = &done.transition;
+    worker::console_log!(
+        "breaker {} {} -> {} ({:?}, generation {}) by admin",
+        u.as_str(),
+        t.from.as_str(),
+        t.to.as_str(),
+        t.cause,
+        t.generation
+    );
+    let written = store
+        .put(&done.command.key, &done.command.value, None)
+        .await;
+    isolate::background(env, ctx);
+    if let Err(e) = written {
+        worker::console_error!("{}", e);
+        return http::error(
+            503,
+            "kv_unavailable",
+            &format!(
+                "the {action} applies in this isolate, but the command could not be stored for the others: {e}"
+            ),
+        );
     }
+    http::json(
+        200,
+        &json!({"upstream": u, "action": a, "breaker": done.status}),
+    )
 }
 
 /// `POST /admin/metrics/flush`: writes this isolate's metrics now.

@@ -10,6 +10,7 @@ use crate::core::decide::{Decision, RouteRequest};
 use crate::core::fallback::{Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy};
 use crate::core::fleet::CallRecord;
 use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::keytag::KeyTag;
 use crate::core::model::Upstream;
 use crate::core::outcome::{Outcome, OutcomeKind};
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
@@ -33,6 +34,8 @@ struct Params {
     score: bool,
     /// An answer this slow is a slow call, for the breaker and the metrics alike.
     slow_call_ms: u64,
+    /// The caller's keyed tag: what the breakers and the metric quotas count.
+    key: KeyTag,
 }
 
 /// Reads the body within the configured limit (413 above it).
@@ -136,6 +139,7 @@ fn route(
             },
             score: c.quality_gate.settings().enabled,
             slow_call_ms: c.breaker.settings().slow_call_ms,
+            key: i.tag(&ident.key),
         };
         (d, p)
     })?;
@@ -193,11 +197,12 @@ fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
         .total
 }
 
-fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
+fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64, key: KeyTag) {
     let now = now_ms();
     let call = CallRecord {
         upstream: u,
         outcome: Outcome::new(kind, latency_ms),
+        key,
     };
     if let Some(t) = with(|i| i.record_call(&call, now)).flatten() {
         worker::console_log!(
@@ -213,9 +218,9 @@ fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
 
 /// Records a call that produced an answer and returns its kind: a success, or a slow call
 /// (classified here once, so the breaker and the request's metrics agree).
-fn record_answer(u: Upstream, latency_ms: u64, slow_call_ms: u64) -> OutcomeKind {
+fn record_answer(u: Upstream, latency_ms: u64, slow_call_ms: u64, key: KeyTag) -> OutcomeKind {
     let kind = Outcome::answered(latency_ms, slow_call_ms).kind;
-    record_call(u, kind, latency_ms);
+    record_call(u, kind, latency_ms, key);
     kind
 }
 
@@ -325,7 +330,7 @@ async fn complete(
     let first = upstream::call(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await;
     let f = match first {
         Ok((answer, latency_ms)) => {
-            let kind = record_answer(primary, latency_ms, p.slow_call_ms);
+            let kind = record_answer(primary, latency_ms, p.slow_call_ms, p.key);
             return Ok(Served {
                 upstream: primary,
                 answer,
@@ -337,7 +342,7 @@ async fn complete(
         Err(f) => f,
     };
     if !local_refusal(&f) {
-        record_call(primary, f.kind, f.latency_ms);
+        record_call(primary, f.kind, f.latency_ms, p.key);
     }
     let mut failed = Failed {
         primary,
@@ -349,7 +354,7 @@ async fn complete(
     let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Fallback);
     match upstream::call(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
         Ok((answer, latency_ms)) => {
-            let kind = record_answer(to, latency_ms, p.slow_call_ms);
+            let kind = record_answer(to, latency_ms, p.slow_call_ms, p.key);
             Ok(Served {
                 upstream: to,
                 answer,
@@ -360,7 +365,7 @@ async fn complete(
         }
         Err(f2) => {
             if !local_refusal(&f2) {
-                record_call(to, f2.kind, f2.latency_ms);
+                record_call(to, f2.kind, f2.latency_ms, p.key);
             }
             failed.failures.push((to, f2));
             Err(failed)
@@ -544,7 +549,7 @@ async fn open_with_fallback(
         Err(f) => f,
     };
     if !local_refusal(&f) {
-        record_call(primary, f.kind, f.latency_ms);
+        record_call(primary, f.kind, f.latency_ms, p.key);
     }
     let mut failed = Failed {
         primary,
@@ -558,7 +563,7 @@ async fn open_with_fallback(
         Ok(s) => Ok((s, Some(primary))),
         Err(f2) => {
             if !local_refusal(&f2) {
-                record_call(to, f2.kind, f2.latency_ms);
+                record_call(to, f2.kind, f2.latency_ms, p.key);
             }
             failed.failures.push((to, f2));
             Err(failed)
@@ -581,6 +586,7 @@ struct Pipe {
     fallback: bool,
     score: bool,
     slow_call_ms: u64,
+    key: KeyTag,
 }
 
 impl Pipe {
@@ -621,7 +627,7 @@ impl Pipe {
         ));
         self.out.push_back(openai::DONE.to_string());
         self.finished = true;
-        let kind = record_answer(u, latency, self.slow_call_ms);
+        let kind = record_answer(u, latency, self.slow_call_ms, self.key);
         let q = self.score.then(|| score(&self.query, &answer, latency, u));
         record_request(&self.decision, u, kind, self.start, self.fallback, q);
     }
@@ -635,7 +641,7 @@ impl Pipe {
         )));
         self.out.push_back(openai::DONE.to_string());
         self.finished = true;
-        record_call(u, OutcomeKind::TruncatedStream, latency);
+        record_call(u, OutcomeKind::TruncatedStream, latency, self.key);
         record_request(
             &self.decision,
             u,
@@ -695,6 +701,7 @@ async fn stream_chat(
         fallback: fallback_from.is_some(),
         score: p.score,
         slow_call_ms: p.slow_call_ms,
+        key: p.key,
     };
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));

@@ -9,6 +9,7 @@
 use super::kv::{self, Kv};
 use crate::core::config::{self, SECRET_VARIABLES};
 use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket};
+use crate::core::keytag::TagSecret;
 use crate::core::store::{self, StateStore};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -92,6 +93,7 @@ fn new_state(env: &Env, now: u64) -> IsolateState {
         id: crate::core::identity::new_id(&random_bytes()),
         vars: read_vars(env),
         seed: u64::from_le_bytes(s),
+        tag_secret: TagSecret::new(random_bytes()),
         now_ms: now,
     })
 }

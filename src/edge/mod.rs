@@ -132,7 +132,7 @@ async fn admin_route(
         ("PUT", ["admin", "config"]) => admin::put_config(req, env).await,
         (_, ["admin", "config"]) => http::method_not_allowed(method, &path, "GET, PUT"),
         ("POST", ["admin", "breaker", upstream, action]) => {
-            admin::breaker_action(upstream, action, env, ctx)
+            admin::breaker_action(upstream, action, env, ctx).await
         }
         (_, ["admin", "breaker", _, _]) => http::method_not_allowed(method, &path, "POST"),
         ("POST", ["admin", "metrics", "flush"]) => admin::flush(env).await,

@@ -12,10 +12,13 @@ mod memory_store;
 mod spec_driver;
 
 mod breaker;
+mod breaker_replication;
 mod cohort_props;
 mod cohort_vectors;
 mod decide_props;
 mod fallback;
+mod fleet;
+mod fleet_support;
 mod identity;
 mod quality;
 mod report;

@@ -55,6 +55,10 @@ fn key_layout() {
     assert_eq!(CONFIG_KEY, "config/overrides");
     assert_eq!(breaker_key(Upstream::Lightrag), "breaker/lightrag");
     assert_eq!(breaker_key(Upstream::Perplexity), "breaker/perplexity");
+    assert_eq!(
+        breaker_admin_key(Upstream::Lightrag),
+        "breaker/lightrag/admin"
+    );
     assert_eq!(metrics_key("abc"), "metrics/abc");
     assert_eq!(ROLLOUT_KEY, "rollout/state");
     assert_eq!(metrics_ttl_seconds(10), 60, "never below KV's minimum");
@@ -62,7 +66,7 @@ fn key_layout() {
 }
 
 #[test]
-fn load_remote_reads_four_keys_and_reports_corrupt_values() {
+fn load_remote_reads_six_keys_and_reports_corrupt_values() {
     let s = MemoryStore::new();
     s.insert(CONFIG_KEY, "{broken");
     let snap = BreakerSnapshot {
@@ -71,11 +75,12 @@ fn load_remote_reads_four_keys_and_reports_corrupt_values() {
         generation: 3,
         trips: 1,
         updated_ms: NOW,
+        admin_epoch: 0,
     };
     s.insert("breaker/lightrag", &serde_json::to_string(&snap).unwrap());
     s.insert("breaker/perplexity", "42");
     let r = block_on(load_remote(&s));
-    assert_eq!(s.ops.borrow().reads, 4);
+    assert_eq!(s.ops.borrow().reads, 6);
     assert!(r.overrides.is_none());
     assert_eq!(r.breakers, vec![(Upstream::Lightrag, snap)]);
     assert_eq!(r.warnings.len(), 2);

@@ -40,10 +40,11 @@ pub mod settings;
 pub mod state;
 mod window;
 
-pub use replica::BreakerSnapshot;
+pub use replica::{AdminCommand, BreakerSnapshot};
 pub use settings::{BreakerPolicy, BreakerSettings, MAX_WINDOW_SIZE};
 pub use state::{BreakerState, State};
 
+use crate::core::keytag::KeyTag;
 use crate::core::outcome::Outcome;
 use replica::Replica;
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,8 @@ pub struct BreakerStatus {
     pub open_until_ms: Option<u64>,
     pub trips: u64,
     pub generation: u64,
+    /// Issue time of the last operator command applied here (0: none).
+    pub admin_epoch: u64,
 }
 
 /// Every call recorded, whatever the state (the status API's totals).
@@ -227,9 +230,11 @@ impl Breaker {
     pub fn record(
         &mut self,
         outcome: &Outcome,
+        key: KeyTag,
         now_ms: u64,
         jitter_roll: f64,
     ) -> Option<Transition> {
+        let _ = key;
         let failed = outcome.is_failure();
         self.calls.total = self.calls.total.saturating_add(1);
         if failed {
@@ -365,16 +370,50 @@ impl Breaker {
         }
     }
 
-    /// An operator's action, with the open duration of [`BreakerAction::Open`] taken from the
-    /// policy's recovery timeout.
-    pub fn apply(&mut self, action: BreakerAction, now_ms: u64) -> Transition {
-        match action {
+    /// An operator's action here: issues the [`AdminCommand`] (its epoch above every one this
+    /// breaker has seen, so it dominates every generation in the fleet) and applies it. A
+    /// forced open lasts the policy's recovery timeout. The caller writes the command to
+    /// `breaker/<upstream>/admin` and the snapshot as usual.
+    pub fn apply(&mut self, action: BreakerAction, now_ms: u64) -> (AdminCommand, Transition) {
+        let cmd = AdminCommand {
+            action,
+            epoch: self.replica.next_epoch(now_ms),
+            open_until_ms: match action {
+                BreakerAction::Open => {
+                    Some(now_ms.saturating_add(self.policy.settings().recovery_timeout_ms))
+                }
+                BreakerAction::Reset => None,
+            },
+        };
+        let t = self.execute(&cmd, now_ms);
+        (cmd, t)
+    }
+
+    /// A command another isolate issued (read from KV): applied if it is newer than the last
+    /// command applied here, else ignored (`None`). A forced open is adopted until at most
+    /// `now + max_recovery_timeout`.
+    pub fn adopt_admin(&mut self, cmd: &AdminCommand, now_ms: u64) -> Option<Transition> {
+        (cmd.epoch > self.replica.admin_epoch).then(|| self.execute(cmd, now_ms))
+    }
+
+    fn execute(&mut self, cmd: &AdminCommand, now_ms: u64) -> Transition {
+        let t = match cmd.action {
             BreakerAction::Open => {
-                let duration = self.policy.settings().recovery_timeout_ms;
-                self.force_open(now_ms, duration)
+                let until = cmd
+                    .open_until_ms
+                    .unwrap_or(now_ms)
+                    .min(self.max_open_until(now_ms));
+                self.force_open(now_ms, until.saturating_sub(now_ms))
             }
             BreakerAction::Reset => self.reset(now_ms),
-        }
+        };
+        self.replica.admin_epoch = cmd.epoch;
+        t
+    }
+
+    /// The latest end of an open period adopted at `now_ms`.
+    fn max_open_until(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.policy.settings().max_recovery_timeout_ms)
     }
 
     /// What to write to KV.
@@ -385,13 +424,15 @@ impl Breaker {
             generation: self.replica.generation,
             trips: self.replica.trips,
             updated_ms: self.replica.updated_ms,
+            admin_epoch: self.replica.admin_epoch,
         }
     }
 
-    /// Adopts a snapshot read from KV if its generation is newer than ours: an open (or
-    /// forced-open) state opens this breaker until the remote `open_until_ms`; a closed one
-    /// (an admin reset, or probes that succeeded elsewhere) closes it. Older or equal
-    /// generations are ignored. Returns whether anything was adopted.
+    /// Adopts a snapshot read from KV if it is newer than ours (`(admin_epoch, generation)`,
+    /// see [`replica`]): an open (or forced-open) state opens this breaker until the remote
+    /// `open_until_ms`, capped at `now + max_recovery_timeout`; a closed one (an admin reset,
+    /// or probes that succeeded elsewhere) closes it. Older or equal ones are ignored. Returns
+    /// whether anything was adopted.
     pub fn merge_remote(&mut self, snap: &BreakerSnapshot, now_ms: u64) -> bool {
         if !self.replica.is_newer(snap) {
             return false;
@@ -412,7 +453,10 @@ impl Breaker {
                     s => s.streak(),
                 };
                 self.state = State::Open {
-                    until_ms: snap.open_until_ms.unwrap_or(now_ms),
+                    until_ms: snap
+                        .open_until_ms
+                        .unwrap_or(now_ms)
+                        .min(self.max_open_until(now_ms)),
                     streak,
                 };
                 self.refresh(now_ms);
@@ -438,6 +482,7 @@ impl Breaker {
             open_until_ms: self.state.open_until_ms().filter(|_| enabled),
             trips: self.replica.trips,
             generation: self.replica.generation,
+            admin_epoch: self.replica.admin_epoch,
         }
     }
 }

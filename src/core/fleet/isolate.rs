@@ -11,13 +11,14 @@ use super::rng::Rng;
 use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::keytag::{KeyTag, TagSecret};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
 use crate::core::report::ReportInputs;
 use crate::core::store::{
-    breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OpCounts, OverridesDoc,
-    RemoteState, RolloutDoc, Schedule, WriteThrottle, MIN_WRITE_INTERVAL_MS,
+    breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OpCounts,
+    OverridesDoc, RemoteState, RolloutDoc, Schedule, WriteThrottle, MIN_WRITE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde_json::{Map, Value};
@@ -32,6 +33,8 @@ pub struct IsolateInit {
     pub vars: Map<String, Value>,
     /// Seed of the rolls (probe admission, jitter).
     pub seed: u64,
+    /// Secret of this isolate's [`KeyTag`]s (random, never leaves the isolate).
+    pub tag_secret: TagSecret,
     pub now_ms: u64,
 }
 
@@ -71,6 +74,17 @@ impl Background {
 pub struct CallRecord {
     pub upstream: Upstream,
     pub outcome: Outcome,
+    /// The caller's keyed tag ([`IsolateState::tag`]), never the raw key.
+    pub key: KeyTag,
+}
+
+/// What an operator's breaker action did here, and the command to store for the fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminAction {
+    pub transition: Transition,
+    pub status: BreakerStatus,
+    /// `breaker/<upstream>/admin`: write it now.
+    pub command: KvWrite,
 }
 
 /// One isolate's cached state. Fields are private: ask it questions and report what happened
@@ -90,6 +104,7 @@ pub struct IsolateState {
     rollout: Option<RolloutDoc>,
     warnings: Vec<String>,
     rng: Rng,
+    tag_secret: TagSecret,
 }
 
 impl IsolateState {
@@ -117,6 +132,7 @@ impl IsolateState {
             rollout: None,
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
+            tag_secret: init.tag_secret,
         }
     }
 
@@ -140,6 +156,12 @@ impl IsolateState {
     /// The controller's last rollout document this isolate has read.
     pub fn rollout(&self) -> Option<&RolloutDoc> {
         self.rollout.as_ref()
+    }
+
+    /// The keyed tag of a stickiness key: what the breakers and the metric quotas count, so
+    /// the raw key never outlives the request.
+    pub fn tag(&self, key: &str) -> KeyTag {
+        self.tag_secret.tag(key)
     }
 
     /// A roll in [0, 1) from this isolate's generator.
@@ -242,22 +264,33 @@ impl IsolateState {
         let t = self
             .breakers
             .get_mut(&call.upstream)
-            .and_then(|b| b.record(&call.outcome, now_ms, roll))?;
+            .and_then(|b| b.record(&call.outcome, call.key, now_ms, roll))?;
         self.note_transition(call.upstream, now_ms);
         Some(t)
     }
 
-    /// An operator's action on `u`'s breaker: the transition and the status afterwards.
+    /// An operator's action on `u`'s breaker, applied here at once. The caller writes
+    /// [`AdminAction::command`] to KV now (not through the throttle: a command held back
+    /// could land after a newer one another operator issued elsewhere and undo it); the
+    /// snapshot goes through the throttle as usual.
     pub fn breaker_action(
         &mut self,
         u: Upstream,
         action: BreakerAction,
         now_ms: u64,
-    ) -> Option<(Transition, BreakerStatus)> {
-        let t = self.breakers.get_mut(&u)?.apply(action, now_ms);
+    ) -> Option<AdminAction> {
+        let (cmd, transition) = self.breakers.get_mut(&u)?.apply(action, now_ms);
         self.note_transition(u, now_ms);
         let status = self.breakers.get(&u)?.status(now_ms);
-        Some((t, status))
+        Some(AdminAction {
+            transition,
+            status,
+            command: KvWrite {
+                key: breaker_admin_key(u),
+                value: serde_json::to_string(&cmd).unwrap_or_default(),
+                ttl_seconds: None,
+            },
+        })
     }
 
     /// Offers `u`'s snapshot to the KV throttle: written now if allowed, else kept pending
@@ -265,13 +298,17 @@ impl IsolateState {
     fn note_transition(&mut self, u: Upstream, now_ms: u64) {
         if let Some(b) = self.breakers.get(&u) {
             let text = serde_json::to_string(&b.snapshot()).unwrap_or_default();
-            if let Some((key, value)) = self.throttle.offer(&breaker_key(u), text, now_ms) {
-                self.outbox.push(KvWrite {
-                    key,
-                    value,
-                    ttl_seconds: None,
-                });
-            }
+            self.offer(&breaker_key(u), text, now_ms);
+        }
+    }
+
+    fn offer(&mut self, key: &str, value: String, now_ms: u64) {
+        if let Some((key, value)) = self.throttle.offer(key, value, now_ms) {
+            self.outbox.push(KvWrite {
+                key,
+                value,
+                ttl_seconds: None,
+            });
         }
     }
 
@@ -378,9 +415,20 @@ impl IsolateState {
                 self.set_overrides(doc, now_ms);
             }
         }
+        // Commands first: a snapshot written before a command is then older than what we hold.
+        // Whatever is adopted supersedes a local write still pending behind the throttle.
+        for (u, cmd) in r.admin {
+            if let Some(b) = self.breakers.get_mut(&u) {
+                if b.adopt_admin(&cmd, now_ms).is_some() {
+                    self.throttle.cancel(&breaker_key(u));
+                }
+            }
+        }
         for (u, snap) in r.breakers {
             if let Some(b) = self.breakers.get_mut(&u) {
-                b.merge_remote(&snap, now_ms);
+                if b.merge_remote(&snap, now_ms) {
+                    self.throttle.cancel(&breaker_key(u));
+                }
             }
         }
         self.rollout = r.rollout;

@@ -12,5 +12,7 @@
 pub mod isolate;
 pub mod rng;
 
-pub use isolate::{Background, CallRecord, IsolateInit, IsolateState, KvWrite, RefreshTicket};
+pub use isolate::{
+    AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, RefreshTicket,
+};
 pub use rng::Rng;
