@@ -7,6 +7,7 @@
 
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
+use crate::core::fleet::{KvHealth, TickNote};
 use crate::core::model::Upstream;
 use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
 use crate::core::window::{Histogram, MetricKey, Stats};
@@ -29,6 +30,12 @@ pub struct ReportInputs<'a> {
     pub kv_ops: &'a OpCounts,
     pub last_refresh_ms: Option<u64>,
     pub last_flush_ms: u64,
+    /// Refresh deadline and first-load facts.
+    pub health: &'a KvHealth,
+    /// `STATE_FIRST_LOAD_WAIT_MS`.
+    pub first_load_wait_ms: u64,
+    /// The last controller tick run in this isolate.
+    pub last_tick: Option<&'a TickNote>,
 }
 
 fn round3(v: f64) -> f64 {
@@ -181,6 +188,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "quality_gate": i.rollout.and_then(|r| r.gate),
             "controller_updated_ms": i.rollout.map(|r| r.updated_ms),
             "aggregation_pass": pass,
+            "controller_last_tick": i.last_tick,
         },
         "config_problems": i.problems,
         "kv": {
@@ -188,6 +196,16 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "ops": i.kv_ops,
             "last_refresh_ms": i.last_refresh_ms,
             "last_flush_ms": i.last_flush_ms,
+            "refresh": {
+                "in_flight_since_ms": i.health.refresh_in_flight_since_ms,
+                "stalled": i.health.stalled_refreshes,
+                "deadline_ms": crate::core::fleet::REFRESH_DEADLINE_MS,
+            },
+            "first_load": {
+                "arrived_ms": i.health.first_load_ms,
+                "wait_ms": i.first_load_wait_ms,
+                "routed_before_kv": i.health.cold_routes,
+            },
         },
     })
 }

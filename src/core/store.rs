@@ -224,6 +224,18 @@ pub struct RolloutDoc {
     pub pass: Option<PassProgress>,
 }
 
+/// One KV value as a refresh found it. A failed read or a corrupt value is not the same as a
+/// missing key: the reader keeps what it had instead of falling back to defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Fetched<T> {
+    /// The key does not exist.
+    #[default]
+    Absent,
+    Found(T),
+    /// The read failed or the value did not parse (a warning names the key).
+    Unreadable,
+}
+
 /// What a refresh read from KV.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RemoteState {
@@ -231,7 +243,7 @@ pub struct RemoteState {
     pub breakers: Vec<(Upstream, BreakerSnapshot)>,
     /// The operators' last commands, applied before the snapshots.
     pub admin: Vec<(Upstream, AdminCommand)>,
-    pub rollout: Option<RolloutDoc>,
+    pub rollout: Fetched<RolloutDoc>,
     /// Corrupt values and failed reads, naming the key.
     pub warnings: Vec<String>,
 }
@@ -244,24 +256,35 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Res
     })
 }
 
+async fn fetch<S: StateStore, T: serde::de::DeserializeOwned>(
+    store: &S,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Fetched<T> {
+    match store.get(key).await {
+        Ok(Some(text)) => match parse_value(key, &text) {
+            Ok(v) => Fetched::Found(v),
+            Err(w) => {
+                warnings.push(w.to_string());
+                Fetched::Unreadable
+            }
+        },
+        Ok(None) => Fetched::Absent,
+        Err(e) => {
+            warnings.push(e.to_string());
+            Fetched::Unreadable
+        }
+    }
+}
+
 async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
     store: &S,
     key: &str,
     warnings: &mut Vec<String>,
 ) -> Option<T> {
-    match store.get(key).await {
-        Ok(Some(text)) => match parse_value(key, &text) {
-            Ok(v) => Some(v),
-            Err(w) => {
-                warnings.push(w.to_string());
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(e) => {
-            warnings.push(e.to_string());
-            None
-        }
+    match fetch(store, key, warnings).await {
+        Fetched::Found(v) => Some(v),
+        Fetched::Absent | Fetched::Unreadable => None,
     }
 }
 
@@ -284,7 +307,7 @@ pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
             admin.push((u, c));
         }
     }
-    let rollout = read::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
+    let rollout = fetch::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
     RemoteState {
         overrides,
         breakers,
@@ -353,30 +376,6 @@ impl WriteThrottle {
     }
 }
 
-/// When the isolate next refreshes or flushes: pure timing so the hot path only compares two
-/// numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Schedule {
-    pub last_refresh_ms: Option<u64>,
-    pub refresh_in_flight: bool,
-    pub last_flush_ms: u64,
-}
-
-impl Schedule {
-    pub fn refresh_due(&self, now_ms: u64, refresh_seconds: u64) -> bool {
-        !self.refresh_in_flight
-            && self
-                .last_refresh_ms
-                .is_none_or(|t| now_ms >= t.saturating_add(refresh_seconds.saturating_mul(1000)))
-    }
-    pub fn flush_due(&self, now_ms: u64, flush_seconds: u64) -> bool {
-        now_ms
-            >= self
-                .last_flush_ms
-                .saturating_add(flush_seconds.saturating_mul(1000))
-    }
-}
-
 /// Sums per-key stats of an aggregate into one per upstream (all arms).
 pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, Stats> {
     let mut out: BTreeMap<Upstream, Stats> = BTreeMap::new();
@@ -386,9 +385,23 @@ pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, St
     out
 }
 
+/// Why a controller tick did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickSkipped {
+    /// `rollout/state` could not be read: without it the controller cannot know the gate's
+    /// state, a rollback or the pass in progress, and writing defaults would undo them.
+    ReadFailed,
+    /// `rollout/state` did not parse: kept as it is for an operator to inspect (the status
+    /// API shows the warning), never overwritten with defaults.
+    Corrupt,
+}
+
 /// What one controller tick did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TickReport {
+    /// Set when the tick did nothing (and wrote nothing).
+    pub skipped: Option<TickSkipped>,
     pub ops: u32,
     pub keys_read: u64,
     pub corrupt: u64,
@@ -400,7 +413,9 @@ pub struct TickReport {
     pub warnings: Vec<String>,
 }
 
-/// One cron tick: continues (or starts) a pass over `metrics/`, reading as many isolate flushes
+/// One cron tick: reads `rollout/state` (a failed read or a corrupt value skips the tick
+/// and writes nothing, see [`TickSkipped`]; only a missing key starts from defaults), continues
+/// (or starts) a pass over `metrics/`, reading as many isolate flushes
 /// as `max_ops` allows (one list per page, one get per key, plus one read and one write of
 /// `rollout/state`), merges them, and when the pass is complete evaluates the quality gate and
 /// publishes the aggregate. A pass that does not fit resumes on the next tick; the status API
@@ -411,22 +426,26 @@ pub async fn controller_tick<S: StateStore>(
     gate: &GatePolicy,
     max_ops: u32,
 ) -> TickReport {
-    let mut rep = TickReport::default();
+    let mut rep = TickReport {
+        ops: 1,
+        ..TickReport::default()
+    };
     let mut doc: RolloutDoc = match store.get(ROLLOUT_KEY).await {
         Ok(Some(t)) => match parse_value(ROLLOUT_KEY, &t) {
             Ok(d) => d,
             Err(w) => {
                 rep.warnings.push(w.to_string());
-                RolloutDoc::default()
+                rep.skipped = Some(TickSkipped::Corrupt);
+                return rep;
             }
         },
         Ok(None) => RolloutDoc::default(),
         Err(e) => {
             rep.warnings.push(e.to_string());
-            RolloutDoc::default()
+            rep.skipped = Some(TickSkipped::ReadFailed);
+            return rep;
         }
     };
-    rep.ops = 1;
     let mut pass = doc.pass.take().unwrap_or(PassProgress {
         started_ms: now_ms,
         ..Default::default()

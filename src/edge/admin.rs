@@ -231,15 +231,17 @@ pub async fn tick(env: &Env) -> Result<Response> {
 /// One controller tick, shared by the cron handler and the admin endpoint. Refreshes this
 /// isolate's view of the rollout document afterwards.
 pub async fn run_tick(env: &Env) -> Option<store::TickReport> {
-    isolate::ensure(env).await;
+    isolate::ensure_loaded(env).await;
     let store = Kv::open(env)?;
     let gate = with(|i| i.config().quality_gate).unwrap_or_default();
     let rep = store::controller_tick(&store, now_ms(), &gate, CONTROLLER_MAX_OPS).await;
+    with(|i| i.note_tick(&rep, now_ms()));
     for w in &rep.warnings {
         worker::console_error!("{}", w);
     }
     worker::console_log!(
-        "controller tick: {} ops, {} keys, completed {}, gate closed {}",
+        "controller tick: skipped {:?}, {} ops, {} keys, completed {}, gate closed {}",
+        rep.skipped,
         rep.ops,
         rep.keys_read,
         rep.completed,

@@ -8,13 +8,15 @@
 
 use super::kv::{self, Kv};
 use crate::core::config::{self, SECRET_VARIABLES};
-use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket};
+use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS};
 use crate::core::keytag::TagSecret;
 use crate::core::store::{self, StateStore};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
+use std::future::Future;
+use std::time::Duration;
 use wasm_bindgen::JsCast;
-use worker::{console_error, Context, Env};
+use worker::{console_error, Context, Delay, Env};
 
 thread_local! {
     static ISO: RefCell<Option<IsolateState>> = const { RefCell::new(None) };
@@ -98,25 +100,71 @@ fn new_state(env: &Env, now: u64) -> IsolateState {
     })
 }
 
-/// Makes sure the isolate state exists. The first request of an isolate reads KV (4 reads);
-/// after that, requests never wait for KV.
-pub async fn ensure(env: &Env) {
-    let now = now_ms();
-    let fresh = ISO.with(|c| c.borrow().is_none());
-    if fresh {
-        let iso = new_state(env, now);
-        ISO.with(|c| *c.borrow_mut() = Some(iso));
-        match Kv::open(env) {
-            Some(store) => {
-                if let Some(ticket) = with(|i| i.start_refresh(now)) {
-                    refresh(&store, ticket).await;
-                }
-            }
-            None => {
-                with(|i| i.kv_missing(super::KV_BINDING, now));
-            }
+/// How often a request waiting for the first KV load looks again. Each waiter polls with its
+/// own timer: Workers forbid one request's I/O (a KV read resolving) from resuming another
+/// request's task, so the load cannot wake its waiters directly.
+const FIRST_LOAD_POLL_MS: u64 = 5;
+
+/// Waits until the first KV load has arrived or `wait_ms` have passed; whether it arrived.
+async fn wait_first_load(wait_ms: u64) -> bool {
+    let deadline = now_ms().saturating_add(wait_ms);
+    loop {
+        if with(|i| i.first_load_arrived()).unwrap_or(true) {
+            return true;
         }
+        let now = now_ms();
+        if now >= deadline {
+            return false;
+        }
+        let step = FIRST_LOAD_POLL_MS.min(deadline - now);
+        Delay::from(Duration::from_millis(step)).await;
     }
+}
+
+/// Creates the isolate state if this is the isolate's first request, and starts its first
+/// KV load. Returns the load to run, if one was started here.
+fn init(env: &Env) -> Option<impl Future<Output = ()>> {
+    let now = now_ms();
+    if ISO.with(|c| c.borrow().is_some()) {
+        return None;
+    }
+    let iso = new_state(env, now);
+    ISO.with(|c| *c.borrow_mut() = Some(iso));
+    let Some(store) = Kv::open(env) else {
+        with(|i| i.kv_missing(super::KV_BINDING, now));
+        return None;
+    };
+    let ticket = with(|i| i.start_refresh(now))?;
+    Some(async move { refresh(&store, ticket).await })
+}
+
+/// Makes sure the isolate state exists before a request is routed. A cold isolate's first
+/// requests wait for its first KV load, at most `STATE_FIRST_LOAD_WAIT_MS`; a request that
+/// gives up routes on the vars alone and is counted in the status (`routed_before_kv`). The
+/// load itself runs under `wait_until`, so it completes even if no request waits for it.
+pub async fn ensure(env: &Env, ctx: &Context) {
+    if let Some(load) = init(env) {
+        ctx.wait_until(load);
+    }
+    if with(|i| i.first_load_arrived()).unwrap_or(true) {
+        return;
+    }
+    let wait_ms = with(|i| i.config().first_load_wait_ms).unwrap_or(0);
+    if !wait_first_load(wait_ms).await {
+        with(|i| i.note_cold_route(now_ms()));
+    }
+}
+
+/// Makes sure the isolate state exists and its first KV load has arrived (the admin API and
+/// the cron controller, which must see the stored state, not the vars), waiting at most the
+/// refresh deadline.
+pub async fn ensure_loaded(env: &Env) {
+    let started = init(env);
+    if let Some(load) = started {
+        load.await;
+        return;
+    }
+    wait_first_load(REFRESH_DEADLINE_MS).await;
 }
 
 /// Reads the shared state from KV and hands it to the isolate state.

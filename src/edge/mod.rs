@@ -67,14 +67,14 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
         (_, ["healthz"]) => http::method_not_allowed(method, &path, "GET"),
 
         ("POST", ["v1", "chat", "completions"]) => {
-            isolate::ensure(env).await;
+            isolate::ensure(env, ctx).await;
             let r = chat::chat_completions(req, env).await;
             isolate::background(env, ctx);
             r
         }
         (_, ["v1", "chat", "completions"]) => http::method_not_allowed(method, &path, "POST"),
         ("POST", ["query"]) => {
-            isolate::ensure(env).await;
+            isolate::ensure(env, ctx).await;
             let r = chat::seed_query(req, env).await;
             isolate::background(env, ctx);
             r
@@ -82,14 +82,14 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
         (_, ["query"]) => http::method_not_allowed(method, &path, "POST"),
 
         ("POST", ["ofrep", "v1", "evaluate", "flags"]) => {
-            isolate::ensure(env).await;
+            isolate::ensure(env, ctx).await;
             let r = ofrep::bulk(req).await;
             isolate::background(env, ctx);
             r
         }
         ("POST", ["ofrep", "v1", "evaluate", "flags", key]) => {
             let key = key.to_string();
-            isolate::ensure(env).await;
+            isolate::ensure(env, ctx).await;
             let r = ofrep::single(req, &key).await;
             isolate::background(env, ctx);
             r
@@ -100,7 +100,7 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             if let Some(denied) = admin::authorize(&req, env) {
                 return denied;
             }
-            isolate::ensure(env).await;
+            isolate::ensure_loaded(env).await;
             admin_route(method, &segs, req, env, ctx).await
         }
 

@@ -2,6 +2,7 @@
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::fleet::KvHealth;
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
@@ -60,6 +61,9 @@ fn status_has_the_seed_shape() {
         kv_ops: &ops,
         last_refresh_ms: None,
         last_flush_ms: 0,
+        health: &KvHealth::default(),
+        first_load_wait_ms: 50,
+        last_tick: None,
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
     assert_eq!(doc["timestamp_iso"], json!("2023-11-14T22:13:20.000Z"));
@@ -107,6 +111,9 @@ fn prometheus_text_is_well_formed() {
         kv_ops: &ops,
         last_refresh_ms: None,
         last_flush_ms: 0,
+        health: &KvHealth::default(),
+        first_load_wait_ms: 50,
+        last_tick: None,
     });
     assert!(text.contains("# TYPE cmo_router_requests gauge\n"));
     assert!(text.contains("cmo_router_requests{upstream=\"lightrag\",arm=\"treatment\"} 3\n"));

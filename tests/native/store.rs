@@ -125,24 +125,6 @@ fn throttle_allows_one_write_per_second_per_key_and_keeps_the_latest() {
 }
 
 #[test]
-fn schedule_timing() {
-    let mut s = Schedule {
-        last_refresh_ms: None,
-        refresh_in_flight: false,
-        last_flush_ms: 0,
-    };
-    assert!(s.refresh_due(10, 30));
-    s.last_refresh_ms = Some(10);
-    assert!(!s.refresh_due(29_999, 30));
-    assert!(s.refresh_due(30_010, 30));
-    s.refresh_in_flight = true;
-    assert!(!s.refresh_due(90_000, 30), "one refresh at a time");
-    s.last_flush_ms = 1_000;
-    assert!(!s.flush_due(60_999, 60));
-    assert!(s.flush_due(61_000, 60));
-}
-
-#[test]
 fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
     let s = MemoryStore::new();
     s.insert("metrics/a", &flush("a", 40, 0.3));
@@ -203,8 +185,56 @@ fn controller_pages_across_ticks_within_the_op_budget() {
     assert_eq!(agg.ticks, 3);
 }
 
+fn gate_doc() -> RolloutDoc {
+    RolloutDoc {
+        updated_ms: NOW - 60_000,
+        quality_gate_closed: true,
+        rollback_active: true,
+        ..RolloutDoc::default()
+    }
+}
+
 #[test]
-fn a_corrupt_rollout_document_restarts_the_pass() {
+fn a_failed_read_of_the_rollout_document_skips_the_tick_and_writes_nothing() {
+    let s = MemoryStore::new();
+    let stored = serde_json::to_string(&gate_doc()).unwrap();
+    s.insert(ROLLOUT_KEY, &stored);
+    s.insert("metrics/a", &flush("a", 40, 0.9));
+    // KV fails the read of `rollout/state` (an outage, a limit): the controller cannot know the
+    // gate's state or the pass in progress, so it does nothing rather than start from defaults.
+    s.fail_reads_of(ROLLOUT_KEY);
+    let rep = block_on(controller_tick(
+        &s,
+        NOW,
+        &GatePolicy::default(),
+        CONTROLLER_MAX_OPS,
+    ));
+    assert_eq!(rep.skipped, Some(TickSkipped::ReadFailed));
+    assert!(!rep.completed);
+    assert!(rep.warnings[0].contains("rollout/state"));
+    assert_eq!(s.ops.borrow().writes, 0, "nothing written");
+    assert_eq!(s.ops.borrow().lists, 0, "no pass started");
+    assert_eq!(
+        s.value(ROLLOUT_KEY).unwrap(),
+        stored,
+        "the closed gate stays closed"
+    );
+    // KV recovers: the next tick runs from the stored document.
+    s.heal();
+    let rep = block_on(controller_tick(
+        &s,
+        NOW + 60_000,
+        &GatePolicy::default(),
+        CONTROLLER_MAX_OPS,
+    ));
+    assert_eq!(rep.skipped, None);
+    assert!(rep.completed);
+    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
+    assert!(doc.rollback_active, "the rollback survived");
+}
+
+#[test]
+fn a_corrupt_rollout_document_is_reported_and_never_overwritten() {
     let s = MemoryStore::new();
     s.insert(ROLLOUT_KEY, "][");
     s.insert("metrics/a", &flush("a", 3, 0.9));
@@ -214,6 +244,17 @@ fn a_corrupt_rollout_document_restarts_the_pass() {
         &GatePolicy::default(),
         CONTROLLER_MAX_OPS,
     ));
-    assert!(rep.completed);
+    assert_eq!(rep.skipped, Some(TickSkipped::Corrupt));
+    assert!(!rep.completed);
     assert!(rep.warnings[0].contains("rollout/state"));
+    assert_eq!(s.ops.borrow().writes, 0);
+    assert_eq!(
+        s.value(ROLLOUT_KEY).unwrap(),
+        "][",
+        "kept for the operator to inspect"
+    );
+    assert_eq!(
+        serde_json::to_value(&rep).unwrap()["skipped"],
+        serde_json::json!("corrupt")
+    );
 }

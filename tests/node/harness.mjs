@@ -7,7 +7,9 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const BUILD = path.join(ROOT, "build", "index.js");
+// ROUTER_BUILD points the tests at another bundle (e.g. an older build, to check that a new
+// test fails on the code before its fix).
+export const BUILD = process.env.ROUTER_BUILD ? path.resolve(process.env.ROUTER_BUILD) : path.join(ROOT, "build", "index.js");
 
 /** The [vars] table of wrangler.toml (top level only), parsed without a TOML dependency. */
 export function wranglerVars() {
@@ -33,7 +35,7 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
   const mf = new Miniflare({
     modules: true,
     scriptPath: BUILD,
-    modulesRoot: path.join(ROOT, "build"),
+    modulesRoot: path.dirname(BUILD),
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },

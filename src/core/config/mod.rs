@@ -173,6 +173,9 @@ variables! {
         PERPLEXITY_BASE_URL = "PERPLEXITY_BASE_URL" => perplexity_base_url: String = "https://api.perplexity.ai".to_string(), url;
         /// How often an isolate re-reads KV in the background.
         STATE_REFRESH_SECONDS = "STATE_REFRESH_SECONDS" => state_refresh_seconds: u64 = 30, whole(&Bounds::whole(1, 3600));
+        /// How long a cold isolate's first requests wait for its first KV load (ms) before
+        /// routing on the vars alone (counted in the status as `routed_before_kv`).
+        FIRST_LOAD_WAIT_MS = "STATE_FIRST_LOAD_WAIT_MS" => first_load_wait_ms: u64 = 50, whole(&Bounds::whole(0, 10_000));
         /// How often an isolate flushes its metric windows to KV.
         METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(&Bounds::whole(10, 86_400));
     }

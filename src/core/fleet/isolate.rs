@@ -8,6 +8,7 @@
 //! clock or draws randomness from outside: rolls come from the seeded [`Rng`].
 
 use super::rng::Rng;
+use super::schedule::{KvHealth, RefreshTicket, Schedule};
 use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
@@ -17,10 +18,12 @@ use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
 use crate::core::report::ReportInputs;
 use crate::core::store::{
-    breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OpCounts,
-    OverridesDoc, RemoteState, RolloutDoc, Schedule, WriteThrottle, MIN_WRITE_INTERVAL_MS,
+    breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
+    OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
+    MIN_WRITE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -46,14 +49,6 @@ pub struct KvWrite {
     pub ttl_seconds: Option<u64>,
 }
 
-/// A refresh the caller should perform: read KV with
-/// [`crate::core::store::load_remote`] and hand the result to [`IsolateState::refresh_done`]
-/// with this ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RefreshTicket {
-    pub started_ms: u64,
-}
-
 /// The background work due now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Background {
@@ -76,6 +71,16 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// The caller's keyed tag ([`IsolateState::tag`]), never the raw key.
     pub key: KeyTag,
+}
+
+/// The last controller tick this isolate ran, for the status API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TickNote {
+    pub at_ms: u64,
+    pub skipped: Option<TickSkipped>,
+    pub completed: bool,
+    pub ops: u32,
+    pub warnings: Vec<String>,
 }
 
 /// What an operator's breaker action did here, and the command to store for the fleet.
@@ -105,6 +110,7 @@ pub struct IsolateState {
     warnings: Vec<String>,
     rng: Rng,
     tag_secret: TagSecret,
+    last_tick: Option<TickNote>,
 }
 
 impl IsolateState {
@@ -122,17 +128,14 @@ impl IsolateState {
             loaded,
             breakers,
             windows: BTreeMap::new(),
-            sched: Schedule {
-                last_refresh_ms: None,
-                refresh_in_flight: false,
-                last_flush_ms: init.now_ms,
-            },
+            sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(MIN_WRITE_INTERVAL_MS),
             outbox: Vec::new(),
             rollout: None,
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
             tag_secret: init.tag_secret,
+            last_tick: None,
         }
     }
 
@@ -352,15 +355,18 @@ impl IsolateState {
             rollout: self.rollout.as_ref(),
             kv_warnings: &self.warnings,
             kv_ops,
-            last_refresh_ms: self.sched.last_refresh_ms,
-            last_flush_ms: self.sched.last_flush_ms,
+            last_refresh_ms: self.sched.health().last_refresh_ms,
+            last_flush_ms: self.sched.last_flush_ms(),
+            health: &self.sched.health(),
+            last_tick: self.last_tick.as_ref(),
+            first_load_wait_ms: self.config().first_load_wait_ms,
         })
     }
 
     /// This isolate's metrics write, marking the flush as done now (the admin API's forced
     /// flush, and the scheduled one).
     pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
-        self.sched.last_flush_ms = now_ms;
+        self.sched.flushed(now_ms);
         for w in self.windows.values_mut() {
             w.prune(now_ms);
         }
@@ -393,22 +399,22 @@ impl IsolateState {
         if self.sched.flush_due(now_ms, flush_s) && !self.windows.is_empty() {
             writes.push(self.take_flush(now_ms));
         }
-        let refresh = self.sched.refresh_due(now_ms, refresh_s).then(|| {
-            self.sched.refresh_in_flight = true;
-            RefreshTicket { started_ms: now_ms }
-        });
+        let refresh = self.sched.refresh_if_due(now_ms, refresh_s);
         Background { writes, refresh }
     }
 
     /// A refresh the caller must run now whatever the schedule (the isolate's first load, and
     /// after a controller tick).
     pub fn start_refresh(&mut self, now_ms: u64) -> RefreshTicket {
-        self.sched.refresh_in_flight = true;
-        RefreshTicket { started_ms: now_ms }
+        self.sched.start_refresh(now_ms)
     }
 
-    /// Adopts what a refresh read. Returns the warnings to log.
-    pub fn refresh_done(&mut self, _ticket: RefreshTicket, r: RemoteState, now_ms: u64) {
+    /// Adopts what a refresh read, unless a newer refresh was applied since (a late result
+    /// is older than what the isolate holds). Returns whether it was applied.
+    pub fn refresh_done(&mut self, ticket: RefreshTicket, r: RemoteState, now_ms: u64) -> bool {
+        if !self.sched.finish_refresh(ticket, now_ms) {
+            return false;
+        }
         self.warnings = r.warnings;
         if let Some(doc) = r.overrides {
             if doc.version != self.overrides.version || doc.overrides != self.overrides.overrides {
@@ -431,15 +437,46 @@ impl IsolateState {
                 }
             }
         }
-        self.rollout = r.rollout;
-        self.sched.last_refresh_ms = Some(now_ms);
-        self.sched.refresh_in_flight = false;
+        // A failed read or a corrupt value keeps what we had (a closed gate stays closed);
+        // only a missing key means there is no rollout state.
+        match r.rollout {
+            Fetched::Found(doc) => self.rollout = Some(doc),
+            Fetched::Absent => self.rollout = None,
+            Fetched::Unreadable => {}
+        }
+        true
+    }
+
+    /// A controller tick ran in this isolate (the cron, or the admin API): kept for the status.
+    pub fn note_tick(&mut self, report: &TickReport, now_ms: u64) {
+        self.last_tick = Some(TickNote {
+            at_ms: now_ms,
+            skipped: report.skipped,
+            completed: report.completed,
+            ops: report.ops,
+            warnings: report.warnings.clone(),
+        });
+    }
+
+    /// Whether the first KV load has arrived (until then the isolate runs on its vars).
+    pub fn first_load_arrived(&self) -> bool {
+        self.sched.first_load_arrived()
+    }
+
+    /// A request gave up waiting for the first load and was routed on the vars alone.
+    pub fn note_cold_route(&mut self, _now_ms: u64) {
+        self.sched.note_cold_route();
+    }
+
+    /// Refresh timing and first-load facts for the status API.
+    pub fn kv_health(&self) -> KvHealth {
+        self.sched.health()
     }
 
     /// No KV binding: run on the vars and say so in the status.
     pub fn kv_missing(&mut self, binding: &str, now_ms: u64) {
         self.warnings = vec![format!("KV binding `{binding}` is missing")];
-        self.sched.last_refresh_ms = Some(now_ms);
+        self.sched.no_store(now_ms);
     }
 
     /// The warnings of the last refresh (corrupt values, failed reads).

@@ -11,8 +11,10 @@
 
 pub mod isolate;
 pub mod rng;
+pub mod schedule;
 
 pub use isolate::{
-    AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, RefreshTicket,
+    AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, TickNote,
 };
 pub use rng::Rng;
+pub use schedule::{KvHealth, RefreshTicket, REFRESH_DEADLINE_MS};
