@@ -7,7 +7,7 @@
 
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
-use crate::core::fleet::{KvHealth, TickNote};
+use crate::core::fleet::{KvHealth, QuotaStatus, TickNote};
 use crate::core::model::Upstream;
 use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
 use crate::core::window::{Histogram, MetricKey, Stats};
@@ -36,6 +36,8 @@ pub struct ReportInputs<'a> {
     pub first_load_wait_ms: u64,
     /// The last controller tick run in this isolate.
     pub last_tick: Option<&'a TickNote>,
+    /// The per-key cap on metric samples.
+    pub quota: &'a QuotaStatus,
 }
 
 fn round3(v: f64) -> f64 {
@@ -189,6 +191,14 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "controller_updated_ms": i.rollout.map(|r| r.updated_ms),
             "aggregation_pass": pass,
             "controller_last_tick": i.last_tick,
+        },
+        "key_limits": {
+            "breaker_min_distinct_keys": c.breaker.settings().min_distinct_keys,
+            "breaker_max_calls_per_key": c.breaker.settings().max_calls_per_key,
+            "metrics_max_samples_per_key_per_hour": c.metrics_max_samples_per_key,
+            "capped_samples": i.quota.capped_samples,
+            "untracked_samples": i.quota.untracked_samples,
+            "keys_this_hour": i.quota.keys_this_period,
         },
         "config_problems": i.problems,
         "kv": {

@@ -231,16 +231,17 @@ fn record_request(
     start: u64,
     fallback: bool,
     quality: Option<f64>,
+    key: KeyTag,
 ) {
     let now = now_ms();
-    let key = MetricKey::new(served, d.arm);
+    let metric = MetricKey::new(served, d.arm);
     let sample = Sample {
         kind,
         latency_ms: now.saturating_sub(start),
         fallback,
         quality,
     };
-    with(|i| i.record_request(key, &sample, now));
+    with(|i| i.record_request(metric, &sample, key, now));
 }
 
 /// Whether a failure came from the router refusing to build the request (e.g. a query too
@@ -378,8 +379,9 @@ fn failure_response(
     ident: &Identity,
     failed: &Failed,
     start: u64,
+    key: KeyTag,
 ) -> Result<Response> {
-    record_request(d, failed.primary, failed.kind(), start, false, None);
+    record_request(d, failed.primary, failed.kind(), start, false, None, key);
     let status = failed.status();
     let code = if status == 504 {
         "upstream_timeout"
@@ -446,7 +448,15 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
             let q = p
                 .score
                 .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
-            record_request(&d, s.upstream, s.kind, start, s.fallback_from.is_some(), q);
+            record_request(
+                &d,
+                s.upstream,
+                s.kind,
+                start,
+                s.fallback_from.is_some(),
+                q,
+                p.key,
+            );
             let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
             let text = openai::chat_response(
                 &completion_id(),
@@ -460,7 +470,7 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
             set_route_headers(&resp, &d, &ident, s.upstream, s.fallback_from)?;
             Ok(resp)
         }
-        Err(failed) => failure_response(&d, &ident, &failed, start),
+        Err(failed) => failure_response(&d, &ident, &failed, start, p.key),
     }
 }
 
@@ -498,6 +508,7 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
                 start,
                 s.fallback_from.is_some(),
                 quality,
+                p.key,
             );
             let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
             let text = seed::query_response(&SeedResponse {
@@ -515,7 +526,7 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
             Ok(resp)
         }
         Err(failed) => {
-            record_request(&d, failed.primary, failed.kind(), start, false, None);
+            record_request(&d, failed.primary, failed.kind(), start, false, None, p.key);
             let routing = routing_info(&d, failed.primary, false);
             let msg = failed.message();
             let text = seed::query_response(&SeedResponse {
@@ -629,7 +640,15 @@ impl Pipe {
         self.finished = true;
         let kind = record_answer(u, latency, self.slow_call_ms, self.key);
         let q = self.score.then(|| score(&self.query, &answer, latency, u));
-        record_request(&self.decision, u, kind, self.start, self.fallback, q);
+        record_request(
+            &self.decision,
+            u,
+            kind,
+            self.start,
+            self.fallback,
+            q,
+            self.key,
+        );
     }
 
     fn finish_cut(&mut self, kind: OutcomeKind, message: &str) {
@@ -649,6 +668,7 @@ impl Pipe {
             self.start,
             self.fallback,
             None,
+            self.key,
         );
     }
 
@@ -683,7 +703,7 @@ async fn stream_chat(
 ) -> Result<Response> {
     let (mut s, fallback_from) = match open_with_fallback(&d, &p, ask, start).await {
         Ok(x) => x,
-        Err(failed) => return failure_response(&d, &ident, &failed, start),
+        Err(failed) => return failure_response(&d, &ident, &failed, start, p.key),
     };
     let served = s.upstream;
     let initial = std::mem::take(&mut s.initial);

@@ -44,6 +44,10 @@ fn settings() -> BreakerSettings {
         half_open_successes_to_close: 2,
         half_open_max_wait_ms: 20 * SEC,
         jitter: 0.0,
+        // The plain breaker's arithmetic: one failed probe reopens it. The distinct-key rules
+        // have their own timelines (breaker_keys.rs).
+        min_distinct_keys: 1,
+        max_calls_per_key: 128,
         ..BreakerSettings::default()
     }
 }

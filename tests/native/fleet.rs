@@ -205,3 +205,63 @@ fn a_skipped_controller_tick_is_reported_in_the_status() {
         .unwrap()
         .contains("rollout/state"));
 }
+
+fn lightrag_sample(quality: f64) -> cmo_edge_router::core::window::Sample {
+    cmo_edge_router::core::window::Sample {
+        kind: OutcomeKind::Success,
+        latency_ms: 900,
+        fallback: false,
+        quality: Some(quality),
+    }
+}
+
+/// Flushes `iso`'s windows to `store` and runs one controller tick; whether the gate closed.
+fn flush_and_tick(iso: &mut IsolateState, store: &MemoryStore, now: u64) -> bool {
+    let w = iso.take_flush(now);
+    block_on(store.put(&w.key, &w.value, w.ttl_seconds)).unwrap();
+    let rep = block_on(cmo_edge_router::core::store::controller_tick(
+        store,
+        now,
+        &iso.config().quality_gate,
+        cmo_edge_router::core::store::CONTROLLER_MAX_OPS,
+    ));
+    rep.gate_closed
+}
+
+#[test]
+fn one_client_cannot_close_the_quality_gate() {
+    use cmo_edge_router::core::model::Arm;
+    use cmo_edge_router::core::window::MetricKey;
+    let store = MemoryStore::new();
+    // Quality metrics on; the gate needs 50 scored LightRAG answers (the default).
+    let mut iso = isolate(
+        "a",
+        vars(&[("LIGHTRAG_ENABLE_QUALITY_METRICS", "true".into())]),
+        T0,
+    );
+    step(&mut iso, &store, T0);
+    let metric = MetricKey::new(Upstream::Lightrag, Arm::Treatment);
+    // t=0..500s: one attacker's id asks 500 questions LightRAG answers badly (quality 0.1).
+    let attacker = KeyTag::from_raw(666);
+    let counted = (0..500)
+        .filter(|i| iso.record_request(metric, &lightrag_sample(0.1), attacker, T0 + i * SEC))
+        .count();
+    // Only its first 20 this hour count; the gate stays open (too few samples).
+    assert_eq!(counted, 20);
+    assert_eq!(iso.local_stats(T0 + 500 * SEC)[&metric].quality_count, 20);
+    assert!(!flush_and_tick(&mut iso, &store, T0 + 500 * SEC));
+    let st = iso.report(T0 + 500 * SEC, &Default::default(), |r| {
+        cmo_edge_router::core::report::status_document(r)
+    });
+    assert_eq!(st["key_limits"]["capped_samples"], 480);
+    // Real users: 40 of them each get a bad answer: now the evidence is broad, and it closes.
+    for user in 1..=40 {
+        iso.record_request(
+            metric,
+            &lightrag_sample(0.1),
+            KeyTag::from_raw(user),
+            T0 + 501 * SEC,
+        );
+    }
+    assert!(flush_and_tick(&mut iso, &store, T0 + 502 * SEC));
+}

@@ -12,6 +12,7 @@ mod memory_store;
 mod spec_driver;
 
 mod breaker;
+mod breaker_keys;
 mod breaker_replication;
 mod cohort_props;
 mod cohort_vectors;
@@ -20,6 +21,7 @@ mod fallback;
 mod fleet;
 mod fleet_support;
 mod identity;
+mod keytag;
 mod quality;
 mod report;
 mod spec;

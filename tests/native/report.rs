@@ -64,6 +64,7 @@ fn status_has_the_seed_shape() {
         health: &KvHealth::default(),
         first_load_wait_ms: 50,
         last_tick: None,
+        quota: &Default::default(),
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
     assert_eq!(doc["timestamp_iso"], json!("2023-11-14T22:13:20.000Z"));
@@ -114,6 +115,7 @@ fn prometheus_text_is_well_formed() {
         health: &KvHealth::default(),
         first_load_wait_ms: 50,
         last_tick: None,
+        quota: &Default::default(),
     });
     assert!(text.contains("# TYPE cmo_router_requests gauge\n"));
     assert!(text.contains("cmo_router_requests{upstream=\"lightrag\",arm=\"treatment\"} 3\n"));

@@ -125,6 +125,23 @@ fn throttle_allows_one_write_per_second_per_key_and_keeps_the_latest() {
 }
 
 #[test]
+fn op_counts_keep_the_shortest_gap_between_writes_of_a_key() {
+    let mut o = OpCounts::default();
+    o.note_write("breaker/lightrag", 1_000);
+    o.note_write("metrics/a", 1_200);
+    assert!(o.min_write_gap_ms.is_empty(), "one write each: no gap yet");
+    o.note_write("breaker/lightrag", 3_500);
+    o.note_write("breaker/lightrag", 4_600);
+    o.note_write("breaker/lightrag", 9_000);
+    assert_eq!(o.min_write_gap_ms["breaker/lightrag"], 1_100);
+    assert_eq!(o.writes_by_key["breaker/lightrag"], 4);
+    assert_eq!(o.writes, 5);
+    let v = serde_json::to_value(&o).unwrap();
+    assert_eq!(v["min_write_gap_ms"]["breaker/lightrag"], 1_100);
+    assert!(v.get("last_write_ms").is_none());
+}
+
+#[test]
 fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
     let s = MemoryStore::new();
     s.insert("metrics/a", &flush("a", 40, 0.3));

@@ -197,6 +197,11 @@ test("KV budget: zero KV reads per request in steady state; ≤ 1 write/s per ke
     assert.ok(n > 20, `${n} transitions offered`);
     assert.ok(writes >= 2, `some writes happened (${writes})`);
     assert.ok(writes <= Math.ceil(elapsed) + 1, `${writes} writes in ${elapsed.toFixed(1)} s`);
+    // The worker's own measure: the shortest gap it left between two writes of each key.
+    for (const [key, gap] of Object.entries(after.min_write_gap_ms)) {
+      if (key.startsWith("breaker/") && !key.endsWith("/admin")) assert.ok(gap >= 1000, `${key}: ${gap} ms between two writes`);
+    }
+    assert.ok(after.min_write_gap_ms["breaker/lightrag"] >= 1000);
   } finally {
     await t.close();
   }

@@ -228,6 +228,8 @@ test("half-open: probes go to LightRAG, successes close the breaker", async () =
     vars: {
       LIGHTRAG_ROLLOUT_PERCENTAGE: "100",
       LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "2",
+      // Two users' failures trip it (the default needs three distinct keys).
+      LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS: "2",
       // Long enough that the request right after the trip surely finds it open, even on a
       // loaded machine; the test then waits for half-open instead of sleeping.
       LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "5",

@@ -70,6 +70,37 @@ test("a cold isolate's first requests wait for its first KV load", async () => {
   }
 });
 
+test("one client cannot trip the breaker; failures from three users do", async () => {
+  const up = await startUpstreams({ lightragKey: "lr-key", perplexityKey: "px-key" });
+  const w = await startWorker({ bindings: bindingsFor(up, { LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "600" }) });
+  try {
+    up.setBehaviour("lightrag", { status: 500 });
+    // One id (in the LightRAG cohort: 100 %) makes LightRAG fail 12 times in a row. Every
+    // request is answered by the Perplexity fallback; the breaker stays closed.
+    for (let i = 0; i < 12; i++) {
+      const r = await post(w, "/v1/chat/completions", chatBody(Q, { user: "attacker" }));
+      await r.arrayBuffer();
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+    }
+    let st = await status(w);
+    assert.equal(st.service_performance.circuit_breaker.state, "closed");
+    assert.equal(st.service_performance.circuit_breakers.lightrag.capped_calls, 7, "5 in the window, 7 capped");
+    assert.ok(!JSON.stringify(st).includes("attacker"), "no raw id in the status");
+    // Two more users fail as well: three distinct keys in the run of failures → open.
+    for (const user of ["alice", "bob"]) {
+      const r = await post(w, "/v1/chat/completions", chatBody(Q, { user }));
+      await r.arrayBuffer();
+      assert.equal(r.status, 200);
+    }
+    st = await status(w);
+    assert.equal(st.service_performance.circuit_breaker.state, "open");
+  } finally {
+    await w.close();
+    await up.close();
+  }
+});
+
 test("two routers on one KV store: a trip in one opens the other; an admin reset on either closes both", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "fleet-two-"));
   const up = await startUpstreams({ lightragKey: "lr-key", perplexityKey: "px-key" });

@@ -20,7 +20,7 @@
 //! - **Half-open** admits probes. Resilience4j hands out a fixed number of permits; isolates
 //!   share no memory, so we admit each request as a probe with probability
 //!   `half_open_probe_share` (the roll is passed in) and bound the probes in flight in this
-//!   isolate. `half_open_successes_to_close` successes close it, one failure reopens it with a
+//!   isolate. `half_open_successes_to_close` successes close it, failures reopen it with a
 //!   longer open time. It cannot get stuck: if no probe has been admitted or completed for
 //!   `half_open_max_wait_ms` (probes lost to cancelled requests, or unlucky rolls), the
 //!   in-flight count is cleared and the next request is admitted as a probe regardless of the
@@ -48,7 +48,7 @@ use crate::core::keytag::KeyTag;
 use crate::core::outcome::Outcome;
 use replica::Replica;
 use serde::{Deserialize, Serialize};
-use window::CountWindow;
+use window::{CountWindow, KeySet};
 
 /// What [`Breaker::admit`] says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,12 +126,18 @@ pub struct BreakerStatus {
     pub generation: u64,
     /// Issue time of the last operator command applied here (0: none).
     pub admin_epoch: u64,
+    /// Outcomes recorded but left out of the window because their key already held its share
+    /// (`LIGHTRAG_CIRCUIT_BREAKER_MAX_CALLS_PER_KEY`) or had already given a probe result.
+    pub capped_calls: u64,
 }
 
 /// Every call recorded, whatever the state (the status API's totals).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Calls {
     total: u64,
+    /// Outcomes left out of the window: their key already held its share, or (half-open) had
+    /// already given its probe result.
+    capped: u64,
     last_failure_ms: Option<u64>,
     last_success_ms: Option<u64>,
 }
@@ -171,7 +177,7 @@ impl Breaker {
         }
         match self.state {
             State::Open { until_ms, .. } if now_ms >= until_ms => BreakerState::HalfOpen,
-            s => s.kind(),
+            ref s => s.kind(),
         }
     }
 
@@ -184,7 +190,8 @@ impl Breaker {
                     since_ms: until_ms,
                     streak,
                     probes: 0,
-                    successes: 0,
+                    succeeded: KeySet::default(),
+                    failed: KeySet::default(),
                     last_event_ms: until_ms,
                 };
             }
@@ -249,12 +256,20 @@ impl Breaker {
         let s = *self.policy.settings();
         match &mut self.state {
             State::Closed { .. } => {
-                self.window.record(failed, s.window_size);
+                // One key holds at most its share of the window (and so of the run of failures).
+                if self.window.calls_from(key) >= s.max_calls_per_key {
+                    self.calls.capped = self.calls.capped.saturating_add(1);
+                    return None;
+                }
+                self.window.record(failed, key, s.window_size);
                 let w = &self.window;
-                let cause = if w.consecutive() >= s.failure_threshold {
+                let cause = if w.consecutive() >= s.failure_threshold
+                    && w.streak_keys() >= s.min_distinct_keys
+                {
                     Some(TransitionCause::ConsecutiveFailures)
                 } else if w.len() >= s.minimum_calls
                     && f64::from(w.failures()) >= s.failure_rate_threshold * f64::from(w.len())
+                    && w.failing_keys(s.min_distinct_keys) >= s.min_distinct_keys.min(s.window_size)
                 {
                     Some(TransitionCause::FailureRate)
                 } else {
@@ -266,18 +281,29 @@ impl Breaker {
             State::Open { .. } => None,
             State::HalfOpen {
                 probes,
-                successes,
+                succeeded,
+                failed: failed_keys,
                 last_event_ms,
                 ..
             } => {
                 *probes = probes.saturating_sub(1);
                 *last_event_ms = now_ms;
-                self.window.note_streak(failed);
+                // Each key's first result counts, once: one client cannot keep the breaker open
+                // by failing probes, nor close it by succeeding.
+                if succeeded.contains(key) || failed_keys.contains(key) {
+                    self.calls.capped = self.calls.capped.saturating_add(1);
+                    return None;
+                }
+                self.window.note_streak(failed, key);
                 if failed {
+                    failed_keys.insert(key);
+                    if failed_keys.len() < s.min_distinct_keys {
+                        return None;
+                    }
                     return Some(self.trip(TransitionCause::ProbeFailed, now_ms, jitter_roll));
                 }
-                *successes += 1;
-                if *successes < s.half_open_successes_to_close {
+                succeeded.insert(key);
+                if succeeded.len() < s.half_open_successes_to_close {
                     return None;
                 }
                 self.close(now_ms);
@@ -304,7 +330,7 @@ impl Breaker {
             {
                 0
             }
-            s => s.streak(),
+            ref s => s.streak(),
         }
         .saturating_add(1);
         let until_ms = now_ms.saturating_add(self.policy.open_ms(streak, jitter_roll));
@@ -450,7 +476,7 @@ impl Breaker {
                 // the same end lets `refresh` move us to half-open locally.
                 let streak = match self.state {
                     State::Closed { streak, .. } => streak.saturating_add(1),
-                    s => s.streak(),
+                    ref s => s.streak(),
                 };
                 self.state = State::Open {
                     until_ms: snap
@@ -483,6 +509,7 @@ impl Breaker {
             trips: self.replica.trips,
             generation: self.replica.generation,
             admin_epoch: self.replica.admin_epoch,
+            capped_calls: self.calls.capped,
         }
     }
 }

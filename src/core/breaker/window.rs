@@ -1,12 +1,47 @@
 //! The closed breaker's memory: the last `window_size` calls as a count-based sliding window
-//! (Resilience4j `COUNT_BASED`), and the current run of consecutive failures.
+//! (Resilience4j `COUNT_BASED`), who made each of them, and the current run of consecutive
+//! failures with the distinct keys it came from.
 //!
 //! Why a shift register: recording one call is a shift, a mask and two counter updates, with no
 //! allocation, which keeps `record` + `admit` under the hot path's 50 ns budget. The window is at
-//! most [`super::settings::MAX_WINDOW_SIZE`] calls long for that reason.
+//! most [`super::settings::MAX_WINDOW_SIZE`] calls long for that reason. Beside it, a ring of the
+//! calls' key tags (newest first, as the bits) answers "how many of these calls are this key's"
+//! and "from how many distinct keys are the failures" by a scan of at most `window_size` tags.
 
-/// Bit `i` of `bits` is 1 if the `i`-th most recent call failed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+use super::settings::MAX_DISTINCT_KEYS;
+use crate::core::keytag::KeyTag;
+use std::collections::VecDeque;
+
+/// Distinct keys, in arrival order, at most [`MAX_DISTINCT_KEYS`] of them (enough to decide
+/// every `min_distinct_keys` the policy allows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySet {
+    keys: Vec<KeyTag>,
+}
+
+impl KeySet {
+    pub(super) fn contains(&self, k: KeyTag) -> bool {
+        self.keys.contains(&k)
+    }
+
+    /// Adds `k` if new (and there is room).
+    pub(super) fn insert(&mut self, k: KeyTag) {
+        if !self.contains(k) && self.keys.len() < MAX_DISTINCT_KEYS as usize {
+            self.keys.push(k);
+        }
+    }
+
+    pub(super) fn len(&self) -> u32 {
+        self.keys.len() as u32
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.keys.clear();
+    }
+}
+
+/// Bit `i` of `bits` is 1 if the `i`-th most recent call failed; `keys[i]` made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct CountWindow {
     bits: u128,
     len: u32,
@@ -14,25 +49,32 @@ pub(super) struct CountWindow {
     failures: u32,
     /// Failures since the last success (also counted while half-open).
     consecutive: u32,
+    keys: VecDeque<KeyTag>,
+    /// The distinct keys of the current run of consecutive failures.
+    streak_keys: KeySet,
 }
 
 impl CountWindow {
     /// Shifts one call in; the oldest falls out once `size` calls are held.
-    pub(super) fn record(&mut self, failed: bool, size: u32) {
+    pub(super) fn record(&mut self, failed: bool, key: KeyTag, size: u32) {
         let evicted = self.len >= size && (self.bits >> (size - 1)) & 1 == 1;
         self.bits = ((self.bits << 1) | u128::from(failed)) & mask(size);
         self.len = (self.len + 1).min(size);
         self.failures = self.failures.saturating_sub(u32::from(evicted)) + u32::from(failed);
-        self.note_streak(failed);
+        self.keys.push_front(key);
+        self.keys.truncate(size as usize);
+        self.note_streak(failed, key);
     }
 
     /// Updates only the consecutive-failure run (half-open probes do not enter the window).
-    pub(super) fn note_streak(&mut self, failed: bool) {
-        self.consecutive = if failed {
-            self.consecutive.saturating_add(1)
+    pub(super) fn note_streak(&mut self, failed: bool, key: KeyTag) {
+        if failed {
+            self.consecutive = self.consecutive.saturating_add(1);
+            self.streak_keys.insert(key);
         } else {
-            0
-        };
+            self.consecutive = 0;
+            self.streak_keys.clear();
+        }
     }
 
     pub(super) fn len(&self) -> u32 {
@@ -45,6 +87,30 @@ impl CountWindow {
 
     pub(super) fn consecutive(&self) -> u32 {
         self.consecutive
+    }
+
+    /// Distinct keys in the current run of consecutive failures.
+    pub(super) fn streak_keys(&self) -> u32 {
+        self.streak_keys.len()
+    }
+
+    /// How many of the window's calls `key` made.
+    pub(super) fn calls_from(&self, key: KeyTag) -> u32 {
+        self.keys.iter().filter(|k| **k == key).count() as u32
+    }
+
+    /// Distinct keys among the window's failures, counted up to `enough`.
+    pub(super) fn failing_keys(&self, enough: u32) -> u32 {
+        let mut seen = KeySet::default();
+        for (i, k) in self.keys.iter().enumerate() {
+            if seen.len() >= enough {
+                break;
+            }
+            if (self.bits >> i) & 1 == 1 {
+                seen.insert(*k);
+            }
+        }
+        seen.len()
     }
 
     /// Failure rate over the window (0 when empty).

@@ -173,6 +173,9 @@ variables! {
         PERPLEXITY_BASE_URL = "PERPLEXITY_BASE_URL" => perplexity_base_url: String = "https://api.perplexity.ai".to_string(), url;
         /// How often an isolate re-reads KV in the background.
         STATE_REFRESH_SECONDS = "STATE_REFRESH_SECONDS" => state_refresh_seconds: u64 = 30, whole(&Bounds::whole(1, 3600));
+        /// Samples one stickiness key may add to the metric windows (the A/B metrics and the
+        /// quality gate) per hour in one isolate; more are answered but not counted.
+        METRICS_MAX_SAMPLES_PER_KEY = "LIGHTRAG_METRICS_MAX_SAMPLES_PER_KEY" => metrics_max_samples_per_key: u64 = 20, whole(&Bounds::whole(1, 1_000_000));
         /// How long a cold isolate's first requests wait for its first KV load (ms) before
         /// routing on the vars alone (counted in the status as `routed_before_kv`).
         FIRST_LOAD_WAIT_MS = "STATE_FIRST_LOAD_WAIT_MS" => first_load_wait_ms: u64 = 50, whole(&Bounds::whole(0, 10_000));
@@ -193,6 +196,10 @@ variables! {
         CB_HALF_OPEN_PROBE_SHARE = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE" => half_open_probe_share: f64 = CB.half_open_probe_share, number(&cb::HALF_OPEN_PROBE_SHARE);
         CB_HALF_OPEN_SUCCESSES = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_SUCCESSES" => half_open_successes_to_close: u32 = CB.half_open_successes_to_close, whole_u32(&cb::HALF_OPEN_SUCCESSES);
         CB_JITTER = "LIGHTRAG_CIRCUIT_BREAKER_JITTER" => jitter: f64 = CB.jitter, number(&cb::JITTER);
+        /// A trip needs failures from this many distinct stickiness keys.
+        CB_MIN_DISTINCT_KEYS = "LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS" => min_distinct_keys: u32 = CB.min_distinct_keys, whole_u32(&cb::MIN_DISTINCT_KEYS);
+        /// Outcomes one stickiness key may hold in the breaker's count window.
+        CB_MAX_CALLS_PER_KEY = "LIGHTRAG_CIRCUIT_BREAKER_MAX_CALLS_PER_KEY" => max_calls_per_key: u32 = CB.max_calls_per_key, whole_u32(&cb::MAX_CALLS_PER_KEY);
     }
     FallbackVars {
         FALLBACK_TO_PERPLEXITY = "LIGHTRAG_FALLBACK_TO_PERPLEXITY" => lightrag_to_perplexity: bool = FALLBACK.lightrag_to_perplexity, boolean;
@@ -322,6 +329,8 @@ fn breaker_policy(l: &mut Loader<'_>) -> BreakerPolicy {
         half_open_probe_share: v.half_open_probe_share,
         half_open_successes_to_close: v.half_open_successes_to_close,
         jitter: v.jitter,
+        min_distinct_keys: v.min_distinct_keys,
+        max_calls_per_key: v.max_calls_per_key,
         ..CB
     };
     or_default(l, ENABLE_CIRCUIT_BREAKER, BreakerPolicy::try_new(settings))

@@ -7,6 +7,7 @@
 //! gives the result back with [`IsolateState::refresh_done`]. Nothing here awaits, reads a
 //! clock or draws randomness from outside: rolls come from the seeded [`Rng`].
 
+use super::quota::KeyQuota;
 use super::rng::Rng;
 use super::schedule::{KvHealth, RefreshTicket, Schedule};
 use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
@@ -111,6 +112,7 @@ pub struct IsolateState {
     rng: Rng,
     tag_secret: TagSecret,
     last_tick: Option<TickNote>,
+    quota: KeyQuota,
 }
 
 impl IsolateState {
@@ -136,6 +138,7 @@ impl IsolateState {
             rng: Rng::new(init.seed),
             tag_secret: init.tag_secret,
             last_tick: None,
+            quota: KeyQuota::default(),
         }
     }
 
@@ -315,9 +318,25 @@ impl IsolateState {
         }
     }
 
-    /// Records one finished request in the metric windows.
-    pub fn record_request(&mut self, key: MetricKey, sample: &Sample, now_ms: u64) {
-        self.windows.entry(key).or_default().record(now_ms, sample);
+    /// Records one finished request in the metric windows, unless its caller (`key`, a keyed
+    /// tag) has already added `LIGHTRAG_METRICS_MAX_SAMPLES_PER_KEY` samples this hour (see
+    /// [`super::quota`]). Returns whether it was counted.
+    pub fn record_request(
+        &mut self,
+        metric: MetricKey,
+        sample: &Sample,
+        key: KeyTag,
+        now_ms: u64,
+    ) -> bool {
+        let limit = self.loaded.config.metrics_max_samples_per_key;
+        if !self.quota.admit(key, limit, now_ms) {
+            return false;
+        }
+        self.windows
+            .entry(metric)
+            .or_default()
+            .record(now_ms, sample);
+        true
     }
 
     /// This isolate's last-hour stats per metric key.
@@ -359,6 +378,7 @@ impl IsolateState {
             last_flush_ms: self.sched.last_flush_ms(),
             health: &self.sched.health(),
             last_tick: self.last_tick.as_ref(),
+            quota: &self.quota.status(),
             first_load_wait_ms: self.config().first_load_wait_ms,
         })
     }

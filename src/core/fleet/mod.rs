@@ -10,11 +10,13 @@
 //! KV I/O under `ctx.wait_until`.
 
 pub mod isolate;
+pub mod quota;
 pub mod rng;
 pub mod schedule;
 
 pub use isolate::{
     AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, TickNote,
 };
+pub use quota::{KeyQuota, QuotaStatus};
 pub use rng::Rng;
 pub use schedule::{KvHealth, RefreshTicket, REFRESH_DEADLINE_MS};
