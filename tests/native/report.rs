@@ -96,10 +96,8 @@ fn status_has_the_seed_shape() {
 #[test]
 fn prometheus_text_is_well_formed() {
     let (loaded, breakers, local) = fixture();
-    let ops = OpCounts {
-        reads: 4,
-        ..Default::default()
-    };
+    let mut ops = OpCounts::default();
+    ops.reads = 4;
     let text = prometheus(&ReportInputs {
         now_ms: 0,
         isolate: "iso",
