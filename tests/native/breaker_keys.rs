@@ -254,3 +254,72 @@ fn the_variables_reach_the_policy_and_bad_values_are_named() {
         "the default"
     );
 }
+
+/// A plain model of the closed breaker with keys: the last `window` recorded calls as a list,
+/// a key's call left out once it holds `cap` of them, the run of failures with its keys.
+/// Returns the index of the call that trips it, if any.
+fn naive_trip(s: &BreakerSettings, calls: &[(bool, u64)]) -> Option<usize> {
+    let mut window: Vec<(bool, u64)> = Vec::new();
+    let mut run: Vec<u64> = Vec::new();
+    for (i, &(failed, k)) in calls.iter().enumerate() {
+        if window.iter().filter(|(_, wk)| *wk == k).count() as u32 >= s.max_calls_per_key {
+            continue;
+        }
+        window.insert(0, (failed, k));
+        window.truncate(s.window_size as usize);
+        if failed {
+            run.push(k);
+        } else {
+            run.clear();
+        }
+        let mut run_keys = run.clone();
+        run_keys.sort_unstable();
+        run_keys.dedup();
+        let mut failing: Vec<u64> = window.iter().filter(|c| c.0).map(|c| c.1).collect();
+        failing.sort_unstable();
+        failing.dedup();
+        let failures = window.iter().filter(|c| c.0).count() as f64;
+        let consecutive =
+            run.len() as u32 >= s.failure_threshold && run_keys.len() as u32 >= s.min_distinct_keys;
+        let rate = window.len() as u32 >= s.minimum_calls
+            && failures >= s.failure_rate_threshold * window.len() as f64
+            && failing.len() as u32 >= s.min_distinct_keys.min(s.window_size);
+        if consecutive || rate {
+            return Some(i);
+        }
+    }
+    None
+}
+
+proptest::proptest! {
+    /// The ring of keys, the cap and the distinct-key counts agree with the plain model for
+    /// every window size, cap and minimum.
+    #[test]
+    fn keyed_window_matches_the_plain_model(
+        window_size in 1u32..=40,
+        minimum in 1u32..=40,
+        threshold in 1u32..=8,
+        min_distinct_keys in 1u32..=5,
+        max_calls_per_key in 1u32..=8,
+        calls in proptest::collection::vec((proptest::bool::weighted(0.6), 0u64..7), 0..120),
+    ) {
+        let s = BreakerSettings {
+            window_size,
+            minimum_calls: minimum.min(window_size),
+            failure_threshold: threshold,
+            min_distinct_keys,
+            max_calls_per_key,
+            ..settings()
+        };
+        let mut b = breaker(s);
+        let mut tripped = None;
+        for (i, &(failed, k)) in calls.iter().enumerate() {
+            let o = if failed { fail() } else { ok() };
+            if b.record(&o, key(k), T0, NO_JITTER).is_some() {
+                tripped = Some(i);
+                break;
+            }
+        }
+        proptest::prop_assert_eq!(tripped, naive_trip(&s, &calls));
+    }
+}

@@ -8,9 +8,8 @@
 //! calls' key tags (newest first, as the bits) answers "how many of these calls are this key's"
 //! and "from how many distinct keys are the failures" by a scan of at most `window_size` tags.
 
-use super::settings::MAX_DISTINCT_KEYS;
+use super::settings::{MAX_DISTINCT_KEYS, MAX_WINDOW_SIZE};
 use crate::core::keytag::KeyTag;
-use std::collections::VecDeque;
 
 /// Distinct keys, in arrival order, at most [`MAX_DISTINCT_KEYS`] of them (enough to decide
 /// every `min_distinct_keys` the policy allows).
@@ -40,8 +39,12 @@ impl KeySet {
     }
 }
 
-/// Bit `i` of `bits` is 1 if the `i`-th most recent call failed; `keys[i]` made it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+const RING: usize = MAX_WINDOW_SIZE as usize;
+
+/// Bit `i` of `bits` is 1 if the `i`-th most recent call failed. `keys` is a ring of the
+/// calls' keys: the first `len` slots hold the window's calls (a fixed array, so counting one
+/// key's calls is a branch-free pass over contiguous memory), the newest at `head - 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct CountWindow {
     bits: u128,
     len: u32,
@@ -49,9 +52,25 @@ pub(super) struct CountWindow {
     failures: u32,
     /// Failures since the last success (also counted while half-open).
     consecutive: u32,
-    keys: VecDeque<KeyTag>,
+    keys: [KeyTag; RING],
+    /// Where the next call's key goes.
+    head: usize,
     /// The distinct keys of the current run of consecutive failures.
     streak_keys: KeySet,
+}
+
+impl Default for CountWindow {
+    fn default() -> Self {
+        CountWindow {
+            bits: 0,
+            len: 0,
+            failures: 0,
+            consecutive: 0,
+            keys: [KeyTag::from_raw(0); RING],
+            head: 0,
+            streak_keys: KeySet::default(),
+        }
+    }
 }
 
 impl CountWindow {
@@ -61,8 +80,11 @@ impl CountWindow {
         self.bits = ((self.bits << 1) | u128::from(failed)) & mask(size);
         self.len = (self.len + 1).min(size);
         self.failures = self.failures.saturating_sub(u32::from(evicted)) + u32::from(failed);
-        self.keys.push_front(key);
-        self.keys.truncate(size as usize);
+        let size = (size as usize).clamp(1, RING);
+        if let Some(slot) = self.keys.get_mut(self.head % size) {
+            *slot = key;
+        }
+        self.head = (self.head % size) + 1;
         self.note_streak(failed, key);
     }
 
@@ -94,20 +116,30 @@ impl CountWindow {
         self.streak_keys.len()
     }
 
+    fn held(&self) -> &[KeyTag] {
+        self.keys.get(..self.len as usize).unwrap_or(&[])
+    }
+
     /// How many of the window's calls `key` made.
     pub(super) fn calls_from(&self, key: KeyTag) -> u32 {
-        self.keys.iter().filter(|k| **k == key).count() as u32
+        self.held().iter().map(|k| u32::from(*k == key)).sum()
     }
 
     /// Distinct keys among the window's failures, counted up to `enough`.
     pub(super) fn failing_keys(&self, enough: u32) -> u32 {
+        let held = self.held();
+        let n = held.len();
         let mut seen = KeySet::default();
-        for (i, k) in self.keys.iter().enumerate() {
+        for i in 0..n {
             if seen.len() >= enough {
                 break;
             }
+            // The i-th most recent call sits just before `head`, wrapping at `n` (the ring's
+            // size once full; before that `head == len`).
             if (self.bits >> i) & 1 == 1 {
-                seen.insert(*k);
+                if let Some(k) = held.get((self.head + n - 1 - i) % n) {
+                    seen.insert(*k);
+                }
             }
         }
         seen.len()
