@@ -21,7 +21,7 @@ use crate::core::report::ReportInputs;
 use crate::core::store::{
     breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
     OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
-    MIN_WRITE_INTERVAL_MS,
+    THROTTLE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde::Serialize;
@@ -131,7 +131,7 @@ impl IsolateState {
             breakers,
             windows: BTreeMap::new(),
             sched: Schedule::new(init.now_ms),
-            throttle: WriteThrottle::new(MIN_WRITE_INTERVAL_MS),
+            throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
             outbox: Vec::new(),
             rollout: None,
             warnings: Vec::new(),
