@@ -22,6 +22,7 @@ pub mod text;
 
 // Resilience (docs/architecture.md#circuit-breaker) and measurement.
 pub mod breaker;
+pub mod exchange;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;

@@ -15,6 +15,7 @@ mod breaker;
 mod cohort_props;
 mod cohort_vectors;
 mod decide_props;
+mod exchange;
 mod fallback;
 mod identity;
 mod quality;
