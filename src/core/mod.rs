@@ -39,5 +39,6 @@ pub mod wire;
 // Edge support, pure: KV state layout and controller, identity, operator reports.
 pub mod identity;
 pub mod overrides;
+pub mod redact;
 pub mod report;
 pub mod store;

@@ -19,6 +19,7 @@ mod exchange;
 mod fallback;
 mod identity;
 mod quality;
+mod redact;
 mod report;
 mod spec;
 mod store;
