@@ -6,10 +6,11 @@
 //! the split Resilience4j (`recordExceptions` / `ignoreExceptions`) and Envoy outlier detection
 //! (`consecutive_5xx`, `consecutive_gateway_failure`, with 4xx *not* counted) agree on: the
 //! upstream's own failures count (5xx, connection errors, timeouts), the caller's mistakes do
-//! not (4xx), except the two 4xx codes that really describe the upstream's state — 429 (it is
-//! overloaded) and 408 (it was too slow to read our request). Slow successes count as failures
-//! too, like Resilience4j's `slowCallDurationThreshold`, because a backend answering in 40 s is
-//! as useless to a chat user as one that errors. A stream cut after the first byte gets its own
+//! not (most 4xx), except the 4xx codes that really describe the upstream's state — 429 (it is
+//! overloaded), 408 (it was too slow to read our request) and 401/403 (it refuses our key).
+//! Slow successes count as failures too, like Resilience4j's `slowCallDurationThreshold`,
+//! because a backend whose first byte takes 40 s is as useless to a chat user as one that
+//! errors — measured to the first byte, since a long answer streamed promptly is not slow. A stream cut after the first byte gets its own
 //! kind (`TruncatedStream`) so it is never passed off as a success (docs/architecture.md#upstreams-and-the-front-door).
 //!
 //! Three classes, decided here once ([`OutcomeKind::class`]):

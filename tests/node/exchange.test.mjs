@@ -288,3 +288,26 @@ describe("half-open probe permits", () => {
     }, { timeoutMs: 5000 });
   });
 });
+
+describe("the quality score's latency part", () => {
+  let s;
+  before(async () => {
+    s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "100", LIGHTRAG_ENABLE_QUALITY_METRICS: "true" } });
+  });
+  after(async () => s?.close());
+
+  test("is the time to the first byte: the same answer streamed slowly scores the same", async () => {
+    const quality = async () => (await perf(s.w)).avg_quality_score;
+    // The mock's answer depends on the query only: the same text and sources both times.
+    const fast = await chat(s.w, "q-1", { stream: true });
+    assert.equal(fast.r.headers.get("x-route-upstream"), "lightrag");
+    const q1 = await quality();
+    assert.ok(q1 > 0, `scored ${q1}`);
+    // ~6.6 s from first to last chunk: as a whole-answer latency that would cost ~0.013.
+    s.up.setBehaviour("lightrag", { chunks: 6, chunkDelayMs: 1100 });
+    const slow = await chat(s.w, "q-2", { stream: true });
+    assert.ok(!slow.text.includes("stream_truncated"));
+    assert.equal((await perf(s.w)).quality_samples, 2);
+    assert.equal(await quality(), q1);
+  });
+});
