@@ -261,7 +261,7 @@ impl Driver {
                 }
                 Record::Request(q) => {
                     quality = match (answered, q.first_byte_ms) {
-                        (Some(a), Some(first_byte)) if self.score && !q.kind.is_failure() => {
+                        (Some(a), Some(first_byte)) if self.score => {
                             Some(score(a.query, a.answer, first_byte, q.upstream))
                         }
                         _ => None,
@@ -305,9 +305,8 @@ impl Driver {
             }
         }
     }
-}
 
-impl Driver {
+    /// The client left: the exchange hands back a probe permit in flight; nothing is judged.
     fn client_gone(&mut self) {
         if !self.ex.is_finished() {
             console_log!("request {}: the client left before the end", self.rid);

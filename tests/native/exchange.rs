@@ -633,6 +633,7 @@ fn a_held_back_answer_that_does_not_answer_falls_back_without_blame() {
     assert_eq!(
         ex.on_first_byte(T0 + 500),
         Step::Inspect {
+            upstream: Lightrag,
             until_ms: T0 + 2_000
         }
     );
@@ -650,6 +651,7 @@ fn a_held_back_answer_that_does_not_answer_falls_back_without_blame() {
     assert_eq!(
         ex.on_first_byte(T0 + 1_400),
         Step::Inspect {
+            upstream: Perplexity,
             until_ms: T0 + 2_900
         }
     );
@@ -664,7 +666,13 @@ fn a_held_back_answer_that_does_not_answer_falls_back_without_blame() {
     // When no fallback can be made, the held reply is released after all.
     let (mut ex, _) = Exchange::start(&p, plan(Lightrag, Mode::Complete), T0);
     let step = ex.on_result(AttemptResult::Answered { head_ms: T0 + 700 }, T0 + 800);
-    assert_eq!(step, Step::Inspect { until_ms: T0 + 800 });
+    assert_eq!(
+        step,
+        Step::Inspect {
+            upstream: Lightrag,
+            until_ms: T0 + 800
+        }
+    );
     ex.on_answer_head(Verdict::NoAnswer, T0 + 800);
     let step = ex.on_permit(Admission::Rejected, T0 + 800);
     assert_eq!(step, Step::Respond(served(Lightrag)));

@@ -463,7 +463,10 @@ impl Exchange {
             Inspect::Off => self.serve(held, now),
             Inspect::HoldBack { .. } => {
                 self.phase = Phase::Inspecting(held);
-                Step::Inspect { until_ms }
+                Step::Inspect {
+                    upstream: held.active.upstream,
+                    until_ms,
+                }
             }
         }
     }

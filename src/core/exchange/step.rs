@@ -17,10 +17,10 @@ pub enum Step {
     /// Send the request; report its first byte ([`super::Exchange::on_first_byte`], streams)
     /// or how it ended ([`super::Exchange::on_result`]).
     Call(Call),
-    /// Hold the answer back and judge it by `until_ms` ([`super::Exchange::on_answer_head`]):
-    /// a complete answer is already whole (`until_ms` is now); a stream keeps being read
-    /// until the check can decide or `until_ms` passes.
-    Inspect { until_ms: u64 },
+    /// Hold `upstream`'s answer back and judge it by `until_ms`
+    /// ([`super::Exchange::on_answer_head`]): a complete answer is already whole (`until_ms` is
+    /// now); a stream keeps being read until the check can decide or `until_ms` passes.
+    Inspect { upstream: Upstream, until_ms: u64 },
     /// Stream: send the response head and what arrived so far to the client; from now on the
     /// answer cannot be taken back. Then as [`Step::Forward`].
     Commit(Commit),
