@@ -22,6 +22,7 @@ pub mod text;
 
 // Resilience (docs/architecture.md#circuit-breaker) and measurement.
 pub mod breaker;
+pub mod exchange;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;
@@ -38,5 +39,6 @@ pub mod wire;
 // Edge support, pure: KV state layout and controller, identity, operator reports.
 pub mod identity;
 pub mod overrides;
+pub mod redact;
 pub mod report;
 pub mod store;
