@@ -671,14 +671,22 @@ impl<'a> Loader<'a> {
         let Some((v, src)) = self.raw(name) else {
             return default;
         };
-        let ok = v.as_str().map(str::trim).filter(|s| {
-            (s.starts_with("https://") || s.starts_with("http://"))
-                && s.len() > "https://".len()
-                && s.len() <= TEXT_MAX
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        });
+        // Trailing slashes go before the host check: `https:////` must not become `https:`.
+        let ok = v
+            .as_str()
+            .map(|s| s.trim().trim_end_matches('/'))
+            .filter(|s| {
+                let host = s
+                    .strip_prefix("https://")
+                    .or_else(|| s.strip_prefix("http://"))
+                    .unwrap_or_default();
+                !host.is_empty()
+                    && !host.starts_with('/')
+                    && s.len() <= TEXT_MAX
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            });
         match ok {
-            Some(s) => s.trim_end_matches('/').to_string(),
+            Some(s) => s.to_string(),
             None => {
                 self.problem(
                     name,
@@ -784,7 +792,14 @@ impl<'a> Loader<'a> {
             d.failure_rate_threshold,
             Range::open_closed(0.0, 1.0),
         );
-        let window_size = self.uint(CB_WINDOW_SIZE, d.window_size.into(), 1, 10_000) as u32;
+        // The breaker's count window is a 128-bit mask: a larger size would pass here and then be
+        // refused by `BreakerPolicy::try_new`, silently running the breaker on defaults.
+        let window_size = self.uint(
+            CB_WINDOW_SIZE,
+            d.window_size.into(),
+            1,
+            crate::core::breaker::MAX_WINDOW_SIZE.into(),
+        ) as u32;
         let mut minimum_calls =
             self.uint(CB_MINIMUM_CALLS, d.minimum_calls.into(), 1, 10_000) as u32;
         if minimum_calls > window_size {
@@ -1007,5 +1022,30 @@ mod tests {
         assert_eq!(problems(&l), [FORCE_USER_COHORT, ROUTING_RULES]);
         let l = load(&map(json!({FORCE_USER_COHORT: "none"})), None, 0);
         assert!(l.problems.is_empty());
+    }
+
+    /// Found by `make fuzz` (target `admin_config_body`): a window of 129 was accepted, then
+    /// refused by the breaker policy, which silently fell back to its defaults.
+    #[test]
+    fn window_sizes_the_breaker_cannot_hold_are_problems() {
+        let l = load(&map(json!({CB_WINDOW_SIZE: "129"})), None, 0);
+        assert_eq!(problems(&l), [CB_WINDOW_SIZE]);
+        assert_eq!(l.config.breaker.window_size, 20);
+        let l = load(&map(json!({CB_WINDOW_SIZE: "128"})), None, 0);
+        assert!(l.problems.is_empty());
+        assert!(crate::core::policies::breaker_policy(&l.config).1.is_none());
+    }
+
+    /// Found by `make fuzz` (target `config_load`): `https:////` passed the length check and
+    /// then lost its slashes, leaving the base URL `https:`.
+    #[test]
+    fn base_urls_need_a_host() {
+        for bad in ["https:////", "http:///x", "https://", "http:// "] {
+            let l = load(&map(json!({LIGHTRAG_BASE_URL: bad})), None, 0);
+            assert_eq!(problems(&l), [LIGHTRAG_BASE_URL], "{bad}");
+            assert_eq!(l.config.lightrag_base_url, defaults().lightrag_base_url);
+        }
+        let l = load(&map(json!({LIGHTRAG_BASE_URL: "http://x//"})), None, 0);
+        assert_eq!(l.config.lightrag_base_url, "http://x");
     }
 }
