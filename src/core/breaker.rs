@@ -520,7 +520,7 @@ impl Breaker {
                 self.probe_successes += 1;
                 if self.probe_successes >= s.half_open_successes_to_close {
                     self.close_local(now_ms);
-                    self.generation += 1;
+                    self.generation = self.generation.saturating_add(1);
                     return Some(Transition {
                         from: BreakerState::HalfOpen,
                         to: BreakerState::Closed,
@@ -551,7 +551,7 @@ impl Breaker {
         let open_until = now_ms.saturating_add(self.policy.open_ms(self.streak, jitter_roll));
         self.open_at(open_until, now_ms);
         self.trips = self.trips.saturating_add(1);
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         Transition {
             from,
             to: BreakerState::Open,
@@ -589,7 +589,7 @@ impl Breaker {
         let from = self.state(now_ms);
         let open_until = now_ms.saturating_add(duration_ms);
         self.open_at(open_until, now_ms);
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         Transition {
             from,
             to: BreakerState::Open,
@@ -605,7 +605,7 @@ impl Breaker {
         let from = self.state(now_ms);
         self.close_local(now_ms);
         self.streak = 0;
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         Transition {
             from,
             to: BreakerState::Closed,
@@ -696,5 +696,31 @@ fn window_mask(size: u32) -> u128 {
         u128::MAX
     } else {
         (1u128 << size) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `make fuzz` (target `kv_breaker_snapshot`): a snapshot from KV with
+    /// `generation: u64::MAX` was adopted, and the next local transition overflowed (a panic
+    /// in debug builds; in release a wrap to 0, after which no other isolate would ever adopt
+    /// this one's transitions). The counter now stops at the maximum instead.
+    #[test]
+    fn a_maximal_remote_generation_does_not_overflow() {
+        let mut b = Breaker::new(BreakerPolicy::default());
+        let snap = BreakerSnapshot {
+            state: BreakerState::Closed,
+            open_until_ms: None,
+            generation: u64::MAX,
+            trips: 0,
+            updated_ms: 0,
+        };
+        assert!(b.merge_remote(&snap, 1_000));
+        let t = b.force_open(1_000, 60_000);
+        assert_eq!(t.generation, u64::MAX);
+        b.reset(2_000);
+        assert_eq!(b.snapshot().generation, u64::MAX);
     }
 }
