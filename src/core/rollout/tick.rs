@@ -420,4 +420,39 @@ mod tests {
             assert!(r.updated_at() >= t0);
         }
     }
+
+    /// Found by `make fuzz` (target `kv_rollout_state`): `updated_at` may be absent from a
+    /// stored document (it defaults to 0), and the clock clamps then let a command issued on a
+    /// host with a wrong clock start a stage before the rollout started.
+    #[test]
+    fn a_document_without_updated_at_still_keeps_the_clock_from_running_back() {
+        let plan = plan_from_value(&serde_json::json!({"strategy": "linear", "increment": 30}))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let t0 = 1_700_000_000_000;
+        let mut r = Rollout::new();
+        let id = RolloutId::try_new("r-1").unwrap_or_else(|e| panic!("{e}"));
+        r.apply(
+            Operation::Start {
+                rollout_id: id,
+                plan,
+            },
+            t0,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&r.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("updated_at");
+        }
+        let mut r = Rollout::from_json(&doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.updated_at(), t0);
+        let cid = crate::core::rollout::CommandId::try_new("c-1").unwrap_or_else(|e| panic!("{e}"));
+        let advance = crate::core::rollout::Command {
+            id: cid,
+            issued_at: 42,
+            op: Operation::Advance,
+        };
+        r.apply_commands(&[advance], 42);
+        Rollout::from_json(&r.to_json()).unwrap_or_else(|e| panic!("{e}"));
+    }
 }
