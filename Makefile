@@ -92,12 +92,12 @@ bench: setup build preview
 # Fuzz every parser that reads outside input (tests/fuzz/: config, rules, front-door bodies,
 # upstream replies, SSE / NDJSON decoders, KV documents, identity) with FUZZ_CASES inputs per
 # target (default 1,000,000) on stable Rust: proptest, an optimised build with overflow checks
-# on, two targets at a time. Prints one line per target (inputs, time, failures); a failure
-# keeps its seed in tests/fuzz/regressions/ (commit it) and its whole input in
+# on, two targets at a time. Prints one line per target (inputs, time, failures: a target stops
+# at its first failure and shrinks it, so 0 or 1); a failure keeps its seed in tests/fuzz/regressions/ (commit it) and its whole input in
 # target/fuzz-failures/. FUZZ_SEED=<n> repeats a run; `cargo test` runs a short version.
 FUZZ_CASES ?= 1000000
 fuzz:
-	@mkdir -p target; seed=$${FUZZ_SEED:-$$(date +%s)}; start=$$(date +%s); \
+	@mkdir -p target; rm -rf target/fuzz-failures; seed=$${FUZZ_SEED:-$$(date +%s)}; start=$$(date +%s); \
 	echo "make fuzz: $(FUZZ_CASES) inputs per target, seed $$seed"; \
 	status=0; FUZZ_CASES=$(FUZZ_CASES) FUZZ_SEED=$$seed cargo test --profile fuzz --test fuzz -- \
 	  --nocapture --test-threads=2 > target/fuzz.log 2>&1 || status=$$?; \

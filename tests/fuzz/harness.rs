@@ -64,12 +64,19 @@ pub fn run<S: Strategy>(
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::XorShift, &bytes));
     #[allow(clippy::disallowed_types)]
     let start = Instant::now();
-    let result = runner.run(&strategy, check);
+    let calls = std::cell::Cell::new(0u64);
+    let result = runner.run(&strategy, |v| {
+        calls.set(calls.get() + 1);
+        check(v)
+    });
     let secs = start.elapsed().as_secs_f64();
+    let inputs = calls.get();
+    // Proptest stops at the first failure (then shrinks it), so a target reports 0 or 1.
     let failures = u32::from(result.is_err());
     println!(
-        "fuzz {name:<22} {cases:>9} inputs {secs:>8.1} s {:>8.1} µs/input {failures} failures (seed {seed})",
-        secs * 1e6 / f64::from(cases.max(1)),
+        "fuzz {name:<22} {inputs:>9} inputs {secs:>8.1} s {:>8.1} µs/input {failures} failures (seed {seed}){}",
+        secs * 1e6 / (inputs.max(1) as f64),
+        if failures > 0 { " — stopped at the first, inputs include shrinking" } else { "" },
     );
     match result {
         Ok(()) => {}
