@@ -420,7 +420,8 @@ pub async fn controller_tick<S: StateStore>(
         started_ms: now_ms,
         ..Default::default()
     });
-    pass.ticks += 1;
+    // Saturating: the counters come back from KV, where any value may sit.
+    pass.ticks = pass.ticks.saturating_add(1);
     let mut completed = false;
     loop {
         // Reserve one op for the list itself and one for the final write.
@@ -447,13 +448,13 @@ pub async fn controller_tick<S: StateStore>(
             match store.get(key).await {
                 Ok(Some(text)) => match parse_value::<MetricsFlush>(key, &text) {
                     Ok(flush) => {
-                        pass.isolates += 1;
+                        pass.isolates = pass.isolates.saturating_add(1);
                         for (k, w) in &flush.windows {
                             pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
                         }
                     }
                     Err(w) => {
-                        pass.corrupt += 1;
+                        pass.corrupt = pass.corrupt.saturating_add(1);
                         rep.corrupt += 1;
                         rep.warnings.push(w);
                     }
@@ -501,4 +502,54 @@ pub async fn controller_tick<S: StateStore>(
             .push(format!("KV write of `{ROLLOUT_KEY}` failed: {e}"));
     }
     rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    /// Found by `make fuzz` (target `kv_store_documents`): a pass in progress read from
+    /// `rollout/state` with `ticks` (or `isolates`, `corrupt`) at `u64::MAX` overflowed on the
+    /// next controller tick (a panic in debug builds, a wrap in release).
+    #[test]
+    fn pass_counters_from_kv_saturate() {
+        let s = MemoryStore::new();
+        let doc = RolloutDoc {
+            pass: Some(PassProgress {
+                ticks: u64::MAX,
+                isolates: u64::MAX,
+                corrupt: u64::MAX,
+                ..PassProgress::default()
+            }),
+            ..RolloutDoc::default()
+        };
+        s.insert(
+            ROLLOUT_KEY,
+            &serde_json::to_string(&doc).unwrap_or_default(),
+        );
+        s.insert(
+            &metrics_key("a"),
+            &serde_json::to_string(&MetricsFlush::default()).unwrap_or_default(),
+        );
+        s.insert(&metrics_key("b"), "{corrupt");
+        let rep = block_on(controller_tick(&s, 1_000, &GateSettings::default(), 50));
+        assert!(rep.completed);
+        let out: RolloutDoc =
+            parse_value(ROLLOUT_KEY, &s.value(ROLLOUT_KEY).unwrap_or_default()).unwrap_or_default();
+        let agg = out.aggregate.unwrap_or_default();
+        assert_eq!(
+            (agg.ticks, agg.isolates, agg.corrupt),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+    }
 }
