@@ -51,7 +51,8 @@ preview:
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 wasm-pack build --target web --out-dir www/pkg --out-name cmo_edge_router --no-pack -- --no-default-features
 	@rm -f www/pkg/.gitignore
 
-test-worker: build
+# The preview build too: tests/node/front_door checks the page's decide() against the worker.
+test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
 test-browser: preview
@@ -93,8 +94,9 @@ bench: setup build preview
 # upstream replies, SSE / NDJSON decoders, KV documents, identity) with FUZZ_CASES inputs per
 # target (default 1,000,000) on stable Rust: proptest, an optimised build with overflow checks
 # on, two targets at a time. Prints one line per target (inputs, time, failures: a target stops
-# at its first failure and shrinks it, so 0 or 1); a failure keeps its seed in tests/fuzz/regressions/ (commit it) and its whole input in
-# target/fuzz-failures/. FUZZ_SEED=<n> repeats a run; `cargo test` runs a short version.
+# at its first failure and shrinks it, so 0 or 1); a failure keeps its seed in
+# tests/fuzz/regressions/ (commit it) and its whole input in target/fuzz-failures/.
+# FUZZ_SEED=<n> repeats a run; `cargo test` runs a short version (2,000 inputs per target).
 FUZZ_CASES ?= 1000000
 fuzz:
 	@mkdir -p target; rm -rf target/fuzz-failures; seed=$${FUZZ_SEED:-$$(date +%s)}; start=$$(date +%s); \
@@ -109,8 +111,8 @@ fuzz:
 # latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,
 # sequential vs naive fixed-horizon, plus the power check. `cargo test` runs a faster version.
 aa:
-	AA_PER_REQUEST=1 cargo test --release --test experiment_aa -- --nocapture --test-threads=1
-	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test experiment_aa aa_false_positive -- --nocapture
+	AA_PER_REQUEST=1 cargo test --release --test native experiment_aa -- --nocapture --test-threads=1
+	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test native experiment_aa aa_false_positive -- --nocapture
 
 # Re-generate tests/reference/experiment.json (scipy / statsmodels / mpmath, pinned versions).
 STATS_VENV := $(HOME)/.cache/cmo-edge-router/stats-venv

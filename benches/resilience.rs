@@ -4,9 +4,9 @@
 //! Run: `cargo bench --bench resilience -- --warm-up-time 1 --measurement-time 3`.
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use cmo_edge_router::core::quality::{DefaultScorer, ScoreInput, Scorer};
-use cmo_edge_router::core::upstream::Upstream;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

@@ -1,16 +1,43 @@
 #!/usr/bin/env bash
 # Installs every tool `make test` and `make dev` need, from the package registries only
 # (crates.io, npm, Debian). Idempotent: a tool whose version already matches is skipped, so a
-# second run costs seconds. Version pins must move together; see ../shared/TOOLCHAIN.md.
+# second run costs seconds. Version pins must move together; see docs/toolchain.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+
+RUST_VERSION=1.95.0            # must equal rust-toolchain.toml's channel
+say() { echo "setup: $*"; }
+
+# The pinned toolchain, before anything runs cargo or rustup inside the repository (where
+# rust-toolchain.toml selects it). Machines of this kind have only `stable` and cannot download
+# another toolchain; when stable *is* the pinned version, name it so: rustup treats a toolchain
+# directory called 1.95.0-<host> as that toolchain (`rustup toolchain link` refuses official
+# names). Everything here runs from / so the repository's toolchain file is not consulted yet.
+ensure_toolchain() (
+  cd /
+  local home host
+  home="${RUSTUP_HOME:-$HOME/.rustup}"
+  host="$(rustc +stable -vV 2>/dev/null | sed -n 's/^host: //p')"
+  if rustup run "$RUST_VERSION" rustc --version >/dev/null 2>&1; then
+    say "rust $RUST_VERSION ok"
+  elif [ -n "$host" ] && rustc +stable --version 2>/dev/null | grep -q "^rustc $RUST_VERSION "; then
+    say "naming the stable toolchain $RUST_VERSION (it is that version)"
+    ln -sfn "stable-$host" "$home/toolchains/$RUST_VERSION-$host"
+    rustup run "$RUST_VERSION" rustc --version >/dev/null
+  else
+    say "installing rust $RUST_VERSION (needs static.rust-lang.org)"
+    rustup toolchain install "$RUST_VERSION" --profile minimal \
+      --component clippy --component rustfmt --target wasm32-unknown-unknown
+  fi
+)
+ensure_toolchain
+cd "$repo"
 
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen pin in Cargo.toml / Cargo.lock
 WASM_PACK_VERSION=0.15.1
 
 start=$(date +%s)
-say() { echo "setup: $*"; }
 # One shared target dir lets the three cargo installs reuse each other's compiled deps.
 export CARGO_TARGET_DIR="${SETUP_CARGO_TARGET_DIR:-$HOME/.cache/cmo-edge-router/cargo-install}"
 SUDO=""; if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -57,7 +84,12 @@ fi
 # as locked. A stamp of the lockfile's hash makes the second run a no-op.
 stamp=node_modules/.setup-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then say "npm packages ok"; else
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then say "npm packages ok"
+elif [ -L node_modules ]; then
+  # A shared install (a worktree linking another checkout's packages): `npm ci` here would
+  # empty the linked directory for everyone using it. Use it as it is.
+  say "node_modules links to $(readlink node_modules), installed for another lockfile; not reinstalling through the link"
+else
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"

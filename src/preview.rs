@@ -13,19 +13,20 @@
 //!   benchmark; `router.route(key, query)` returns a packed integer so a call does not allocate
 //!   a JS object.
 
-use crate::core::classify;
+use crate::core::classify::{self, QueryType};
 use crate::core::cohort;
 use crate::core::config::{self, Loaded};
 use crate::core::decide::{
-    self, decision_json, Decision, PreparedQuery, Reason, RouteRequest, RouteState,
+    self, Decision, PreparedQuery, RouteRequest, RouteRequestDoc, RouteState,
 };
+use crate::core::model::{Reason, Upstream};
 use crate::core::simulate;
-use crate::core::upstream::Upstream;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
-/// The user's position on the rollout line in `[0, 100)` with 0.01 resolution (DESIGN §2).
+/// The user's position on the rollout line in `[0, 100)` with 0.01 resolution
+/// (docs/architecture.md#cohort-hashing).
 #[wasm_bindgen]
 pub fn bucket(salt: &str, key: &str) -> f64 {
     cohort::position(salt, key).percent()
@@ -71,7 +72,8 @@ pub fn load_config(config: JsValue) -> Result<JsValue, JsError> {
     }))
 }
 
-/// The routing decision the worker would make (DESIGN §3) for `request`
+/// The routing decision the worker would make (docs/architecture.md#the-routing-decision) for
+/// `request`
 /// (`{key, query, headers, override_cohort, override_authorized}`) under `config` and the
 /// optional live `state` (`{rollback_active, lightrag_breaker, quality_gate_closed,
 /// quality_probe_roll}`).
@@ -80,8 +82,23 @@ pub fn decide(config: JsValue, request: JsValue, state: JsValue) -> Result<JsVal
     let loaded = load(&config)?;
     let state = route_state(&state)?;
     let request = route_request(&request)?;
-    let d = decide::decide(&loaded.config, &state, &request);
-    to_js(&decision_json(&d))
+    let d = decide::decide(&loaded.config, &state, &request.as_request());
+    to_js(&explained(&d, &request.query))
+}
+
+/// A decision as the page shows it: the decision's public shape plus the query's class.
+#[derive(Serialize)]
+struct Explained<'a> {
+    #[serde(flatten)]
+    decision: &'a Decision,
+    query_type: QueryType,
+}
+
+fn explained<'a>(decision: &'a Decision, query: &str) -> Explained<'a> {
+    Explained {
+        decision,
+        query_type: classify::classify(query),
+    }
 }
 
 /// Decides for every key in `users` (an array of strings, or a number `n` meaning
@@ -146,36 +163,29 @@ impl Router {
     /// The full decision object, as [`decide`] returns it.
     pub fn decide(&self, request: JsValue) -> Result<JsValue, JsError> {
         let request = route_request(&request)?;
-        to_js(&decision_json(&decide::decide(
-            &self.loaded.config,
-            &self.state,
-            &request,
-        )))
+        let d = decide::decide(&self.loaded.config, &self.state, &request.as_request());
+        to_js(&explained(&d, &request.query))
     }
 
     /// The decision for `key` asking `query`, packed into one integer so the call allocates no
     /// JS object: bit 0 = upstream (1 LightRAG, 0 Perplexity); bits 1–3 = reason code
     /// (0 disabled, 1 forced, 2 rollback, 3 circuit_open, 4 quality_gate, 5 rule, 6 rollout_in,
     /// 7 rollout_out); bit 4 = in experiment; bits 8 and up = position in hundredths.
-    /// Borrows `key` and `query` ([`decide::decide_parts`]): no copy beyond the one wasm-bindgen
-    /// makes to pass each string in.
+    /// Borrows `key` and `query` ([`RouteRequest`]): no copy beyond the one wasm-bindgen makes to
+    /// pass each string in.
     pub fn route(&self, key: &str, query: &str) -> u32 {
-        pack(&decide::decide_parts(
+        pack(&decide::decide(
             &self.loaded.config,
             &self.state,
-            Some(key),
-            query,
-            &[],
-            None,
-            false,
+            &RouteRequest::new(Some(key), query),
         ))
     }
 }
 
 #[wasm_bindgen]
 impl Router {
-    /// Scans `query` once (classification + keyword words) for [`Router::route_prepared`]:
-    /// "who goes where for this question" over many users without rescanning it per user.
+    /// Classifies `query` once for [`Router::route_prepared`]: "who goes where for this
+    /// question" over many users without classifying it per user.
     #[wasm_bindgen(js_name = prepareQuery)]
     pub fn prepare_query(&mut self, query: &str) {
         self.prepared = Some(PreparedQuery::new(query));
@@ -186,14 +196,10 @@ impl Router {
     #[wasm_bindgen(js_name = routePrepared)]
     pub fn route_prepared(&mut self, key: &str) -> u32 {
         let q = self.prepared.get_or_insert_with(|| PreparedQuery::new(""));
-        pack(&decide::decide_prepared(
+        pack(&decide::decide(
             &self.loaded.config,
             &self.state,
-            Some(key),
-            q,
-            &[],
-            None,
-            false,
+            &RouteRequest::new(Some(key), q.as_query()),
         ))
     }
 }
@@ -252,7 +258,7 @@ fn route_state(state: &JsValue) -> Result<RouteState, JsError> {
     })
 }
 
-fn route_request(request: &JsValue) -> Result<RouteRequest, JsError> {
+fn route_request(request: &JsValue) -> Result<RouteRequestDoc, JsError> {
     if request.is_undefined() || request.is_null() {
         return Err(JsError::new(
             "request is required: {key, query, headers?, override_cohort?, override_authorized?}",

@@ -5,4 +5,7 @@
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+#[path = "support/spec.rs"]
+mod spec_driver;
+
 include!("wasm/common.rs");

@@ -2,4 +2,7 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/spec.rs"]
+mod spec_driver;
+
 include!("wasm/common.rs");

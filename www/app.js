@@ -3,7 +3,6 @@
 import init, * as router from "./pkg/cmo_edge_router.js";
 
 const $ = (id) => document.getElementById(id);
-const HAS_DECIDE = () => typeof router.decide === "function";
 
 function configObject() {
   const vars = {};
@@ -43,16 +42,7 @@ function cell(tr, text, cls) {
 }
 
 function decideOne(cfg, key, query) {
-  if (HAS_DECIDE()) return router.decide(cfg, { key, query, headers: {} }, stateObject());
-  const pct = Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE);
-  const position = router.bucket(cfg.LIGHTRAG_USER_HASH_SALT, key);
-  const inside = router.inRollout(cfg.LIGHTRAG_USER_HASH_SALT, key, pct);
-  return {
-    upstream: inside ? "lightrag" : "perplexity",
-    reason: inside ? "rollout_in" : "rollout_out",
-    arm: inside ? "treatment" : "control",
-    position,
-  };
+  return router.decide(cfg, { key, query, headers: {} }, stateObject());
 }
 
 function drawHistogram(hist, rollout) {
@@ -76,11 +66,9 @@ function render() {
   try {
     cfg = configObject();
     const query = $("query").value;
-    if (typeof router.loadConfig === "function") {
-      const { problems } = router.loadConfig(cfg);
-      $("config-error").textContent = problems.map((p) => `${p.variable}: ${p.message}`).join("\n");
-    }
-    if (typeof router.classify === "function") $("qtype").textContent = router.classify(query);
+    const { problems } = router.loadConfig(cfg);
+    $("config-error").textContent = problems.map((p) => `${p.variable}: ${p.message}`).join("\n");
+    $("qtype").textContent = router.classify(query);
     const hist = new Array(100).fill(0);
     let lightrag = 0;
     const list = users();
@@ -110,22 +98,10 @@ function simulate() {
     const cfg = configObject();
     const n = Math.max(0, Math.min(1_000_000, Math.floor(Number($("sim-n").value) || 0)));
     const keys = Array.from({ length: n }, (_, i) => `user-${i}`);
-    if (typeof router.simulate === "function") {
-      const s = router.simulate(cfg, keys, $("query").value, stateObject());
-      const pct = s.total ? ((100 * (s.per_upstream?.lightrag ?? 0)) / s.total).toFixed(2) : "0.00";
-      $("summary").textContent = `simulated ${s.total} users: ${pct} % → LightRAG; reasons ${JSON.stringify(s.per_reason)}`;
-      drawHistogram(s.histogram, Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE));
-    } else {
-      const hist = new Array(100).fill(0);
-      let inside = 0;
-      for (const k of keys) {
-        const p = router.bucket(cfg.LIGHTRAG_USER_HASH_SALT, k);
-        hist[Math.floor(p)] += 1;
-        if (router.inRollout(cfg.LIGHTRAG_USER_HASH_SALT, k, Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE))) inside += 1;
-      }
-      $("summary").textContent = `simulated ${n} users: ${n ? ((100 * inside) / n).toFixed(2) : "0.00"} % → LightRAG`;
-      drawHistogram(hist, Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE));
-    }
+    const s = router.simulate(cfg, keys, $("query").value, stateObject());
+    const pct = s.total ? ((100 * (s.per_upstream?.lightrag ?? 0)) / s.total).toFixed(2) : "0.00";
+    $("summary").textContent = `simulated ${s.total} users: ${pct} % → LightRAG; reasons ${JSON.stringify(s.per_reason)}`;
+    drawHistogram(s.histogram, Number(cfg.LIGHTRAG_ROLLOUT_PERCENTAGE));
   } catch (e) {
     $("config-error").textContent = String(e.message ?? e);
   }

@@ -1,6 +1,6 @@
 //! Cohort hashing: where a user sits on the 0–100 % rollout line.
 //!
-//! Why this exact formula (DESIGN §2): other tools (Unleash's `flexibleRollout`, the chat app,
+//! Why this exact formula (docs/architecture.md#cohort-hashing): other tools (Unleash's `flexibleRollout`, the chat app,
 //! the browser preview) must put a user on the same side as the worker does, so the hash,
 //! the seed and the digit extraction are fixed and pinned by test vectors:
 //!
@@ -15,12 +15,11 @@
 //! Comparing integers in hundredths avoids float rounding at the boundary, and `pos < R` is
 //! monotone: raising R never evicts anyone.
 //!
-//! Why a hand-written murmur3: this runs on every request. Concatenating `salt + ":" + key`
-//! into a buffer costs an allocation, and the `murmur3` crate reads through `std::io::Read`,
-//! which together cost more than the hash itself. [`hash`] streams the three parts through the
-//! block function with a 4-byte carry between them instead: no allocation, one pass. The
-//! `murmur3` crate stays as the reference the native property test compares against
-//! (`tests/cohort_props.rs`), next to the pinned vectors computed with Python's `mmh3`.
+//! The hash is the `murmur3` crate's, as the formula names it. `salt:key` is assembled in a
+//! 64-byte stack buffer (a heap buffer only for longer ones), so hashing normally allocates
+//! nothing. The pinned vectors (`tests/vectors/cohort.json`, computed with Python's `mmh3`) and
+//! the property test against the crate over the concatenated string (`tests/native/`) keep any
+//! change from reshuffling users.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,9 +50,16 @@ impl Position {
     }
 }
 
-/// A rollout percentage in hundredths of a percent: `0..=10000` (0 % ..= 100 %).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A rollout percentage in hundredths of a percent: `0..=10000` (0 % ..= 100 %). Serializes as
+/// the percentage number an operator writes (`0.25`, `25.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(u16);
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.percent())
+    }
+}
 
 impl Percent {
     pub const ZERO: Percent = Percent(0);
@@ -80,100 +86,34 @@ impl Percent {
     }
 }
 
-/// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`, without building that string.
+/// Longest `salt:key` hashed from the stack buffer.
+const STACK_BYTES: usize = 64;
+
+/// The raw 32-bit murmur3 (x86, seed 0) of `salt + ":" + key`. Allocates only for a
+/// `salt:key` longer than [`STACK_BYTES`].
 pub fn hash(salt: &str, key: &str) -> u32 {
-    let mut m = Murmur3::new();
-    m.write(salt.as_bytes());
-    m.write(b":");
-    m.write(key.as_bytes());
-    m.finish()
+    let (salt, key) = (salt.as_bytes(), key.as_bytes());
+    let n = salt.len() + 1 + key.len();
+    let mut buf = [0u8; STACK_BYTES];
+    let mut long = Vec::new();
+    let dst = match buf.get_mut(..n) {
+        Some(dst) => dst,
+        None => {
+            long.resize(n, 0);
+            &mut long[..]
+        }
+    };
+    let (s, rest) = dst.split_at_mut(salt.len());
+    s.copy_from_slice(salt);
+    if let Some((colon, k)) = rest.split_first_mut() {
+        *colon = b':';
+        k.copy_from_slice(key);
+    }
+    // Reading from memory cannot fail; 0 would only ever stand for an impossible I/O error.
+    murmur3::murmur3_32(&mut &*dst, 0).unwrap_or(0)
 }
 
-const C1: u32 = 0xcc9e_2d51;
-const C2: u32 = 0x1b87_3593;
-
-/// Streaming murmur3_x86_32 (seed 0): blocks of 4 little-endian bytes, with the bytes that do
-/// not complete a block carried over to the next [`Murmur3::write`].
-struct Murmur3 {
-    h: u32,
-    /// Carried bytes, little-endian in the low `carried * 8` bits.
-    carry: u32,
-    carried: u32,
-    len: u32,
-}
-
-impl Murmur3 {
-    fn new() -> Murmur3 {
-        Murmur3 {
-            h: 0,
-            carry: 0,
-            carried: 0,
-            len: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn mix_k(k: u32) -> u32 {
-        k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
-    }
-
-    #[inline(always)]
-    fn block(&mut self, k: u32) {
-        self.h ^= Self::mix_k(k);
-        self.h = self
-            .h
-            .rotate_left(13)
-            .wrapping_mul(5)
-            .wrapping_add(0xe654_6b64);
-    }
-
-    #[inline(always)]
-    fn write(&mut self, mut bytes: &[u8]) {
-        // murmur3_x86_32 hashes the length modulo 2^32, so wrapping is the reference behaviour.
-        self.len = self.len.wrapping_add(bytes.len() as u32);
-        // Top up a partial block first.
-        while self.carried != 0 {
-            let Some((&b, rest)) = bytes.split_first() else {
-                return;
-            };
-            self.carry |= u32::from(b) << (8 * self.carried);
-            self.carried += 1;
-            bytes = rest;
-            if self.carried == 4 {
-                let k = self.carry;
-                self.block(k);
-                self.carry = 0;
-                self.carried = 0;
-            }
-        }
-        let mut chunks = bytes.chunks_exact(4);
-        for c in &mut chunks {
-            if let [a, b, c, d] = *c {
-                self.block(u32::from_le_bytes([a, b, c, d]));
-            }
-        }
-        for (i, &b) in chunks.remainder().iter().enumerate() {
-            self.carry |= u32::from(b) << (8 * i);
-        }
-        self.carried = chunks.remainder().len() as u32;
-    }
-
-    #[inline(always)]
-    fn finish(self) -> u32 {
-        let mut h = self.h;
-        if self.carried != 0 {
-            h ^= Self::mix_k(self.carry);
-        }
-        h ^= self.len;
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85eb_ca6b);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xc2b2_ae35);
-        h ^ (h >> 16)
-    }
-}
-
-/// Maps a 32-bit hash to its position (DESIGN §2 formula).
+/// Maps a 32-bit hash to its position (docs/architecture.md#cohort-hashing).
 pub fn position_of_hash(h: u32) -> Position {
     let whole = h % 100;
     let frac = (h / 100) % 100;

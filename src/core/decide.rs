@@ -1,4 +1,5 @@
-//! The routing decision (DESIGN §3): configuration + state + request → upstream and why.
+//! The routing decision (docs/architecture.md#the-routing-decision): configuration + state +
+//! request → upstream and why.
 //!
 //! Why one pure function: the worker, the browser preview and the spec files must agree on every
 //! request, so the decision takes everything it depends on as arguments — the [`Config`], a
@@ -16,8 +17,9 @@
 //! 4. `circuit_open` — breaker enabled and open, or half-open and this request not admitted as
 //!    a probe → Perplexity. A probe (`HalfOpenProbe`) continues and is flagged `probe`.
 //! 5. `quality_gate` — quality metrics enabled and the gate closed → Perplexity, except when
-//!    `quality_probe_roll < LIGHTRAG_QUALITY_GATE_PROBE_SHARE`: that request continues (flagged
-//!    `probe`) so LightRAG keeps being measured and the gate can reopen.
+//!    the quality gate admits the request as a probe (`quality_probe_roll` below
+//!    `LIGHTRAG_QUALITY_GATE_PROBE_SHARE`): it continues (flagged `probe`) so LightRAG keeps
+//!    being measured and the gate can reopen.
 //! 6. `rule:<name>` — conditional routing enabled and a rule with action `lightrag` or
 //!    `perplexity` matches first. A first-matching `rollout` rule stops rule evaluation and goes
 //!    to step 7; its name is still reported in `rule`.
@@ -27,51 +29,30 @@
 //! The arm is the user's assignment by hash: treatment iff `pos < R`, else control. Requests
 //! that reach step 7, and those diverted by steps 3–5, are **in the experiment** and keep their
 //! assigned arm: intention to treat, so fallbacks and outages count against the arm that
-//! suffered them (DESIGN §3). `disabled`, `forced` and rule-routed requests are out of the
-//! experiment and carry arm `none`; they are still recorded under their reason.
+//! suffered them (docs/architecture.md#ab-arms). `disabled`, `forced` and rule-routed requests
+//! are out of the experiment and carry arm `none`; they are still recorded under their reason.
 //!
 //! A request without a stickiness key (the caller normally always has one: user id, session id
 //! or the router's cookie id) is hashed as the empty string so it still gets a deterministic
 //! route, but it is never counted in the experiment — one shared bucket would otherwise pool
 //! every anonymous user into one arm.
 //!
-//! # Cost (criterion `decide/*`, `benches/routing.rs`; issue 3 targets ≤ 100 ns natively)
-//! - One murmur3 over `salt`, `":"`, `key`, streamed without building the string (~20 ns).
-//! - One pass over the query ([`classify::scan`]): it classifies and, when rules are on, fills a
-//!   256-bit Bloom filter of the query's words. ASCII queries without apostrophes go 64 bytes at
-//!   a time (bitmask of letters/digits, words walked with bit tricks, one hash-table probe per
-//!   word); other text takes a byte-wise path. Time grows with the query's length and word
-//!   count (~1.5–2 ns per byte today on the 2-core EPYC), and dominates the decision.
-//! - Rules, in order, on precompiled conditions: lengths are O(1) for ASCII queries (known from
-//!   the pass); query type, users and headers are comparisons; a single-word ASCII keyword the
-//!   filter does not contain is rejected without reading the query (a filter hit, ~1 % false
-//!   positives, is confirmed by the exact whole-word search); phrases, punctuation and
-//!   non-ASCII keywords always search. A regex condition runs regex-lite over the whole query
-//!   (no DFA: µs-scale on a 70-character query), so keep regex rules last or rare.
-//! - Allocation: none, unless a rule matches (its name, in `rule` and in `Reason::Rule`).
-//!   [`decide_parts`] takes the request's parts borrowed, so callers need not build a
-//!   [`RouteRequest`].
+//! # Cost (criterion `decide/*`, `benches/routing.rs`)
+//! - One murmur3 over `salt:key` in a stack buffer ([`crate::core::cohort::hash`]).
+//! - The query is only read if a rule asks: a `query_type` condition classifies it once
+//!   ([`crate::core::classify`]), a keyword condition searches it for that keyword, a length
+//!   condition counts its characters once. With rules off nothing reads the query.
+//! - A regex condition runs regex-lite over the whole query (no DFA: µs-scale on a
+//!   70-character query), so keep regex rules last or rare.
+//! - Allocation: none, unless a rule matches (its name, in `rule` and in `Reason::Rule`) or a
+//!   keyword rule meets a non-ASCII query (lower-cased once).
 
-use crate::core::classify::{self, QueryType};
+use crate::core::classify::QueryType;
 use crate::core::cohort::{in_rollout, position, Position};
 use crate::core::config::Config;
-use crate::core::rules::{first_match, Action, Query};
-use crate::core::upstream::Upstream;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
-
-/// What the caller's breaker says about LightRAG for this request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerView {
-    #[default]
-    Closed,
-    Open,
-    /// Half-open, and this request was admitted as a probe.
-    HalfOpenProbe,
-    /// Half-open, and this request was not admitted.
-    HalfOpenReject,
-}
+use crate::core::model::{Arm, BreakerView, Reason, Upstream};
+use crate::core::rules::{first_match, Action, Query, QueryFacts};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Live state the decision depends on, computed by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -80,7 +61,7 @@ pub struct RouteState {
     pub rollback_active: bool,
     pub lightrag_breaker: BreakerView,
     pub quality_gate_closed: bool,
-    /// A roll in `[0, 1)`; the request is a quality probe iff it is below the probe share.
+    /// A roll in `[0, 1)`; the request is a quality probe iff the gate admits it as one.
     /// Defaults to `1.0`: never a probe.
     pub quality_probe_roll: f64,
 }
@@ -96,21 +77,115 @@ impl Default for RouteState {
     }
 }
 
-/// One request, as the decision sees it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RouteRequest {
+/// A query's text, and the facts rules ask about it when the caller computed them once (see
+/// [`PreparedQuery`]); otherwise each fact is computed only if a rule asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryText<'a> {
+    text: &'a str,
+    facts: Option<&'a QueryFacts>,
+}
+
+impl<'a> QueryText<'a> {
+    pub fn new(text: &'a str) -> QueryText<'a> {
+        QueryText { text, facts: None }
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
+impl<'a> From<&'a str> for QueryText<'a> {
+    fn from(text: &'a str) -> QueryText<'a> {
+        QueryText::new(text)
+    }
+}
+
+/// A query read once — classified, measured, its words listed ([`QueryFacts`]) — so that many
+/// users can be decided against it without reading it again (the preview's "who goes where for
+/// this question" loop). Decides exactly as its plain text does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedQuery {
+    text: String,
+    facts: QueryFacts,
+}
+
+impl PreparedQuery {
+    pub fn new(query: &str) -> PreparedQuery {
+        PreparedQuery {
+            text: query.to_string(),
+            facts: QueryFacts::new(query),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn query_type(&self) -> QueryType {
+        self.facts.query_type()
+    }
+
+    pub fn as_query(&self) -> QueryText<'_> {
+        QueryText {
+            text: &self.text,
+            facts: Some(&self.facts),
+        }
+    }
+}
+
+/// One request, as the decision sees it. Borrowed, so deciding copies nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
     /// Stickiness key: user id, else session id, else the router's cookie id.
-    pub key: Option<String>,
-    pub query: String,
-    /// Header names are lower-cased by the caller; matching is case-insensitive anyway.
-    /// Accepts a JSON object `{"name": "value"}` or a list of `[name, value]` pairs.
-    #[serde(deserialize_with = "de_headers")]
-    pub headers: Vec<(String, String)>,
+    pub key: Option<&'a str>,
+    pub query: QueryText<'a>,
+    /// `(lower-cased name, value)` pairs; only conditional rules read them.
+    pub headers: &'a [(String, String)],
     /// Cohort asked for by the override header.
     pub override_cohort: Option<Upstream>,
     /// Whether the request carried the admin/preview token (checked by the caller).
     pub override_authorized: bool,
+}
+
+impl<'a> RouteRequest<'a> {
+    /// A request from `key` asking `query`, with no headers and no override.
+    pub fn new(key: Option<&'a str>, query: impl Into<QueryText<'a>>) -> RouteRequest<'a> {
+        RouteRequest {
+            key,
+            query: query.into(),
+            headers: &[],
+            override_cohort: None,
+            override_authorized: false,
+        }
+    }
+}
+
+/// A request in its JSON shape (the preview exports and the spec files):
+/// `{key, query, headers, override_cohort, override_authorized}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteRequestDoc {
+    pub key: Option<String>,
+    pub query: String,
+    /// Accepts a JSON object `{"name": "value"}` or a list of `[name, value]` pairs; names are
+    /// lower-cased.
+    #[serde(deserialize_with = "de_headers")]
+    pub headers: Vec<(String, String)>,
+    pub override_cohort: Option<Upstream>,
+    pub override_authorized: bool,
+}
+
+impl RouteRequestDoc {
+    pub fn as_request(&self) -> RouteRequest<'_> {
+        RouteRequest {
+            key: self.key.as_deref(),
+            query: QueryText::new(&self.query),
+            headers: &self.headers,
+            override_cohort: self.override_cohort,
+            override_authorized: self.override_authorized,
+        }
+    }
 }
 
 fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
@@ -133,210 +208,63 @@ fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, 
     })
 }
 
-/// Why the decision went the way it did. Serializes as `disabled`, `forced`, `rollback`,
-/// `circuit_open`, `quality_gate`, `rule:<name>`, `rollout_in`, `rollout_out`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Reason {
-    Disabled,
-    Forced,
-    Rollback,
-    CircuitOpen,
-    QualityGate,
-    Rule(String),
-    RolloutIn,
-    RolloutOut,
-}
-
-impl Reason {
-    /// The reason's name; for rules, `rule` (use `Display` for `rule:<name>`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Disabled => "disabled",
-            Reason::Forced => "forced",
-            Reason::Rollback => "rollback",
-            Reason::CircuitOpen => "circuit_open",
-            Reason::QualityGate => "quality_gate",
-            Reason::Rule(_) => "rule",
-            Reason::RolloutIn => "rollout_in",
-            Reason::RolloutOut => "rollout_out",
-        }
-    }
-
-    /// Parses the serialized form.
-    pub fn parse(s: &str) -> Option<Reason> {
-        Some(match s {
-            "disabled" => Reason::Disabled,
-            "forced" => Reason::Forced,
-            "rollback" => Reason::Rollback,
-            "circuit_open" => Reason::CircuitOpen,
-            "quality_gate" => Reason::QualityGate,
-            "rollout_in" => Reason::RolloutIn,
-            "rollout_out" => Reason::RolloutOut,
-            _ => Reason::Rule(s.strip_prefix("rule:")?.to_string()),
-        })
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Rule(name) => write!(f, "rule:{name}"),
-            other => f.write_str(other.as_str()),
-        }
-    }
-}
-
-impl Serialize for Reason {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Reason {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
-        let s = String::deserialize(d)?;
-        Reason::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown reason {s:?}")))
-    }
-}
-
-/// The A/B arm of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Treatment,
-    Control,
-    None,
-}
-
-/// An explainable routing decision.
+/// An explainable routing decision. Serializes in its public JSON shape (the preview page, the
+/// spec files): `position` is the percentage (`76.52`), not hundredths.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub upstream: Upstream,
     pub reason: Reason,
     pub arm: Arm,
     /// The key's position on the rollout line (always computed; see module docs for no key).
+    #[serde(skip)]
     pub position: Option<Position>,
     /// The same position as a percentage, e.g. `9.77`.
+    #[serde(rename = "position")]
     pub position_percent: Option<f64>,
     /// The rule that matched first, if any (including a `rollout` rule).
     pub rule: Option<String>,
-    pub query_type: QueryType,
     pub config_version: u64,
     /// Whether this request counts in the A/B experiment.
     pub in_experiment: bool,
     /// Admitted as a half-open breaker probe or a quality-gate probe.
     pub probe: bool,
+    /// The arm step 4 would report (the assigned arm for a keyed request, else `none`), and
+    /// whether step 4 let this request through as a breaker probe: what
+    /// [`Decision::probe_refused`] needs.
+    #[serde(skip)]
+    breaker_step: Option<Arm>,
+}
+
+impl Decision {
+    /// The decision had this request been refused the half-open probe permit it went through
+    /// step 4 with (the caller draws permits only for requests that end up at LightRAG, after
+    /// deciding): step 4's `circuit_open` answer. Any other decision is returned unchanged.
+    pub fn probe_refused(self) -> Decision {
+        let Some(arm) = self.breaker_step else {
+            return self;
+        };
+        Decision {
+            upstream: Upstream::Perplexity,
+            reason: Reason::CircuitOpen,
+            arm,
+            rule: None,
+            in_experiment: arm != Arm::None,
+            probe: false,
+            breaker_step: None,
+            ..self
+        }
+    }
 }
 
 /// Decides which upstream answers `req` (see the module docs for the order).
-pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest) -> Decision {
-    decide_parts(
-        cfg,
-        state,
-        req.key.as_deref(),
-        &req.query,
-        &req.headers,
-        req.override_cohort,
-        req.override_authorized,
-    )
-}
-
-/// [`decide`] on borrowed parts of a request, for callers that do not own a [`RouteRequest`]
-/// (the preview's `Router.route(key, query)`, a worker reading the body in place): building one
-/// would copy the key and the query. `headers` are `(lower-cased name, value)` pairs.
-pub fn decide_parts(
-    cfg: &Config,
-    state: &RouteState,
-    key: Option<&str>,
-    query: &str,
-    headers: &[(String, String)],
-    override_cohort: Option<Upstream>,
-    override_authorized: bool,
-) -> Decision {
-    // One pass over the query classifies it and, when rules may run, collects its words for
-    // keyword conditions.
-    let rules_on = cfg.enable_conditional_routing && !cfg.routing_rules.is_empty();
-    let scan = classify::scan(query, rules_on);
-    decide_scanned(
-        cfg,
-        state,
-        key,
-        query,
-        &scan,
-        headers,
-        override_cohort,
-        override_authorized,
-    )
-}
-
-/// A query scanned once — classified, and its words collected for keyword rules — so that many
-/// users can be decided against it without rescanning (the preview's "who goes where for this
-/// question" loop). [`decide_prepared`] gives exactly what [`decide_parts`] gives for the same
-/// text.
-#[derive(Debug, Clone)]
-pub struct PreparedQuery {
-    text: String,
-    scan: classify::Scan,
-}
-
-impl PreparedQuery {
-    pub fn new(query: &str) -> PreparedQuery {
-        PreparedQuery {
-            text: query.to_string(),
-            scan: classify::scan(query, true),
-        }
-    }
-
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    pub fn query_type(&self) -> QueryType {
-        self.scan.signals.query_type()
-    }
-}
-
-/// [`decide_parts`] for a [`PreparedQuery`].
-pub fn decide_prepared(
-    cfg: &Config,
-    state: &RouteState,
-    key: Option<&str>,
-    query: &PreparedQuery,
-    headers: &[(String, String)],
-    override_cohort: Option<Upstream>,
-    override_authorized: bool,
-) -> Decision {
-    decide_scanned(
-        cfg,
-        state,
-        key,
-        &query.text,
-        &query.scan,
-        headers,
-        override_cohort,
-        override_authorized,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide_scanned(
-    cfg: &Config,
-    state: &RouteState,
-    key: Option<&str>,
-    query: &str,
-    scan: &classify::Scan,
-    headers: &[(String, String)],
-    override_cohort: Option<Upstream>,
-    override_authorized: bool,
-) -> Decision {
+pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decision {
+    let key = req.key;
     let pos = position(&cfg.user_hash_salt, key.unwrap_or(""));
     let assigned = if in_rollout(pos, cfg.rollout_percentage) {
         Arm::Treatment
     } else {
         Arm::Control
     };
-    let rules_on = cfg.enable_conditional_routing && !cfg.routing_rules.is_empty();
-    let query_type = scan.signals.query_type();
     let mut d = Decision {
         upstream: Upstream::Perplexity,
         reason: Reason::Disabled,
@@ -344,10 +272,10 @@ fn decide_scanned(
         position: Some(pos),
         position_percent: Some(pos.percent()),
         rule: None,
-        query_type,
         config_version: cfg.version,
         in_experiment: false,
         probe: false,
+        breaker_step: None,
     };
 
     // 1. Disabled.
@@ -358,7 +286,7 @@ fn decide_scanned(
     // 2. Forced.
     let forced = if key.is_some_and(|k| cfg.deny_users.contains(k)) {
         Some(Upstream::Perplexity)
-    } else if let Some(u) = override_cohort.filter(|_| override_authorized) {
+    } else if let Some(u) = req.override_cohort.filter(|_| req.override_authorized) {
         Some(u)
     } else if key.is_some_and(|k| cfg.allow_users.contains(k)) {
         Some(Upstream::Lightrag)
@@ -383,10 +311,13 @@ fn decide_scanned(
     }
 
     // 4. Circuit breaker.
-    if cfg.breaker.enabled {
+    if cfg.breaker.settings().enabled {
         match state.lightrag_breaker {
             BreakerView::Closed => {}
-            BreakerView::HalfOpenProbe => d.probe = true,
+            BreakerView::HalfOpenProbe => {
+                d.probe = true;
+                d.breaker_step = Some(d.arm);
+            }
             BreakerView::Open | BreakerView::HalfOpenReject => {
                 d.reason = Reason::CircuitOpen;
                 return d;
@@ -395,8 +326,8 @@ fn decide_scanned(
     }
 
     // 5. Quality gate.
-    if cfg.enable_quality_metrics && state.quality_gate_closed {
-        if state.quality_probe_roll < cfg.quality_gate_probe_share {
+    if cfg.quality_gate.settings().enabled && state.quality_gate_closed {
+        if cfg.quality_gate.admits_probe(state.quality_probe_roll) {
             d.probe = true;
         } else {
             d.reason = Reason::QualityGate;
@@ -405,8 +336,8 @@ fn decide_scanned(
     }
 
     // 6. Conditional rules.
-    if rules_on {
-        let q = Query::from_scan(query, scan, key, headers);
+    if cfg.enable_conditional_routing && !cfg.routing_rules.is_empty() {
+        let q = Query::new(req.query.text, req.query.facts, key, req.headers);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());
             if let Some(u) = rule.action().upstream() {
@@ -430,220 +361,6 @@ fn decide_scanned(
     d
 }
 
-/// The golden-spec driver, shared by the native test (`tests/routing_spec.rs`) and the wasm
-/// preview tests, so browser and edge are checked against the very same files.
-///
-/// A spec file is `{"cases": [case, ...]}`; a case is
-/// `{"name", "config": {VAR: value}, "overrides": {...} | null, "version": n, "state": RouteState,
-///   "request": RouteRequest, "expect": {...}}`.
-/// Only the fields present in `expect` are checked: `upstream`, `reason`, `arm`, `position`
-/// (percentage number), `rule` (string or null), `query_type`, `in_experiment`, `probe`,
-/// `config_version`, `problems` (list of `VARIABLE` or `VARIABLE[index]`, order-insensitive,
-/// exact), and `config` (an object of serialized-config fields, dotted paths allowed, e.g.
-/// `"breaker.enabled"`).
-pub mod spec {
-    use super::*;
-    use crate::core::config::{load, Problem};
-    use serde_json::{Map, Value};
-
-    /// One spec case's inputs, as the runner receives them.
-    pub struct SpecInput<'a> {
-        pub vars: &'a Map<String, Value>,
-        pub overrides: Option<&'a Map<String, Value>>,
-        pub version: u64,
-        /// `RouteState` JSON (`null` = default).
-        pub state: &'a Value,
-        /// `RouteRequest` JSON (`null` = default).
-        pub request: &'a Value,
-    }
-
-    /// What a runner produced: the decision in its public JSON shape ([`decision_json`]), the
-    /// problem keys (`VAR` / `VAR[i]`) and the effective config as JSON.
-    pub struct SpecOutcome {
-        pub decision: Value,
-        pub problems: Vec<String>,
-        pub config: Value,
-    }
-
-    /// The native runner: `config::load` + [`decide`] called directly.
-    pub fn native_run(input: &SpecInput<'_>) -> Result<SpecOutcome, String> {
-        let state: RouteState = match input.state {
-            Value::Null => RouteState::default(),
-            v => RouteState::deserialize(v).map_err(|e| format!("state: {e}"))?,
-        };
-        let request: RouteRequest = match input.request {
-            Value::Null => RouteRequest::default(),
-            v => RouteRequest::deserialize(v).map_err(|e| format!("request: {e}"))?,
-        };
-        let loaded = load(input.vars, input.overrides, input.version);
-        let decision = decide(&loaded.config, &state, &request);
-        Ok(SpecOutcome {
-            decision: decision_json(&decision),
-            problems: loaded.problems.iter().map(Problem::key).collect(),
-            config: serde_json::to_value(&loaded.config).map_err(|e| e.to_string())?,
-        })
-    }
-
-    /// Checks one case natively; `Err` lists every mismatch.
-    pub fn check_spec_case(case: &Value) -> Result<(), String> {
-        check_spec_case_with(case, &native_run)
-    }
-
-    /// Checks one case with any runner — natively, or through the wasm preview exports — so the
-    /// same driver judges every layer. `Err` lists every mismatch.
-    pub fn check_spec_case_with(
-        case: &Value,
-        run: &dyn Fn(&SpecInput<'_>) -> Result<SpecOutcome, String>,
-    ) -> Result<(), String> {
-        let name = case
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("<unnamed>");
-        let fail = |msg: String| format!("{name}: {msg}");
-        let empty = Map::new();
-        let vars = match case.get("config") {
-            None | Some(Value::Null) => &empty,
-            Some(Value::Object(m)) => m,
-            Some(_) => return Err(fail("config must be an object".into())),
-        };
-        let overrides = match case.get("overrides") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m),
-            Some(_) => return Err(fail("overrides must be an object or null".into())),
-        };
-        let expect = case
-            .get("expect")
-            .and_then(Value::as_object)
-            .ok_or_else(|| fail("missing expect object".into()))?;
-        let input = SpecInput {
-            vars,
-            overrides,
-            version: case.get("version").and_then(Value::as_u64).unwrap_or(0),
-            state: case.get("state").unwrap_or(&Value::Null),
-            request: case.get("request").unwrap_or(&Value::Null),
-        };
-        let out = run(&input).map_err(fail)?;
-        let got = &out.decision;
-
-        let mut errors = Vec::new();
-        for (field, want) in expect {
-            match field.as_str() {
-                "upstream" | "reason" | "arm" | "rule" | "query_type" | "in_experiment"
-                | "probe" | "config_version" => {
-                    let g = got.get(field).unwrap_or(&Value::Null);
-                    if !json_eq(g, want) {
-                        errors.push(format!("{field}: got {g}, want {want}"));
-                    }
-                }
-                "position" => {
-                    let hundredths = |v: Option<&Value>| {
-                        v.and_then(Value::as_f64)
-                            .map(|w| (w * 100.0).round() as i64)
-                    };
-                    if hundredths(got.get("position")) != hundredths(Some(want)) {
-                        errors.push(format!(
-                            "position: got {}, want {want}",
-                            got.get("position").unwrap_or(&Value::Null)
-                        ));
-                    }
-                }
-                "problems" => {
-                    let mut g = out.problems.clone();
-                    let mut w: Vec<String> = want
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    g.sort();
-                    w.sort();
-                    if g != w {
-                        errors.push(format!("problems: got {g:?}, want {w:?}"));
-                    }
-                }
-                "config" => {
-                    let Some(fields) = want.as_object() else {
-                        errors.push("expect.config must be an object".into());
-                        continue;
-                    };
-                    for (path, w) in fields {
-                        let g = path.split('.').try_fold(&out.config, |v, k| v.get(k));
-                        if !g.is_some_and(|g| json_eq(g, w)) {
-                            errors.push(format!("config.{path}: got {g:?}, want {w}"));
-                        }
-                    }
-                }
-                other => errors.push(format!("unknown expect field {other:?}")),
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(fail(errors.join("; ")))
-        }
-    }
-
-    /// JSON equality where numbers compare by value: `0` equals `0.0`, as it must once a value
-    /// has crossed into JavaScript (which has one number type) and back.
-    pub fn json_eq(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-            (Value::Array(x), Value::Array(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len()
-                    && x.iter()
-                        .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-            }
-            _ => a == b,
-        }
-    }
-
-    /// Checks every case of a spec document natively; returns the number of cases, or every
-    /// failure.
-    pub fn check_spec_file(doc: &Value) -> Result<usize, Vec<String>> {
-        check_spec_file_with(doc, &native_run)
-    }
-
-    /// [`check_spec_file`] with any runner.
-    pub fn check_spec_file_with(
-        doc: &Value,
-        run: &dyn Fn(&SpecInput<'_>) -> Result<SpecOutcome, String>,
-    ) -> Result<usize, Vec<String>> {
-        let Some(cases) = doc.get("cases").and_then(Value::as_array) else {
-            return Err(vec!["spec file has no \"cases\" array".into()]);
-        };
-        let failures: Vec<String> = cases
-            .iter()
-            .filter_map(|c| check_spec_case_with(c, run).err())
-            .collect();
-        if failures.is_empty() {
-            Ok(cases.len())
-        } else {
-            Err(failures)
-        }
-    }
-}
-
-/// The decision's public JSON shape, shared by the preview exports and the spec driver:
-/// `position` is a percentage (`76.52`), not hundredths.
-pub fn decision_json(d: &Decision) -> serde_json::Value {
-    serde_json::json!({
-        "upstream": d.upstream,
-        "reason": d.reason,
-        "arm": d.arm,
-        "position": d.position_percent,
-        "rule": d.rule,
-        "query_type": d.query_type,
-        "config_version": d.config_version,
-        "in_experiment": d.in_experiment,
-        "probe": d.probe,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,12 +373,8 @@ mod tests {
         l.config
     }
 
-    fn req(key: &str, query: &str) -> RouteRequest {
-        RouteRequest {
-            key: Some(key.into()),
-            query: query.into(),
-            ..Default::default()
-        }
+    fn req<'a>(key: &'a str, query: &'a str) -> RouteRequest<'a> {
+        RouteRequest::new(Some(key), query)
     }
 
     #[test]
@@ -685,26 +398,6 @@ mod tests {
             (d.upstream, d.reason, d.arm),
             (Upstream::Perplexity, Reason::RolloutOut, Arm::Control)
         );
-    }
-
-    #[test]
-    fn reasons_serialize_as_strings() {
-        for r in [
-            Reason::Disabled,
-            Reason::Forced,
-            Reason::Rollback,
-            Reason::CircuitOpen,
-            Reason::QualityGate,
-            Reason::Rule("news".into()),
-            Reason::RolloutIn,
-            Reason::RolloutOut,
-        ] {
-            let s = serde_json::to_value(&r).unwrap();
-            assert_eq!(s, json!(r.to_string()));
-            assert_eq!(serde_json::from_value::<Reason>(s).unwrap(), r);
-        }
-        assert_eq!(Reason::Rule("x".into()).to_string(), "rule:x");
-        assert_eq!(Reason::parse("nope"), None);
     }
 
     #[test]
@@ -748,14 +441,88 @@ mod tests {
         assert_eq!(decide(&c, &st, &r).reason, Reason::QualityGate);
     }
 
+    /// Refusing the probe permit after deciding gives exactly what deciding with the breaker
+    /// refusing it gives — for rule-routed, hashed, gated and forced requests alike.
+    #[test]
+    fn probe_refused_equals_deciding_with_a_rejecting_breaker() {
+        let c = cfg(json!({
+            "LIGHTRAG_INTEGRATION_ENABLED": "true",
+            "LIGHTRAG_ROLLOUT_PERCENTAGE": "50",
+            "LIGHTRAG_ENABLE_QUALITY_METRICS": "true",
+            "LIGHTRAG_ALLOW_USERS": "vip",
+            "LIGHTRAG_ENABLE_CONDITIONAL_ROUTING": "true",
+            "LIGHTRAG_ROUTING_RULES": [
+                {"name": "graph", "when": {"keywords_any": ["pathway"]}, "action": "lightrag"},
+                {"name": "news", "when": {"query_type": "temporal"}, "action": "perplexity"}
+            ]
+        }));
+        let probe = RouteState {
+            lightrag_breaker: BreakerView::HalfOpenProbe,
+            ..Default::default()
+        };
+        let reject = RouteState {
+            lightrag_breaker: BreakerView::HalfOpenReject,
+            ..Default::default()
+        };
+        let mut refused = 0;
+        for (i, q) in ["a pathway question", "latest news", "plain question"]
+            .iter()
+            .enumerate()
+        {
+            for k in (0..40)
+                .map(|n| format!("user-{i}-{n}"))
+                .chain(["vip".into()])
+            {
+                for gate_closed in [false, true] {
+                    let s = |st: RouteState| RouteState {
+                        quality_gate_closed: gate_closed,
+                        quality_probe_roll: 0.01,
+                        ..st
+                    };
+                    let r = req(&k, q);
+                    let first = decide(&c, &s(probe), &r);
+                    let again = decide(&c, &s(reject), &r);
+                    if first.upstream == Upstream::Lightrag && first.breaker_step.is_some() {
+                        refused += 1;
+                    }
+                    let mut got = first.probe_refused();
+                    got.breaker_step = None;
+                    let want = if again.reason == Reason::CircuitOpen {
+                        again
+                    } else {
+                        // Not affected by the breaker (forced): unchanged either way.
+                        Decision {
+                            breaker_step: None,
+                            ..decide(&c, &s(probe), &r)
+                        }
+                    };
+                    assert_eq!(got, want, "{k} / {q}");
+                }
+            }
+        }
+        assert!(refused > 20, "only {refused} requests needed a permit");
+    }
+
     #[test]
     fn headers_deserialize_from_object_or_pairs() {
-        let a: RouteRequest =
+        let a: RouteRequestDoc =
             serde_json::from_value(json!({"headers": {"X-Client": "a"}})).unwrap();
-        let b: RouteRequest =
+        let b: RouteRequestDoc =
             serde_json::from_value(json!({"headers": [["x-client", "a"]]})).unwrap();
         assert_eq!(a, b);
-        let c: RouteRequest = serde_json::from_value(json!({"headers": null})).unwrap();
+        let c: RouteRequestDoc = serde_json::from_value(json!({"headers": null})).unwrap();
         assert!(c.headers.is_empty());
+    }
+
+    #[test]
+    fn decision_serializes_in_its_public_shape() {
+        let c = cfg(json!({"LIGHTRAG_INTEGRATION_ENABLED": "true"}));
+        let d = decide(&c, &RouteState::default(), &req("user-42", "hi"));
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            json!({"upstream": "perplexity", "reason": "rollout_out", "arm": "control",
+                   "position": 76.52, "rule": null, "config_version": 3,
+                   "in_experiment": true, "probe": false})
+        );
     }
 }

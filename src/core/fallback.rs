@@ -5,11 +5,11 @@
 //! error, which is exactly what tower's retry *budget* and Envoy's route-level `timeout` (which
 //! spans all retries, unlike `per_try_timeout`) exist to prevent. So a request gets one
 //! [`Deadline`]; each attempt gets a time-to-first-byte and a total timeout carved out of what
-//! is left ([`attempt_timeouts`]); a fallback happens only if at least `min_budget_ms` remains,
+//! is left ([`FallbackPolicy::timeouts`]); a fallback happens only if at least `min_budget_ms` remains,
 //! because a fallback that cannot finish only adds load to the healthy upstream.
 //!
 //! Why "only before the first byte": once bytes reached the client we cannot take them back,
-//! so a stream cut later is reported as truncated (DESIGN §6), never silently replaced by a
+//! so a stream cut later is reported as truncated (docs/architecture.md#upstreams-and-the-front-door), never silently replaced by a
 //! second answer spliced onto the first.
 //!
 //! The timeout split: `T = LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS` is the whole request's budget.
@@ -17,8 +17,9 @@
 //! an upstream that never answers still leaves the fallback half the budget; its total
 //! budget is everything remaining. A fallback attempt gets the remaining budget for both.
 
-use crate::core::outcome::{check_min, check_share, OutcomeKind, PolicyError};
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
+use crate::core::outcome::OutcomeKind;
+use crate::core::policy::{check_min, Bounds, PolicyError};
 use serde::{Deserialize, Serialize};
 
 /// The seed's `LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS` default.
@@ -55,10 +56,6 @@ impl Deadline {
     pub fn remaining(&self, now_ms: u64) -> u64 {
         self.deadline_ms().saturating_sub(now_ms)
     }
-
-    pub fn expired(&self, now_ms: u64) -> bool {
-        self.remaining(now_ms) == 0
-    }
 }
 
 /// Timeouts for one attempt, relative to its start.
@@ -70,66 +67,140 @@ pub struct AttemptTimeouts {
     pub total_ms: u64,
 }
 
-/// Fallback configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Share of the whole budget the primary may wait for its first byte.
+pub const TTFB_SHARE: Bounds = Bounds::open_closed(0.0, 1.0);
+
+/// Fallback configuration (plain data); [`FallbackPolicy::try_new`] validates it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FallbackSettings {
     /// `LIGHTRAG_FALLBACK_TO_PERPLEXITY` (seed default true).
     pub lightrag_to_perplexity: bool,
-    /// Perplexity failures may fall back to LightRAG (default false: LightRAG is the
-    /// experiment, so it only backs Perplexity up when an operator says so).
+    /// `LIGHTRAG_PERPLEXITY_FALLBACK_TO_LIGHTRAG`: Perplexity failures may fall back to
+    /// LightRAG (default false: LightRAG is the experiment, so it only backs Perplexity up when
+    /// an operator says so).
     pub perplexity_to_lightrag: bool,
-    /// Below this much remaining budget a fallback is pointless.
+    /// Below this much remaining budget a fallback is pointless, ≥ 1.
     pub min_budget_ms: u64,
-    /// Share of the whole budget the primary may wait for its first byte, in (0, 1].
+    /// [`TTFB_SHARE`].
     pub ttfb_share: f64,
+}
+
+impl FallbackSettings {
+    pub const DEFAULT: FallbackSettings = FallbackSettings {
+        lightrag_to_perplexity: true,
+        perplexity_to_lightrag: false,
+        min_budget_ms: 2_000,
+        ttfb_share: 0.5,
+    };
 }
 
 impl Default for FallbackSettings {
     fn default() -> Self {
-        FallbackSettings {
-            lightrag_to_perplexity: true,
-            perplexity_to_lightrag: false,
-            min_budget_ms: 2_000,
-            ttfb_share: 0.5,
+        FallbackSettings::DEFAULT
+    }
+}
+
+/// Validated fallback settings; only [`FallbackPolicy::try_new`] (or `Default`) builds one.
+/// Serializes as its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct FallbackPolicy {
+    s: FallbackSettings,
+}
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        FallbackPolicy {
+            s: FallbackSettings::DEFAULT,
         }
     }
 }
 
-impl FallbackSettings {
-    /// Validates the settings (returns them unchanged when valid).
-    pub fn try_new(s: FallbackSettings) -> Result<FallbackSettings, PolicyError> {
+/// Which attempt of a request is about to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The decision's upstream: its first byte may take only `ttfb_share` of the budget.
+    Primary,
+    /// The other upstream, after the primary failed: it gets everything that is left.
+    Fallback,
+}
+
+/// A failed attempt, as [`FallbackPolicy::plan`] needs to see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallbackCase {
+    /// The upstream that failed.
+    pub primary: Upstream,
+    pub kind: OutcomeKind,
+    /// Bytes of its answer already reached the client.
+    pub first_byte_sent: bool,
+    /// The other upstream's breaker admits a request (e.g. [`crate::core::breaker::Breaker::admit`]
+    /// of LightRAG's breaker for a Perplexity failure).
+    pub other_admits: bool,
+    /// [`Deadline::remaining`] now.
+    pub remaining_ms: u64,
+}
+
+impl FallbackPolicy {
+    pub fn try_new(s: FallbackSettings) -> Result<FallbackPolicy, PolicyError> {
         check_min("min_budget_ms", s.min_budget_ms, 1)?;
-        check_share("ttfb_share", s.ttfb_share)?;
-        Ok(s)
+        TTFB_SHARE.check("ttfb_share", s.ttfb_share)?;
+        Ok(FallbackPolicy { s })
+    }
+
+    pub fn settings(&self) -> &FallbackSettings {
+        &self.s
     }
 
     /// Whether falling back from `primary` to the other upstream is configured.
     pub fn allows(&self, primary: Upstream) -> bool {
         match primary {
-            Upstream::Lightrag => self.lightrag_to_perplexity,
-            Upstream::Perplexity => self.perplexity_to_lightrag,
+            Upstream::Lightrag => self.s.lightrag_to_perplexity,
+            Upstream::Perplexity => self.s.perplexity_to_lightrag,
         }
     }
-}
 
-/// Timeouts for an attempt starting at `now_ms` (see the module docs for the split).
-pub fn attempt_timeouts(
-    deadline: &Deadline,
-    now_ms: u64,
-    is_fallback: bool,
-    settings: &FallbackSettings,
-) -> AttemptTimeouts {
-    let remaining = deadline.remaining(now_ms);
-    let ttfb = if is_fallback {
-        remaining
-    } else {
-        let share = (deadline.total_ms as f64 * settings.ttfb_share) as u64;
-        share.max(1).min(remaining)
-    };
-    AttemptTimeouts {
-        ttfb_ms: ttfb,
-        total_ms: remaining,
+    /// Timeouts for an attempt starting at `now_ms` (see the module docs for the split).
+    pub fn timeouts(&self, deadline: &Deadline, now_ms: u64, attempt: Attempt) -> AttemptTimeouts {
+        let remaining = deadline.remaining(now_ms);
+        let ttfb = match attempt {
+            Attempt::Fallback => remaining,
+            Attempt::Primary => {
+                let share = (deadline.total_ms as f64 * self.s.ttfb_share) as u64;
+                share.max(1).min(remaining)
+            }
+        };
+        AttemptTimeouts {
+            ttfb_ms: ttfb,
+            total_ms: remaining,
+        }
+    }
+
+    /// Decides whether a failed attempt falls back to the other upstream. Checks run in the
+    /// order of [`NoFallbackReason`]'s variants.
+    pub fn plan(&self, case: &FallbackCase) -> FallbackDecision {
+        let reason = if matches!(case.kind, OutcomeKind::ClientError(_)) {
+            Some(NoFallbackReason::ClientError)
+        } else if !is_fallback_kind(&case.kind) {
+            Some(NoFallbackReason::NotAFailure)
+        } else if case.first_byte_sent {
+            Some(NoFallbackReason::FirstByteSent)
+        } else if !self.allows(case.primary) {
+            Some(NoFallbackReason::Disabled)
+        } else if !case.other_admits {
+            Some(NoFallbackReason::OtherUnhealthy)
+        } else if case.remaining_ms < self.s.min_budget_ms {
+            Some(NoFallbackReason::BudgetExhausted)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => FallbackDecision::NoFallback { reason },
+            None => FallbackDecision::Fallback {
+                to: case.primary.other(),
+                budget_ms: case.remaining_ms,
+            },
+        }
     }
 }
 
@@ -151,19 +222,6 @@ pub enum NoFallbackReason {
     BudgetExhausted,
 }
 
-impl NoFallbackReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoFallbackReason::NotAFailure => "not_a_failure",
-            NoFallbackReason::ClientError => "client_error",
-            NoFallbackReason::FirstByteSent => "first_byte_sent",
-            NoFallbackReason::Disabled => "disabled",
-            NoFallbackReason::OtherUnhealthy => "other_unhealthy",
-            NoFallbackReason::BudgetExhausted => "budget_exhausted",
-        }
-    }
-}
-
 /// The fallback decision (serde: `{"fallback":{"to":"perplexity","budget_ms":14000}}` or
 /// `{"no_fallback":{"reason":"first_byte_sent"}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,40 +235,4 @@ pub enum FallbackDecision {
 /// failure kind except a slow success (an answer exists) and client 4xx.
 pub fn is_fallback_kind(kind: &OutcomeKind) -> bool {
     kind.is_failure() && !matches!(kind, OutcomeKind::SlowCall)
-}
-
-/// Decides whether the failed `primary` attempt falls back to the other upstream.
-/// `other_healthy` is whether the other upstream's breaker admits (e.g. `Breaker::admit` of
-/// LightRAG's breaker for a Perplexity failure); `remaining_ms` is [`Deadline::remaining`].
-/// Checks run in the order of [`NoFallbackReason`]'s variants.
-pub fn plan_fallback(
-    primary: Upstream,
-    outcome: &OutcomeKind,
-    first_byte_sent: bool,
-    settings: &FallbackSettings,
-    other_healthy: bool,
-    remaining_ms: u64,
-) -> FallbackDecision {
-    let reason = if matches!(outcome, OutcomeKind::ClientError(_)) {
-        Some(NoFallbackReason::ClientError)
-    } else if !is_fallback_kind(outcome) {
-        Some(NoFallbackReason::NotAFailure)
-    } else if first_byte_sent {
-        Some(NoFallbackReason::FirstByteSent)
-    } else if !settings.allows(primary) {
-        Some(NoFallbackReason::Disabled)
-    } else if !other_healthy {
-        Some(NoFallbackReason::OtherUnhealthy)
-    } else if remaining_ms < settings.min_budget_ms {
-        Some(NoFallbackReason::BudgetExhausted)
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => FallbackDecision::NoFallback { reason },
-        None => FallbackDecision::Fallback {
-            to: primary.other(),
-            budget_ms: remaining_ms,
-        },
-    }
 }

@@ -1,4 +1,4 @@
-//! The quality gate (DESIGN §3 step 5): stop sending users to LightRAG while its answers are
+//! The quality gate (docs/architecture.md#the-routing-decision, step 5): stop sending users to LightRAG while its answers are
 //! measurably worse, without ever locking it out.
 //!
 //! Why this shape: the seed closed the gate on one bad score and never looked again, because a
@@ -17,53 +17,97 @@
 //!   (the same reason Envoy's outlier detection and linkerd's failure accrual use separate
 //!   eject / un-eject conditions).
 //! - **Probes**: while closed, `probe_share` of the requests that would have gone to LightRAG
-//!   still go there ([`GateStatus::admit`]), so its window keeps filling and the gate can
-//!   reopen when LightRAG recovers.
+//!   still go there ([`GatePolicy::admits_probe`], applied by the routing decision's step 5),
+//!   so its window keeps filling and the gate can reopen when LightRAG recovers.
 
-use crate::core::outcome::{check_f64, check_min, check_share, PolicyError};
+use crate::core::policy::{Bounds, PolicyError};
 use crate::core::window::Stats;
 use serde::{Deserialize, Serialize};
 
-/// Gate configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `LIGHTRAG_MIN_QUALITY_THRESHOLD`.
+pub const MIN_QUALITY: Bounds = Bounds::closed(0.0, 1.0);
+/// `LIGHTRAG_QUALITY_GATE_MIN_SAMPLES`.
+pub const MIN_SAMPLES: Bounds = Bounds::whole(1, 1_000_000);
+/// `LIGHTRAG_QUALITY_GATE_PROBE_SHARE`: never 0, or a closed gate could never reopen.
+pub const PROBE_SHARE: Bounds = Bounds::open_closed(0.0, 1.0);
+const RELATIVE_MARGIN: Bounds = Bounds::closed(0.0, 1.0);
+const HYSTERESIS: Bounds = Bounds::closed(0.0, 0.5);
+
+/// Gate configuration (plain data); [`GatePolicy::try_new`] validates it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GateSettings {
-    /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: disabled → always open.
+    /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: disabled → always open, and answers are not scored.
     pub enabled: bool,
-    /// `LIGHTRAG_MIN_QUALITY_THRESHOLD`, in [0, 1].
+    /// [`MIN_QUALITY`].
     pub min_quality: f64,
-    /// Scored LightRAG answers needed before the gate may close, ≥ 1.
+    /// Scored LightRAG answers needed before the gate may close, [`MIN_SAMPLES`].
     pub min_samples: u64,
     /// LightRAG may trail Perplexity's mean by this much, in [0, 1].
     pub relative_margin: f64,
     /// Extra margin a closed gate needs to reopen, in [0, 0.5].
     pub hysteresis: f64,
-    /// Share of would-be LightRAG requests still sent while closed, in (0, 1].
+    /// Share of would-be LightRAG requests still sent while closed, [`PROBE_SHARE`].
     pub probe_share: f64,
+}
+
+impl GateSettings {
+    /// The documented defaults (the seed's `LIGHTRAG_ENABLE_QUALITY_METRICS=false` and
+    /// `LIGHTRAG_MIN_QUALITY_THRESHOLD=0.7`).
+    pub const DEFAULT: GateSettings = GateSettings {
+        enabled: false,
+        min_quality: 0.7,
+        min_samples: 50,
+        relative_margin: 0.1,
+        hysteresis: 0.05,
+        probe_share: 0.05,
+    };
 }
 
 impl Default for GateSettings {
     fn default() -> Self {
-        GateSettings {
-            enabled: true,
-            min_quality: 0.7,
-            min_samples: 30,
-            relative_margin: 0.1,
-            hysteresis: 0.05,
-            probe_share: 0.1,
+        GateSettings::DEFAULT
+    }
+}
+
+/// Validated gate settings; only [`GatePolicy::try_new`] (or `Default`) builds one. Serializes
+/// as its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct GatePolicy {
+    s: GateSettings,
+}
+
+impl Default for GatePolicy {
+    fn default() -> Self {
+        GatePolicy {
+            s: GateSettings::DEFAULT,
         }
     }
 }
 
-impl GateSettings {
-    /// Validates the settings (returns them unchanged when valid).
-    pub fn try_new(s: GateSettings) -> Result<GateSettings, PolicyError> {
-        check_f64("min_quality", s.min_quality, 0.0, 1.0)?;
-        check_min("min_samples", s.min_samples, 1)?;
-        check_f64("relative_margin", s.relative_margin, 0.0, 1.0)?;
-        check_f64("hysteresis", s.hysteresis, 0.0, 0.5)?;
-        check_share("probe_share", s.probe_share)?;
-        Ok(s)
+impl GatePolicy {
+    pub fn try_new(s: GateSettings) -> Result<GatePolicy, PolicyError> {
+        for (bounds, field, value) in [
+            (&MIN_QUALITY, "min_quality", s.min_quality),
+            (&MIN_SAMPLES, "min_samples", s.min_samples as f64),
+            (&RELATIVE_MARGIN, "relative_margin", s.relative_margin),
+            (&HYSTERESIS, "hysteresis", s.hysteresis),
+            (&PROBE_SHARE, "probe_share", s.probe_share),
+        ] {
+            bounds.check(field, value)?;
+        }
+        Ok(GatePolicy { s })
+    }
+
+    pub fn settings(&self) -> &GateSettings {
+        &self.s
+    }
+
+    /// Whether a request that would go to LightRAG while the gate is closed is sent anyway as a
+    /// quality probe, given its roll in [0, 1).
+    pub fn admits_probe(&self, roll: f64) -> bool {
+        roll < self.s.probe_share
     }
 }
 
@@ -76,18 +120,6 @@ pub enum GateReason {
     Healthy,
     BelowThreshold,
     BelowPerplexity,
-}
-
-impl GateReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GateReason::Disabled => "disabled",
-            GateReason::InsufficientSamples => "insufficient_samples",
-            GateReason::Healthy => "healthy",
-            GateReason::BelowThreshold => "below_threshold",
-            GateReason::BelowPerplexity => "below_perplexity",
-        }
-    }
 }
 
 /// The gate's verdict.
@@ -105,22 +137,15 @@ pub struct GateStatus {
     pub probe_share: f64,
 }
 
-impl GateStatus {
-    /// Whether a request that would go to LightRAG may, given a roll in [0, 1): always when
-    /// open, with probability `probe_share` when closed.
-    pub fn admit(&self, roll: f64) -> bool {
-        !self.closed || roll < self.probe_share
-    }
-}
-
 /// Evaluates the gate. `was_closed` is the previous verdict (for hysteresis); pass `false`
 /// the first time.
 pub fn evaluate(
     lightrag: &Stats,
     perplexity: &Stats,
-    settings: &GateSettings,
+    policy: &GatePolicy,
     was_closed: bool,
 ) -> GateStatus {
+    let settings = policy.settings();
     let lightrag_mean = lightrag.mean_quality();
     let perplexity_mean = perplexity.mean_quality();
     let samples = lightrag.quality_count;
@@ -149,46 +174,4 @@ pub fn evaluate(
         }
     }
     status(false, GateReason::Healthy)
-}
-
-/// The gate with its memory: [`evaluate`] plus the previous verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QualityGate {
-    settings: GateSettings,
-    last: Option<GateStatus>,
-}
-
-impl QualityGate {
-    pub fn new(settings: GateSettings) -> QualityGate {
-        QualityGate {
-            settings,
-            last: None,
-        }
-    }
-
-    pub fn settings(&self) -> &GateSettings {
-        &self.settings
-    }
-
-    /// Whether the last verdict was closed.
-    pub fn is_closed(&self) -> bool {
-        self.last.is_some_and(|s| s.closed)
-    }
-
-    /// The last verdict, if any.
-    pub fn status(&self) -> Option<GateStatus> {
-        self.last
-    }
-
-    /// Re-evaluates on fresh window totals and remembers the verdict.
-    pub fn update(&mut self, lightrag: &Stats, perplexity: &Stats) -> GateStatus {
-        let s = evaluate(lightrag, perplexity, &self.settings, self.is_closed());
-        self.last = Some(s);
-        s
-    }
-
-    /// Whether a would-be LightRAG request may go there (see [`GateStatus::admit`]).
-    pub fn admit(&self, roll: f64) -> bool {
-        self.last.is_none_or(|s| s.admit(roll))
-    }
 }

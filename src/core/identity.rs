@@ -1,4 +1,4 @@
-//! Who is asking: the stickiness key (DESIGN §2), the router's anonymous-id cookie, and the
+//! Who is asking: the stickiness key (docs/architecture.md#cohort-hashing), the router's anonymous-id cookie, and the
 //! admin bearer token check.
 //!
 //! Why here: these rules decide cohort membership and admin access, so they must be exact and

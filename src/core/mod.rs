@@ -3,38 +3,40 @@
 //! random choice takes a roll in `[0, 1)` from its caller. That is what lets the same code run
 //! natively under `cargo test`, in the Worker, and in the browser preview with identical results.
 
-// The two upstreams, named once.
-pub mod upstream;
+// The shared vocabulary: upstream, A/B arm, routing reason, breaker view.
+pub mod model;
 
-// Cohort hashing (DESIGN §2).
+// Cohort hashing (docs/architecture.md#cohort-hashing).
 pub mod cohort;
 // Statistics shared by tests, SRM checks and the rollout controller.
 pub mod experiment;
 pub mod stats;
 
-// Routing (DESIGN §3, §8).
+// Routing (docs/architecture.md#the-routing-decision, docs/architecture.md#configuration).
 pub mod classify;
 pub mod config;
 pub mod decide;
 pub mod rules;
 pub mod simulate;
+pub mod text;
 
-// Resilience (DESIGN §4) and measurement.
+// Resilience (docs/architecture.md#circuit-breaker) and measurement.
 pub mod breaker;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;
+pub mod policy;
 pub mod quality;
 pub mod window;
 
-// The self-driving rollout (DESIGN §7): plan, gates, state machine, commands, status.
+// The self-driving rollout (docs/rollout.md): plan, gates, state machine, commands, status.
 pub mod rollout;
 
-// Upstream and front-door wire formats (DESIGN §6).
+// Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).
 pub mod wire;
 
 // Edge support, pure: KV state layout and controller, identity, operator reports.
 pub mod identity;
-pub mod policies;
+pub mod overrides;
 pub mod report;
 pub mod store;

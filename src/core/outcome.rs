@@ -10,10 +10,7 @@
 //! overloaded) and 408 (it was too slow to read our request). Slow successes count as failures
 //! too, like Resilience4j's `slowCallDurationThreshold`, because a backend answering in 40 s is
 //! as useless to a chat user as one that errors. A stream cut after the first byte gets its own
-//! kind (`TruncatedStream`) so it is never passed off as a success (DESIGN §6).
-//!
-//! [`PolicyError`] lives here too: it is the one error type every resilience policy's `try_new`
-//! returns, so an invalid policy cannot be constructed anywhere in this layer.
+//! kind (`TruncatedStream`) so it is never passed off as a success (docs/architecture.md#upstreams-and-the-front-door).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -146,71 +143,14 @@ impl Outcome {
         Outcome::new(OutcomeKind::Success, latency_ms)
     }
 
+    /// A call that produced an answer after `latency_ms`: a success, or a slow call at or above
+    /// `slow_call_ms` (0 disables). The one place a slow answer is classified, so the breaker
+    /// and the metrics record the same kind.
+    pub fn answered(latency_ms: u64, slow_call_ms: u64) -> Outcome {
+        Outcome::from_response(200, latency_ms, slow_call_ms)
+    }
+
     pub fn is_failure(&self) -> bool {
         self.kind.is_failure()
-    }
-}
-
-/// A policy value that was rejected by a `try_new`: which field and why.
-///
-/// # Design
-/// One small error type for every resilience policy (breaker, fallback, gate, scorer, window)
-/// so the configuration layer can report "`field`: message" uniformly in the status API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl PolicyError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> PolicyError {
-        PolicyError {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for PolicyError {}
-
-/// Checks `lo <= v <= hi` and finiteness for an `f64` policy field.
-pub(crate) fn check_f64(field: &'static str, v: f64, lo: f64, hi: f64) -> Result<(), PolicyError> {
-    if v.is_finite() && v >= lo && v <= hi {
-        Ok(())
-    } else {
-        Err(PolicyError::new(
-            field,
-            format!("must be a number in [{lo}, {hi}], got {v}"),
-        ))
-    }
-}
-
-/// Checks `0 < v <= 1` (a share or probability that must not be zero).
-pub(crate) fn check_share(field: &'static str, v: f64) -> Result<(), PolicyError> {
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Ok(())
-    } else {
-        Err(PolicyError::new(
-            field,
-            format!("must be a number in (0, 1], got {v}"),
-        ))
-    }
-}
-
-/// Checks `v >= lo` for an integer policy field.
-pub(crate) fn check_min(field: &'static str, v: u64, lo: u64) -> Result<(), PolicyError> {
-    if v >= lo {
-        Ok(())
-    } else {
-        Err(PolicyError::new(
-            field,
-            format!("must be at least {lo}, got {v}"),
-        ))
     }
 }

@@ -21,11 +21,12 @@
 //! still a refusal.
 //!
 //! Performance: scoring a 2 KB answer must stay well under 20 µs, so there is no regex and no
-//! allocation: tokens are lowercased on the fly into a small stack buffer, query terms live in
+//! allocation: words ([`text::words`]) are lowercased into a small stack buffer, query terms live in
 //! a fixed array, and marker searches are bounded to the answer's head.
 
-use crate::core::outcome::{check_f64, PolicyError};
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
+use crate::core::policy::{Bounds, PolicyError};
+use crate::core::text;
 use serde::{Deserialize, Serialize};
 
 /// What a scorer sees of one answer.
@@ -135,7 +136,7 @@ impl DefaultScorer {
             ("w_clean", s.w_clean),
             ("w_latency", s.w_latency),
         ] {
-            check_f64(field, w, 0.0, 100.0)?;
+            Bounds::closed(0.0, 100.0).check(field, w)?;
         }
         let weight_sum = s.w_relevance + s.w_completeness + s.w_sources + s.w_clean + s.w_latency;
         if weight_sum <= 0.0 {
@@ -226,7 +227,7 @@ impl Scorer for DefaultScorer {
             QualityFlag::Refusal => REFUSAL_CLEAN,
             QualityFlag::Empty | QualityFlag::ErrorPage => 0.0,
         };
-        let relevance = relevance(input.query.as_bytes(), bytes);
+        let relevance = relevance(input.query, answer);
         let completeness = self.completeness(bytes.len());
         let sources = sources_component(input.sources);
         let s = &self.s;
@@ -485,41 +486,26 @@ impl Token {
     }
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80
-}
-
-/// Calls `f` with each token of `text`, lowercased (ASCII) and truncated to `MAX_TOKEN` bytes,
-/// unstemmed. Stops early when `f` returns false.
-fn for_each_token(text: &[u8], mut f: impl FnMut(&mut Token) -> bool) {
-    let mut tok = Token {
-        buf: [0; MAX_TOKEN],
-        len: 0,
-    };
-    let mut in_word = false;
-    for &b in text {
-        if is_word_byte(b) {
-            if let Some(slot) = tok.buf.get_mut(tok.len) {
-                *slot = b.to_ascii_lowercase();
-                tok.len += 1;
-            }
-            in_word = true;
-        } else if in_word {
-            if !f(&mut tok) {
-                return;
-            }
-            tok.len = 0;
-            in_word = false;
+/// Calls `f` with each word of `text` ([`text::words`]), lowercased (ASCII) and truncated to
+/// `MAX_TOKEN` bytes, unstemmed. Stops early when `f` returns false.
+fn for_each_token(text: &str, mut f: impl FnMut(&mut Token) -> bool) {
+    for w in text::words(text) {
+        let mut tok = Token {
+            buf: [0; MAX_TOKEN],
+            len: w.text.len().min(MAX_TOKEN),
+        };
+        for (slot, b) in tok.buf.iter_mut().zip(w.text.bytes()) {
+            *slot = b.to_ascii_lowercase();
         }
-    }
-    if in_word {
-        f(&mut tok);
+        if !f(&mut tok) {
+            return;
+        }
     }
 }
 
 /// Share of the query's content terms present in the answer; 0.5 (neutral) when the query has
 /// no content terms.
-fn relevance(query: &[u8], answer: &[u8]) -> f64 {
+fn relevance(query: &str, answer: &str) -> f64 {
     let mut terms = [Token {
         buf: [0; MAX_TOKEN],
         len: 0,
@@ -571,8 +557,8 @@ mod tests {
     #[test]
     fn stemming_is_consistent() {
         let r = relevance(
-            b"How do pathways regulate diseases?",
-            b"The pathway regulating this disease is known.",
+            "How do pathways regulate diseases?",
+            "The pathway regulating this disease is known.",
         );
         assert!((r - 1.0).abs() < 1e-12, "{r}");
     }

@@ -7,8 +7,8 @@
 
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
+use crate::core::model::Upstream;
 use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
-use crate::core::upstream::Upstream;
 use crate::core::window::{Histogram, MetricKey, Stats};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -143,11 +143,11 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
         "config_summary": {
             "config_version": c.version,
             "rollout_percentage": c.rollout_percentage.percent(),
-            "fallback_to_perplexity": c.fallback_to_perplexity,
+            "fallback_to_perplexity": c.fallback.settings().lightrag_to_perplexity,
             "timeout_seconds": c.integration_timeout_seconds,
-            "quality_metrics_enabled": c.enable_quality_metrics,
-            "min_quality_threshold": c.min_quality_threshold,
-            "circuit_breaker_enabled": c.breaker.enabled,
+            "quality_metrics_enabled": c.quality_gate.settings().enabled,
+            "min_quality_threshold": c.quality_gate.settings().min_quality,
+            "circuit_breaker_enabled": c.breaker.settings().enabled,
             "ab_testing_enabled": c.enable_ab_testing,
             "conditional_routing_enabled": c.enable_conditional_routing,
             "routing_rules": c.routing_rules.len(),

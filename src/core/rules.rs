@@ -1,4 +1,4 @@
-//! Conditional routing rules (DESIGN §3, step 6): an ordered list, first match wins.
+//! Conditional routing rules (docs/architecture.md#the-routing-decision, step 6): an ordered list, first match wins.
 //!
 //! Why rules at all: some questions suit one upstream whatever the rollout says — "latest news"
 //! needs Perplexity's web search, a pathway question suits LightRAG's graph — and operators want
@@ -48,11 +48,13 @@
 //! is fine for short chat queries. Keywords and lengths, the common cases, never touch the
 //! regex engine.
 
-use crate::core::classify::{self, QueryType, Scan, WordFilter};
-use crate::core::upstream::Upstream;
+use crate::core::classify::{self, QueryType};
+use crate::core::model::Upstream;
+use crate::core::text;
 use regex_lite::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
+use std::fmt;
 
 /// Longest accepted regex pattern, in bytes.
 pub const MAX_REGEX_LEN: usize = 512;
@@ -153,32 +155,13 @@ pub struct RuleSpec {
 pub struct Rule {
     spec: RuleSpec,
     #[serde(skip)]
-    keywords_any: Vec<Keyword>,
+    keywords_any: Vec<String>,
     #[serde(skip)]
-    keywords_all: Vec<Keyword>,
+    keywords_all: Vec<String>,
     #[serde(skip)]
     regex: Option<Regex>,
     #[serde(skip)]
     headers: Vec<(String, HeaderTest)>,
-}
-
-/// A lower-cased keyword, and its [`WordFilter`] bits when it is a single word of ASCII letters
-/// and digits (at most 16 bytes): only then can the filter prove it absent from an ASCII query,
-/// because such a keyword matches exactly a maximal run of letters and digits. Phrases,
-/// keywords with punctuation and non-ASCII keywords always take the exact search.
-#[derive(Debug, Clone)]
-struct Keyword {
-    text: String,
-    bits: Option<(u8, u8)>,
-}
-
-impl Keyword {
-    fn new(text: String) -> Keyword {
-        let b = text.as_bytes();
-        let simple = (1..=16).contains(&b.len()) && b.iter().all(u8::is_ascii_alphanumeric);
-        let bits = simple.then(|| WordFilter::bits(classify::pack(b)));
-        Keyword { text, bits }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -187,12 +170,90 @@ enum HeaderTest {
     Contains(String),
 }
 
-/// Why a rule was rejected.
+/// What is wrong with a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleInvalid {
+    NotAList,
+    TooMany,
+    /// The JSON does not fit the schema (serde's message names the field).
+    Schema(String),
+    DuplicateName(String),
+    NameLength,
+    NameCharacters,
+    LengthOrder {
+        min: usize,
+        max: usize,
+    },
+    EmptyKeyword {
+        field: &'static str,
+    },
+    CaseWithoutRegex,
+    RegexTooLong {
+        bytes: usize,
+    },
+    Regex(String),
+    EmptyQueryTypes,
+    HeaderWithoutName,
+    HeaderEmptyContains {
+        header: String,
+    },
+    HeaderTest {
+        header: String,
+    },
+    EmptyUser,
+}
+
+impl fmt::Display for RuleInvalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleInvalid::NotAList => f.write_str("expected a JSON array of rules"),
+            RuleInvalid::TooMany => {
+                write!(f, "more than {MAX_RULES} rules; the rest are ignored")
+            }
+            RuleInvalid::Schema(e) => f.write_str(e),
+            RuleInvalid::DuplicateName(n) => write!(f, "duplicate rule name {n:?}"),
+            RuleInvalid::NameLength => {
+                write!(f, "name must be 1 to {MAX_NAME_LEN} characters")
+            }
+            RuleInvalid::NameCharacters => {
+                f.write_str("name may only contain letters, digits, '_', '-' and '.'")
+            }
+            RuleInvalid::LengthOrder { min, max } => {
+                write!(f, "min_length {min} is greater than max_length {max}")
+            }
+            RuleInvalid::EmptyKeyword { field } => write!(f, "{field} contains an empty keyword"),
+            RuleInvalid::CaseWithoutRegex => {
+                f.write_str("regex_case_insensitive given without regex")
+            }
+            RuleInvalid::RegexTooLong { bytes } => {
+                write!(
+                    f,
+                    "regex is {bytes} bytes; at most {MAX_REGEX_LEN} accepted"
+                )
+            }
+            RuleInvalid::Regex(e) => write!(f, "invalid regex: {e}"),
+            RuleInvalid::EmptyQueryTypes => f.write_str("query_type list is empty"),
+            RuleInvalid::HeaderWithoutName => f.write_str("header condition without a name"),
+            RuleInvalid::HeaderEmptyContains { header } => {
+                write!(f, "header {header}: empty 'contains'")
+            }
+            RuleInvalid::HeaderTest { header } => {
+                write!(
+                    f,
+                    "header {header}: give exactly one of 'equals' or 'contains'"
+                )
+            }
+            RuleInvalid::EmptyUser => f.write_str("users list contains an empty key"),
+        }
+    }
+}
+
+/// A rejected rule: where it was in the list, its name if it had one, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
     pub index: usize,
     pub name: Option<String>,
-    pub reason: String,
+    pub reason: RuleInvalid,
 }
 
 /// The outcome of parsing a rule list: the valid rules in order, and one error per bad rule.
@@ -213,36 +274,33 @@ impl Rule {
         &self.spec
     }
 
-    /// Validates and compiles one rule. `index` is only used for messages.
-    pub fn compile(spec: RuleSpec) -> Result<Rule, String> {
+    /// Validates and compiles one rule.
+    pub fn compile(spec: RuleSpec) -> Result<Rule, RuleInvalid> {
         let name = &spec.name;
         if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(format!("name must be 1 to {MAX_NAME_LEN} characters"));
+            return Err(RuleInvalid::NameLength);
         }
         if !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         {
-            return Err("name may only contain letters, digits, '_', '-' and '.'".into());
+            return Err(RuleInvalid::NameCharacters);
         }
         let w = &spec.when;
-        if let (Some(lo), Some(hi)) = (w.min_length, w.max_length) {
-            if lo > hi {
-                return Err(format!("min_length {lo} is greater than max_length {hi}"));
+        if let (Some(min), Some(max)) = (w.min_length, w.max_length) {
+            if min > max {
+                return Err(RuleInvalid::LengthOrder { min, max });
             }
         }
         let keywords_any = keywords(&w.keywords_any, "keywords_any")?;
         let keywords_all = keywords(&w.keywords_all, "keywords_all")?;
         if w.regex_case_insensitive.is_some() && w.regex.is_none() {
-            return Err("regex_case_insensitive given without regex".into());
+            return Err(RuleInvalid::CaseWithoutRegex);
         }
         let regex = match &w.regex {
             None => None,
             Some(p) if p.len() > MAX_REGEX_LEN => {
-                return Err(format!(
-                    "regex is {} bytes; at most {MAX_REGEX_LEN} accepted",
-                    p.len()
-                ))
+                return Err(RuleInvalid::RegexTooLong { bytes: p.len() })
             }
             Some(p) => Some(
                 RegexBuilder::new(p)
@@ -250,34 +308,30 @@ impl Rule {
                     .size_limit(REGEX_SIZE_LIMIT)
                     .nest_limit(50)
                     .build()
-                    .map_err(|e| format!("invalid regex: {e}"))?,
+                    .map_err(|e| RuleInvalid::Regex(e.to_string()))?,
             ),
         };
         if let Some(OneOrMany::Many(v)) = &w.query_type {
             if v.is_empty() {
-                return Err("query_type list is empty".into());
+                return Err(RuleInvalid::EmptyQueryTypes);
             }
         }
         let mut headers = Vec::with_capacity(w.headers.len());
         for h in &w.headers {
-            let hname = h.name.trim().to_ascii_lowercase();
-            if hname.is_empty() {
-                return Err("header condition without a name".into());
+            let header = h.name.trim().to_ascii_lowercase();
+            if header.is_empty() {
+                return Err(RuleInvalid::HeaderWithoutName);
             }
             let test = match (&h.equals, &h.contains) {
                 (Some(e), None) => HeaderTest::Equals(e.trim().to_string()),
                 (None, Some(c)) if !c.is_empty() => HeaderTest::Contains(c.to_string()),
-                (None, Some(_)) => return Err(format!("header {hname}: empty 'contains'")),
-                _ => {
-                    return Err(format!(
-                        "header {hname}: give exactly one of 'equals' or 'contains'"
-                    ))
-                }
+                (None, Some(_)) => return Err(RuleInvalid::HeaderEmptyContains { header }),
+                _ => return Err(RuleInvalid::HeaderTest { header }),
             };
-            headers.push((hname, test));
+            headers.push((header, test));
         }
         if w.users.iter().any(|u| u.is_empty()) {
-            return Err("users list contains an empty key".into());
+            return Err(RuleInvalid::EmptyUser);
         }
         Ok(Rule {
             spec,
@@ -298,7 +352,7 @@ impl Rule {
             }
         }
         if let Some(t) = &w.query_type {
-            if !t.contains(q.query_type) {
+            if !t.contains(q.query_type()) {
                 return false;
             }
         }
@@ -310,7 +364,7 @@ impl Rule {
                 n.eq_ignore_ascii_case(name)
                     && match test {
                         HeaderTest::Equals(e) => v.trim().eq_ignore_ascii_case(e),
-                        HeaderTest::Contains(c) => contains_ci(v, c),
+                        HeaderTest::Contains(c) => text::contains_ignore_ascii_case(v, c),
                     }
             });
             if !ok {
@@ -332,14 +386,14 @@ impl Rule {
     }
 }
 
-fn keywords(list: &[String], field: &str) -> Result<Vec<Keyword>, String> {
+fn keywords(list: &[String], field: &'static str) -> Result<Vec<String>, RuleInvalid> {
     list.iter()
         .map(|k| {
             let k = k.trim();
             if k.is_empty() {
-                Err(format!("{field} contains an empty keyword"))
+                Err(RuleInvalid::EmptyKeyword { field })
             } else {
-                Ok(Keyword::new(k.to_lowercase()))
+                Ok(k.to_lowercase())
             }
         })
         .collect()
@@ -353,7 +407,7 @@ pub fn parse(value: &serde_json::Value) -> Parsed {
         out.errors.push(RuleError {
             index: 0,
             name: None,
-            reason: "expected a JSON array of rules".into(),
+            reason: RuleInvalid::NotAList,
         });
         return out;
     };
@@ -362,27 +416,25 @@ pub fn parse(value: &serde_json::Value) -> Parsed {
             .get("name")
             .and_then(|n| n.as_str())
             .map(str::to_string);
-        let err = |reason: String| RuleError {
+        let err = |reason: RuleInvalid| RuleError {
             index,
             name: name.clone(),
             reason,
         };
         if index >= MAX_RULES {
-            out.errors.push(err(format!(
-                "more than {MAX_RULES} rules; the rest are ignored"
-            )));
+            out.errors.push(err(RuleInvalid::TooMany));
             continue;
         }
         let spec = match RuleSpec::deserialize(item) {
             Ok(s) => s,
             Err(e) => {
-                out.errors.push(err(e.to_string()));
+                out.errors.push(err(RuleInvalid::Schema(e.to_string())));
                 continue;
             }
         };
         if out.rules.iter().any(|r| r.name() == spec.name) {
             out.errors
-                .push(err(format!("duplicate rule name {:?}", spec.name)));
+                .push(err(RuleInvalid::DuplicateName(spec.name.clone())));
             continue;
         }
         match Rule::compile(spec) {
@@ -393,74 +445,103 @@ pub fn parse(value: &serde_json::Value) -> Parsed {
     out
 }
 
-/// The request as rules see it. Derived facts (length in characters, lower-cased text for
-/// non-ASCII queries) are computed at most once and only if a rule asks. Built by the decision
-/// from its classification pass ([`Query::from_scan`]), it also knows whether the query is ASCII
-/// (then its length in characters is its length in bytes) and carries the filter of its words,
-/// which rejects most absent keywords without searching the text.
+/// What rules may ask about a query's text, computed once up front — for a query decided for
+/// many users (the preview's "who goes where for this question", [`crate::core::decide::PreparedQuery`]).
+/// The one fast path of the rules: a single-word keyword on an ASCII query is a lookup in the
+/// query's sorted words instead of a search of its text (the same answer: such a keyword matches
+/// exactly a maximal run of letters and digits; proptested in `tests/native/decide_props.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryFacts {
+    query_type: QueryType,
+    char_len: usize,
+    /// The lower-cased words of an ASCII query, sorted; `None` for other text.
+    words: Option<Vec<String>>,
+}
+
+impl QueryFacts {
+    pub fn new(text: &str) -> QueryFacts {
+        let words = text.is_ascii().then(|| {
+            let mut w: Vec<String> = text::words(text)
+                .map(|w| w.text.to_ascii_lowercase())
+                .collect();
+            w.sort_unstable();
+            w.dedup();
+            w
+        });
+        QueryFacts {
+            query_type: classify::classify(text),
+            char_len: text.chars().count(),
+            words,
+        }
+    }
+
+    pub fn query_type(&self) -> QueryType {
+        self.query_type
+    }
+}
+
+/// The request as rules see it. Derived facts — the query's class, its length in characters,
+/// its lower-cased text (non-ASCII queries only) — are computed at most once and only when a
+/// rule asks, so a request that meets no `query_type` condition is never classified; or they
+/// come precomputed ([`QueryFacts`]).
 pub struct Query<'a> {
     pub text: &'a str,
-    pub query_type: QueryType,
     pub key: Option<&'a str>,
     pub headers: &'a [(String, String)],
+    facts: Option<&'a QueryFacts>,
+    query_type: OnceCell<QueryType>,
     char_len: OnceCell<usize>,
     lower: OnceCell<String>,
-    /// Every word of an ASCII query is in the filter; `None` when unknown or not ASCII.
-    words: Option<WordFilter>,
 }
 
 impl<'a> Query<'a> {
+    /// `facts`: precomputed facts about `text`, if the caller has them.
     pub fn new(
         text: &'a str,
-        query_type: QueryType,
+        facts: Option<&'a QueryFacts>,
         key: Option<&'a str>,
         headers: &'a [(String, String)],
     ) -> Query<'a> {
         Query {
             text,
-            query_type,
             key,
             headers,
+            facts,
+            query_type: OnceCell::new(),
             char_len: OnceCell::new(),
             lower: OnceCell::new(),
-            words: None,
         }
     }
 
-    /// A query described by the classification pass over `text` ([`classify::scan`] with
-    /// `words`), so rules reuse what that pass learnt instead of re-reading the text.
-    pub(crate) fn from_scan(
-        text: &'a str,
-        scan: &Scan,
-        key: Option<&'a str>,
-        headers: &'a [(String, String)],
-    ) -> Query<'a> {
-        let mut q = Query::new(text, scan.signals.query_type(), key, headers);
-        if scan.ascii {
-            q.char_len = OnceCell::from(text.len());
-            q.words = Some(scan.words);
+    /// The query's class ([`classify::classify`]).
+    pub fn query_type(&self) -> QueryType {
+        match self.facts {
+            Some(f) => f.query_type,
+            None => *self
+                .query_type
+                .get_or_init(|| classify::classify(self.text)),
         }
-        q
     }
 
     fn char_len(&self) -> usize {
-        *self.char_len.get_or_init(|| self.text.chars().count())
+        match self.facts {
+            Some(f) => f.char_len,
+            None => *self.char_len.get_or_init(|| self.text.chars().count()),
+        }
     }
 
     /// Whole-word, case-insensitive search for an already lower-cased keyword. ASCII queries
     /// are compared in place; others are lower-cased once.
-    fn has_word(&self, kw: &Keyword) -> bool {
-        if let (Some(words), Some(bits)) = (&self.words, kw.bits) {
-            if !words.may_contain(bits) {
-                return false;
-            }
+    fn has_word(&self, keyword: &str) -> bool {
+        let words = self.facts.and_then(|f| f.words.as_ref());
+        if let Some(words) = words.filter(|_| keyword.bytes().all(|b| b.is_ascii_alphanumeric())) {
+            return words.binary_search_by(|w| w.as_str().cmp(keyword)).is_ok();
         }
-        let kw_lower = &kw.text;
         if self.text.is_ascii() {
-            find_word(self.text.as_bytes(), kw_lower.as_bytes(), true)
+            text::contains_word(self.text.as_bytes(), keyword.as_bytes(), true)
         } else {
             let lower = self.lower.get_or_init(|| self.text.to_lowercase());
-            find_word(lower.as_bytes(), kw_lower.as_bytes(), false)
+            text::contains_word(lower.as_bytes(), keyword.as_bytes(), false)
         }
     }
 }
@@ -470,52 +551,6 @@ pub fn first_match<'r>(rules: &'r [Rule], q: &Query<'_>) -> Option<&'r Rule> {
     rules.iter().find(|r| r.matches(q))
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || !b.is_ascii()
-}
-
-/// Finds `needle` in `hay` where it is not glued to word bytes on a side where the needle itself
-/// starts/ends with a word byte. `fold` compares ASCII case-insensitively (the needle is already
-/// lower-case). Cheap rejections first: only word starts are tried when the left edge must be a
-/// boundary, and the first byte is compared before the rest.
-fn find_word(hay: &[u8], needle: &[u8], fold: bool) -> bool {
-    let (Some(&first), Some(&last)) = (needle.first(), needle.last()) else {
-        return false;
-    };
-    let Some(last_start) = hay.len().checked_sub(needle.len()) else {
-        return false;
-    };
-    let check_left = is_word_byte(first);
-    let check_right = is_word_byte(last);
-    let lower = |b: u8| if fold { b.to_ascii_lowercase() } else { b };
-    let mut prev_is_word = false;
-    for (start, &b) in hay.iter().enumerate().take(last_start + 1) {
-        let boundary_ok = !check_left || !prev_is_word;
-        prev_is_word = is_word_byte(b);
-        if !boundary_ok || lower(b) != first {
-            continue;
-        }
-        let end = start + needle.len();
-        let eq = hay.get(start..end).is_some_and(|window| {
-            if fold {
-                window.eq_ignore_ascii_case(needle)
-            } else {
-                window == needle
-            }
-        });
-        if eq && (!check_right || hay.get(end).is_none_or(|&n| !is_word_byte(n))) {
-            return true;
-        }
-    }
-    false
-}
-
-/// ASCII-case-insensitive substring test.
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,15 +558,11 @@ mod tests {
 
     fn rule(v: serde_json::Value) -> Result<Rule, String> {
         Rule::compile(serde_json::from_value(v).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())
     }
 
     fn q<'a>(text: &'a str, headers: &'a [(String, String)]) -> Query<'a> {
-        Query::new(
-            text,
-            crate::core::classify::classify(text),
-            Some("u1"),
-            headers,
-        )
+        Query::new(text, None, Some("u1"), headers)
     }
 
     #[test]
@@ -546,8 +577,6 @@ mod tests {
         assert!(!r.matches(&q("newsletter", &[])));
         assert!(r.matches(&q("current data vs current guidelines", &[])));
         assert!(!r.matches(&q("recurrent guidelines", &[])));
-        assert!(find_word(b"x c++ y", b"c++", true));
-        assert!(!find_word(b"ab", b"abc", true));
         assert!(!r.matches(&q("current guidelinesX", &[])));
         // Non-ASCII query: lower-cased once, still whole-word.
         let r = rule(
@@ -556,92 +585,6 @@ mod tests {
         .unwrap();
         assert!(r.matches(&q("Étude du MÉTABOLOME", &[])));
         assert!(!r.matches(&q("Étude du métabolomes", &[])));
-    }
-
-    /// The word filter and the precomputed length never change a verdict: every rule gives the
-    /// same answer on a query built from the classification pass as on a plain one.
-    #[test]
-    fn scanned_query_agrees_with_plain_query() {
-        let kws = [
-            "news",
-            "pathway",
-            "lipidomics",
-            "c++",
-            "current guidelines",
-            "métabolome",
-            "2025",
-            "s",
-            "what",
-            "whats",
-            "abcdefghijklmnopq",
-            "abcdefghijklmnop",
-            "x",
-        ];
-        let rules: Vec<Rule> = kws
-            .iter()
-            .enumerate()
-            .flat_map(|(i, k)| {
-                [
-                    rule(json!({"name": format!("a{i}"), "when": {"keywords_any": [k]}, "action": "lightrag"})),
-                    rule(json!({"name": format!("l{i}"), "when": {"keywords_all": [k, "the"], "min_length": 5, "max_length": 40}, "action": "lightrag"})),
-                ]
-            })
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let pieces = [
-            "news",
-            "NEWS",
-            "Pathway",
-            "pathways",
-            "lipidomics",
-            "c++",
-            "current",
-            "guidelines",
-            "métabolome",
-            "2025",
-            "what's",
-            "whats",
-            "the",
-            "abcdefghijklmnopq",
-            "abcdefghijklmnop",
-            "x",
-            "β",
-            "newsletter",
-            "'",
-            "-",
-            " ",
-            "?",
-            "  ",
-        ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
-        for n in 0..5_000 {
-            let mut text = String::new();
-            for _ in 0..next(12) {
-                text.push_str(pieces[next(pieces.len())]);
-                text.push_str([" ", "", ", ", "-"][next(4)]);
-            }
-            if n % 7 == 0 {
-                // Long queries cross the classifier's 64-byte blocks.
-                text = text.repeat(1 + next(6));
-            }
-            let scan = crate::core::classify::scan(&text, true);
-            let fast = Query::from_scan(&text, &scan, Some("u1"), &[]);
-            let plain = Query::new(&text, scan.signals.query_type(), Some("u1"), &[]);
-            for r in &rules {
-                assert_eq!(
-                    r.matches(&fast),
-                    r.matches(&plain),
-                    "{} on {text:?}",
-                    r.name()
-                );
-            }
-        }
     }
 
     #[test]
@@ -666,7 +609,7 @@ mod tests {
         assert!(r.matches(&q("x", &h)));
         let r = rule(json!({"name":"u","when":{"users":["u1"]},"action":"lightrag"})).unwrap();
         assert!(r.matches(&q("x", &[])));
-        assert!(!r.matches(&Query::new("x", QueryType::General, None, &[])));
+        assert!(!r.matches(&Query::new("x", None, None, &[])));
     }
 
     #[test]
@@ -704,11 +647,11 @@ mod tests {
         let idx: Vec<_> = p.errors.iter().map(|e| e.index).collect();
         assert_eq!(idx, [1, 2, 3, 5]);
         assert!(
-            p.errors[0].reason.contains("keyword_any"),
+            p.errors[0].reason.to_string().contains("keyword_any"),
             "{:?}",
             p.errors[0]
         );
-        assert!(p.errors[1].reason.contains("duplicate"));
+        assert!(p.errors[1].reason.to_string().contains("duplicate"));
         assert_eq!(parse(&json!({"a":1})).errors.len(), 1);
     }
 

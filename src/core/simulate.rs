@@ -6,7 +6,8 @@
 //! than re-deriving the outcome, so the preview can never show something the worker would not do.
 
 use crate::core::config::Config;
-use crate::core::decide::{decide_prepared, Arm, PreparedQuery, RouteState};
+use crate::core::decide::{decide, PreparedQuery, RouteRequest, RouteState};
+use crate::core::model::{Arm, Reason, Upstream};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -14,12 +15,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Simulation {
     pub total: u64,
-    /// Requests per upstream (`lightrag`, `perplexity`).
-    pub per_upstream: BTreeMap<String, u64>,
-    /// Requests per reason, as serialized (`rollout_in`, `rule:news`, ...).
-    pub per_reason: BTreeMap<String, u64>,
-    /// Requests per A/B arm (`treatment`, `control`, `none`).
-    pub per_arm: BTreeMap<String, u64>,
+    /// Requests per upstream (serialized with the upstream's name as the key).
+    pub per_upstream: BTreeMap<Upstream, u64>,
+    /// Requests per reason (keys `rollout_in`, `rule:news`, ...).
+    pub per_reason: BTreeMap<Reason, u64>,
+    /// Requests per A/B arm (keys `treatment`, `control`, `none`).
+    pub per_arm: BTreeMap<Arm, u64>,
     /// Keys per whole-percent position bucket, 100 entries (`histogram[9]` is 9.00–9.99).
     pub histogram: Vec<u64>,
     /// Share of requests routed to LightRAG, in `[0, 1]` (0 when empty).
@@ -40,31 +41,28 @@ where
         histogram: vec![0; 100],
         lightrag_share: 0.0,
     };
-    // The query is the same for every key: scan it once.
+    // The query is the same for every key: classify it once.
     let prepared = PreparedQuery::new(query);
     let mut lightrag = 0u64;
     for key in keys {
-        let d = decide_prepared(cfg, state, Some(key.as_ref()), &prepared, &[], None, false);
+        let d = decide(
+            cfg,
+            state,
+            &RouteRequest::new(Some(key.as_ref()), prepared.as_query()),
+        );
         sim.total += 1;
-        *sim.per_upstream
-            .entry(d.upstream.as_str().to_string())
-            .or_default() += 1;
-        *sim.per_reason.entry(d.reason.to_string()).or_default() += 1;
-        let arm = match d.arm {
-            Arm::Treatment => "treatment",
-            Arm::Control => "control",
-            Arm::None => "none",
-        };
-        *sim.per_arm.entry(arm.to_string()).or_default() += 1;
+        *sim.per_upstream.entry(d.upstream).or_default() += 1;
+        *sim.per_arm.entry(d.arm).or_default() += 1;
         if let Some(slot) = d
             .position
             .and_then(|p| sim.histogram.get_mut(usize::from(p.bucket())))
         {
             *slot += 1;
         }
-        if d.upstream == crate::core::upstream::Upstream::Lightrag {
+        if d.upstream == Upstream::Lightrag {
             lightrag += 1;
         }
+        *sim.per_reason.entry(d.reason).or_default() += 1;
     }
     if sim.total > 0 {
         sim.lightrag_share = lightrag as f64 / sim.total as f64;
@@ -89,8 +87,15 @@ mod tests {
         assert_eq!(s.histogram.len(), 100);
         assert_eq!(s.histogram.iter().sum::<u64>(), 2000);
         assert_eq!(s.per_upstream.values().sum::<u64>(), 2000);
-        let lr = s.per_upstream.get("lightrag").copied().unwrap_or(0);
-        assert_eq!(s.per_reason.get("rollout_in").copied().unwrap_or(0), lr);
+        let lr = s
+            .per_upstream
+            .get(&Upstream::Lightrag)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(
+            s.per_reason.get(&Reason::RolloutIn).copied().unwrap_or(0),
+            lr
+        );
         assert_eq!(s.histogram[..30].iter().sum::<u64>(), lr);
         assert!(
             (s.lightrag_share - 0.3).abs() < 0.04,

@@ -1,6 +1,6 @@
 //! Small, dependency-free statistics: χ² goodness-of-fit and its p-value.
 //!
-//! Why here and hand-written: the rollout controller's sample-ratio-mismatch gate (DESIGN §7)
+//! Why here and hand-written: the rollout controller's sample-ratio-mismatch gate (docs/architecture.md#rollout-controller)
 //! and the uniformity/arm-size tests need the χ² upper tail, and pulling a statistics crate
 //! into the wasm bundle for one function is not worth its size. The incomplete gamma function
 //! follows the classic series / continued-fraction split (Numerical Recipes §6.2), accurate to

@@ -1,11 +1,11 @@
-//! Router state in Workers KV (DESIGN §5): the key layout, the documents stored under each key,
+//! Router state in Workers KV (docs/architecture.md#workers-kv-budget): the key layout, the documents stored under each key,
 //! the per-key write throttle, the background refresh and the cron controller's aggregation.
 //!
 //! Why here and not in `edge`: every rule of the KV budget (what is read when, what may be
 //! written how often, what a corrupt value does, how the controller stays under 1,000
 //! operations) is logic worth testing, and none of it needs a runtime. The store itself is a
-//! small trait, [`StateStore`], implemented by the Worker over a KV namespace and by
-//! [`MemoryStore`] (which counts operations) for native tests. A Durable Object aggregator can
+//! small trait, [`StateStore`], implemented by the Worker over a KV namespace and, in the tests,
+//! by an in-memory map that counts operations (`tests/support/memory_store.rs`). A Durable Object aggregator can
 //! replace the per-isolate metric keys later by implementing the same trait.
 //!
 //! Key layout (all values JSON):
@@ -22,13 +22,13 @@
 //! log and the status API) and the router keeps running on what it had.
 
 use crate::core::breaker::BreakerSnapshot;
-use crate::core::gate::{evaluate, GateSettings, GateStatus};
-use crate::core::upstream::Upstream;
+use crate::core::gate::{evaluate, GatePolicy, GateStatus};
+use crate::core::model::Upstream;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 
 pub const CONFIG_KEY: &str = "config/overrides";
@@ -65,22 +65,73 @@ pub struct ListPage {
     pub complete: bool,
 }
 
-/// The few KV operations the router uses. Errors are strings: the caller only logs them.
-/// (No `Send` bounds: Workers futures are single-threaded.)
+/// Which KV operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Read,
+    Write,
+    List,
+}
+
+/// What went wrong with KV. Callers log it and carry on (never a crash); its text is what the
+/// status API lists under `kv.warnings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The operation itself failed (binding, network, limits): the backend's message. `key` is
+    /// the prefix for a list.
+    Failed {
+        op: StoreOp,
+        key: String,
+        message: String,
+    },
+    /// A stored value did not parse and was ignored.
+    Corrupt { key: String, message: String },
+}
+
+impl StoreError {
+    pub fn failed(op: StoreOp, key: &str, message: impl fmt::Display) -> StoreError {
+        StoreError::Failed {
+            op,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Failed { op, key, message } => {
+                let op = match op {
+                    StoreOp::Read => "read",
+                    StoreOp::Write => "write",
+                    StoreOp::List => "list",
+                };
+                write!(f, "KV {op} of `{key}` failed: {message}")
+            }
+            StoreError::Corrupt { key, message } => {
+                write!(f, "KV value `{key}` is corrupt and was ignored: {message}")
+            }
+        }
+    }
+}
+
+/// The few KV operations the router uses. (No `Send` bounds: Workers futures are
+/// single-threaded.)
 pub trait StateStore {
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, String>>;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>>;
     fn put(
         &self,
         key: &str,
         value: &str,
         ttl_seconds: Option<u64>,
-    ) -> impl Future<Output = Result<(), String>>;
+    ) -> impl Future<Output = Result<(), StoreError>>;
     fn list(
         &self,
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> impl Future<Output = Result<ListPage, String>>;
+    ) -> impl Future<Output = Result<ListPage, StoreError>>;
 }
 
 /// Operation counters, kept by every store implementation the router uses (the Worker's KV
@@ -97,67 +148,6 @@ pub struct OpCounts {
 impl OpCounts {
     pub fn total(&self) -> u64 {
         self.reads + self.writes + self.lists
-    }
-}
-
-/// An in-memory [`StateStore`] for tests: a sorted map, with operation counters.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    pub data: RefCell<BTreeMap<String, String>>,
-    pub ops: RefCell<OpCounts>,
-}
-
-impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn insert(&self, key: &str, value: &str) {
-        self.data
-            .borrow_mut()
-            .insert(key.to_string(), value.to_string());
-    }
-    pub fn value(&self, key: &str) -> Option<String> {
-        self.data.borrow().get(key).cloned()
-    }
-}
-
-impl StateStore for MemoryStore {
-    async fn get(&self, key: &str) -> Result<Option<String>, String> {
-        self.ops.borrow_mut().reads += 1;
-        Ok(self.data.borrow().get(key).cloned())
-    }
-    async fn put(&self, key: &str, value: &str, _ttl: Option<u64>) -> Result<(), String> {
-        {
-            let mut ops = self.ops.borrow_mut();
-            ops.writes += 1;
-            *ops.writes_by_key.entry(key.to_string()).or_default() += 1;
-        }
-        self.insert(key, value);
-        Ok(())
-    }
-    async fn list(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<ListPage, String> {
-        self.ops.borrow_mut().lists += 1;
-        let data = self.data.borrow();
-        let mut keys: Vec<String> = data
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .filter(|k| cursor.is_none_or(|c| k.as_str() > c))
-            .take(limit as usize + 1)
-            .cloned()
-            .collect();
-        let complete = keys.len() <= limit as usize;
-        keys.truncate(limit as usize);
-        let cursor = if complete { None } else { keys.last().cloned() };
-        Ok(ListPage {
-            keys,
-            cursor,
-            complete,
-        })
     }
 }
 
@@ -236,10 +226,12 @@ pub struct RemoteState {
     pub warnings: Vec<String>,
 }
 
-/// Parses a KV value, turning a parse failure into a warning naming the key.
-pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, String> {
-    serde_json::from_str(text)
-        .map_err(|e| format!("KV value `{key}` is corrupt and was ignored: {e}"))
+/// Parses a KV value; a parse failure is [`StoreError::Corrupt`] naming the key.
+pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
 }
 
 async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
@@ -251,13 +243,13 @@ async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
         Ok(Some(text)) => match parse_value(key, &text) {
             Ok(v) => Some(v),
             Err(w) => {
-                warnings.push(w);
+                warnings.push(w.to_string());
                 None
             }
         },
         Ok(None) => None,
         Err(e) => {
-            warnings.push(format!("KV read of `{key}` failed: {e}"));
+            warnings.push(e.to_string());
             None
         }
     }
@@ -335,10 +327,6 @@ impl WriteThrottle {
         }
         out
     }
-
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
 }
 
 /// When the isolate next refreshes or flushes: pure timing so the hot path only compares two
@@ -396,7 +384,7 @@ pub struct TickReport {
 pub async fn controller_tick<S: StateStore>(
     store: &S,
     now_ms: u64,
-    gate: &GateSettings,
+    gate: &GatePolicy,
     max_ops: u32,
 ) -> TickReport {
     let mut rep = TickReport::default();
@@ -404,14 +392,13 @@ pub async fn controller_tick<S: StateStore>(
         Ok(Some(t)) => match parse_value(ROLLOUT_KEY, &t) {
             Ok(d) => d,
             Err(w) => {
-                rep.warnings.push(w);
+                rep.warnings.push(w.to_string());
                 RolloutDoc::default()
             }
         },
         Ok(None) => RolloutDoc::default(),
         Err(e) => {
-            rep.warnings
-                .push(format!("KV read of `{ROLLOUT_KEY}` failed: {e}"));
+            rep.warnings.push(e.to_string());
             RolloutDoc::default()
         }
     };
@@ -435,8 +422,7 @@ pub async fn controller_tick<S: StateStore>(
         {
             Ok(p) => p,
             Err(e) => {
-                rep.warnings
-                    .push(format!("KV list of `{METRICS_PREFIX}` failed: {e}"));
+                rep.warnings.push(e.to_string());
                 rep.ops += 1;
                 break;
             }
@@ -456,11 +442,11 @@ pub async fn controller_tick<S: StateStore>(
                     Err(w) => {
                         pass.corrupt = pass.corrupt.saturating_add(1);
                         rep.corrupt += 1;
-                        rep.warnings.push(w);
+                        rep.warnings.push(w.to_string());
                     }
                 },
                 Ok(None) => {} // expired between list and get
-                Err(e) => rep.warnings.push(format!("KV read of `{key}` failed: {e}")),
+                Err(e) => rep.warnings.push(e.to_string()),
             }
         }
         pass.cursor = page.cursor.clone();
@@ -498,58 +484,7 @@ pub async fn controller_tick<S: StateStore>(
     let text = serde_json::to_string(&doc).unwrap_or_default();
     rep.ops += 1;
     if let Err(e) = store.put(ROLLOUT_KEY, &text, None).await {
-        rep.warnings
-            .push(format!("KV write of `{ROLLOUT_KEY}` failed: {e}"));
+        rep.warnings.push(e.to_string());
     }
     rep
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
-
-    /// Found by `make fuzz` (target `kv_store_documents`): a pass in progress read from
-    /// `rollout/state` with `ticks` (or `isolates`, `corrupt`) at `u64::MAX` overflowed on the
-    /// next controller tick (a panic in debug builds, a wrap in release).
-    #[test]
-    fn pass_counters_from_kv_saturate() {
-        let s = MemoryStore::new();
-        let doc = RolloutDoc {
-            pass: Some(PassProgress {
-                ticks: u64::MAX,
-                isolates: u64::MAX,
-                corrupt: u64::MAX,
-                ..PassProgress::default()
-            }),
-            ..RolloutDoc::default()
-        };
-        s.insert(
-            ROLLOUT_KEY,
-            &serde_json::to_string(&doc).unwrap_or_default(),
-        );
-        s.insert(
-            &metrics_key("a"),
-            &serde_json::to_string(&MetricsFlush::default()).unwrap_or_default(),
-        );
-        s.insert(&metrics_key("b"), "{corrupt");
-        let rep = block_on(controller_tick(&s, 1_000, &GateSettings::default(), 50));
-        assert!(rep.completed);
-        let out: RolloutDoc =
-            parse_value(ROLLOUT_KEY, &s.value(ROLLOUT_KEY).unwrap_or_default()).unwrap_or_default();
-        let agg = out.aggregate.unwrap_or_default();
-        assert_eq!(
-            (agg.ticks, agg.isolates, agg.corrupt),
-            (u64::MAX, u64::MAX, u64::MAX)
-        );
-    }
 }

@@ -2,7 +2,7 @@
 //! in one-minute buckets that merge across isolates.
 //!
 //! Why this shape: each isolate counts its own traffic and flushes it to KV under its own key
-//! at most once a minute; the cron controller reads them all and adds them up (DESIGN §5).
+//! at most once a minute; the cron controller reads them all and adds them up (docs/architecture.md#workers-kv-budget).
 //! So every statistic here must be a *mergeable summary*: merging is associative and
 //! commutative (tested), and nothing depends on seeing individual requests. That rules out
 //! exact percentiles; instead latency goes into a fixed log-bucket histogram (the scheme of
@@ -16,8 +16,9 @@
 //! sparse list of `[bucket, count]` pairs, zero fields are omitted, and a window only writes
 //! its non-empty minutes.
 
-use crate::core::outcome::{OutcomeKind, PolicyError};
-use crate::core::upstream::Upstream;
+use crate::core::model::{Arm, Upstream};
+use crate::core::outcome::OutcomeKind;
+use crate::core::policy::PolicyError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -62,14 +63,24 @@ impl From<Histogram> for Vec<(u8, u64)> {
     }
 }
 
+/// A serialized histogram named a bucket past the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketOutOfRange(pub u8);
+
+impl fmt::Display for BucketOutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "histogram bucket {} out of range", self.0)
+    }
+}
+
 impl TryFrom<Vec<(u8, u64)>> for Histogram {
-    type Error = String;
+    type Error = BucketOutOfRange;
     fn try_from(v: Vec<(u8, u64)>) -> Result<Self, Self::Error> {
         let mut h = Histogram::default();
         for (i, c) in v {
             match h.counts.get_mut(usize::from(i)) {
                 Some(slot) => *slot = slot.saturating_add(c),
-                None => return Err(format!("histogram bucket {i} out of range")),
+                None => return Err(BucketOutOfRange(i)),
             }
         }
         Ok(h)
@@ -366,11 +377,6 @@ impl Window {
         self.slots.iter().all(Option::is_none)
     }
 
-    /// The window's span in ms.
-    pub fn span_ms(&self) -> u64 {
-        self.bucket_ms.saturating_mul(self.slots.len() as u64)
-    }
-
     fn position(&self, index: u64) -> usize {
         (index % self.slots.len().max(1) as u64) as usize
     }
@@ -453,37 +459,6 @@ impl Window {
     }
 }
 
-/// The A/B arm a request was recorded in (serde: `"treatment"`, `"control"`, `"none"`).
-/// `None` is traffic kept out of the experiment (forced, rule-routed, disabled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Treatment,
-    Control,
-    None,
-}
-
-impl Arm {
-    pub const ALL: [Arm; 3] = [Arm::Treatment, Arm::Control, Arm::None];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arm::Treatment => "treatment",
-            Arm::Control => "control",
-            Arm::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Arm> {
-        match s {
-            "treatment" => Some(Arm::Treatment),
-            "control" => Some(Arm::Control),
-            "none" => Some(Arm::None),
-            _ => None,
-        }
-    }
-}
-
 /// What a metrics window is keyed by: the upstream that *served* the request and the arm the
 /// user was *assigned* to (intention to treat: a treatment user served by a Perplexity
 /// fallback is recorded under `perplexity.treatment`, with `fallback` set).
@@ -526,9 +501,19 @@ impl From<MetricKey> for String {
     }
 }
 
+/// A string that is not `<upstream>.<arm>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMetricKey(pub String);
+
+impl fmt::Display for UnknownMetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown metric key {:?}", self.0)
+    }
+}
+
 impl TryFrom<String> for MetricKey {
-    type Error = String;
+    type Error = UnknownMetricKey;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        MetricKey::parse(&s).ok_or_else(|| format!("unknown metric key {s:?}"))
+        MetricKey::parse(&s).ok_or(UnknownMetricKey(s))
     }
 }

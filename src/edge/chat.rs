@@ -4,17 +4,14 @@
 //! record the outcome, and answer in the format the client asked for.
 
 use super::http;
-use super::isolate::{metric_arm, now_ms, random_bytes, secret, with};
+use super::isolate::{now_ms, random_bytes, secret, with};
 use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
 use crate::core::decide::{Decision, RouteRequest};
-use crate::core::fallback::{
-    attempt_timeouts, plan_fallback, Deadline, FallbackDecision, FallbackSettings,
-};
+use crate::core::fallback::{Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy};
 use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::model::Upstream;
 use crate::core::outcome::{Outcome, OutcomeKind};
-use crate::core::policies;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
-use crate::core::upstream::Upstream;
 use crate::core::window::{MetricKey, Sample};
 use crate::core::wire::error::wire_error_response;
 use crate::core::wire::openai::{self, ChatMessage, RoutingInfo};
@@ -29,10 +26,12 @@ pub const OVERRIDE_HEADER: &str = "x-route-override";
 /// Per-request parameters copied out of the cached config.
 struct Params {
     timeout_s: f64,
-    fallback: FallbackSettings,
+    fallback: FallbackPolicy,
     targets: Targets,
     /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: score answers (and record quality) only when on.
     score: bool,
+    /// An answer this slow is a slow call, for the breaker and the metrics alike.
+    slow_call_ms: u64,
 }
 
 /// Reads the body within the configured limit (413 above it).
@@ -105,54 +104,48 @@ fn route(
     };
     // Headers only matter to conditional rules: skip copying them otherwise.
     let rules_on = with(|i| i.config().enable_conditional_routing).unwrap_or(false);
+    let headers = if rules_on {
+        request_headers(req)
+    } else {
+        Vec::new()
+    };
     let rr = RouteRequest {
-        key: Some(ident.key.clone()),
-        query: query.to_string(),
-        headers: if rules_on {
-            request_headers(req)
-        } else {
-            Vec::new()
-        },
+        key: Some(&ident.key),
+        query: query.into(),
+        headers: &headers,
         override_cohort,
         override_authorized,
     };
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
-    with(|i| {
+    let (d, p) = with(|i| {
         let d = i.decide(&rr, now);
         let c = i.config();
         let p = Params {
             timeout_s: c.integration_timeout_seconds,
-            fallback: policies::fallback_settings(c),
+            fallback: c.fallback,
             targets: Targets {
                 lightrag_base: c.lightrag_base_url.clone(),
                 perplexity_base: c.perplexity_base_url.clone(),
                 lightrag_key,
                 perplexity_key,
-                query_mode: c.query_mode.as_str().to_string(),
+                query_mode: c.query_mode,
                 model: model.map(str::to_string),
             },
-            score: c.enable_quality_metrics,
+            score: c.quality_gate.settings().enabled,
+            slow_call_ms: c.breaker.settings().slow_call_ms,
         };
-        (ident, d, p)
-    })
-}
-
-/// The A/B arm as reported in headers and in the body's `routing.arm`.
-fn arm_str(arm: crate::core::decide::Arm) -> &'static str {
-    match arm {
-        crate::core::decide::Arm::Treatment => "treatment",
-        crate::core::decide::Arm::Control => "control",
-        crate::core::decide::Arm::None => "none",
-    }
+        (d, p)
+    })?;
+    Some((ident, d, p))
 }
 
 fn routing_info(d: &Decision, served: Upstream, fallback: bool) -> RoutingInfo {
     RoutingInfo {
         upstream: served,
-        reason: d.reason.to_string(),
-        arm: arm_str(d.arm).to_string(),
+        reason: d.reason.clone(),
+        arm: d.arm,
         position: d.position_percent,
         fallback_used: fallback,
         config_version: d.config_version,
@@ -170,7 +163,7 @@ fn set_route_headers(
     h.set("x-route-upstream", served.as_str())?;
     h.set("x-route-reason", &d.reason.to_string())?;
     h.set("x-route-cohort", d.upstream.as_str())?;
-    h.set("x-route-arm", arm_str(d.arm))?;
+    h.set("x-route-arm", d.arm.as_str())?;
     if let Some(p) = d.position_percent {
         h.set("x-route-position", &format!("{p:.2}"))?;
     }
@@ -204,6 +197,14 @@ fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
     with(|i| i.record_call(u, &Outcome::new(kind, latency_ms), now));
 }
 
+/// Records a call that produced an answer and returns its kind: a success, or a slow call
+/// (classified here once, so the breaker and the request's metrics agree).
+fn record_answer(u: Upstream, latency_ms: u64, slow_call_ms: u64) -> OutcomeKind {
+    let kind = Outcome::answered(latency_ms, slow_call_ms).kind;
+    record_call(u, kind, latency_ms);
+    kind
+}
+
 fn record_request(
     d: &Decision,
     served: Upstream,
@@ -213,7 +214,7 @@ fn record_request(
     quality: Option<f64>,
 ) {
     let now = now_ms();
-    let key = MetricKey::new(served, metric_arm(d.arm));
+    let key = MetricKey::new(served, d.arm);
     let sample = Sample {
         kind,
         latency_ms: now.saturating_sub(start),
@@ -240,15 +241,14 @@ fn fallback_target(
     if local_refusal(f) {
         return Some(primary.other());
     }
-    let other_healthy = with(|i| i.admits(primary.other(), now)).unwrap_or(true);
-    match plan_fallback(
+    let other_admits = with(|i| i.take_permit(primary.other(), now)).unwrap_or(true);
+    match p.fallback.plan(&FallbackCase {
         primary,
-        &f.kind,
-        false,
-        &p.fallback,
-        other_healthy,
-        deadline.remaining(now),
-    ) {
+        kind: f.kind,
+        first_byte_sent: false,
+        other_admits,
+        remaining_ms: deadline.remaining(now),
+    }) {
         FallbackDecision::Fallback { to, .. } => Some(to),
         FallbackDecision::NoFallback { .. } => None,
     }
@@ -258,6 +258,8 @@ struct Served {
     upstream: Upstream,
     answer: UpstreamAnswer,
     latency_ms: u64,
+    /// Success or slow call.
+    kind: OutcomeKind,
     fallback_from: Option<Upstream>,
 }
 
@@ -305,15 +307,16 @@ async fn complete(
 ) -> std::result::Result<Served, Failed> {
     let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
     let primary = d.upstream;
-    let t = attempt_timeouts(&deadline, now_ms(), false, &p.fallback);
+    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Primary);
     let first = upstream::call(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await;
     let f = match first {
         Ok((answer, latency_ms)) => {
-            record_call(primary, OutcomeKind::Success, latency_ms);
+            let kind = record_answer(primary, latency_ms, p.slow_call_ms);
             return Ok(Served {
                 upstream: primary,
                 answer,
                 latency_ms,
+                kind,
                 fallback_from: None,
             });
         }
@@ -329,14 +332,15 @@ async fn complete(
     let Some(to) = fallback_target(primary, &f, p, &deadline) else {
         return Err(failed);
     };
-    let t = attempt_timeouts(&deadline, now_ms(), true, &p.fallback);
+    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Fallback);
     match upstream::call(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
         Ok((answer, latency_ms)) => {
-            record_call(to, OutcomeKind::Success, latency_ms);
+            let kind = record_answer(to, latency_ms, p.slow_call_ms);
             Ok(Served {
                 upstream: to,
                 answer,
                 latency_ms,
+                kind,
                 fallback_from: Some(primary),
             })
         }
@@ -423,14 +427,7 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
             let q = p
                 .score
                 .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
-            record_request(
-                &d,
-                s.upstream,
-                OutcomeKind::Success,
-                start,
-                s.fallback_from.is_some(),
-                q,
-            );
+            record_request(&d, s.upstream, s.kind, start, s.fallback_from.is_some(), q);
             let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
             let text = openai::chat_response(
                 &completion_id(),
@@ -478,7 +475,7 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
             record_request(
                 &d,
                 s.upstream,
-                OutcomeKind::Success,
+                s.kind,
                 start,
                 s.fallback_from.is_some(),
                 quality,
@@ -527,7 +524,7 @@ async fn open_with_fallback(
 ) -> std::result::Result<(UpstreamStream, Option<Upstream>), Failed> {
     let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
     let primary = d.upstream;
-    let t = attempt_timeouts(&deadline, now_ms(), false, &p.fallback);
+    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Primary);
     let f = match upstream::open_stream(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await {
         Ok(s) => return Ok((s, None)),
         Err(f) => f,
@@ -542,7 +539,7 @@ async fn open_with_fallback(
     let Some(to) = fallback_target(primary, &f, p, &deadline) else {
         return Err(failed);
     };
-    let t = attempt_timeouts(&deadline, now_ms(), true, &p.fallback);
+    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Fallback);
     match upstream::open_stream(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
         Ok(s) => Ok((s, Some(primary))),
         Err(f2) => {
@@ -569,6 +566,7 @@ struct Pipe {
     start: u64,
     fallback: bool,
     score: bool,
+    slow_call_ms: u64,
 }
 
 impl Pipe {
@@ -609,16 +607,9 @@ impl Pipe {
         ));
         self.out.push_back(openai::DONE.to_string());
         self.finished = true;
-        record_call(u, OutcomeKind::Success, latency);
+        let kind = record_answer(u, latency, self.slow_call_ms);
         let q = self.score.then(|| score(&self.query, &answer, latency, u));
-        record_request(
-            &self.decision,
-            u,
-            OutcomeKind::Success,
-            self.start,
-            self.fallback,
-            q,
-        );
+        record_request(&self.decision, u, kind, self.start, self.fallback, q);
     }
 
     fn finish_cut(&mut self, kind: OutcomeKind, message: &str) {
@@ -689,6 +680,7 @@ async fn stream_chat(
         start,
         fallback: fallback_from.is_some(),
         score: p.score,
+        slow_call_ms: p.slow_call_ms,
     };
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));

@@ -6,41 +6,44 @@
 //! [`crate::core::store`].
 //!
 //! Workers run one request at a time per thread, so the state lives in a `thread_local`
-//! `RefCell`; no borrow is ever held across an `.await`.
+//! `RefCell`; no borrow is ever held across an `.await`. The state's fields are private: the
+//! rest of the edge asks it questions and reports what happened through the methods below.
 
 use super::kv::{self, Kv};
-use crate::core::breaker::{Breaker, BreakerState, BreakerStatus, Transition};
-use crate::core::config::{self, Config, Loaded, Problem};
-use crate::core::decide::{self, BreakerView, Decision, RouteRequest, RouteState};
+use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
+use crate::core::config::{self, Config, Loaded, Problem, SECRET_VARIABLES};
+use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
-use crate::core::policies;
+use crate::core::report::ReportInputs;
 use crate::core::store::{
     self, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OverridesDoc, RemoteState,
     RolloutDoc, Schedule, StateStore, WriteThrottle, MIN_WRITE_INTERVAL_MS,
 };
-use crate::core::upstream::Upstream;
-use crate::core::window::{Arm, MetricKey, Sample, Stats, Window};
+use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
 use worker::{console_error, console_log, Context, Env};
 
 pub struct Isolate {
-    pub id: String,
+    id: String,
     vars: Map<String, Value>,
-    pub overrides: OverridesDoc,
-    pub loaded: Loaded,
-    pub policy_warning: Option<String>,
-    pub breakers: BTreeMap<Upstream, Breaker>,
-    pub windows: BTreeMap<MetricKey, Window>,
-    pub sched: Schedule,
-    pub throttle: WriteThrottle,
-    pub rollout: Option<RolloutDoc>,
-    pub warnings: Vec<String>,
+    overrides: OverridesDoc,
+    loaded: Loaded,
+    breakers: BTreeMap<Upstream, Breaker>,
+    windows: BTreeMap<MetricKey, Window>,
+    sched: Schedule,
+    throttle: WriteThrottle,
+    rollout: Option<RolloutDoc>,
+    warnings: Vec<String>,
 }
 
 thread_local! {
     static ISO: RefCell<Option<Isolate>> = const { RefCell::new(None) };
+    /// Writes allowed now, collected during a request and run in the background.
+    static PENDING: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on the isolate state, if it is initialised.
@@ -77,12 +80,38 @@ pub fn secret(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The configuration among the Worker's bindings: every known variable and every other
+/// `LIGHTRAG_*` name (so the loader reports a typo in `wrangler.toml` instead of never seeing
+/// it), secrets excepted. A `[vars]` entry that is a TOML table arrives as a JS object and is
+/// read as JSON.
 fn read_vars(env: &Env) -> Map<String, Value> {
     let mut m = Map::new();
-    for name in config::KNOWN_VARIABLES {
-        if let Ok(v) = env.var(name) {
-            m.insert((*name).to_string(), Value::String(v.to_string()));
+    let obj: &js_sys::Object = env.unchecked_ref();
+    for name in js_sys::Object::keys(obj)
+        .iter()
+        .filter_map(|k| k.as_string())
+    {
+        let wanted = config::KNOWN_VARIABLES.contains(&name.as_str())
+            || (name.starts_with("LIGHTRAG_") && !SECRET_VARIABLES.contains(&name.as_str()));
+        if !wanted {
+            continue;
         }
+        let Ok(v) = js_sys::Reflect::get(obj, &name.as_str().into()) else {
+            continue;
+        };
+        let value = match v.as_string() {
+            Some(s) => Value::String(s),
+            // A JSON var: through JSON text, with the serde_json already in the bundle.
+            None => match js_sys::JSON::stringify(&v)
+                .ok()
+                .and_then(|t| t.as_string())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                Some(j) => j,
+                None => continue, // not a var (no binding of ours has these names)
+            },
+        };
+        m.insert(name, value);
     }
     m
 }
@@ -91,17 +120,15 @@ impl Isolate {
     fn new(env: &Env, now: u64) -> Isolate {
         let vars = read_vars(env);
         let loaded = config::load(&vars, None, 0);
-        let (policy, policy_warning) = policies::breaker_policy(&loaded.config);
         let mut breakers = BTreeMap::new();
         for u in Upstream::ALL {
-            breakers.insert(u, Breaker::new(policy.clone()));
+            breakers.insert(u, Breaker::new(loaded.config.breaker));
         }
         Isolate {
             id: crate::core::identity::new_id(&random_bytes()),
             vars,
             overrides: OverridesDoc::default(),
             loaded,
-            policy_warning,
             breakers,
             windows: BTreeMap::new(),
             sched: Schedule {
@@ -123,25 +150,36 @@ impl Isolate {
         &self.loaded.problems
     }
 
-    /// What the config would be with these overrides (for admin validation).
-    pub fn validate(&self, overrides: &Map<String, Value>, version: u64) -> Loaded {
-        config::load(&self.vars, Some(overrides), version)
+    /// The wrangler vars overrides are layered on (for the admin API's checks).
+    pub fn vars(&self) -> &Map<String, Value> {
+        &self.vars
     }
 
-    /// Rebuilds the config from vars + overrides; rebuilds breakers when their policy changed
-    /// (carrying their shared state over).
+    /// The `GET /admin/config` document of what this isolate runs on, and its version.
+    pub fn config_document(&self) -> (String, u64) {
+        let doc = crate::core::overrides::ConfigDocument::new(&self.overrides, &self.loaded);
+        (
+            serde_json::to_string(&doc).unwrap_or_default(),
+            self.overrides.version,
+        )
+    }
+
+    /// Runs on a new override set; rebuilds the breakers when their policy changed (carrying
+    /// their shared state over through a snapshot).
     pub fn set_overrides(&mut self, doc: OverridesDoc, now: u64) {
         let loaded = config::load(&self.vars, Some(&doc.overrides), doc.version);
-        let old = policies::breaker_settings(&self.loaded.config);
-        let new = policies::breaker_settings(&loaded.config);
+        self.use_config(doc, loaded, now);
+    }
+
+    /// [`Isolate::set_overrides`] with the config already loaded (the admin API just did).
+    pub fn use_config(&mut self, doc: OverridesDoc, loaded: Loaded, now: u64) {
+        let policy_changed = loaded.config.breaker != self.loaded.config.breaker;
         self.overrides = doc;
         self.loaded = loaded;
-        if old != new {
-            let (policy, warning) = policies::breaker_policy(&self.loaded.config);
-            self.policy_warning = warning;
+        if policy_changed {
             for b in self.breakers.values_mut() {
                 let snap = b.snapshot();
-                let mut nb = Breaker::new(policy.clone());
+                let mut nb = Breaker::new(self.loaded.config.breaker);
                 nb.merge_remote(&snap, now);
                 *b = nb;
             }
@@ -149,7 +187,7 @@ impl Isolate {
     }
 
     /// Adopts what a refresh read.
-    pub fn apply_remote(&mut self, r: RemoteState, now: u64) {
+    fn apply_remote(&mut self, r: RemoteState, now: u64) {
         for w in &r.warnings {
             console_error!("{}", w);
         }
@@ -169,33 +207,31 @@ impl Isolate {
         self.sched.refresh_in_flight = false;
     }
 
-    /// The routing decision for one request. A half-open probe permit is drawn only when the
-    /// request would actually go to LightRAG (otherwise permits would leak to requests that
-    /// never call it and the breaker would recover slowly at low rollout percentages).
-    pub fn decide(&mut self, rr: &RouteRequest, now: u64) -> Decision {
-        let mut state = self.route_state_readonly(now);
+    /// The routing decision for one request, taken once. While LightRAG's breaker is
+    /// half-open the decision is taken as if this request held a probe permit, and the permit
+    /// is drawn only when the request really goes to LightRAG (otherwise permits would leak to
+    /// requests that never call it and the breaker would recover slowly at low rollout
+    /// percentages); a refused permit turns it into the breaker step's `circuit_open` answer.
+    pub fn decide(&mut self, req: &RouteRequest<'_>, now: u64) -> Decision {
+        let mut state = self.route_state(now);
         state.quality_probe_roll = roll();
         let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
         if half_open {
             state.lightrag_breaker = BreakerView::HalfOpenProbe;
         }
-        let d = decide::decide(&self.loaded.config, &state, rr);
-        if !half_open || d.upstream != Upstream::Lightrag {
-            return d;
+        let d = decide::decide(&self.loaded.config, &state, req);
+        if half_open
+            && d.upstream == Upstream::Lightrag
+            && !self.take_permit(Upstream::Lightrag, now)
+        {
+            return d.probe_refused();
         }
-        let admitted = self
-            .breakers
-            .get_mut(&Upstream::Lightrag)
-            .is_none_or(|b| b.admit(now, roll()).is_admitted());
-        if admitted {
-            return d;
-        }
-        state.lightrag_breaker = BreakerView::HalfOpenReject;
-        decide::decide(&self.loaded.config, &state, rr)
+        d
     }
 
-    /// The same state without drawing a probe permit (OFREP, preview-style questions).
-    pub fn route_state_readonly(&self, now: u64) -> RouteState {
+    /// The live state for a decision, drawing no probe permit: a half-open breaker reads as
+    /// refusing (OFREP evaluations, which call nothing).
+    pub fn route_state(&self, now: u64) -> RouteState {
         let view = match self.breakers.get(&Upstream::Lightrag).map(|b| b.state(now)) {
             Some(BreakerState::Open) => BreakerView::Open,
             Some(BreakerState::HalfOpen) => BreakerView::HalfOpenReject,
@@ -210,8 +246,9 @@ impl Isolate {
         }
     }
 
-    /// Whether `u`'s breaker admits a request now (for fallback planning).
-    pub fn admits(&mut self, u: Upstream, now: u64) -> bool {
+    /// Whether `u`'s breaker admits a request now. Takes a half-open probe permit when it
+    /// admits one as a probe, so call it only for a request that will be sent.
+    pub fn take_permit(&mut self, u: Upstream, now: u64) -> bool {
         self.breakers
             .get_mut(&u)
             .is_none_or(|b| b.admit(now, roll()).is_admitted())
@@ -228,7 +265,19 @@ impl Isolate {
         }
     }
 
-    pub fn note_transition(&mut self, u: Upstream, t: &Transition, now: u64) {
+    /// An operator's action on `u`'s breaker; its status afterwards.
+    pub fn breaker_action(
+        &mut self,
+        u: Upstream,
+        action: BreakerAction,
+        now: u64,
+    ) -> Option<BreakerStatus> {
+        let t = self.breakers.get_mut(&u)?.apply(action, now);
+        self.note_transition(u, &t, now);
+        self.breakers.get(&u).map(|b| b.status(now))
+    }
+
+    fn note_transition(&mut self, u: Upstream, t: &Transition, now: u64) {
         console_log!(
             "breaker {} {} -> {} ({:?}, generation {})",
             u.as_str(),
@@ -252,21 +301,44 @@ impl Isolate {
         self.windows.entry(key).or_default().record(now, sample);
     }
 
-    pub fn local_stats(&self, now: u64) -> BTreeMap<MetricKey, Stats> {
+    /// This isolate's last-hour stats per metric key.
+    fn local_stats(&self, now: u64) -> BTreeMap<MetricKey, Stats> {
         self.windows
             .iter()
             .map(|(k, w)| (*k, w.total(now)))
             .collect()
     }
 
-    pub fn breaker_statuses(&self, now: u64) -> Vec<(Upstream, BreakerStatus)> {
+    fn breaker_statuses(&self, now: u64) -> Vec<(Upstream, BreakerStatus)> {
         self.breakers
             .iter()
             .map(|(u, b)| (*u, b.status(now)))
             .collect()
     }
 
-    fn flush_doc(&mut self, now: u64) -> String {
+    /// The status document and `/metrics` text are built from these.
+    pub fn report<T>(&self, now: u64, f: impl FnOnce(&ReportInputs<'_>) -> T) -> T {
+        let local = self.local_stats(now);
+        let breakers = self.breaker_statuses(now);
+        let ops = kv::ops();
+        f(&ReportInputs {
+            now_ms: now,
+            isolate: &self.id,
+            config: self.config(),
+            problems: self.problems(),
+            breakers: &breakers,
+            local: &local,
+            rollout: self.rollout.as_ref(),
+            kv_warnings: &self.warnings,
+            kv_ops: &ops,
+            last_refresh_ms: self.sched.last_refresh_ms,
+            last_flush_ms: self.sched.last_flush_ms,
+        })
+    }
+
+    /// This isolate's metrics key and document, marking the flush as done now.
+    fn take_flush(&mut self, now: u64) -> (String, String, u64) {
+        self.sched.last_flush_ms = now;
         for w in self.windows.values_mut() {
             w.prune(now);
         }
@@ -275,22 +347,36 @@ impl Isolate {
             flushed_ms: now,
             windows: self.windows.clone(),
         };
-        serde_json::to_string(&doc).unwrap_or_default()
+        (
+            metrics_key(&self.id),
+            serde_json::to_string(&doc).unwrap_or_default(),
+            metrics_ttl_seconds(self.config().metrics_flush_seconds),
+        )
+    }
+
+    /// The background work due now: whether to refresh, a metrics flush, throttled writes.
+    fn due(&mut self, now: u64) -> Due {
+        let (refresh_s, flush_s) = (
+            self.config().state_refresh_seconds,
+            self.config().metrics_flush_seconds,
+        );
+        let refresh = self.sched.refresh_due(now, refresh_s);
+        if refresh {
+            self.sched.refresh_in_flight = true;
+        }
+        let flush = (self.sched.flush_due(now, flush_s) && !self.windows.is_empty())
+            .then(|| self.take_flush(now));
+        for w in self.throttle.due(now) {
+            PENDING.with(|p| p.borrow_mut().push(w));
+        }
+        Due { refresh, flush }
     }
 }
 
-thread_local! {
-    /// Writes allowed now, collected during a request and run in the background.
-    static PENDING: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Maps the decision's arm onto the metrics arm.
-pub fn metric_arm(a: decide::Arm) -> Arm {
-    match a {
-        decide::Arm::Treatment => Arm::Treatment,
-        decide::Arm::Control => Arm::Control,
-        decide::Arm::None => Arm::None,
-    }
+struct Due {
+    refresh: bool,
+    /// Key, document, TTL.
+    flush: Option<(String, String, u64)>,
 }
 
 /// Makes sure the isolate state exists. The first request of an isolate reads KV (4 reads);
@@ -302,8 +388,7 @@ pub async fn ensure(env: &Env) {
         let iso = Isolate::new(env, now);
         ISO.with(|c| *c.borrow_mut() = Some(iso));
         if let Some(store) = Kv::open(env) {
-            let remote = store::load_remote(&store).await;
-            with(|i| i.apply_remote(remote, now_ms()));
+            refresh(&store).await;
         } else {
             with(|i| {
                 i.warnings = vec![format!("KV binding `{}` is missing", super::KV_BINDING)];
@@ -313,6 +398,12 @@ pub async fn ensure(env: &Env) {
     }
 }
 
+/// Reads the shared state from KV and adopts it.
+pub async fn refresh(store: &Kv) {
+    let remote = store::load_remote(store).await;
+    with(|i| i.apply_remote(remote, now_ms()));
+}
+
 /// After a request: schedules the background work that is due (refresh, throttled writes,
 /// metric flush), each at most as often as the KV budget allows.
 pub fn background(env: &Env, ctx: &Context) {
@@ -320,68 +411,54 @@ pub fn background(env: &Env, ctx: &Context) {
     let Some(store) = Kv::open(env) else {
         return;
     };
-    let (refresh, flush, ttl) = with(|i| {
-        let (refresh_s, flush_s) = (
-            i.config().state_refresh_seconds,
-            i.config().metrics_flush_seconds,
-        );
-        let refresh = i.sched.refresh_due(now, refresh_s);
-        if refresh {
-            i.sched.refresh_in_flight = true;
-        }
-        let flush_due = i.sched.flush_due(now, flush_s) && !i.windows.is_empty();
-        let flush = if flush_due {
-            i.sched.last_flush_ms = now;
-            Some((metrics_key(&i.id), i.flush_doc(now)))
-        } else {
-            None
-        };
-        for w in i.throttle.due(now) {
-            PENDING.with(|p| p.borrow_mut().push(w));
-        }
-        (refresh, flush, metrics_ttl_seconds(flush_s))
-    })
-    .unwrap_or((false, None, 60));
+    let Some(due) = with(|i| i.due(now)) else {
+        return;
+    };
     let writes: Vec<(String, String)> = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if !refresh && flush.is_none() && writes.is_empty() {
+    if !due.refresh && due.flush.is_none() && writes.is_empty() {
         return;
     }
     ctx.wait_until(async move {
         for (k, v) in writes {
             if let Err(e) = store.put(&k, &v, None).await {
-                console_error!("KV write of `{}` failed: {}", k, e);
+                console_error!("{}", e);
             }
         }
-        if let Some((k, v)) = flush {
+        if let Some((k, v, ttl)) = due.flush {
             if let Err(e) = store.put(&k, &v, Some(ttl)).await {
-                console_error!("KV metrics flush `{}` failed: {}", k, e);
+                console_error!("{}", e);
             }
         }
-        if refresh {
-            let remote = store::load_remote(&store).await;
-            with(|i| i.apply_remote(remote, now_ms()));
+        if due.refresh {
+            refresh(&store).await;
         }
     });
 }
 
-/// Forces a metrics flush now (admin), ignoring the interval.
-pub async fn flush_now(env: &Env) -> Result<String, String> {
-    let store = Kv::open(env).ok_or("KV binding missing")?;
-    let now = now_ms();
-    let (k, v, ttl) = with(|i| {
-        i.sched.last_flush_ms = now;
-        (
-            metrics_key(&i.id),
-            i.flush_doc(now),
-            metrics_ttl_seconds(i.config().metrics_flush_seconds),
-        )
-    })
-    .ok_or("isolate not initialised")?;
-    store.put(&k, &v, Some(ttl)).await?;
+/// Forces a metrics flush now (admin), ignoring the interval. Returns the key written.
+pub async fn flush_now(env: &Env) -> Result<String, FlushError> {
+    let store = Kv::open(env).ok_or(FlushError::NoBinding)?;
+    let (k, v, ttl) = with(|i| i.take_flush(now_ms())).ok_or(FlushError::NotReady)?;
+    store
+        .put(&k, &v, Some(ttl))
+        .await
+        .map_err(|e| FlushError::Store(e.to_string()))?;
     Ok(k)
 }
 
-/// KV counters, for reports.
-pub fn kv_ops() -> crate::core::store::OpCounts {
-    kv::ops()
+/// Why a forced flush did not happen.
+pub enum FlushError {
+    NoBinding,
+    NotReady,
+    Store(String),
+}
+
+impl std::fmt::Display for FlushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushError::NoBinding => f.write_str("KV binding missing"),
+            FlushError::NotReady => f.write_str("isolate not initialised"),
+            FlushError::Store(e) => f.write_str(e),
+        }
+    }
 }

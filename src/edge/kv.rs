@@ -1,7 +1,7 @@
 //! The KV namespace behind [`StateStore`], counting every operation (reads, writes per key,
 //! lists) so the status API, `/metrics` and the workerd tests can prove the KV budget.
 
-use crate::core::store::{ListPage, OpCounts, StateStore};
+use crate::core::store::{ListPage, OpCounts, StateStore, StoreError, StoreOp};
 use std::cell::RefCell;
 use worker::{Env, KvStore};
 
@@ -31,21 +31,31 @@ impl Kv {
 }
 
 impl StateStore for Kv {
-    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         count(|o| o.reads += 1);
-        self.store.get(key).text().await.map_err(|e| e.to_string())
+        self.store
+            .get(key)
+            .text()
+            .await
+            .map_err(|e| StoreError::failed(StoreOp::Read, key, e))
     }
 
-    async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
         count(|o| {
             o.writes += 1;
             *o.writes_by_key.entry(key.to_string()).or_default() += 1;
         });
-        let mut b = self.store.put(key, value).map_err(|e| e.to_string())?;
+        let failed = |e: worker::kv::KvError| StoreError::failed(StoreOp::Write, key, e);
+        let mut b = self.store.put(key, value).map_err(failed)?;
         if let Some(ttl) = ttl_seconds {
             b = b.expiration_ttl(ttl);
         }
-        b.execute().await.map_err(|e| e.to_string())
+        b.execute().await.map_err(failed)
     }
 
     async fn list(
@@ -53,7 +63,7 @@ impl StateStore for Kv {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<ListPage, String> {
+    ) -> Result<ListPage, StoreError> {
         count(|o| o.lists += 1);
         let mut b = self
             .store
@@ -63,7 +73,10 @@ impl StateStore for Kv {
         if let Some(c) = cursor {
             b = b.cursor(c.to_string());
         }
-        let r = b.execute().await.map_err(|e| e.to_string())?;
+        let r = b
+            .execute()
+            .await
+            .map_err(|e| StoreError::failed(StoreOp::List, prefix, e))?;
         Ok(ListPage {
             keys: r.keys.into_iter().map(|k| k.name).collect(),
             cursor: r.cursor.filter(|c| !c.is_empty()),

@@ -18,15 +18,10 @@ fn evaluate(ctx: &OfrepContext) -> std::result::Result<FlagEvaluation, OfrepErro
         .attributes
         .get("query")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let rr = RouteRequest {
-        key: Some(key),
-        query,
-        ..Default::default()
-    };
+        .unwrap_or_default();
+    let rr = RouteRequest::new(Some(&key), query);
     let now = now_ms();
-    let d = with(|i| decide(i.config(), &i.route_state_readonly(now), &rr)).ok_or_else(|| {
+    let d = with(|i| decide(i.config(), &i.route_state(now), &rr)).ok_or_else(|| {
         OfrepError::new(ofrep::OfrepErrorCode::General, "router state unavailable")
     })?;
     let mut metadata = Map::new();

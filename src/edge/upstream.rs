@@ -7,8 +7,9 @@
 //! the client: [`open_stream`] waits for the first piece of answer text (within the TTFB
 //! budget); only then does the caller commit and pipe the rest through [`UpstreamStream`].
 
+use crate::core::model::Upstream;
 use crate::core::outcome::OutcomeKind;
-use crate::core::upstream::Upstream;
+use crate::core::wire::lightrag::QueryMode;
 use crate::core::wire::ndjson::NdjsonDecoder;
 use crate::core::wire::openai::ChatMessage;
 use crate::core::wire::sse::SseDecoder;
@@ -28,7 +29,7 @@ pub struct Targets {
     pub perplexity_base: String,
     pub lightrag_key: Option<String>,
     pub perplexity_key: Option<String>,
-    pub query_mode: String,
+    pub query_mode: QueryMode,
     pub model: Option<String>,
 }
 
@@ -76,7 +77,7 @@ fn build_request(
                 t.lightrag_base.trim_end_matches('/'),
                 lightrag::query_path(stream)
             ),
-            lightrag::query_body(ask.query, &t.query_mode, stream)
+            lightrag::query_body(ask.query, t.query_mode, stream)
                 .map_err(|e| client_err(e.to_string()))?,
         ),
         Upstream::Perplexity => (

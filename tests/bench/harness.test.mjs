@@ -54,7 +54,7 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     finiteSummary(doc.results.cold.router.firstAnswer, "cold router");
     finiteSummary(doc.results.cold.bare.firstAnswer, "cold bare");
     assert.ok(doc.results.bundle.worker.gzip > 0 && doc.results.bundle.preview.gzip > 0);
-    // The isolate reads its state from KV once at start-up (DESIGN §5): the counters moved.
+    // The isolate reads its state from KV once at start-up (docs/architecture.md#workers-kv-budget): the counters moved.
     assert.ok(doc.results.kv.default.cold.reads.median > 0, "start-up KV reads counted");
 
     const md = readFileSync(path.join(out, "latest.md"), "utf8");

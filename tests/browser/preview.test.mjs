@@ -76,6 +76,7 @@ test("raising the rollout moves user-42 (76.52) to LightRAG and never evicts", a
   await page.fill("#salt", "cmo_lightrag_2025");
   await setUsers(["user-42", "user-1", "user-2", "user-3"]);
   const seenIn = new Set();
+  const checked = new Map();
   for (const pct of ["0", "10", "50", "76.52", "76.53", "100"]) {
     await page.fill("#rollout", pct);
     const r = await rowFor("user-42");
@@ -83,10 +84,15 @@ test("raising the rollout moves user-42 (76.52) to LightRAG and never evicts", a
     assert.equal(r.upstream, Number(pct) > 76.52 ? "lightrag" : "perplexity", `at ${pct} %`);
     for (const u of ["user-42", "user-1", "user-2", "user-3"]) {
       const now = (await rowFor(u)).upstream;
-      if (seenIn.has(u)) assert.equal(now, "lightrag", `${u} evicted at ${pct} %`);
+      if (seenIn.has(u)) {
+        assert.equal(now, "lightrag", `${u} evicted at ${pct} %`);
+        checked.set(u, (checked.get(u) ?? 0) + 1);
+      }
       if (now === "lightrag") seenIn.add(u);
     }
   }
+  // Every user entered before the last step, so the eviction check ran for each of them.
+  for (const u of ["user-42", "user-1", "user-2", "user-3"]) assert.ok(checked.get(u) >= 1, `${u} never checked`);
 });
 
 test("invalid extra configuration shows an error instead of breaking the page", async () => {

@@ -9,11 +9,12 @@
 //! one error per element.
 
 use crate::gen::{any_json, body, close, edge_number, hostile_string, object, scalar};
+use cmo_edge_router::core::breaker::BreakerPolicy;
 use cmo_edge_router::core::cohort::Percent;
 use cmo_edge_router::core::config::{self, Loaded, Source, KNOWN_VARIABLES, SECRET_VARIABLES};
-use cmo_edge_router::core::decide::{self, RouteState};
-use cmo_edge_router::core::policies;
-use cmo_edge_router::core::rules::{self, Query, MAX_RULES};
+use cmo_edge_router::core::decide::{self, RouteRequest, RouteState};
+use cmo_edge_router::core::overrides;
+use cmo_edge_router::core::rules::{self, Query, QueryFacts, MAX_RULES};
 use cmo_edge_router::core::store::{self, OverridesDoc, CONFIG_KEY};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -385,7 +386,8 @@ fn check_loaded(
     overrides: Option<&Map<String, Value>>,
 ) -> Result<(), TestCaseError> {
     let c = &l.config;
-    let b = &c.breaker;
+    let b = c.breaker.settings();
+    let g = c.quality_gate.settings();
     let in_range = |x: f64, lo: f64, hi: f64| x.is_finite() && x >= lo && x <= hi;
     ensure(c.rollout_percentage <= Percent::FULL, || {
         "rollout above 100 %".into()
@@ -393,9 +395,9 @@ fn check_loaded(
     ensure(
         c.integration_timeout_seconds > 0.0
             && in_range(c.integration_timeout_seconds, 0.0, 600.0)
-            && in_range(c.min_quality_threshold, 0.0, 1.0)
-            && in_range(c.quality_gate_probe_share, 0.0, 1.0)
-            && (1..=1_000_000).contains(&c.quality_gate_min_samples)
+            && in_range(g.min_quality, 0.0, 1.0)
+            && in_range(g.probe_share, 0.0, 1.0)
+            && (1..=1_000_000).contains(&g.min_samples)
             && (1024..=10 * 1024 * 1024).contains(&c.max_body_bytes)
             && (1..=3600).contains(&c.state_refresh_seconds)
             && (10..=86_400).contains(&c.metrics_flush_seconds),
@@ -413,11 +415,11 @@ fn check_loaded(
             && in_range(b.jitter, 0.0, 1.0),
         || format!("inconsistent breaker config: {b:?}"),
     )?;
-    // The config is what the breaker runs on: a value the loader accepted must not be one the
-    // breaker policy then refuses (it would silently run on defaults instead).
-    let (_, warning) = policies::breaker_policy(c);
-    ensure(warning.is_none(), || {
-        format!("the loader accepted breaker settings the policy refuses: {warning:?} from {b:?}")
+    // The config holds the policy the breaker runs on: its settings pass the policy's own
+    // validation (a value the loader accepted must not be one the breaker would refuse).
+    let again = BreakerPolicy::try_new(*b);
+    ensure(again.is_ok(), || {
+        format!("the loaded breaker settings fail their own validation: {again:?} from {b:?}")
     })?;
     for u in [&c.lightrag_base_url, &c.perplexity_base_url] {
         let host = u
@@ -527,23 +529,6 @@ pub fn load_vars_and_overrides() {
     );
 }
 
-/// The override set in a `PUT /admin/config` body, as `edge/admin.rs` reads it: an object of
-/// `VARIABLE: value`, or the same wrapped as `{"overrides": {...}}`.
-// TODO(refactor): call `core::overrides::parse_body` once it lands on main.
-fn override_body(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Err(e) => Err(format!("request body is not valid JSON ({e})")),
-        Ok(Value::Object(mut o)) if o.len() == 1 && o.contains_key("overrides") => {
-            match o.remove("overrides") {
-                Some(Value::Object(m)) => Ok(m),
-                _ => Err("`overrides` must be an object of VARIABLE: value".into()),
-            }
-        }
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err("expected a JSON object of VARIABLE: value".into()),
-    }
-}
-
 /// `PUT /admin/config` bodies, damaged or not: parse, validate against the vars, and when the
 /// admin API would store the set, its KV document must round-trip to the same config.
 pub fn admin_config_body() {
@@ -555,27 +540,62 @@ pub fn admin_config_body() {
             ]
         })
         .boxed();
+    let version = prop_oneof![4 => 0u64..100, 1 => Just(u64::MAX), 1 => any::<u64>()];
+    let if_match = prop_oneof![
+        4 => Just(None),
+        1 => prop::sample::select(vec!["*", "W/\"v1\"", "\"v0\", \"v1\"", "", "v1"])
+            .prop_map(|s| Some(s.to_string())),
+        1 => hostile_string().prop_map(Some),
+    ];
     crate::harness::run(
         "admin_config_body",
-        (var_map(6, true), body(doc), any::<u64>(), any::<u64>()),
-        |(vars, bytes, version, now)| {
-            let overrides = match override_body(&bytes) {
+        (var_map(6, true), body(doc), version, if_match, any::<u64>()),
+        |(vars, bytes, version, if_match, now)| {
+            let overrides = match overrides::parse_body(&bytes) {
                 Ok(o) => o,
                 Err(e) => {
-                    prop_assert!(!e.is_empty());
+                    prop_assert!(!e.to_string().is_empty() && !e.code().is_empty());
                     return Ok(());
                 }
             };
-            let l = config::load(&vars, Some(&overrides), version);
-            check_loaded(&l, &vars, Some(&overrides))?;
-            if l.problems.iter().any(|p| p.source == Source::Override) {
-                return Ok(()); // 422: nothing stored
-            }
-            let stored = OverridesDoc {
+            // The stored set's version comes from KV; the header is the operator's (None: the
+            // ETag they just read).
+            let current = OverridesDoc {
                 version,
-                overrides,
-                updated_ms: now,
+                ..OverridesDoc::default()
             };
+            let header = if_match.unwrap_or_else(|| overrides::etag(version));
+            let put = overrides::Put {
+                vars: &vars,
+                current: &current,
+                if_match: &header,
+                overrides: &overrides,
+                now_ms: now,
+            };
+            let (stored, l) = match overrides::apply_put(&put) {
+                overrides::PutOutcome::Stale { current_etag } => {
+                    prop_assert_eq!(current_etag, overrides::etag(version));
+                    prop_assert!(!overrides::if_match_allows(&header, version));
+                    return Ok(());
+                }
+                overrides::PutOutcome::Rejected(problems) => {
+                    prop_assert!(!problems.is_empty());
+                    for p in &problems {
+                        prop_assert_eq!(p.source, Source::Override);
+                        prop_assert!(!p.message.trim().is_empty());
+                    }
+                    let l = config::load(&vars, Some(&overrides), version);
+                    check_loaded(&l, &vars, Some(&overrides))?;
+                    return Ok(());
+                }
+                overrides::PutOutcome::Stored { doc, loaded } => (doc, loaded),
+            };
+            check_loaded(&l, &vars, Some(&overrides))?;
+            prop_assert!(
+                stored.version > version || version == u64::MAX,
+                "the stored version did not move past {}",
+                version
+            );
             let text =
                 serde_json::to_string(&stored).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let read: OverridesDoc = store::parse_value(CONFIG_KEY, &text)
@@ -584,7 +604,7 @@ pub fn admin_config_body() {
             // Other isolates load the set from the KV text, the one that took the PUT from the
             // body: the same config (floats to within serde_json's last-place rounding).
             let (a, b) = (
-                serde_json::to_value(&l).map_err(|e| TestCaseError::fail(e.to_string()))?,
+                serde_json::to_value(&*l).map_err(|e| TestCaseError::fail(e.to_string()))?,
                 serde_json::to_value(&reloaded).map_err(|e| TestCaseError::fail(e.to_string()))?,
             );
             prop_assert!(close(&a, &b), "config changed through KV:\n{a}\n{b}");
@@ -623,14 +643,13 @@ pub fn routing_rules() {
             }
             prop_assert!(parsed.rules.len() <= MAX_RULES);
             for e in &parsed.errors {
-                prop_assert!(!e.reason.trim().is_empty());
+                prop_assert!(!e.reason.to_string().trim().is_empty());
             }
             let mut names: Vec<&str> = parsed.rules.iter().map(|r| r.name()).collect();
             names.sort_unstable();
             names.dedup();
             prop_assert_eq!(names.len(), parsed.rules.len(), "duplicate rule names");
-            let qt = cmo_edge_router::core::classify::classify(&query);
-            let q = Query::new(&query, qt, key.as_deref(), &headers);
+            let q = Query::new(&query, None, key.as_deref(), &headers);
             let first = rules::first_match(&parsed.rules, &q).map(|r| r.name().to_string());
             // A rule shows as what the operator wrote; reading that back gives the same rules,
             // matching the same query.
@@ -643,11 +662,21 @@ pub fn routing_rules() {
                 again.errors
             );
             prop_assert_eq!(again.rules.len(), parsed.rules.len());
-            let q2 = Query::new(&query, qt, key.as_deref(), &headers);
+            let q2 = Query::new(&query, None, key.as_deref(), &headers);
             let first2 = rules::first_match(&again.rules, &q2).map(|r| r.name().to_string());
             prop_assert_eq!(&first, &first2);
-            // The router's own path (one classification pass, a word filter that skips absent
-            // keywords) picks the same rule as the plain evaluation.
+            // The fast path (facts computed once: a sorted word list for single-word keywords)
+            // picks the same rule as the plain search of the text.
+            let facts = QueryFacts::new(&query);
+            let q3 = Query::new(&query, Some(&facts), key.as_deref(), &headers);
+            let fast = rules::first_match(&parsed.rules, &q3).map(|r| r.name().to_string());
+            prop_assert_eq!(
+                &fast,
+                &first,
+                "fast path and plain text disagree on {:?}",
+                query
+            );
+            // And so does the router's own decision.
             let cfg = config::Config {
                 integration_enabled: true,
                 enable_conditional_routing: true,
@@ -658,15 +687,11 @@ pub fn routing_rules() {
                 .iter()
                 .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
                 .collect();
-            let d = decide::decide_parts(
-                &cfg,
-                &RouteState::default(),
-                key.as_deref(),
-                &query,
-                &lower,
-                None,
-                false,
-            );
+            let req = RouteRequest {
+                headers: &lower,
+                ..RouteRequest::new(key.as_deref(), query.as_str())
+            };
+            let d = decide::decide(&cfg, &RouteState::default(), &req);
             prop_assert_eq!(
                 d.rule,
                 first,

@@ -140,7 +140,7 @@ pub fn chat_request() {
                     }
                     Err(e) => check_refusal(&e)?,
                 }
-                for mode in lightrag::MODES {
+                for mode in lightrag::QueryMode::ALL {
                     match lightrag::query_body(&r.query, mode, r.stream) {
                         Ok(b) => {
                             serde_json::from_str::<Value>(&b)
@@ -243,7 +243,7 @@ pub fn ofrep_request() {
                     // The attributes come back as metadata: only strings, numbers and booleans.
                     let ev = ofrep::FlagEvaluation {
                         key: ofrep::FLAG_KEY.to_string(),
-                        upstream: cmo_edge_router::core::upstream::Upstream::Lightrag,
+                        upstream: cmo_edge_router::core::model::Upstream::Lightrag,
                         routing_reason: "rollout_in".into(),
                         metadata: ctx.attributes.clone(),
                     };

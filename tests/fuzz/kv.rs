@@ -10,10 +10,11 @@
 //! view) stays within its bounds.
 
 use crate::gen::{any_json, close, edge_number, hostile_string, object, scalar, stored};
+use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::breaker::{Breaker, BreakerSnapshot, BreakerState};
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
-use cmo_edge_router::core::policies;
 use cmo_edge_router::core::rollout::machine::TickInput;
 use cmo_edge_router::core::rollout::request::{parse_plan, plan_from_value};
 use cmo_edge_router::core::rollout::status::status;
@@ -21,9 +22,8 @@ use cmo_edge_router::core::rollout::{
     ArmEvidence, Command, Operation, Rollout, RolloutId, StageEvidence, Switches,
 };
 use cmo_edge_router::core::store::{
-    self, controller_tick, MemoryStore, MetricsFlush, RolloutDoc, CONFIG_KEY, ROLLOUT_KEY,
+    self, controller_tick, MetricsFlush, RolloutDoc, CONFIG_KEY, ROLLOUT_KEY,
 };
-use cmo_edge_router::core::upstream::Upstream;
 use cmo_edge_router::core::window::{MetricKey, Sample, Window};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
 /// Drives a future whose I/O is the in-memory store (always ready) to completion.
-fn block_on<F: Future>(f: F) -> F::Output {
+pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -133,7 +133,6 @@ fn run_steps(b: &mut Breaker, steps: &[BreakerStep], now: &mut u64) {
         }
         let _ = b.state(*now);
         let _ = b.status(*now);
-        let _ = b.next_deadline_ms(*now);
     }
 }
 
@@ -152,15 +151,17 @@ pub fn breaker_snapshot() {
                 match store::parse_value(&store::breaker_key(Upstream::Lightrag), &text) {
                     Ok(s) => s,
                     Err(e) => {
-                        prop_assert!(e.contains("breaker/lightrag"), "warning names no key: {e}");
+                        prop_assert!(
+                            e.to_string().contains("breaker/lightrag"),
+                            "warning names no key: {e}"
+                        );
                         return Ok(());
                     }
                 };
             let back: BreakerSnapshot =
                 serde_json::from_str(&serde_json::to_string(&snap).map_err(fail)?).map_err(fail)?;
             prop_assert_eq!(back, snap);
-            let (policy, _) = policies::breaker_policy(&config::defaults());
-            let mut b = Breaker::new(policy);
+            let mut b = Breaker::new(config::defaults().breaker);
             let mut now = start;
             run_steps(&mut b, &before, &mut now);
             let own = b.snapshot().generation;
@@ -269,7 +270,7 @@ fn rollout_doc_corpus() -> &'static [Value] {
     CORPUS.get_or_init(|| {
         let mut out = vec![serde_json::to_value(RolloutDoc::default()).unwrap_or(Value::Null)];
         let s = MemoryStore::new();
-        let gate = policies::gate_settings(&config::defaults());
+        let gate = config::defaults().quality_gate;
         let mut now = 1_700_000_000_000u64;
         for i in 0..40u64 {
             let mut w = Window::default();
@@ -288,7 +289,7 @@ fn rollout_doc_corpus() -> &'static [Value] {
                 MetricKey::all().nth((i % 4) as usize).unwrap_or_else(|| {
                     MetricKey::new(
                         Upstream::Lightrag,
-                        cmo_edge_router::core::window::Arm::Treatment,
+                        cmo_edge_router::core::model::Arm::Treatment,
                     )
                 }),
                 w,
@@ -344,7 +345,7 @@ pub fn store_documents() {
                 let l = config::load(&serde_json::Map::new(), Some(&doc.overrides), doc.version);
                 prop_assert_eq!(l.config.version, doc.version);
             }
-            let gate = policies::gate_settings(&config::defaults());
+            let gate = config::defaults().quality_gate;
             let rep = block_on(controller_tick(&s, now, &gate, max_ops));
             prop_assert!(
                 rep.ops <= max_ops.max(3),

@@ -28,8 +28,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../support/memory_store.rs"]
+mod memory_store;
+
 mod config;
 mod decoders;
+mod found;
 mod front_door;
 mod gen;
 mod harness;

@@ -7,13 +7,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startStack, chatBody, post, auth } from "./common.mjs";
+import { startStack, chatBody, post, auth, waitFor } from "./common.mjs";
 
 let s;
 before(async () => { s = await startStack(); });
 after(async () => { await s?.close(); });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const getStatus = async (w = s.w) => (await w.fetch("/admin/status", { headers: auth })).json();
 
 test("admin endpoints answer 401 without or with a wrong token", async () => {
@@ -115,7 +114,8 @@ test("state (config overrides, breaker) survives a restart", async () => {
     await r.arrayBuffer();
     r = await t.w.fetch("/admin/breaker/lightrag/open", { method: "POST", headers: auth });
     assert.equal((await r.json()).breaker.state, "open");
-    await sleep(300); // background KV write
+    const kv = await t.w.kv();
+    await waitFor("the breaker transition in KV", async () => JSON.parse((await kv.get("breaker/lightrag")) ?? "{}").state === "open");
     await t.close();
 
     t = await startStack({ persist: dir });
@@ -181,21 +181,22 @@ test("KV budget: zero KV reads per request in steady state; ≤ 1 write/s per ke
       await q.arrayBuffer();
       n++;
     }
-    await sleep(1100);
-    const q = await post(t.w, "/v1/chat/completions", chatBody("glucose?", { user: "flush-pending" }));
-    await q.arrayBuffer();
-    await sleep(200);
+    // The last transition is pending behind the throttle: requests after the one-second
+    // interval flush it (in the background). Wait until KV holds the breaker's final state.
+    const kv = await t.w.kv();
+    const final = (await getStatus(t.w)).service_performance.circuit_breaker.generation;
+    let k = 0;
+    await waitFor("the last breaker state in KV", async () => {
+      const q = await post(t.w, "/v1/chat/completions", chatBody("glucose?", { user: `flush-pending-${k++}` }));
+      await q.arrayBuffer();
+      return JSON.parse((await kv.get("breaker/lightrag")) ?? "{}").generation === final;
+    }, { intervalMs: 200 });
     const elapsed = (Date.now() - t0) / 1000;
     const after = (await getStatus(t.w)).kv.ops;
     const writes = after.writes_by_key["breaker/lightrag"] ?? 0;
     assert.ok(n > 20, `${n} transitions offered`);
     assert.ok(writes >= 2, `some writes happened (${writes})`);
     assert.ok(writes <= Math.ceil(elapsed) + 1, `${writes} writes in ${elapsed.toFixed(1)} s`);
-    // The last state won: KV holds the breaker's final state.
-    const kv = await t.w.kv();
-    const snap = JSON.parse(await kv.get("breaker/lightrag"));
-    const st = await getStatus(t.w);
-    assert.equal(snap.generation, st.service_performance.circuit_breaker.generation);
   } finally {
     await t.close();
   }

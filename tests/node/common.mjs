@@ -1,5 +1,5 @@
 // Shared helpers for the workerd tests: mock upstreams wired into the worker's vars, JS cohort
-// hashing (DESIGN §2) to cross-check the worker, and small request helpers.
+// hashing (docs/architecture.md#cohort-hashing) to cross-check the worker, and small request helpers.
 import { startWorker } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 
@@ -85,14 +85,14 @@ export function userIn(salt, pct, inside, prefix = "u") {
   throw new Error("no user found");
 }
 
-/** The preview build (www/pkg, `make preview`) loaded in Node, or null when it is not built. */
+/** The preview build (www/pkg, built by `make preview`, which `make test-worker` runs first) loaded in Node. */
 export async function loadPreview() {
   const { existsSync, readFileSync } = await import("node:fs");
   const path = await import("node:path");
   const { ROOT } = await import("./harness.mjs");
   const js = path.join(ROOT, "www", "pkg", "cmo_edge_router.js");
   const wasm = path.join(ROOT, "www", "pkg", "cmo_edge_router_bg.wasm");
-  if (!existsSync(js) || !existsSync(wasm)) return null;
+  if (!existsSync(js) || !existsSync(wasm)) throw new Error(`missing ${js}: run \`make preview\` first`);
   const m = await import(js);
   m.initSync({ module: readFileSync(wasm) });
   return m;
@@ -102,4 +102,25 @@ export async function loadPreview() {
 export function configVars(bindings) {
   const secrets = new Set(["LIGHTRAG_API_KEY", "PERPLEXITY_API", "ADMIN_TOKEN"]);
   return Object.fromEntries(Object.entries(bindings).filter(([k]) => !secrets.has(k)));
+}
+
+/**
+ * Polls `check` (sync or async) until it returns a truthy value, and returns that value; fails
+ * with `what` after `timeoutMs` (generous: the machine may be loaded). Tests wait for
+ * conditions, never for fixed times.
+ */
+export async function waitFor(what, check, { timeoutMs = 30_000, intervalMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }

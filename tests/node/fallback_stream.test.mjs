@@ -3,7 +3,7 @@
 // ways, truncated streams, both-failed errors, and the breaker tripping.
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, chatBody, post, sseData, userIn, auth } from "./common.mjs";
+import { startStack, chatBody, post, sseData, userIn, auth, waitFor } from "./common.mjs";
 
 const SALT = "cmo_lightrag_2025";
 const LR = userIn(SALT, 50, true, "lr");   // in the 50 % rollout → LightRAG
@@ -212,11 +212,9 @@ test("the breaker trips after consecutive failures and routes to Perplexity", as
     const st = await (await t.w.fetch("/admin/status", { headers: auth })).json();
     assert.equal(st.service_performance.circuit_breaker.is_open, true);
     assert.equal(st.service_performance.circuit_breaker.state, "open");
-    // The transition was written to KV (in the background).
-    await new Promise((res) => setTimeout(res, 200));
+    // The transition is written to KV (in the background).
     const kv = await t.w.kv();
-    const snap = JSON.parse(await kv.get("breaker/lightrag"));
-    assert.equal(snap.state, "open");
+    await waitFor("the open breaker in KV", async () => JSON.parse((await kv.get("breaker/lightrag")) ?? "{}").state === "open");
     // Admin reset closes it.
     const reset = await t.w.fetch("/admin/breaker/lightrag/reset", { method: "POST", headers: auth });
     assert.equal((await reset.json()).breaker.state, "closed");
@@ -230,7 +228,9 @@ test("half-open: probes go to LightRAG, successes close the breaker", async () =
     vars: {
       LIGHTRAG_ROLLOUT_PERCENTAGE: "100",
       LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "2",
-      LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "1",
+      // Long enough that the request right after the trip surely finds it open, even on a
+      // loaded machine; the test then waits for half-open instead of sleeping.
+      LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "5",
       LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0",
       LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE: "1",
     },
@@ -244,7 +244,8 @@ test("half-open: probes go to LightRAG, successes close the breaker", async () =
     let r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: "ho-open" }));
     await r.arrayBuffer();
     assert.equal(r.headers.get("x-route-reason"), "circuit_open");
-    await new Promise((res) => setTimeout(res, 1300));
+    const status = async () => (await (await t.w.fetch("/admin/status", { headers: auth })).json()).service_performance.circuit_breaker;
+    await waitFor("the breaker to go half-open", async () => (await status()).state === "half_open");
     const reasons = [];
     for (let i = 0; i < 5; i++) {
       r = await post(t.w, "/v1/chat/completions", chatBody(Q, { user: `ho-probe-${i}` }));

@@ -56,11 +56,11 @@ fn bad_percentage_is_an_error_not_a_panic() {
 }
 
 // ---- golden routing specs through the preview exports ------------------------------------
-// The same spec files and the same judge (`core::decide::spec::check_spec_case_with`) as the
-// native `tests/routing_spec.rs`; only the runner differs: here every case crosses the JS
+// The same spec files and the same judge (`tests/support/spec.rs`, `check_spec_file_with`) as
+// the native `tests/native/spec.rs`; only the runner differs: here every case crosses the JS
 // boundary exactly as the browser page calls it (`loadConfig`, `decide` with JS objects).
 
-use cmo_edge_router::core::decide::spec::{check_spec_file_with, SpecInput, SpecOutcome};
+use spec_driver::{check_spec_file_with, SpecInput, SpecOutcome};
 use wasm_bindgen::JsValue;
 
 const SPEC_FILES: &[(&str, &str)] = &[

@@ -1,4 +1,4 @@
-//! Statistics for the LightRAG-vs-Perplexity experiment (DESIGN §7, issue 10 "Deliver 2"):
+//! Statistics for the LightRAG-vs-Perplexity experiment (docs/architecture.md#rollout-controller, docs/experiment.md):
 //! does the treatment cohort (routed to LightRAG) do better or worse than the control cohort
 //! (routed to Perplexity), and can we say so while the controller looks every minute?
 //!

@@ -8,7 +8,7 @@
 //! per sample. Windows that store integer `count / sum / sum of squares` (associative, like
 //! `window::Stats::quality_sum`) convert with [`Moments::from_integer_sums`], exactly.
 
-use crate::core::outcome::PolicyError;
+use crate::core::policy::PolicyError;
 use serde::{Deserialize, Serialize};
 
 /// Count, mean and M2 = Σ (xᵢ − mean)² of some finite values.

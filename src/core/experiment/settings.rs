@@ -6,7 +6,7 @@
 //! normal approximation is not yet honest, so below `min_samples_per_arm` the answer is
 //! "insufficient data", never a p-value.
 
-use crate::core::outcome::{check_f64, check_min, PolicyError};
+use crate::core::policy::{check_min, Bounds, PolicyError};
 use serde::{Deserialize, Serialize};
 
 /// A significance level α in (0, 0.5): tests report `1 − α` confidence intervals.
@@ -115,12 +115,8 @@ impl ExperimentSettings {
         min_samples_per_arm: u64,
     ) -> Result<ExperimentSettings, PolicyError> {
         let alpha = Alpha::try_new(alpha)?;
-        check_f64(
-            "mixing_effect_size",
-            mixing_effect_size,
-            EFFECT_SIZE_RANGE.0,
-            EFFECT_SIZE_RANGE.1,
-        )?;
+        Bounds::closed(EFFECT_SIZE_RANGE.0, EFFECT_SIZE_RANGE.1)
+            .check("mixing_effect_size", mixing_effect_size)?;
         check_min("min_samples_per_arm", min_samples_per_arm, 2)?;
         Ok(ExperimentSettings {
             alpha,

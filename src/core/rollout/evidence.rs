@@ -3,7 +3,7 @@
 //!
 //! Why per arm, and why these fields: the arms are treatment vs control **by cohort** (the
 //! users the hash put below / above the rollout percentage), with each outcome recorded in the
-//! arm its user was assigned to even when a fallback served it (intention to treat, DESIGN §3).
+//! arm its user was assigned to even when a fallback served it (intention to treat, docs/architecture.md#ab-arms).
 //! So a LightRAG failure rescued by Perplexity still shows up in the treatment arm's success
 //! rate. Quality is a count of scored answers and their mean — a request that was never
 //! scored is *unscored*, never a 0.0, which is how the old system rolled back every rollout

@@ -63,7 +63,7 @@ impl Switches {
         Switches {
             ab_testing: c.enable_ab_testing,
             performance_comparison: c.enable_performance_comparison,
-            quality_metrics: c.enable_quality_metrics,
+            quality_metrics: c.quality_gate.settings().enabled,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The self-driving rollout (DESIGN §7): a staged plan, measured gates, automatic promotion and
+//! The self-driving rollout (docs/architecture.md#rollout-controller): a staged plan, measured gates, automatic promotion and
 //! rollback, operator commands — as a pure state machine.
 //!
 //! Why a pure machine: the system this replaces had a rollout manager whose canaries could not

@@ -216,7 +216,7 @@ pub enum Routing {
     Inactive,
     /// Route by this percentage (running, paused, awaiting approval, or completed).
     Percentage(Percent),
-    /// Rolled back: everybody to Perplexity, forced users included (DESIGN §3 step 3).
+    /// Rolled back: everybody to Perplexity, forced users included (docs/architecture.md#the-routing-decision, step 3).
     RolledBack,
 }
 

@@ -5,7 +5,7 @@
 //! but the router scores, records and re-encodes answers without caring who wrote them. Both
 //! upstream parsers therefore produce these types, and the front-door builders consume them.
 
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

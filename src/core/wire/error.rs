@@ -2,7 +2,7 @@
 //!
 //! Why one shape: clients and operators should parse every 4xx/5xx the same way, whether a body
 //! was malformed (400), too large (413), a route unknown (404) or both upstreams failed
-//! (502/504). The message says what was wrong (DESIGN §9); it never carries secrets.
+//! (502/504). The message says what was wrong (docs/architecture.md#bad-input-and-failure); it never carries secrets.
 
 use super::answer::{to_json, WireError};
 use serde_json::json;

@@ -9,13 +9,52 @@
 //! keeps that 422 from counting as an upstream failure in the breaker.
 
 use super::answer::{json_type, to_json, Citation, StreamItem, UpstreamAnswer, WireError};
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The query modes LightRAG accepts.
-pub const MODES: [&str; 6] = ["local", "global", "hybrid", "naive", "mix", "bypass"];
-/// LightRAG's default mode.
-pub const DEFAULT_MODE: &str = "mix";
+/// The query modes LightRAG accepts (`QueryParam.mode`), sent as `"mode"`
+/// (`LIGHTRAG_QUERY_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    Local,
+    Global,
+    Hybrid,
+    Naive,
+    Mix,
+    Bypass,
+}
+
+impl QueryMode {
+    pub const ALL: [QueryMode; 6] = [
+        QueryMode::Local,
+        QueryMode::Global,
+        QueryMode::Hybrid,
+        QueryMode::Naive,
+        QueryMode::Mix,
+        QueryMode::Bypass,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryMode::Local => "local",
+            QueryMode::Global => "global",
+            QueryMode::Hybrid => "hybrid",
+            QueryMode::Naive => "naive",
+            QueryMode::Mix => "mix",
+            QueryMode::Bypass => "bypass",
+        }
+    }
+
+    /// Parses a mode name, case-insensitively and ignoring surrounding spaces.
+    pub fn parse(s: &str) -> Option<QueryMode> {
+        let s = s.trim();
+        QueryMode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+    }
+}
 /// Minimum English-equivalent length of a RAG query (not enforced for `bypass`).
 pub const MIN_QUERY_CHARS: usize = 3;
 
@@ -37,18 +76,12 @@ fn is_cjk(c: char) -> bool {
 
 /// Checks a query the way LightRAG will: non-blank, and (except in `bypass` mode) at least
 /// [`MIN_QUERY_CHARS`] English-equivalent characters after trimming.
-pub fn validate_query(query: &str, mode: &str) -> Result<(), WireError> {
-    if !MODES.contains(&mode) {
-        return Err(WireError::invalid(
-            "mode",
-            format!("`{mode}` is not one of {}", MODES.join(", ")),
-        ));
-    }
+pub fn validate_query(query: &str, mode: QueryMode) -> Result<(), WireError> {
     let q = query.trim();
     if q.is_empty() {
         return Err(WireError::invalid("query", "must not be empty"));
     }
-    if mode != "bypass" && english_equivalent_len(q) < MIN_QUERY_CHARS {
+    if mode != QueryMode::Bypass && english_equivalent_len(q) < MIN_QUERY_CHARS {
         return Err(WireError::invalid(
             "query",
             format!(
@@ -61,7 +94,7 @@ pub fn validate_query(query: &str, mode: &str) -> Result<(), WireError> {
 
 /// The JSON body for `POST /query` (`stream = false`) or `POST /query/stream` (`stream = true`).
 /// References are requested explicitly so answers always carry their sources.
-pub fn query_body(query: &str, mode: &str, stream: bool) -> Result<String, WireError> {
+pub fn query_body(query: &str, mode: QueryMode, stream: bool) -> Result<String, WireError> {
     validate_query(query, mode)?;
     Ok(to_json(&json!({
         "query": query.trim(),

@@ -7,10 +7,10 @@
 //!
 //! - [`sse`] / [`ndjson`]: incremental stream decoders that give the same result for any
 //!   split of the byte stream into chunks.
-//! - [`lightrag`] / [`perplexity`]: the two upstreams' request bodies and responses (DESIGN §6),
+//! - [`lightrag`] / [`perplexity`]: the two upstreams' request bodies and responses (docs/architecture.md#upstreams-and-the-front-door),
 //!   normalised into [`UpstreamAnswer`] and [`StreamItem`].
 //! - [`openai`] / [`seed`]: the router's front door (OpenAI chat completions, the seed's
-//!   `POST /query`), parsed with errors that name the offending field (DESIGN §9).
+//!   `POST /query`), parsed with errors that name the offending field (docs/architecture.md#bad-input-and-failure).
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol for flag `lightrag-routing`.
 //! - [`error`]: the one JSON error body every 4xx/5xx of the router uses.
 //!

@@ -12,7 +12,7 @@
 //! router makes, and the OFREP reason says how it was made.
 
 use super::answer::json_type;
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use serde_json::{json, Map, Value};
 use std::fmt;
 
@@ -159,7 +159,7 @@ pub fn parse_eval_request(body: &[u8]) -> Result<OfrepContext, OfrepError> {
     })
 }
 
-/// Maps a routing reason (DESIGN §3) to an OFREP/OpenFeature reason:
+/// Maps a routing reason (docs/architecture.md#the-routing-decision) to an OFREP/OpenFeature reason:
 /// `disabled` → DISABLED; `forced` and `rule:<name>` → TARGETING_MATCH; `rollout_in` /
 /// `rollout_out` → SPLIT; `static` (a rollout pinned at 0 % or 100 %) → STATIC; `error` →
 /// ERROR; the protective overrides (`rollback`, `circuit_open`, `quality_gate`) and anything

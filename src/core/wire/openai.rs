@@ -8,7 +8,7 @@
 //! from the 400 body.
 
 use super::answer::{json_type, opt_str, parse_object, to_json, Citation, WireError};
-use crate::core::upstream::Upstream;
+use crate::core::model::{Arm, Reason, Upstream};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -45,7 +45,7 @@ pub struct ChatRequest {
     /// The text of the last `user` message, trimmed: what is routed, classified and sent to
     /// LightRAG.
     pub query: String,
-    /// OpenAI's `user` field: the stickiness key (DESIGN §2). Empty strings count as absent.
+    /// OpenAI's `user` field: the stickiness key (docs/architecture.md#cohort-hashing). Empty strings count as absent.
     pub user: Option<String>,
     pub stream: bool,
     pub model: Option<String>,
@@ -59,9 +59,9 @@ pub struct RoutingInfo {
     /// The upstream that served the answer (after any fallback).
     pub upstream: Upstream,
     /// The routing reason (`rollout_in`, `rule:<name>`, `circuit_open`, ...).
-    pub reason: String,
-    /// The cohort / A-B arm the user was assigned to (`lightrag` / `perplexity`).
-    pub arm: String,
+    pub reason: Reason,
+    /// The A/B arm the user was assigned to (`treatment`, `control`, `none`).
+    pub arm: Arm,
     /// The user's hashed position in [0, 100), when one was computed.
     pub position: Option<f64>,
     pub fallback_used: bool,

@@ -20,7 +20,7 @@ use super::answer::{
     json_type, merge_citations, to_json, Citation, StreamItem, UpstreamAnswer, WireError,
 };
 use super::openai::ChatMessage;
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use serde_json::{json, Map, Value};
 
 /// The model used when the client names none (or names one Perplexity does not serve).

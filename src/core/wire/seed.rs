@@ -7,7 +7,7 @@
 
 use super::answer::{opt_str, parse_object, to_json, Citation, WireError};
 use super::openai::RoutingInfo;
-use crate::core::upstream::Upstream;
+use crate::core::model::Upstream;
 use serde_json::{json, Value};
 
 /// A parsed seed query.

@@ -1,0 +1,443 @@
+//! Circuit breaker, one per upstream per isolate, mirrored through KV by its transitions.
+//!
+//! Why this shape: the seed had two breakers, a leaky counter that never forgot and a lock
+//! that serialised every request. This one is a pure state machine over `(event, now_ms)`,
+//! like linkerd2-proxy's failure accrual, with the semantics Resilience4j's `CircuitBreaker`
+//! documents and Envoy's outlier detection shares:
+//!
+//! - **Closed** trips on `failure_threshold` *consecutive* failures (Envoy `consecutive_5xx`)
+//!   **or** when the failure rate over the last `window_size` calls (a count-based sliding
+//!   window, Resilience4j `COUNT_BASED`) reaches `failure_rate_threshold`, but only once
+//!   `minimum_calls` have been seen, so two failures out of two calls at 3 a.m. do not trip it.
+//!   What counts as a failure is decided once, by the outcome's kind
+//!   ([`crate::core::outcome`]): server errors, timeouts, 429/408 and slow calls
+//!   (Resilience4j `slowCallDurationThreshold`) do, client 4xx never do.
+//! - **Open** rejects until its end. The open time is `recovery_timeout_ms` on the first trip
+//!   and grows by `backoff_multiplier` on each re-trip (Envoy's ejection time grows with the
+//!   ejection count), capped at `max_recovery_timeout_ms`, with ±`jitter` so isolates that
+//!   tripped together do not probe together. The growth resets after the breaker has stayed
+//!   closed for `backoff_reset_ms`.
+//! - **Half-open** admits probes. Resilience4j hands out a fixed number of permits; isolates
+//!   share no memory, so we admit each request as a probe with probability
+//!   `half_open_probe_share` (the roll is passed in) and bound the probes in flight in this
+//!   isolate. `half_open_successes_to_close` successes close it, one failure reopens it with a
+//!   longer open time. It cannot get stuck: if no probe has been admitted or completed for
+//!   `half_open_max_wait_ms` (probes lost to cancelled requests, or unlucky rolls), the
+//!   in-flight count is cleared and the next request is admitted as a probe regardless of the
+//!   roll (Resilience4j's `maxWaitDurationInHalfOpenState` exists for the same reason).
+//!
+//! The parts: [`settings`] (the validated policy and its bounds), [`window`] (the closed
+//! state's count window), [`state`] (the state enum, each variant with its own data) and
+//! [`replica`] (what is shared with other isolates through KV: [`Breaker::snapshot`] is written
+//! on transitions, [`Breaker::merge_remote`] adopts a newer one).
+//!
+//! In half-open, every recorded outcome is treated as a probe's result (the caller does not
+//! have to thread the admission through); results arriving while open are counted in the
+//! totals but cannot change the state, since they describe calls started before the trip.
+
+pub mod replica;
+pub mod settings;
+pub mod state;
+mod window;
+
+pub use replica::BreakerSnapshot;
+pub use settings::{BreakerPolicy, BreakerSettings, MAX_WINDOW_SIZE};
+pub use state::{BreakerState, State};
+
+use crate::core::outcome::Outcome;
+use replica::Replica;
+use serde::{Deserialize, Serialize};
+use window::CountWindow;
+
+/// What [`Breaker::admit`] says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    Allowed,
+    Probe,
+    Rejected,
+}
+
+impl Admission {
+    /// Whether the request may go to this upstream.
+    pub fn is_admitted(self) -> bool {
+        !matches!(self, Admission::Rejected)
+    }
+}
+
+/// An operator's manual action on a breaker (`POST /admin/breaker/{upstream}/{open|reset}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreakerAction {
+    /// Open for one recovery timeout (no jitter, no growth), then half-open as usual.
+    Open,
+    /// Closed at once, window and growth cleared.
+    Reset,
+}
+
+impl BreakerAction {
+    pub fn parse(s: &str) -> Option<BreakerAction> {
+        match s {
+            "open" => Some(BreakerAction::Open),
+            "reset" => Some(BreakerAction::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// Why a transition happened (for logs and the status API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionCause {
+    ConsecutiveFailures,
+    FailureRate,
+    ProbeFailed,
+    ProbesSucceeded,
+    ForcedOpen,
+    Reset,
+}
+
+/// A state change worth writing to KV.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: BreakerState,
+    pub to: BreakerState,
+    pub cause: TransitionCause,
+    pub at_ms: u64,
+    /// Set when `to` is open.
+    pub open_until_ms: Option<u64>,
+    pub generation: u64,
+}
+
+/// What the status API shows, matching the seed's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerStatus {
+    pub enabled: bool,
+    pub is_open: bool,
+    pub state: BreakerState,
+    pub failure_rate: f64,
+    pub total_requests: u64,
+    pub consecutive_failures: u32,
+    pub last_failure_ms: Option<u64>,
+    pub last_success_ms: Option<u64>,
+    pub open_until_ms: Option<u64>,
+    pub trips: u64,
+    pub generation: u64,
+}
+
+/// Every call recorded, whatever the state (the status API's totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Calls {
+    total: u64,
+    last_failure_ms: Option<u64>,
+    last_success_ms: Option<u64>,
+}
+
+/// One upstream's circuit breaker. See the module docs for the semantics.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    policy: BreakerPolicy,
+    state: State,
+    window: CountWindow,
+    replica: Replica,
+    calls: Calls,
+}
+
+impl Breaker {
+    pub fn new(policy: BreakerPolicy) -> Breaker {
+        Breaker {
+            policy,
+            state: State::Closed {
+                since_ms: 0,
+                streak: 0,
+            },
+            window: CountWindow::default(),
+            replica: Replica::default(),
+            calls: Calls::default(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.policy.settings().enabled
+    }
+
+    /// The state at `now_ms` without changing anything (always closed when disabled).
+    pub fn state(&self, now_ms: u64) -> BreakerState {
+        if !self.enabled() {
+            return BreakerState::Closed;
+        }
+        match self.state {
+            State::Open { until_ms, .. } if now_ms >= until_ms => BreakerState::HalfOpen,
+            s => s.kind(),
+        }
+    }
+
+    /// Moves an expired open state to half-open. Time-derived, so every isolate computes the
+    /// same thing: no generation bump and no KV write.
+    fn refresh(&mut self, now_ms: u64) {
+        if let State::Open { until_ms, streak } = self.state {
+            if now_ms >= until_ms {
+                self.state = State::HalfOpen {
+                    since_ms: until_ms,
+                    streak,
+                    probes: 0,
+                    successes: 0,
+                    last_event_ms: until_ms,
+                };
+            }
+        }
+    }
+
+    /// Decides whether one request may go to this upstream; a `Probe` takes one of the
+    /// half-open probe permits. `roll` is uniform in [0, 1).
+    pub fn admit(&mut self, now_ms: u64, roll: f64) -> Admission {
+        if !self.enabled() {
+            return Admission::Allowed;
+        }
+        self.refresh(now_ms);
+        let s = self.policy.settings();
+        match &mut self.state {
+            State::Closed { .. } => Admission::Allowed,
+            State::Open { .. } => Admission::Rejected,
+            State::HalfOpen {
+                probes,
+                last_event_ms,
+                ..
+            } => {
+                let stalled = now_ms >= last_event_ms.saturating_add(s.half_open_max_wait_ms);
+                if stalled {
+                    // Nothing admitted or completed for too long: assume the in-flight probes
+                    // were lost and admit this one whatever the roll.
+                    *probes = 0;
+                } else if *probes >= s.half_open_max_probes
+                    || roll.partial_cmp(&s.half_open_probe_share) != Some(std::cmp::Ordering::Less)
+                {
+                    return Admission::Rejected;
+                }
+                *probes += 1;
+                *last_event_ms = now_ms;
+                Admission::Probe
+            }
+        }
+    }
+
+    /// Records one finished call, failed or not as its kind says. `jitter_roll` in [0, 1) sets
+    /// the jitter if this trips the breaker. Returns the transition, if any, for the caller to
+    /// write to KV.
+    pub fn record(
+        &mut self,
+        outcome: &Outcome,
+        now_ms: u64,
+        jitter_roll: f64,
+    ) -> Option<Transition> {
+        let failed = outcome.is_failure();
+        self.calls.total = self.calls.total.saturating_add(1);
+        if failed {
+            self.calls.last_failure_ms = Some(now_ms);
+        } else {
+            self.calls.last_success_ms = Some(now_ms);
+        }
+        if !self.enabled() {
+            return None;
+        }
+        self.refresh(now_ms);
+        let s = *self.policy.settings();
+        match &mut self.state {
+            State::Closed { .. } => {
+                self.window.record(failed, s.window_size);
+                let w = &self.window;
+                let cause = if w.consecutive() >= s.failure_threshold {
+                    Some(TransitionCause::ConsecutiveFailures)
+                } else if w.len() >= s.minimum_calls
+                    && f64::from(w.failures()) >= s.failure_rate_threshold * f64::from(w.len())
+                {
+                    Some(TransitionCause::FailureRate)
+                } else {
+                    None
+                };
+                cause.map(|c| self.trip(c, now_ms, jitter_roll))
+            }
+            // A call started before the trip: counted above, cannot change the state.
+            State::Open { .. } => None,
+            State::HalfOpen {
+                probes,
+                successes,
+                last_event_ms,
+                ..
+            } => {
+                *probes = probes.saturating_sub(1);
+                *last_event_ms = now_ms;
+                self.window.note_streak(failed);
+                if failed {
+                    return Some(self.trip(TransitionCause::ProbeFailed, now_ms, jitter_roll));
+                }
+                *successes += 1;
+                if *successes < s.half_open_successes_to_close {
+                    return None;
+                }
+                self.close(now_ms);
+                self.replica.bump(now_ms);
+                Some(Transition {
+                    from: BreakerState::HalfOpen,
+                    to: BreakerState::Closed,
+                    cause: TransitionCause::ProbesSucceeded,
+                    at_ms: now_ms,
+                    open_until_ms: None,
+                    generation: self.replica.generation,
+                })
+            }
+        }
+    }
+
+    /// Opens from closed or half-open, for one more trip in the streak (which a sustained close
+    /// forgives).
+    fn trip(&mut self, cause: TransitionCause, now_ms: u64, jitter_roll: f64) -> Transition {
+        let from = self.state.kind();
+        let streak = match self.state {
+            State::Closed { since_ms, .. }
+                if now_ms.saturating_sub(since_ms) >= self.policy.settings().backoff_reset_ms =>
+            {
+                0
+            }
+            s => s.streak(),
+        }
+        .saturating_add(1);
+        let until_ms = now_ms.saturating_add(self.policy.open_ms(streak, jitter_roll));
+        self.state = State::Open { until_ms, streak };
+        self.replica.trips = self.replica.trips.saturating_add(1);
+        self.replica.bump(now_ms);
+        Transition {
+            from,
+            to: BreakerState::Open,
+            cause,
+            at_ms: now_ms,
+            open_until_ms: Some(until_ms),
+            generation: self.replica.generation,
+        }
+    }
+
+    /// Closed from now on, with a fresh window; the streak stays until a close lasts.
+    fn close(&mut self, now_ms: u64) {
+        self.state = State::Closed {
+            since_ms: now_ms,
+            streak: self.state.streak(),
+        };
+        self.window = CountWindow::default();
+        self.replica.updated_ms = now_ms;
+    }
+
+    /// Manual force-open from the admin API: open for exactly `duration_ms` (no jitter, no
+    /// growth), then half-open as usual.
+    pub fn force_open(&mut self, now_ms: u64, duration_ms: u64) -> Transition {
+        let from = self.state(now_ms);
+        let until_ms = now_ms.saturating_add(duration_ms);
+        self.state = State::Open {
+            until_ms,
+            streak: self.state.streak(),
+        };
+        self.replica.bump(now_ms);
+        Transition {
+            from,
+            to: BreakerState::Open,
+            cause: TransitionCause::ForcedOpen,
+            at_ms: now_ms,
+            open_until_ms: Some(until_ms),
+            generation: self.replica.generation,
+        }
+    }
+
+    /// Manual reset from the admin API: closed, window and growth cleared.
+    pub fn reset(&mut self, now_ms: u64) -> Transition {
+        let from = self.state(now_ms);
+        self.close(now_ms);
+        self.state = State::Closed {
+            since_ms: now_ms,
+            streak: 0,
+        };
+        self.replica.bump(now_ms);
+        Transition {
+            from,
+            to: BreakerState::Closed,
+            cause: TransitionCause::Reset,
+            at_ms: now_ms,
+            open_until_ms: None,
+            generation: self.replica.generation,
+        }
+    }
+
+    /// An operator's action, with the open duration of [`BreakerAction::Open`] taken from the
+    /// policy's recovery timeout.
+    pub fn apply(&mut self, action: BreakerAction, now_ms: u64) -> Transition {
+        match action {
+            BreakerAction::Open => {
+                let duration = self.policy.settings().recovery_timeout_ms;
+                self.force_open(now_ms, duration)
+            }
+            BreakerAction::Reset => self.reset(now_ms),
+        }
+    }
+
+    /// What to write to KV.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        BreakerSnapshot {
+            state: self.state.kind(),
+            open_until_ms: self.state.open_until_ms(),
+            generation: self.replica.generation,
+            trips: self.replica.trips,
+            updated_ms: self.replica.updated_ms,
+        }
+    }
+
+    /// Adopts a snapshot read from KV if its generation is newer than ours: an open (or
+    /// forced-open) state opens this breaker until the remote `open_until_ms`; a closed one
+    /// (an admin reset, or probes that succeeded elsewhere) closes it. Older or equal
+    /// generations are ignored. Returns whether anything was adopted.
+    pub fn merge_remote(&mut self, snap: &BreakerSnapshot, now_ms: u64) -> bool {
+        if !self.replica.is_newer(snap) {
+            return false;
+        }
+        match snap.state {
+            BreakerState::Closed => {
+                self.close(now_ms);
+                self.state = State::Closed {
+                    since_ms: now_ms,
+                    streak: 0,
+                };
+            }
+            BreakerState::Open | BreakerState::HalfOpen => {
+                // A remote half-open is an open whose time ran out: adopting it as open with
+                // the same end lets `refresh` move us to half-open locally.
+                let streak = match self.state {
+                    State::Closed { streak, .. } => streak.saturating_add(1),
+                    s => s.streak(),
+                };
+                self.state = State::Open {
+                    until_ms: snap.open_until_ms.unwrap_or(now_ms),
+                    streak,
+                };
+                self.refresh(now_ms);
+            }
+        }
+        self.replica.adopt(snap, now_ms);
+        true
+    }
+
+    /// The status API view.
+    pub fn status(&self, now_ms: u64) -> BreakerStatus {
+        let state = self.state(now_ms);
+        let enabled = self.enabled();
+        BreakerStatus {
+            enabled,
+            is_open: state == BreakerState::Open,
+            state,
+            failure_rate: self.window.rate(),
+            total_requests: self.calls.total,
+            consecutive_failures: self.window.consecutive(),
+            last_failure_ms: self.calls.last_failure_ms,
+            last_success_ms: self.calls.last_success_ms,
+            open_until_ms: self.state.open_until_ms().filter(|_| enabled),
+            trips: self.replica.trips,
+            generation: self.replica.generation,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The native test suite: one crate (one link) with a module per part of the core it tests.
+//! The wasm suites are `tests/wasm_node.rs` and `tests/wasm_browser.rs`; the golden spec files
+//! in `tests/spec/` are judged by the same driver (`tests/support/spec.rs`) in both.
+#![cfg(not(target_arch = "wasm32"))]
+// Test code: a failed unwrap is a failed test, which is what we want (clippy.toml only exempts
+// `#[test]` functions, not their helpers).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/memory_store.rs"]
+mod memory_store;
+#[path = "../support/spec.rs"]
+mod spec_driver;
+
+mod breaker;
+mod cohort_props;
+mod cohort_vectors;
+mod decide_props;
+mod fallback;
+mod identity;
+mod quality;
+mod report;
+mod spec;
+mod store;
+mod window;
+mod wire_front_door;
+mod wire_streams;
+mod wire_upstreams;
+
+// The self-driving rollout (core::rollout): timelines on a virtual clock, commands, state, status.
+mod rollout_commands;
+mod rollout_props;
+mod rollout_state;
+mod rollout_status;
+mod rollout_support;
+mod rollout_timelines;
+
+// A/B statistics (core::experiment): reference values, reports, A/A and power simulations.
+mod experiment_aa;
+mod experiment_report;
+mod experiment_stats;

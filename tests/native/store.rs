@@ -1,0 +1,214 @@
+//! The KV state rules of `core::store`, natively: key layout, corrupt values, the write
+//! throttle, refresh/flush timing, and the cron controller's paging under the 1,000-op budget.
+
+use crate::memory_store::MemoryStore;
+use cmo_edge_router::core::breaker::{BreakerSnapshot, BreakerState};
+use cmo_edge_router::core::gate::{GatePolicy, GateSettings};
+use cmo_edge_router::core::model::Arm;
+use cmo_edge_router::core::model::Upstream;
+use cmo_edge_router::core::outcome::OutcomeKind;
+use cmo_edge_router::core::store::*;
+use cmo_edge_router::core::window::{MetricKey, Sample, Window};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// The memory store's futures are always ready: poll once.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn flush(isolate: &str, n: usize, quality: f64) -> String {
+    let mut w = Window::default();
+    for _ in 0..n {
+        w.record(
+            NOW - 1_000,
+            &Sample {
+                kind: OutcomeKind::Success,
+                latency_ms: 120,
+                fallback: false,
+                quality: Some(quality),
+            },
+        );
+    }
+    let mut windows = BTreeMap::new();
+    windows.insert(MetricKey::new(Upstream::Lightrag, Arm::Treatment), w);
+    serde_json::to_string(&MetricsFlush {
+        isolate: isolate.into(),
+        flushed_ms: NOW,
+        windows,
+    })
+    .unwrap()
+}
+
+#[test]
+fn key_layout() {
+    assert_eq!(CONFIG_KEY, "config/overrides");
+    assert_eq!(breaker_key(Upstream::Lightrag), "breaker/lightrag");
+    assert_eq!(breaker_key(Upstream::Perplexity), "breaker/perplexity");
+    assert_eq!(metrics_key("abc"), "metrics/abc");
+    assert_eq!(ROLLOUT_KEY, "rollout/state");
+    assert_eq!(metrics_ttl_seconds(10), 60, "never below KV's minimum");
+    assert_eq!(metrics_ttl_seconds(60), 180);
+}
+
+#[test]
+fn load_remote_reads_four_keys_and_reports_corrupt_values() {
+    let s = MemoryStore::new();
+    s.insert(CONFIG_KEY, "{broken");
+    let snap = BreakerSnapshot {
+        state: BreakerState::Open,
+        open_until_ms: Some(NOW + 5_000),
+        generation: 3,
+        trips: 1,
+        updated_ms: NOW,
+    };
+    s.insert("breaker/lightrag", &serde_json::to_string(&snap).unwrap());
+    s.insert("breaker/perplexity", "42");
+    let r = block_on(load_remote(&s));
+    assert_eq!(s.ops.borrow().reads, 4);
+    assert!(r.overrides.is_none());
+    assert_eq!(r.breakers, vec![(Upstream::Lightrag, snap)]);
+    assert_eq!(r.warnings.len(), 2);
+    assert!(r.warnings[0].contains("config/overrides"));
+    assert!(r.warnings[1].contains("breaker/perplexity"));
+}
+
+#[test]
+fn overrides_doc_round_trip() {
+    let s = MemoryStore::new();
+    s.insert(
+        CONFIG_KEY,
+        r#"{"version":7,"overrides":{"LIGHTRAG_ROLLOUT_PERCENTAGE":30},"updated_ms":5}"#,
+    );
+    let r = block_on(load_remote(&s));
+    let d = r.overrides.unwrap();
+    assert_eq!(d.version, 7);
+    assert_eq!(d.overrides["LIGHTRAG_ROLLOUT_PERCENTAGE"], 30);
+    assert!(r.warnings.is_empty());
+}
+
+#[test]
+fn throttle_allows_one_write_per_second_per_key_and_keeps_the_latest() {
+    let mut t = WriteThrottle::new(MIN_WRITE_INTERVAL_MS);
+    assert!(t.offer("breaker/lightrag", "a".into(), 1_000).is_some());
+    assert!(t.offer("breaker/lightrag", "b".into(), 1_100).is_none());
+    assert!(t.offer("breaker/lightrag", "c".into(), 1_500).is_none());
+    // Another key is independent.
+    assert!(t.offer("breaker/perplexity", "x".into(), 1_500).is_some());
+    assert!(t.due(1_900).is_empty());
+    assert_eq!(
+        t.due(2_000),
+        vec![("breaker/lightrag".to_string(), "c".to_string())]
+    );
+    assert!(t.due(2_000).is_empty(), "nothing left pending");
+    assert!(t.offer("breaker/lightrag", "d".into(), 2_500).is_none());
+    assert!(t.offer("breaker/lightrag", "e".into(), 3_000).is_some());
+    assert!(
+        t.due(100_000).is_empty(),
+        "a write supersedes the pending value"
+    );
+}
+
+#[test]
+fn schedule_timing() {
+    let mut s = Schedule {
+        last_refresh_ms: None,
+        refresh_in_flight: false,
+        last_flush_ms: 0,
+    };
+    assert!(s.refresh_due(10, 30));
+    s.last_refresh_ms = Some(10);
+    assert!(!s.refresh_due(29_999, 30));
+    assert!(s.refresh_due(30_010, 30));
+    s.refresh_in_flight = true;
+    assert!(!s.refresh_due(90_000, 30), "one refresh at a time");
+    s.last_flush_ms = 1_000;
+    assert!(!s.flush_due(60_999, 60));
+    assert!(s.flush_due(61_000, 60));
+}
+
+#[test]
+fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
+    let s = MemoryStore::new();
+    s.insert("metrics/a", &flush("a", 40, 0.3));
+    s.insert("metrics/b", &flush("b", 20, 0.3));
+    s.insert("metrics/c", "not json");
+    let gate = GatePolicy::try_new(GateSettings {
+        enabled: true,
+        min_samples: 30,
+        ..GateSettings::default()
+    })
+    .unwrap();
+    let rep = block_on(controller_tick(&s, NOW, &gate, CONTROLLER_MAX_OPS));
+    assert!(rep.completed);
+    assert_eq!(rep.corrupt, 1);
+    assert_eq!(
+        rep.ops,
+        1 + 1 + 3 + 1,
+        "read state, one list, three gets, one write"
+    );
+    assert!(
+        rep.gate_closed,
+        "quality 0.3 over 60 samples closes the gate"
+    );
+    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
+    let agg = doc.aggregate.unwrap();
+    assert_eq!(agg.isolates, 2);
+    let k = MetricKey::new(Upstream::Lightrag, Arm::Treatment);
+    assert_eq!(agg.stats[&k].count, 60);
+    assert!(doc.quality_gate_closed);
+    assert!(doc.pass.is_none());
+}
+
+#[test]
+fn controller_pages_across_ticks_within_the_op_budget() {
+    let s = MemoryStore::new();
+    for i in 0..2_500 {
+        s.insert(&format!("metrics/i{i:05}"), &flush("x", 1, 0.9));
+    }
+    let gate = GatePolicy::default();
+    let mut ticks = 0;
+    loop {
+        let before = s.ops.borrow().total();
+        let rep = block_on(controller_tick(&s, NOW, &gate, CONTROLLER_MAX_OPS));
+        let used = s.ops.borrow().total() - before;
+        assert_eq!(used, u64::from(rep.ops));
+        assert!(used <= 1_000, "tick used {used} KV operations");
+        ticks += 1;
+        if rep.completed {
+            break;
+        }
+        assert!(rep.resume_cursor.is_some());
+        assert!(ticks < 10);
+    }
+    assert_eq!(ticks, 3);
+    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
+    let agg = doc.aggregate.unwrap();
+    assert_eq!(agg.isolates, 2_500);
+    assert_eq!(agg.ticks, 3);
+}
+
+#[test]
+fn a_corrupt_rollout_document_restarts_the_pass() {
+    let s = MemoryStore::new();
+    s.insert(ROLLOUT_KEY, "][");
+    s.insert("metrics/a", &flush("a", 3, 0.9));
+    let rep = block_on(controller_tick(
+        &s,
+        NOW,
+        &GatePolicy::default(),
+        CONTROLLER_MAX_OPS,
+    ));
+    assert!(rep.completed);
+    assert!(rep.warnings[0].contains("rollout/state"));
+}
