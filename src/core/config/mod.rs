@@ -573,4 +573,17 @@ mod tests {
         let l = load(&map(json!({ROUTING_RULES: "{}"})), None, 0);
         assert!(l.problems.is_empty() && l.config.routing_rules.is_empty());
     }
+
+    /// Found by `make fuzz` (target `config_load`): `https:////` passed the length check and
+    /// then lost its slashes, leaving the base URL `https:`.
+    #[test]
+    fn base_urls_need_a_host() {
+        for bad in ["https:////", "http:///x", "https://", "http:// "] {
+            let l = load(&map(json!({LIGHTRAG_BASE_URL: bad})), None, 0);
+            assert_eq!(problems(&l), [LIGHTRAG_BASE_URL], "{bad}");
+            assert_eq!(l.config.lightrag_base_url, defaults().lightrag_base_url);
+        }
+        let l = load(&map(json!({LIGHTRAG_BASE_URL: "http://x//"})), None, 0);
+        assert_eq!(l.config.lightrag_base_url, "http://x");
+    }
 }
