@@ -16,6 +16,7 @@ mod cohort_props;
 mod cohort_vectors;
 mod decide_props;
 mod fallback;
+mod guard;
 mod identity;
 mod quality;
 mod report;
