@@ -3,11 +3,12 @@
 //! call the chosen upstream with one deadline and fall back per policy before the first byte,
 //! record the outcome, and answer in the format the client asked for.
 
-use super::http;
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
+use super::{guard, http, ratelimit};
 use crate::core::decide::{Decision, RouteRequest};
 use crate::core::fallback::{Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy};
+use crate::core::guard::models;
 use crate::core::identity::{self, AdminAuth, Identity};
 use crate::core::model::Upstream;
 use crate::core::outcome::{Outcome, OutcomeKind};
@@ -32,41 +33,6 @@ struct Params {
     score: bool,
     /// An answer this slow is a slow call, for the breaker and the metrics alike.
     slow_call_ms: u64,
-}
-
-/// Reads the body within the configured limit (413 above it).
-pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Response>> {
-    let limit = with(|i| i.config().max_body_bytes).unwrap_or(65_536);
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let too_large = || {
-        Err(http::error(
-            413,
-            "too_large",
-            &format!("request body exceeds the limit of {limit} bytes (LIGHTRAG_MAX_BODY_BYTES)"),
-        ))
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let body = match req.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(http::error(
-                400,
-                "unreadable_body",
-                &format!("could not read the request body: {e}"),
-            ))
-        }
-    };
-    if body.len() as u64 > limit {
-        return too_large();
-    }
-    Ok(body)
 }
 
 fn request_headers(req: &Request) -> Vec<(String, String)> {
@@ -116,10 +82,12 @@ fn route(
         override_cohort,
         override_authorized,
     };
+    let detail = guard::routing_detail(req, env);
+    let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
-    let (d, p) = with(|i| {
+    let (mut d, p) = with(|i| {
         let d = i.decide(&rr, now);
         let c = i.config();
         let p = Params {
@@ -132,12 +100,17 @@ fn route(
                 perplexity_key,
                 query_mode: c.query_mode,
                 model: model.map(str::to_string),
+                url_policy,
             },
             score: c.quality_gate.settings().enabled,
             slow_call_ms: c.breaker.settings().slow_call_ms,
         };
         (d, p)
     })?;
+    // The position is operator detail (core::guard::exposure), in headers and bodies alike.
+    if !detail.shown() {
+        d.position_percent = None;
+    }
     Some((ident, d, p))
 }
 
@@ -387,11 +360,20 @@ async fn read_parsed<T>(
     req: &mut Request,
     parse: impl Fn(&[u8]) -> std::result::Result<T, crate::core::wire::WireError>,
 ) -> std::result::Result<T, Result<Response>> {
-    let body = read_body(req).await?;
+    let body = super::body::read(req).await?;
     parse(&body).map_err(|e| {
         let (status, text) = wire_error_response(&e);
         http::raw_json(status, text)
     })
+}
+
+/// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
+/// allowed ones when it is not on `LIGHTRAG_ALLOWED_MODELS`.
+fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<Response>> {
+    let allowed =
+        with(|i| i.config().allowed_models.clone()).unwrap_or_else(models::default_allowed);
+    models::resolve(&allowed, requested)
+        .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
 }
 
 /// `POST /v1/chat/completions`.
@@ -401,14 +383,16 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some((ident, d, p)) = route(
-        &req,
-        env,
-        chat.user.as_deref(),
-        chat.session_id.as_deref(),
-        &chat.query,
-        chat.model.as_deref(),
-    ) else {
+    let upstream_model = match allowed_model(chat.model.as_deref()) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (chat.user.as_deref(), chat.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
+    let Some((ident, d, p)) = route(&req, env, user, session, &chat.query, Some(&upstream_model))
+    else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let ask = Ask {
@@ -452,13 +436,21 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(q) => q,
         Err(r) => return r,
     };
+    let upstream_model = match allowed_model(None) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (q.user_id.as_deref(), q.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
     let Some((ident, d, p)) = route(
         &req,
         env,
-        q.user_id.as_deref(),
-        q.session_id.as_deref(),
+        user,
+        session,
         &q.query_text,
-        None,
+        Some(&upstream_model),
     ) else {
         return http::error(503, "not_ready", "router state unavailable");
     };

@@ -7,6 +7,7 @@
 //! the client: [`open_stream`] waits for the first piece of answer text (within the TTFB
 //! budget); only then does the caller commit and pipe the rest through [`UpstreamStream`].
 
+use crate::core::guard::deployment::UrlPolicy;
 use crate::core::model::Upstream;
 use crate::core::outcome::OutcomeKind;
 use crate::core::wire::lightrag::QueryMode;
@@ -31,6 +32,8 @@ pub struct Targets {
     pub perplexity_key: Option<String>,
     pub query_mode: QueryMode,
     pub model: Option<String>,
+    /// Which base URLs may receive a key (https only outside development).
+    pub url_policy: UrlPolicy,
 }
 
 /// What to ask.
@@ -70,6 +73,12 @@ fn build_request(
         latency_ms: 0,
         detail,
     };
+    let base = match u {
+        Upstream::Lightrag => &t.lightrag_base,
+        Upstream::Perplexity => &t.perplexity_base,
+    };
+    // Refused locally (never counted against the upstream): no key goes over plain http.
+    t.url_policy.check(u, base).map_err(client_err)?;
     let (url, body) = match u {
         Upstream::Lightrag => (
             format!(
