@@ -350,3 +350,26 @@ test("hostile headers and Unicode ids: no crash, no reflection, JSON answers", a
     await r.arrayBuffer();
   });
 });
+
+test("X-Content-Type-Options: nosniff on every kind of answer (JSON, SSE, text, errors, 204, 304)", async () => {
+  await withStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "0" } }, async (s) => {
+    const answers = [
+      await post(s.w, "/v1/chat/completions", chatBody("What is lactate?", { user: "n1" })),
+      await post(s.w, "/v1/chat/completions", chatBody("What is lactate?", { user: "n1", stream: true })),
+      await s.w.fetch("/metrics", { headers: auth }),
+      await s.w.fetch("/healthz"),
+      await s.w.fetch("/nope"),
+      await s.w.fetch("/v1/chat/completions"),
+      await s.w.fetch("/query", { method: "OPTIONS" }),
+    ];
+    const ev = JSON.stringify({ context: { targetingKey: "n1" } });
+    const first = await post(s.w, "/ofrep/v1/evaluate/flags", ev);
+    answers.push(first, await post(s.w, "/ofrep/v1/evaluate/flags", ev, { "if-none-match": first.headers.get("etag") }));
+    assert.match(answers[1].headers.get("content-type"), /text\/event-stream/);
+    assert.equal(answers.at(-1).status, 304);
+    for (const r of answers) {
+      assert.equal(r.headers.get("x-content-type-options"), "nosniff", `${r.status} ${r.headers.get("content-type")}`);
+      await r.arrayBuffer();
+    }
+  });
+});
