@@ -133,7 +133,8 @@ pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
     if exit.preview {
         h.set("content-security-policy", PREVIEW_CSP)?;
     }
-    if exit.cors_route {
+    let varies = h.get("vary")?.is_some_and(|v| v.contains("Origin"));
+    if exit.cors_route && !varies {
         h.append("vary", "Origin")?;
     }
     if let Some(cors) = &exit.cors {
