@@ -55,8 +55,9 @@ preview:
 test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
-test-browser: preview
-	node --test tests/browser/
+# The release worker too: the OFREP-CORS and preview-CSP pages talk to it in workerd.
+test-browser: build preview
+	node --test --test-concurrency=1 tests/browser/
 
 # Smoke run of `make bench` (BENCH_QUICK, without criterion): the harness runs and our cohort
 # equals unleash-client's at every whole percentage. Checks no speed. Uses build/ and www/pkg as

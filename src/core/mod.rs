@@ -36,7 +36,10 @@ pub mod rollout;
 // Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).
 pub mod wire;
 
-// Edge support, pure: KV state layout and controller, identity, operator reports.
+// Edge support, pure: KV state layout and controller, identity, the front-door guard,
+// operator reports.
+pub mod digest;
+pub mod guard;
 pub mod identity;
 pub mod overrides;
 pub mod redact;

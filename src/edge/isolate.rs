@@ -15,6 +15,7 @@ use crate::core::breaker::{
 };
 use crate::core::config::{self, Config, Loaded, Problem, SECRET_VARIABLES};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::report::ReportInputs;
@@ -40,6 +41,8 @@ pub struct Isolate {
     throttle: WriteThrottle,
     rollout: Option<RolloutDoc>,
     warnings: Vec<String>,
+    /// Which secrets and bindings this deployment has (fixed for the isolate's life).
+    setup: SetupFacts,
 }
 
 thread_local! {
@@ -141,6 +144,7 @@ impl Isolate {
             throttle: WriteThrottle::new(MIN_WRITE_INTERVAL_MS),
             rollout: None,
             warnings: Vec::new(),
+            setup: super::guard::setup_facts(env),
         }
     }
 
@@ -332,11 +336,16 @@ impl Isolate {
         let local = self.local_stats(now);
         let breakers = self.breaker_statuses(now);
         let ops = kv::ops();
+        // The config's own problems, then what the deployment itself shows (http upstreams,
+        // the public salt, a missing client token or rate limiter).
+        let mut problems = self.problems().to_vec();
+        problems.extend(config_problems(self.config()));
+        problems.extend(setup_problems(self.config().deployment, &self.setup));
         f(&ReportInputs {
             now_ms: now,
             isolate: &self.id,
             config: self.config(),
-            problems: self.problems(),
+            problems: &problems,
             breakers: &breakers,
             local: &local,
             rollout: self.rollout.as_ref(),

@@ -17,6 +17,7 @@ mod cohort_vectors;
 mod decide_props;
 mod exchange;
 mod fallback;
+mod guard;
 mod identity;
 mod quality;
 mod redact;

@@ -16,6 +16,8 @@ before(async () => {
       LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS: "6",
       // High threshold so single failures do not trip the breaker in these tests.
       LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "50",
+      // These tests read X-Route-Cohort (operator detail, hidden by default: guard.test.mjs).
+      ROUTER_EXPOSE_ROUTING_DETAIL: "true",
     },
   });
 });

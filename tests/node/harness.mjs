@@ -33,7 +33,9 @@ export function compatibilityFlags() {
 
 /**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
- * `persist` (a directory) keeps KV across restarts.
+ * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
+ * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
+ * sets ROUTER_ENV itself: unset, the router runs as production.
  */
 export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
   if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
@@ -49,7 +51,7 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
-    bindings: { ...wranglerVars(), ...bindings },
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
     cf: false,
     ...options,
   });
