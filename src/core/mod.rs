@@ -22,6 +22,7 @@ pub mod text;
 
 // Resilience (docs/architecture.md#circuit-breaker) and measurement.
 pub mod breaker;
+pub mod exchange;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;
@@ -35,10 +36,14 @@ pub mod rollout;
 // Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).
 pub mod wire;
 
-// Edge support, pure: KV state layout and controller, identity, operator reports.
+// Edge support, pure: KV state layout and controller, identity, the front-door guard, one
+// isolate's state, operator reports.
+pub mod digest;
 pub mod fleet;
+pub mod guard;
 pub mod identity;
 pub mod keytag;
 pub mod overrides;
+pub mod redact;
 pub mod report;
 pub mod store;

@@ -80,7 +80,7 @@ pub async fn put_config(mut req: Request, env: &Env) -> Result<Response> {
     let Some(store) = Kv::open(env) else {
         return http::error(503, "kv_unavailable", "the KV binding is missing");
     };
-    let body = match super::chat::read_body(&mut req).await {
+    let body = match super::body::read(&mut req).await {
         Ok(b) => b,
         Err(r) => return r,
     };

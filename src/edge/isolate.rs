@@ -96,6 +96,7 @@ fn new_state(env: &Env, now: u64) -> IsolateState {
         vars: read_vars(env),
         seed: u64::from_le_bytes(s),
         tag_secret: TagSecret::new(random_bytes()),
+        setup: super::guard::setup_facts(env),
         now_ms: now,
     })
 }

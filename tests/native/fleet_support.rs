@@ -4,6 +4,7 @@
 
 use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::fleet::{Background, IsolateInit, IsolateState};
+use cmo_edge_router::core::guard::deployment::SetupFacts;
 use cmo_edge_router::core::keytag::TagSecret;
 use cmo_edge_router::core::store::{load_remote, StateStore};
 use serde_json::{json, Map, Value};
@@ -43,6 +44,10 @@ pub fn isolate(id: &str, vars: Map<String, Value>, now: u64) -> IsolateState {
         vars,
         seed: 7,
         tag_secret: TagSecret::new([9; 16]),
+        setup: SetupFacts {
+            client_token: true,
+            rate_limiter: true,
+        },
         now_ms: now,
     })
 }

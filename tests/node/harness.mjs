@@ -26,9 +26,18 @@ export function wranglerVars() {
   return vars;
 }
 
+/** wrangler.toml's top-level `compatibility_flags`, so the tests run with the deployed flags. */
+export function compatibilityFlags() {
+  const text = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const m = text.match(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m);
+  return m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [];
+}
+
 /**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
- * `persist` (a directory) keeps KV across restarts.
+ * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
+ * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
+ * sets ROUTER_ENV itself: unset, the router runs as production.
  */
 export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
   if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
@@ -41,9 +50,10 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: "2026-04-01",
+    compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
-    bindings: { ...wranglerVars(), ...bindings },
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
     cf: false,
     ...options,
   });

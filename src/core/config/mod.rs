@@ -46,9 +46,13 @@ pub use problem::{Problem, Severity, Source};
 
 use crate::core::breaker::settings as cb;
 use crate::core::breaker::{BreakerPolicy, BreakerSettings};
-use crate::core::cohort::{Percent, DEFAULT_SALT};
+use crate::core::cohort::{Percent, Salt};
+use crate::core::exchange::policy as exchange;
 use crate::core::fallback::{FallbackPolicy, FallbackSettings};
 use crate::core::gate::{self, GatePolicy, GateSettings};
+use crate::core::guard::cors::AllowedOrigins;
+use crate::core::guard::deployment::Deployment;
+use crate::core::guard::models;
 use crate::core::model::Upstream;
 use crate::core::policy::{Bounds, PolicyError};
 use crate::core::rules::Rule;
@@ -59,7 +63,17 @@ use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// Secret names: never configuration, never echoed.
-pub const SECRET_VARIABLES: &[&str] = &["LIGHTRAG_API_KEY", "PERPLEXITY_API", "ADMIN_TOKEN"];
+pub const SECRET_VARIABLES: &[&str] = &[
+    "LIGHTRAG_API_KEY",
+    "PERPLEXITY_API",
+    "ADMIN_TOKEN",
+    "ROUTER_CLIENT_TOKEN",
+];
+
+/// Variables read from wrangler vars (or secrets) only: a runtime override of one is refused
+/// (422 naming it), because it would let whoever holds the admin token send the upstream keys
+/// to another host or switch the development loosening on (docs/architecture.md#the-front-door-guard).
+pub const VARS_ONLY: &[&str] = &[LIGHTRAG_BASE_URL, PERPLEXITY_BASE_URL, ROUTER_ENV];
 
 const CB: BreakerSettings = BreakerSettings::DEFAULT;
 const GATE: GateSettings = GateSettings::DEFAULT;
@@ -152,7 +166,8 @@ variables! {
         /// Reported in the status API (the seed's flag; arms are always recorded).
         ENABLE_AB_TESTING = "LIGHTRAG_ENABLE_AB_TESTING" => enable_ab_testing: bool = false, boolean;
         /// Salt of the cohort hash (docs/architecture.md#cohort-hashing).
-        USER_HASH_SALT = "LIGHTRAG_USER_HASH_SALT" => user_hash_salt: String = DEFAULT_SALT.to_string(), text;
+        /// Shown only as a fingerprint ([`Salt`]); may be a wrangler secret.
+        USER_HASH_SALT = "LIGHTRAG_USER_HASH_SALT" => user_hash_salt: Salt = Salt::default(), salt;
         /// Everybody to one upstream (`forced`), or unset.
         FORCE_USER_COHORT = "LIGHTRAG_FORCE_USER_COHORT" => force_user_cohort: Option<Upstream> = None, cohort;
         /// Whether [`Config::routing_rules`] apply.
@@ -167,6 +182,11 @@ variables! {
         EMERGENCY_ROLLBACK = "LIGHTRAG_EMERGENCY_ROLLBACK" => emergency_rollback: bool = false, boolean;
         /// The LightRAG query mode sent upstream (`{"query", "mode"}`).
         QUERY_MODE = "LIGHTRAG_QUERY_MODE" => query_mode: QueryMode = QueryMode::Hybrid, query_mode;
+        /// Longest silence between two chunks of a stream after its first byte reached the
+        /// client (s); longer is cut and marked truncated ([`crate::core::exchange`]).
+        STREAM_IDLE_TIMEOUT_SECONDS = "LIGHTRAG_STREAM_IDLE_TIMEOUT_SECONDS" => stream_idle_timeout_seconds: f64 = exchange::DEFAULT_STREAM_IDLE_SECONDS, number(&exchange::STREAM_IDLE_SECONDS);
+        /// Longest stream from its first byte to its end (s); longer is cut and marked.
+        STREAM_MAX_SECONDS = "LIGHTRAG_STREAM_MAX_SECONDS" => stream_max_seconds: f64 = exchange::DEFAULT_STREAM_MAX_SECONDS, number(&exchange::STREAM_MAX_SECONDS);
         /// Largest accepted request body (413 above).
         MAX_BODY_BYTES = "LIGHTRAG_MAX_BODY_BYTES" => max_body_bytes: u64 = 65_536, whole(&Bounds::whole(1024, 10 * 1024 * 1024));
         LIGHTRAG_BASE_URL = "LIGHTRAG_BASE_URL" => lightrag_base_url: String = "http://localhost:9621".to_string(), url;
@@ -181,6 +201,14 @@ variables! {
         FIRST_LOAD_WAIT_MS = "STATE_FIRST_LOAD_WAIT_MS" => first_load_wait_ms: u64 = 50, whole(&Bounds::whole(0, 10_000));
         /// How often an isolate flushes its metric windows to KV.
         METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(&Bounds::whole(10, 86_400));
+        /// Perplexity models a chat request may name (400 otherwise); none named → the default.
+        ALLOWED_MODELS = "LIGHTRAG_ALLOWED_MODELS" => allowed_models: BTreeSet<String> = models::default_allowed(), list;
+        /// Origins whose pages may call the chat and OFREP routes (CORS); none by default.
+        ALLOWED_ORIGINS = "ROUTER_ALLOWED_ORIGINS" => allowed_origins: AllowedOrigins = AllowedOrigins::default(), origins;
+        /// `development` loosens the client token and https-only upstreams; unset is production.
+        ROUTER_ENV = "ROUTER_ENV" => deployment: Deployment = Deployment::Production, deployment;
+        /// Cohort, position, arm and config version to every client, not only to admin-token requests.
+        EXPOSE_ROUTING_DETAIL = "ROUTER_EXPOSE_ROUTING_DETAIL" => expose_routing_detail: bool = false, boolean;
     }
     BreakerVars {
         ENABLE_CIRCUIT_BREAKER = "LIGHTRAG_ENABLE_CIRCUIT_BREAKER" => enabled: bool = CB.enabled, boolean;
@@ -578,5 +606,18 @@ mod tests {
         // The old default, an empty object, is simply no rules.
         let l = load(&map(json!({ROUTING_RULES: "{}"})), None, 0);
         assert!(l.problems.is_empty() && l.config.routing_rules.is_empty());
+    }
+
+    /// Found by `make fuzz` (target `config_load`): `https:////` passed the length check and
+    /// then lost its slashes, leaving the base URL `https:`.
+    #[test]
+    fn base_urls_need_a_host() {
+        for bad in ["https:////", "http:///x", "https://", "http:// "] {
+            let l = load(&map(json!({LIGHTRAG_BASE_URL: bad})), None, 0);
+            assert_eq!(problems(&l), [LIGHTRAG_BASE_URL], "{bad}");
+            assert_eq!(l.config.lightrag_base_url, defaults().lightrag_base_url);
+        }
+        let l = load(&map(json!({LIGHTRAG_BASE_URL: "http://x//"})), None, 0);
+        assert_eq!(l.config.lightrag_base_url, "http://x");
     }
 }

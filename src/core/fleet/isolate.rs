@@ -10,9 +10,12 @@
 use super::quota::KeyQuota;
 use super::rng::Rng;
 use super::schedule::{KvHealth, RefreshTicket, Schedule};
-use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
+use crate::core::breaker::{
+    Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
+};
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::keytag::{KeyTag, TagSecret};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
@@ -39,6 +42,8 @@ pub struct IsolateInit {
     pub seed: u64,
     /// Secret of this isolate's [`KeyTag`]s (random, never leaves the isolate).
     pub tag_secret: TagSecret,
+    /// Which secrets and bindings this deployment has (fixed for the isolate's life).
+    pub setup: SetupFacts,
     pub now_ms: u64,
 }
 
@@ -113,6 +118,7 @@ pub struct IsolateState {
     tag_secret: TagSecret,
     last_tick: Option<TickNote>,
     quota: KeyQuota,
+    setup: SetupFacts,
 }
 
 impl IsolateState {
@@ -137,6 +143,7 @@ impl IsolateState {
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
             tag_secret: init.tag_secret,
+            setup: init.setup,
             last_tick: None,
             quota: KeyQuota::default(),
         }
@@ -206,12 +213,14 @@ impl IsolateState {
         }
     }
 
-    /// The routing decision for one request, taken once. While LightRAG's breaker is
-    /// half-open the decision is taken as if this request held a probe permit, and the permit
-    /// is drawn only when the request really goes to LightRAG (otherwise permits would leak to
-    /// requests that never call it and the breaker would recover slowly at low rollout
-    /// percentages); a refused permit turns it into the breaker step's `circuit_open` answer.
-    pub fn decide(&mut self, req: &RouteRequest<'_>, now_ms: u64) -> Decision {
+    /// The routing decision for one request, taken once, and what LightRAG's breaker said if
+    /// it was asked. While LightRAG's breaker is half-open the decision is taken as if this
+    /// request held a probe permit, and the permit is drawn only when the request really goes
+    /// to LightRAG (otherwise permits would leak to requests that never call it and the breaker
+    /// would recover slowly at low rollout percentages); a refused permit turns it into the
+    /// breaker step's `circuit_open` answer. The admission tells the exchange whether its first
+    /// call holds a probe permit to hand back if it ends without a verdict.
+    pub fn decide(&mut self, req: &RouteRequest<'_>, now_ms: u64) -> (Decision, Admission) {
         let mut state = self.route_state(now_ms);
         state.quality_probe_roll = self.rng.roll();
         let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
@@ -219,13 +228,13 @@ impl IsolateState {
             state.lightrag_breaker = BreakerView::HalfOpenProbe;
         }
         let d = decide::decide(&self.loaded.config, &state, req);
-        if half_open
-            && d.upstream == Upstream::Lightrag
-            && !self.take_permit(Upstream::Lightrag, now_ms)
-        {
-            return d.probe_refused();
+        if half_open && d.upstream == Upstream::Lightrag {
+            return match self.take_permit(Upstream::Lightrag, now_ms) {
+                Admission::Rejected => (d.probe_refused(), Admission::Allowed),
+                a => (d, a),
+            };
         }
-        d
+        (d, Admission::Allowed)
     }
 
     /// The live state for a decision, drawing no probe permit: a half-open breaker reads as
@@ -251,11 +260,18 @@ impl IsolateState {
 
     /// Whether `u`'s breaker admits a request now. Takes a half-open probe permit when it
     /// admits one as a probe, so call it only for a request that will be sent.
-    pub fn take_permit(&mut self, u: Upstream, now_ms: u64) -> bool {
+    pub fn take_permit(&mut self, u: Upstream, now_ms: u64) -> Admission {
         let roll = self.rng.roll();
         self.breakers
             .get_mut(&u)
-            .is_none_or(|b| b.admit(now_ms, roll).is_admitted())
+            .map_or(Admission::Allowed, |b| b.admit(now_ms, roll))
+    }
+
+    /// Hands an unused probe permit back to `u`'s breaker ([`Breaker::release`]).
+    pub fn release_permit(&mut self, u: Upstream, now_ms: u64) {
+        if let Some(b) = self.breakers.get_mut(&u) {
+            b.release(now_ms);
+        }
     }
 
     /// `u`'s breaker (status, tests, simulations).
@@ -364,11 +380,16 @@ impl IsolateState {
     ) -> T {
         let local = self.local_stats(now_ms);
         let breakers = self.breaker_statuses(now_ms);
+        // The config's own problems, then what the deployment itself shows (http upstreams,
+        // the public salt, a missing client token or rate limiter).
+        let mut problems = self.problems().to_vec();
+        problems.extend(config_problems(self.config()));
+        problems.extend(setup_problems(self.config().deployment, &self.setup));
         f(&ReportInputs {
             now_ms,
             isolate: &self.id,
             config: self.config(),
-            problems: self.problems(),
+            problems: &problems,
             breakers: &breakers,
             local: &local,
             rollout: self.rollout.as_ref(),
