@@ -129,8 +129,12 @@ fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Resul
         Upstream::Lightrag => &t.lightrag_base,
         Upstream::Perplexity => &t.perplexity_base,
     };
-    // Refused locally (never counted against the upstream): no key goes over plain http.
-    t.url_policy.check(u, base).map_err(not_sent)?;
+    // No key goes over plain http outside development.
+    // A deployment problem, not the request's: it fails like a connection that cannot be
+    // made (the breaker takes LightRAG out of the path; the status document names the URL).
+    t.url_policy
+        .check(u, base)
+        .map_err(|why| Miss::Failed(Fault::Connect, format!("{u} refused locally: {why}")))?;
     let (url, body) = match u {
         Upstream::Lightrag => (
             format!(

@@ -25,6 +25,8 @@ function bindingsFor(up, vars = {}) {
     LIGHTRAG_API_KEY: "lr-key",
     PERPLEXITY_API: "px-key",
     ADMIN_TOKEN: ADMIN,
+    // These tests read X-Route-Config-Version, which is operator detail.
+    ROUTER_EXPOSE_ROUTING_DETAIL: "true",
     ...vars,
   };
 }
