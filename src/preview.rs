@@ -253,7 +253,7 @@ fn route_state(state: &JsValue) -> Result<RouteState, JsError> {
     }
     serde_wasm_bindgen::from_value(state.clone()).map_err(|e| {
         JsError::new(&format!(
-            "state must be {{rollback_active, lightrag_breaker, quality_gate_closed, quality_probe_roll}}: {e}"
+            "state must be {{rollback_active, lightrag_breaker, quality_gate_closed, quality_probe_roll, rollout_percentage}}: {e}"
         ))
     })
 }

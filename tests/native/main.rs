@@ -16,6 +16,7 @@ mod breaker_keys;
 mod breaker_replication;
 mod cohort_props;
 mod cohort_vectors;
+mod controller;
 mod decide_props;
 mod exchange;
 mod fallback;

@@ -14,17 +14,18 @@ use crate::core::breaker::{
     Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem};
+use crate::core::controller::{ControllerDoc, RoutingDoc, SplitTag, TickReport, TickSkipped};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
 use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::keytag::{KeyTag, TagSecret};
+use crate::core::model::Arm;
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
-use crate::core::report::ReportInputs;
+use crate::core::report::{ReportInputs, RolloutSummary};
 use crate::core::store::{
     breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
-    OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
-    THROTTLE_INTERVAL_MS,
+    OpCounts, OverridesDoc, RemoteState, SplitFlush, WriteThrottle, THROTTLE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde::Serialize;
@@ -89,6 +90,15 @@ pub struct TickNote {
     pub warnings: Vec<String>,
 }
 
+/// What the caller read of the controller's documents for a report (the admin API reads them
+/// from KV; requests never do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetView<'a> {
+    pub controller: Option<&'a ControllerDoc>,
+    /// The rollout as `GET /admin/rollout` shows it.
+    pub rollout: Option<&'a RolloutSummary>,
+}
+
 /// What an operator's breaker action did here, and the command to store for the fleet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminAction {
@@ -112,7 +122,10 @@ pub struct IsolateState {
     throttle: WriteThrottle,
     /// Writes allowed when they were offered, not yet handed to the caller.
     outbox: Vec<KvWrite>,
-    rollout: Option<RolloutDoc>,
+    /// The routing document this isolate routes by (`rollout/routing`).
+    routing: Option<RoutingDoc>,
+    /// The experiment's traffic at the routing document's stage (see [`SplitFlush`]).
+    split: Option<SplitFlush>,
     warnings: Vec<String>,
     rng: Rng,
     tag_secret: TagSecret,
@@ -139,7 +152,8 @@ impl IsolateState {
             sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
             outbox: Vec::new(),
-            rollout: None,
+            routing: None,
+            split: None,
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
             tag_secret: init.tag_secret,
@@ -166,9 +180,33 @@ impl IsolateState {
         &self.vars
     }
 
-    /// The controller's last rollout document this isolate has read.
-    pub fn rollout(&self) -> Option<&RolloutDoc> {
-        self.rollout.as_ref()
+    /// The routing document this isolate routes by.
+    pub fn routing(&self) -> Option<&RoutingDoc> {
+        self.routing.as_ref()
+    }
+
+    /// Routes by `doc` from now on, unless what it holds supersedes it (an operator's fresh
+    /// projection beats an older controller document, `RoutingDoc::supersedes`). Returns
+    /// whether it was adopted. The admin API calls this with its projection, so the isolate
+    /// that took the command routes by it at once.
+    pub fn adopt_routing(&mut self, doc: RoutingDoc, now_ms: u64) -> bool {
+        if !doc.supersedes(self.routing.as_ref(), now_ms) {
+            return false;
+        }
+        self.set_split(doc.split.clone());
+        self.routing = Some(doc);
+        true
+    }
+
+    /// Starts recording under `tag` (dropping windows of another stage).
+    fn set_split(&mut self, tag: Option<SplitTag>) {
+        if self.split.as_ref().map(|s| &s.tag) == tag.as_ref() {
+            return;
+        }
+        self.split = tag.map(|tag| SplitFlush {
+            tag,
+            windows: BTreeMap::new(),
+        });
     }
 
     /// The keyed tag of a stickiness key: what the breakers and the metric quotas count, so
@@ -249,12 +287,13 @@ impl IsolateState {
             Some(BreakerState::HalfOpen) => BreakerView::HalfOpenReject,
             _ => BreakerView::Closed,
         };
-        let rollout = self.rollout.as_ref();
+        let routing = self.routing.as_ref();
         RouteState {
-            rollback_active: rollout.is_some_and(|r| r.rollback_active),
+            rollback_active: routing.is_some_and(RoutingDoc::rolled_back),
             lightrag_breaker: view,
-            quality_gate_closed: rollout.is_some_and(|r| r.quality_gate_closed),
+            quality_gate_closed: routing.is_some_and(|r| r.quality_gate_closed),
             quality_probe_roll: 1.0,
+            rollout_percentage: routing.and_then(RoutingDoc::route_percentage),
         }
     }
 
@@ -352,6 +391,15 @@ impl IsolateState {
             .entry(metric)
             .or_default()
             .record(now_ms, sample);
+        if metric.arm != Arm::None {
+            if let Some(split) = self.split.as_mut() {
+                split
+                    .windows
+                    .entry(metric)
+                    .or_default()
+                    .record(now_ms, sample);
+            }
+        }
         true
     }
 
@@ -371,11 +419,12 @@ impl IsolateState {
     }
 
     /// The status document and `/metrics` text are built from these; `kv_ops` are the
-    /// driver's KV counters.
+    /// driver's KV counters, `fleet` what the caller read of the controller's documents.
     pub fn report<T>(
         &self,
         now_ms: u64,
         kv_ops: &OpCounts,
+        fleet: &FleetView<'_>,
         f: impl FnOnce(&ReportInputs<'_>) -> T,
     ) -> T {
         let local = self.local_stats(now_ms);
@@ -392,7 +441,9 @@ impl IsolateState {
             problems: &problems,
             breakers: &breakers,
             local: &local,
-            rollout: self.rollout.as_ref(),
+            routing: self.routing.as_ref(),
+            controller: fleet.controller,
+            rollout: fleet.rollout,
             kv_warnings: &self.warnings,
             kv_ops,
             last_refresh_ms: self.sched.health().last_refresh_ms,
@@ -411,10 +462,16 @@ impl IsolateState {
         for w in self.windows.values_mut() {
             w.prune(now_ms);
         }
+        if let Some(split) = self.split.as_mut() {
+            for w in split.windows.values_mut() {
+                w.prune(now_ms);
+            }
+        }
         let doc = MetricsFlush {
             isolate: self.id.clone(),
             flushed_ms: now_ms,
             windows: self.windows.clone(),
+            split: self.split.clone().filter(|s| !s.windows.is_empty()),
         };
         KvWrite {
             key: metrics_key(&self.id),
@@ -478,11 +535,22 @@ impl IsolateState {
                 }
             }
         }
-        // A failed read or a corrupt value keeps what we had (a closed gate stays closed);
-        // only a missing key means there is no rollout state.
-        match r.rollout {
-            Fetched::Found(doc) => self.rollout = Some(doc),
-            Fetched::Absent => self.rollout = None,
+        // A failed read or a corrupt value keeps what we had (a closed gate stays closed, a
+        // rollback stays rolled back); only a missing key means there is no routing document.
+        match r.routing {
+            Fetched::Found(doc) => {
+                self.adopt_routing(doc, now_ms);
+            }
+            Fetched::Absent => {
+                let keep = self
+                    .routing
+                    .as_ref()
+                    .is_some_and(|h| RoutingDoc::keep_when_absent(h, now_ms));
+                if !keep {
+                    self.routing = None;
+                    self.set_split(None);
+                }
+            }
             Fetched::Unreadable => {}
         }
         true

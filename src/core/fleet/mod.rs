@@ -34,7 +34,7 @@ pub mod rng;
 pub mod schedule;
 
 pub use isolate::{
-    AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, TickNote,
+    AdminAction, Background, CallRecord, FleetView, IsolateInit, IsolateState, KvWrite, TickNote,
 };
 pub use quota::{KeyQuota, QuotaStatus};
 pub use rng::Rng;
