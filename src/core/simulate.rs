@@ -6,8 +6,9 @@
 //! than re-deriving the outcome, so the preview can never show something the worker would not do.
 
 use crate::core::config::Config;
-use crate::core::decide::{decide, PreparedQuery, RouteRequest, RouteState};
+use crate::core::decide::{decide, Decision, PreparedQuery, RouteRequest, RouteState};
 use crate::core::model::{Arm, Reason, Upstream};
+use crate::core::population::Population;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -27,29 +28,29 @@ pub struct Simulation {
     pub lightrag_share: f64,
 }
 
-/// Decides for each key with the same `query` and no headers, and counts the outcomes.
-pub fn simulate<I, S>(cfg: &Config, state: &RouteState, keys: I, query: &str) -> Simulation
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let mut sim = Simulation {
-        total: 0,
-        per_upstream: BTreeMap::new(),
-        per_reason: BTreeMap::new(),
-        per_arm: BTreeMap::new(),
-        histogram: vec![0; 100],
-        lightrag_share: 0.0,
-    };
-    // The query is the same for every key: classify it once.
-    let prepared = PreparedQuery::new(query);
-    let mut lightrag = 0u64;
-    for key in keys {
-        let d = decide(
-            cfg,
-            state,
-            &RouteRequest::new(Some(key.as_ref()), prepared.as_query()),
-        );
+/// Running counts, one decision at a time.
+struct Tally {
+    sim: Simulation,
+    lightrag: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            sim: Simulation {
+                total: 0,
+                per_upstream: BTreeMap::new(),
+                per_reason: BTreeMap::new(),
+                per_arm: BTreeMap::new(),
+                histogram: vec![0; 100],
+                lightrag_share: 0.0,
+            },
+            lightrag: 0,
+        }
+    }
+
+    fn add(&mut self, d: Decision) {
+        let sim = &mut self.sim;
         sim.total += 1;
         *sim.per_upstream.entry(d.upstream).or_default() += 1;
         *sim.per_arm.entry(d.arm).or_default() += 1;
@@ -60,14 +61,56 @@ where
             *slot += 1;
         }
         if d.upstream == Upstream::Lightrag {
-            lightrag += 1;
+            self.lightrag += 1;
         }
         *sim.per_reason.entry(d.reason).or_default() += 1;
     }
-    if sim.total > 0 {
-        sim.lightrag_share = lightrag as f64 / sim.total as f64;
+
+    fn finish(mut self) -> Simulation {
+        if self.sim.total > 0 {
+            self.sim.lightrag_share = self.lightrag as f64 / self.sim.total as f64;
+        }
+        self.sim
     }
-    sim
+}
+
+/// Decides for each key with the same `query` and no headers, and counts the outcomes.
+pub fn simulate<I, S>(cfg: &Config, state: &RouteState, keys: I, query: &str) -> Simulation
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    // The query is the same for every key: classify it once.
+    let prepared = PreparedQuery::new(query);
+    let mut tally = Tally::new();
+    for key in keys {
+        tally.add(decide(
+            cfg,
+            state,
+            &RouteRequest::new(Some(key.as_ref()), prepared.as_query()),
+        ));
+    }
+    tally.finish()
+}
+
+/// [`simulate`] over a synthetic population (`user-0 … user-(n-1)`), generated inside the core
+/// so that a million users never exist as a million strings anywhere.
+pub fn simulate_population(
+    cfg: &Config,
+    state: &RouteState,
+    population: Population<'_>,
+    query: &str,
+) -> Simulation {
+    let prepared = PreparedQuery::new(query);
+    let mut tally = Tally::new();
+    population.for_each(|key| {
+        tally.add(decide(
+            cfg,
+            state,
+            &RouteRequest::new(Some(key), prepared.as_query()),
+        ));
+    });
+    tally.finish()
 }
 
 #[cfg(test)]
@@ -104,5 +147,13 @@ mod tests {
         );
         let empty = simulate(&c, &RouteState::default(), Vec::<String>::new(), "");
         assert_eq!((empty.total, empty.lightrag_share), (0, 0.0));
+        // The synthetic population is exactly those keys.
+        let by_count = simulate_population(
+            &c,
+            &RouteState::default(),
+            Population::users(2000),
+            "what is a metabolite",
+        );
+        assert_eq!(by_count, s);
     }
 }

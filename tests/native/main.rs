@@ -12,6 +12,7 @@ mod memory_store;
 mod spec_driver;
 
 mod breaker;
+mod breaker_replay;
 mod cohort_props;
 mod cohort_vectors;
 mod decide_props;
