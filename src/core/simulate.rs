@@ -93,6 +93,16 @@ where
     tally.finish()
 }
 
+/// The counts of decisions already taken (the page's "who goes where" list, where each request
+/// may carry its own headers).
+pub fn summarize<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Simulation {
+    let mut tally = Tally::new();
+    for d in decisions {
+        tally.add(d.clone());
+    }
+    tally.finish()
+}
+
 /// [`simulate`] over a synthetic population (`user-0 … user-(n-1)`), generated inside the core
 /// so that a million users never exist as a million strings anywhere.
 pub fn simulate_population(
