@@ -5,15 +5,17 @@ import { breakerChart } from "./svg.js";
 import { store } from "./store.js";
 
 const EXAMPLE = `# <seconds> <status | outcome> [latency] [probe roll]
+# (with the default settings: 3 failures in a row trip it for 300 s)
 0 200 120ms
 5 503
 6 503
 7 503
 20 200
-40 200 80ms
-41 200 80ms
-42 200 80ms
-60 200 12s`;
+310 200 80ms
+311 200 80ms
+312 200 80ms
+330 200 12s
+331 200`;
 
 let core;
 
