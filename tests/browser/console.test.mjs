@@ -1,7 +1,7 @@
 // The operator's console (www/) in Debian's Chromium, served on loopback with the CSP the
 // router sends on /preview. Every number it shows must be the core's: pinned hash vectors,
 // the decision order, a 100,000-user simulation, who moves when the rollout rises, the plan
-// function's errors and the breaker replay pinned in tests/spec/breaker_replay.json.
+// function's errors and the breaker replay pinned in tests/spec/breaker/replay.json.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -10,7 +10,7 @@ import { serveDir } from "./static-server.mjs";
 import { CSP, ROOT, launch, openConsole, screenshot, setConfig, until } from "./browser.mjs";
 
 const VECTORS = JSON.parse(readFileSync(path.join(ROOT, "tests/vectors/cohort.json"), "utf8")).vectors;
-const REPLAY = JSON.parse(readFileSync(path.join(ROOT, "tests/spec/breaker_replay.json"), "utf8"));
+const REPLAY = JSON.parse(readFileSync(path.join(ROOT, "tests/spec/breaker/replay.json"), "utf8"));
 const ON = (pct, extra = {}) => ({ LIGHTRAG_INTEGRATION_ENABLED: "true", LIGHTRAG_ROLLOUT_PERCENTAGE: pct, ...extra });
 
 let server, browser, page, problems;

@@ -1,6 +1,6 @@
 //! The breaker playground's replay (core::breaker::replay) against the breaker itself.
 //!
-//! `tests/spec/breaker_replay.json` pins a sequence of calls and the transitions it must give.
+//! `tests/spec/breaker/replay.json` pins a sequence of calls and the transitions it must give.
 //! The same file drives the page's breaker playground in Chromium (tests/browser); here it is
 //! checked twice: through `replay`, and by driving `Breaker` by hand as the edge does (admit on
 //! arrival, record on completion) in a commented timeline — so the page, the replay and the
@@ -13,7 +13,7 @@ use cmo_edge_router::core::config;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use serde_json::{json, Value};
 
-const SPEC: &str = include_str!("../spec/breaker_replay.json");
+const SPEC: &str = include_str!("../spec/breaker/replay.json");
 const NO_JITTER: f64 = 0.5;
 
 fn spec() -> Value {

@@ -191,7 +191,7 @@ fn prepared_route_matches_route_and_decide() {
 
 // ---- the operator's console exports ------------------------------------------------------
 
-const BREAKER_REPLAY: &str = include_str!("../spec/breaker_replay.json");
+const BREAKER_REPLAY: &str = include_str!("../spec/breaker/replay.json");
 
 fn field_of(e: &JsValue) -> String {
     js_sys::Reflect::get(e, &JsValue::from_str("field")).unwrap().as_string().unwrap_or_default()
