@@ -37,7 +37,7 @@ async function whoFor(users) {
   await page.fill("#who-users", users.join("\n"));
   await until(page, (n) => document.querySelectorAll("#who-table tbody tr").length === n && document.querySelector("#who-table tbody tr").dataset.user, users.length);
   // The debounced render has run for exactly these ids.
-  await until(page, (u) => [...document.querySelectorAll("#who-table tbody tr")].map((t) => t.dataset.user).join("\n") === u, users.join("\n"));
+  await until(page, ([u, q]) => [...document.querySelectorAll("#who-table tbody tr")].map((t) => t.dataset.user).join("\n") === u && document.getElementById("who-table").dataset.query === q, [users.join("\n"), await page.inputValue("#who-query")]);
   return rows();
 }
 

@@ -64,7 +64,7 @@ async function workerDecision(user, query) {
 async function compareWithWorker(query) {
   // The who panel re-renders on input (debounced): wait until it shows this query's decisions.
   const shown = await until(page, ([q, users]) => {
-    if (document.getElementById("who-query").value !== q) return null;
+    if (document.getElementById("who-table").dataset.query !== q) return null;
     const trs = [...document.querySelectorAll("#who-table tbody tr")];
     if (trs.map((t) => t.dataset.user).join("\n") !== users.join("\n")) return null;
     return Object.fromEntries(trs.map((tr) => [tr.dataset.user, {
@@ -128,6 +128,8 @@ test("an open breaker read from the router reroutes the page as it reroutes the 
   } finally {
     const reset = await post(stack.w, "/admin/breaker/lightrag/reset", "", auth);
     await reset.arrayBuffer();
+    // The page keeps the state it read until told otherwise: back to what the router now says.
+    await page.selectOption("#state-breaker", "closed");
   }
 });
 
@@ -150,7 +152,7 @@ test("a value the worker refuses (422) shows the worker's words next to its fiel
 
 test("a change previewed against the live config: raising 30 → 50 % moves nobody out", async () => {
   await page.click("#live-propose");
-  assert.equal(JSON.parse(await page.inputValue("#moves-current")).LIGHTRAG_ROLLOUT_PERCENTAGE, "30");
+  assert.equal(Number(JSON.parse(await page.inputValue("#moves-current")).LIGHTRAG_ROLLOUT_PERCENTAGE), 30);
   assert.equal(await page.evaluate(() => document.activeElement.id), "moves-rollout");
   await page.fill("#moves-rollout", "50");
   await page.fill("#moves-n", "20000");

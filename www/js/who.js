@@ -39,6 +39,7 @@ function render() {
     return tr;
   });
   tbody.replaceChildren(...rows);
+  $("who-table").dataset.query = query;
   const s = out.summary;
   const lr = s.per_upstream.lightrag ?? 0;
   const summary = $("who-summary");
