@@ -55,8 +55,10 @@ preview:
 test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
-test-browser: preview
-	node --test tests/browser/
+# The console page in Chromium: its panels against www/pkg, and its Live panel against the
+# release worker (build/) in workerd, which serves the page at /preview.
+test-browser: build preview
+	node --test --test-concurrency=1 tests/browser/
 
 # Smoke run of `make bench` (BENCH_QUICK, without criterion): the harness runs and our cohort
 # equals unleash-client's at every whole percentage. Checks no speed. Uses build/ and www/pkg as

@@ -93,14 +93,18 @@ impl Counter<'_> {
                 .entry(format!("{} → {}", arm(before.arm), arm(after.arm)))
                 .or_default() += 1;
         }
-        let (from, to) = (before.reason.to_string(), after.reason.to_string());
+        // Reasons are turned into text only for users whose routing changed (the rare case),
+        // so a million unchanged users cost two decisions and a comparison each.
+        let text = || (before.reason.to_string(), after.reason.to_string());
         match (before.upstream, after.upstream) {
             (Upstream::Lightrag, Upstream::Perplexity) => {
                 m.moved += 1;
+                let (from, to) = text();
                 m.lightrag_to_perplexity.add(key, from, to, sample);
             }
             (Upstream::Perplexity, Upstream::Lightrag) => {
                 m.moved += 1;
+                let (from, to) = text();
                 m.perplexity_to_lightrag.add(key, from, to, sample);
             }
             (u, _) => {
@@ -109,7 +113,8 @@ impl Counter<'_> {
                 } else {
                     m.stayed_perplexity += 1;
                 }
-                if from != to {
+                if before.reason != after.reason {
+                    let (from, to) = text();
                     *m.reason_changes
                         .entry(format!("{from} → {to}"))
                         .or_default() += 1;

@@ -104,9 +104,9 @@ export function breakerChart(box, replay) {
     root.append(s("rect", { x: L + i * 110, y: 2, width: 12, height: 10, class: `legend band ${cls}` }));
     root.append(s("text", { x: L + i * 110 + 16, y: 11, class: "tick" }, name));
   });
-  [["ok", "admitted, succeeded"], ["failed", "admitted, failed"], ["rejected", "rejected (served by Perplexity)"]].forEach(([cls, name], i) => {
-    root.append(s("line", { x1: L + 340 + i * 150, x2: L + 340 + i * 150, y1: 2, y2: 12, class: `legend call ${cls}` }));
-    root.append(s("text", { x: L + 346 + i * 150, y: 11, class: "tick" }, name));
+  [["ok", "call succeeded"], ["failed", "call failed"], ["rejected", "rejected → Perplexity"]].forEach(([cls, name], i) => {
+    root.append(s("line", { x1: L + 330 + i * 115, x2: L + 330 + i * 115, y1: 2, y2: 12, class: `legend call ${cls}` }));
+    root.append(s("text", { x: L + 336 + i * 115, y: 11, class: "tick" }, name));
   });
   box.replaceChildren(root);
 }
