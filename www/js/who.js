@@ -43,7 +43,7 @@ function render() {
   const s = out.summary;
   const lr = s.per_upstream.lightrag ?? 0;
   const summary = $("who-summary");
-  summary.textContent = `${fmtInt(s.total)} users: ${fmtInt(lr)} → LightRAG (${fmtShare(s.lightrag_share)}), ${fmtInt(s.per_upstream.perplexity ?? 0)} → Perplexity`;
+  summary.textContent = `${fmtInt(s.total)} ${s.total === 1 ? "user" : "users"}: ${fmtInt(lr)} → LightRAG (${fmtShare(s.lightrag_share)}), ${fmtInt(s.per_upstream.perplexity ?? 0)} → Perplexity`;
   summary.dataset.lightrag = String(lr);
   $("who-more").textContent = s.total > MAX_ROWS ? `Showing the first ${MAX_ROWS} of ${fmtInt(s.total)} users; the counts above cover all of them.` : "";
 }
