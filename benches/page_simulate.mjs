@@ -1,7 +1,7 @@
 // The console page's heavy questions timed in the page itself (Debian's Chromium through
 // playwright-core, the page served from loopback): "simulate 1,000,000 users" (Distribution:
 // simulate by count, ids generated inside wasm) and "who moves among 1,000,000 users"
-// (What moves: every user decided under two configurations). Target: simulating a million
+// (What moves, 25 → 35 %: every user decided under both configurations). Target: simulating a million
 // users in < 1 s. Each figure is the median of RUNS runs (≥ 5) after one warm-up, measured with
 // performance.now() around the click handler (the wasm call, the summary, tables and chart).
 //
@@ -45,6 +45,7 @@ try {
   await page.fill("#dist-n", String(USERS));
   await page.fill("#moves-n", String(USERS));
   await page.click("#moves-from-config");
+  await page.fill("#moves-rollout", "35"); // the proposal: 25 → 35 %
 
   // One click, timed in the page: the handlers are synchronous (wasm call + drawing).
   const timed = (id) => page.evaluate((b) => {

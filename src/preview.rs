@@ -23,7 +23,7 @@
 //! `defaultVariables`. Errors about one field of the input carry it as `error.field`.
 
 use crate::core::breaker::replay::{self, ReplayError, ReplayInput};
-use crate::core::breaker::scenario::{self, Scenario};
+use crate::core::breaker::scenario::{self, CallDoc, Scenario};
 use crate::core::classify::{self, QueryType};
 use crate::core::cohort;
 use crate::core::config::{self, Loaded};
@@ -319,8 +319,9 @@ fn plan_view(plan: &Plan) -> Result<JsValue, JsValue> {
 }
 
 /// Replays calls through LightRAG's breaker under `config`'s breaker settings
-/// (`core::breaker::replay`). `input` is either text, one call per line
-/// (`<seconds> <status | outcome> [latency] [probe roll]`), or a scenario object
+/// (`core::breaker::replay`). `input` is text, one call per line
+/// (`<seconds> <status | outcome> [latency] [probe roll]`), an array of calls
+/// `[{at_ms, status | kind, latency_ms?, probe_roll?}]`, or a scenario object
 /// `{duration_s, calls_per_minute, error_rate, slow_rate, error_status, latency_ms,
 /// slow_latency_ms, bursts: [{at_s, duration_s, error_rate}], seed}`. `options`:
 /// `{jitter_roll?}` (default 0.5: no jitter). Returns `{transitions: [{at_ms, from, to, cause,
@@ -350,6 +351,13 @@ pub fn breaker_replay(
             scenario::parse_lines(&text, slow).map_err(replay_error)?,
             None,
         ),
+        None if js_sys::Array::is_array(&input) => {
+            let docs: Vec<CallDoc> = from_js(&input).map_err(|e| field_error("calls", &e))?;
+            (
+                scenario::calls_from_docs(&docs, slow).map_err(replay_error)?,
+                None,
+            )
+        }
         None => {
             let sc: Scenario = from_js(&input).map_err(|e| field_error("scenario", &e))?;
             let until = (sc.duration_s * 1000.0).round() as u64;

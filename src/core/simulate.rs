@@ -24,6 +24,9 @@ pub struct Simulation {
     pub per_arm: BTreeMap<Arm, u64>,
     /// Keys per whole-percent position bucket, 100 entries (`histogram[9]` is 9.00–9.99).
     pub histogram: Vec<u64>,
+    /// Of those, the keys routed to LightRAG (per bucket), so a chart can show where the
+    /// rollout, rules and safety steps actually sent each part of the line.
+    pub histogram_lightrag: Vec<u64>,
     /// Share of requests routed to LightRAG, in `[0, 1]` (0 when empty).
     pub lightrag_share: f64,
 }
@@ -43,6 +46,7 @@ impl Tally {
                 per_reason: BTreeMap::new(),
                 per_arm: BTreeMap::new(),
                 histogram: vec![0; 100],
+                histogram_lightrag: vec![0; 100],
                 lightrag_share: 0.0,
             },
             lightrag: 0,
@@ -54,14 +58,15 @@ impl Tally {
         sim.total += 1;
         *sim.per_upstream.entry(d.upstream).or_default() += 1;
         *sim.per_arm.entry(d.arm).or_default() += 1;
-        if let Some(slot) = d
-            .position
-            .and_then(|p| sim.histogram.get_mut(usize::from(p.bucket())))
-        {
+        let bucket = d.position.map(|p| usize::from(p.bucket()));
+        if let Some(slot) = bucket.and_then(|b| sim.histogram.get_mut(b)) {
             *slot += 1;
         }
         if d.upstream == Upstream::Lightrag {
             self.lightrag += 1;
+            if let Some(slot) = bucket.and_then(|b| sim.histogram_lightrag.get_mut(b)) {
+                *slot += 1;
+            }
         }
         *sim.per_reason.entry(d.reason).or_default() += 1;
     }
@@ -150,6 +155,8 @@ mod tests {
             lr
         );
         assert_eq!(s.histogram[..30].iter().sum::<u64>(), lr);
+        assert_eq!(s.histogram_lightrag[..30], s.histogram[..30]);
+        assert!(s.histogram_lightrag[30..].iter().all(|&n| n == 0));
         assert!(
             (s.lightrag_share - 0.3).abs() < 0.04,
             "{}",

@@ -147,7 +147,9 @@ test("a 100,000-user simulation at 25 % puts 25 ± 0.5 % on LightRAG", async () 
   assert.equal(await page.getAttribute("#dist-summary", "data-total"), "100000");
   assert.ok(Math.abs(100 * share - 25) <= 0.5, `${100 * share} %`);
   assert.match(await page.textContent("#dist-summary"), /rollout 25 %/);
-  assert.equal(await page.locator("#dist-chart svg rect.bar").count(), 100);
+  assert.equal(await page.locator("#dist-chart svg rect.bar:not(.lr)").count(), 100);
+  // At 25 % exactly the first 25 buckets hold LightRAG users.
+  assert.equal(await page.locator("#dist-chart svg rect.bar.lr").count(), 25);
   assert.equal(await page.locator("#dist-chart svg line.rollout-line").count(), 1);
   const reasons = await page.$$eval("#dist-reasons tbody tr", (t) => t.map((r) => r.children[0].textContent));
   assert.deepEqual(reasons.sort(), ["rollout_in", "rollout_out"]);

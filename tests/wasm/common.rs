@@ -236,6 +236,9 @@ fn breaker_replay_through_the_export_matches_the_pinned_spec() {
     assert_eq!(serde_json::Value::Array(got), spec["expect"]["transitions"]);
     let e = preview::breaker_replay(JsValue::UNDEFINED, JsValue::from_str("1 200\nsoon 503"), JsValue::UNDEFINED).unwrap_err();
     assert_eq!(field_of(&e), "line 2");
+    let calls = to_js(&serde_json::json!([{"at_ms": 0, "status": 503}, {"at_ms": 1, "kind": "network_error"}, {"at_ms": 2, "status": 429}]));
+    let r = from_js(preview::breaker_replay(JsValue::UNDEFINED, calls, JsValue::UNDEFINED).unwrap());
+    assert_eq!(r["transitions"][0]["at_ms"], 2);
     let gen = from_js(preview::breaker_replay(JsValue::UNDEFINED, to_js(&serde_json::json!({"duration_s": 600, "error_rate": 1.0})), JsValue::UNDEFINED).unwrap());
     assert_eq!(gen["transitions"][0]["cause"], "consecutive_failures");
     assert_eq!(gen["end_ms"], 600_000);

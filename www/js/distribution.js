@@ -32,7 +32,7 @@ function run() {
   summary.dataset.share = String(sim.lightrag_share);
   summary.dataset.total = String(sim.total);
   summary.dataset.ms = ms.toFixed(1);
-  histogram($("dist-chart"), sim.histogram, rollout);
+  histogram($("dist-chart"), sim.histogram, sim.histogram_lightrag, rollout);
   fillRows($("dist-reasons").querySelector("tbody"), Object.entries(sim.per_reason).map(([r, c]) => [r, fmtInt(c), fmtOf(c, sim.total)]));
   fillRows($("dist-arms").querySelector("tbody"), [
     ...Object.entries(sim.per_upstream).map(([u, c]) => [`upstream ${u}`, fmtInt(c), fmtOf(c, sim.total)]),

@@ -93,12 +93,8 @@ function run() {
 
 export function initMoves(c) {
   core = c;
-  const fromConfig = () => {
-    const cur = store.vars;
-    const rollout = Number(cur.LIGHTRAG_ROLLOUT_PERCENTAGE ?? 0);
-    const next = Number.isFinite(rollout) ? String(Math.min(100, rollout + 10)) : "10";
-    setMoves(cur, { ...cur, LIGHTRAG_ROLLOUT_PERCENTAGE: next });
-  };
+  // Both sides start as the Config panel's configuration; the operator edits the proposal.
+  const fromConfig = () => setMoves(store.vars, { ...store.vars });
   $("moves-from-config").addEventListener("click", fromConfig);
   $("moves-run").addEventListener("click", run);
   $("moves-rollout").addEventListener("input", () => {

@@ -18,19 +18,25 @@ function frame(width, height, label) {
   return root;
 }
 
-/** 100 bars (positions 0–99 %), LightRAG's side shaded, and a line at the rollout percentage. */
-export function histogram(box, hist, rollout) {
+/**
+ * 100 bars (positions 0–99 %), each split into the users the core sent to LightRAG (green) and
+ * to Perplexity (blue), and a line at the rollout percentage.
+ */
+export function histogram(box, hist, lightrag, rollout) {
   const W = 800, H = 220, L = 48, B = 28, T = 10, R = 10;
   const max = Math.max(1, ...hist);
   const bw = (W - L - R) / hist.length;
-  const label = `Users by position on the rollout line; rollout at ${rollout} %`;
+  const label = `Users by position on the rollout line, LightRAG's share of each bar in green; rollout at ${rollout} %`;
   const root = frame(W, H, label);
   root.classList.add("histogram");
   const y = (v) => T + (H - T - B) * (1 - v / max);
   hist.forEach((n, i) => {
-    const r = s("rect", { x: (L + i * bw).toFixed(2), y: y(n).toFixed(2), width: Math.max(0.5, bw - 1).toFixed(2), height: (H - B - y(n)).toFixed(2), class: i + 1 <= rollout ? "bar in" : "bar" });
-    r.append(s("title", {}, `${i}–${i + 1} %: ${n} users`));
+    const x = (L + i * bw).toFixed(2);
+    const w = Math.max(0.5, bw - 1).toFixed(2);
+    const r = s("rect", { x, y: y(n).toFixed(2), width: w, height: (H - B - y(n)).toFixed(2), class: "bar" });
+    r.append(s("title", {}, `${i}–${i + 1} %: ${n} users, ${lightrag[i]} to LightRAG`));
     root.append(r);
+    if (lightrag[i] > 0) root.append(s("rect", { x, y: y(lightrag[i]).toFixed(2), width: w, height: (H - B - y(lightrag[i])).toFixed(2), class: "bar lr" }));
   });
   for (const t of [0, 25, 50, 75, 100]) {
     const x = L + (t / 100) * (W - L - R);

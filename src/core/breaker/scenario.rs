@@ -119,6 +119,65 @@ fn parse_latency(s: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0 && v * scale <= 1e9).then(|| (v * scale).round() as u64)
 }
 
+/// One call as data (`breakerReplay(config, [{at_ms, status | kind, latency_ms?, probe_roll?}])`):
+/// `status` is classified as the edge classifies a response; `kind` is an outcome name
+/// (`"first_byte_timeout"`, `{"http_server_error": 503}`, …) taken as it is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallDoc {
+    pub at_ms: u64,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub kind: Option<OutcomeKind>,
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub probe_roll: f64,
+}
+
+/// The calls of a list of [`CallDoc`]s, each with exactly one of `status` and `kind`.
+pub fn calls_from_docs(docs: &[CallDoc], slow_call_ms: u64) -> Result<Vec<Call>, ReplayError> {
+    if docs.len() > MAX_CALLS {
+        return Err(err(
+            "calls",
+            format!("at most {MAX_CALLS} calls, got {}", docs.len()),
+        ));
+    }
+    docs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let field = |f: &str| format!("calls[{i}].{f}");
+            if !(0.0..1.0).contains(&d.probe_roll) {
+                return Err(err(
+                    field("probe_roll"),
+                    format!("must be in [0, 1), got {}", d.probe_roll),
+                ));
+            }
+            let outcome = match (d.status, d.kind) {
+                (Some(s), None) if (100..=599).contains(&s) => {
+                    Outcome::from_response(s, d.latency_ms, slow_call_ms)
+                }
+                (Some(s), None) => {
+                    return Err(err(field("status"), format!("must be 100–599, got {s}")))
+                }
+                (None, Some(k)) => Outcome::new(k, d.latency_ms),
+                _ => {
+                    return Err(err(
+                        format!("calls[{i}]"),
+                        "give exactly one of status and kind",
+                    ))
+                }
+            };
+            Ok(Call {
+                at_ms: d.at_ms,
+                outcome,
+                probe_roll: d.probe_roll,
+            })
+        })
+        .collect()
+}
+
 /// A burst of errors inside a scenario.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,6 +338,21 @@ mod tests {
         assert_eq!(calls[1].at_ms, 1500);
         assert_eq!(calls[2].outcome.latency_ms, 12_000);
         assert_eq!(calls[5].probe_roll, 0.5);
+        let docs: Vec<CallDoc> = serde_json::from_value(serde_json::json!([
+            {"at_ms": 0, "status": 200, "latency_ms": 12000},
+            {"at_ms": 5, "kind": "network_error"},
+            {"at_ms": 6, "kind": {"http_server_error": 502}, "probe_roll": 0.5}
+        ]))
+        .unwrap();
+        let from_docs = calls_from_docs(&docs, 10_000).unwrap();
+        assert_eq!(from_docs[0].outcome.kind, OutcomeKind::SlowCall);
+        assert_eq!(from_docs[1].outcome.kind, OutcomeKind::NetworkError);
+        assert_eq!(from_docs[2].outcome.kind, OutcomeKind::HttpServerError(502));
+        let both: Vec<CallDoc> = serde_json::from_value(
+            serde_json::json!([{"at_ms": 0, "status": 200, "kind": "success"}]),
+        )
+        .unwrap();
+        assert_eq!(calls_from_docs(&both, 1).unwrap_err().field, "calls[0]");
         for (bad, field) in [
             ("x 200", "line 1"),
             ("1", "line 1"),
