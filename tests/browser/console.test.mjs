@@ -266,3 +266,43 @@ test("a clear message when the wasm cannot be loaded", async () => {
     await p.close();
   }
 });
+
+test("a router that has a rollout API: its phase is shown and its stored plan charted", async () => {
+  // main's router has no /admin/rollout yet (tests/browser/live.test.mjs checks the 404 message
+  // against the real worker); this answers the three GETs on the page's own origin with the
+  // documents' shapes, the stored plan being the core's own (planTimeline's strategy/stages/safety).
+  const p = await browser.ctx.newPage();
+  try {
+    await p.goto(server.url);
+    await p.waitForSelector("body[data-ready=true]");
+    const plan = await p.evaluate(async () => {
+      const m = await import("./pkg/cmo_edge_router.js");
+      const { strategy, stages, safety } = m.planTimeline({ strategy: "canary", canary_percentage: 2 });
+      const effective = m.loadConfig({ LIGHTRAG_INTEGRATION_ENABLED: "true", LIGHTRAG_ROLLOUT_PERCENTAGE: "2" }).config;
+      return { plan: { strategy, stages, safety }, effective };
+    });
+    const seen = [];
+    await p.route(/\/admin\/(config|status|rollout)$/, (route) => {
+      const which = new URL(route.request().url()).pathname.split("/").pop();
+      seen.push([which, route.request().headers().authorization]);
+      const body = {
+        config: { version: 2, etag: "\"v2\"", overrides: {}, updated_ms: 0, effective: plan.effective, problems: [] },
+        status: { service_performance: { circuit_breaker: { state: "closed" }, performance: {} }, rollout_status: { rollback_active: false, quality_gate_closed: false } },
+        rollout: { phase: "awaiting_approval", current_percentage: 2, current_stage_index: 0, stage_count: 2, next_percentage: 100, plan: plan.plan },
+      }[which];
+      route.fulfill({ status: 200, contentType: "application/json", headers: { etag: "\"v2\"" }, body: JSON.stringify(body) });
+    });
+    await p.fill("#live-base", server.url);
+    await p.fill("#live-token", "t0ken");
+    await p.click("#live-connect");
+    await p.waitForSelector("#live-result[data-connected=true]");
+    assert.match(await p.textContent("#live-rollout"), /awaiting_approval.*2 %.*1 of 2.*100 %/s);
+    assert.equal(await p.locator("#live-plan svg circle.gate.approval").count(), 1);
+    assert.deepEqual(seen.map(([w]) => w), ["config", "status", "rollout"]);
+    assert.ok(seen.every(([, a]) => a === "Bearer t0ken"), "the token goes only in the Authorization header");
+    await p.click("#live-use");
+    assert.equal(await p.inputValue("#var-LIGHTRAG_ROLLOUT_PERCENTAGE"), "2");
+  } finally {
+    await p.close();
+  }
+});

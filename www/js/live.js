@@ -5,6 +5,7 @@
 import { $, el, errText, fmtInt } from "./dom.js";
 import { store } from "./store.js";
 import { setMoves } from "./moves.js";
+import { planChart } from "./svg.js";
 
 let core;
 let token = "";
@@ -84,6 +85,16 @@ async function connect(ev) {
           ["blocking", (ro.body.stage_progress?.blocking_gates ?? []).map((g) => g.gate ?? g.name ?? JSON.stringify(g)).join(", ") || "–"],
         ]))
         : el("p", { id: "live-rollout" }, refusal("/admin/rollout", ro));
+    // The running plan, re-validated and charted by the same plan function as the Plan panel.
+    let planBox = null;
+    if (ro.status === 200 && ro.body?.plan) {
+      planBox = el("div", { class: "chart", id: "live-plan" });
+      try {
+        planChart(planBox, core.storedPlanTimeline(ro.body.plan).timeline);
+      } catch (e) {
+        planBox.append(el("p", { class: "problem" }, `The stored plan does not validate: ${errText(e)}`));
+      }
+    }
     out.replaceChildren(
       el("h3", {}, `Config ${cfg.etag ?? `v${cfg.body.version}`}`),
       dl([
@@ -102,6 +113,7 @@ async function connect(ev) {
       state.notes.length ? el("ul", { class: "notes" }, state.notes.map((n) => el("li", {}, n))) : null,
       el("h3", {}, "Rollout"),
       rollout,
+      planBox,
     );
     out.dataset.connected = "true";
     $("live-use").disabled = false;
