@@ -126,7 +126,7 @@ enum Users {
     Keys(Vec<String>),
 }
 
-fn users(users: JsValue) -> Result<Users, JsValue> {
+fn parse_users(users: JsValue) -> Result<Users, JsValue> {
     if let Some(n) = users.as_f64() {
         if !(0.0..=MAX_USERS).contains(&n) || n.fract() != 0.0 {
             return Err(field_error(
@@ -154,7 +154,7 @@ pub fn simulate(
     let loaded = load(&config)?;
     let state = route_state(&state)?;
     let query = query.unwrap_or_default();
-    let sim = match self::users(users)? {
+    let sim = match parse_users(users)? {
         Users::Count(n) => {
             simulate::simulate_population(&loaded.config, &state, Population::users(n), &query)
         }
@@ -270,7 +270,7 @@ pub fn diff_configs(
         query: &o.query,
         sample: o.sample.unwrap_or(10).min(movers::MAX_SAMPLE),
     };
-    let m = match self::users(users)? {
+    let m = match parse_users(users)? {
         Users::Count(n) => movers::movement_of_population(change, Population::users(n)),
         Users::Keys(keys) => movers::movement(change, keys.iter()),
     };
