@@ -98,6 +98,7 @@ test("decisions shown for the live config equal the worker's, request by request
   await until(page, () => document.getElementById("live-result").dataset.connected === "true");
   assert.equal(await page.textContent("#live-error"), "");
   assert.match(await page.textContent("#live-rollout"), /no rollout API yet/);
+  assert.doesNotMatch(await page.textContent("#live-result"), /\bnull\b|undefined|NaN/);
   await page.click("#live-use");
   await until(page, () => document.getElementById("var-LIGHTRAG_ROLLOUT_PERCENTAGE").value === "30");
   await page.fill("#who-users", USERS.join("\n"));

@@ -20,6 +20,9 @@ export function el(tag, attrs = {}, children = []) {
   return e;
 }
 
+/** The children that are there (`replaceChildren` would print `null` as text). */
+export const present = (...xs) => xs.filter((x) => x !== null && x !== undefined && x !== false);
+
 /** Runs `fn` once input has been quiet for `ms`. */
 export function debounce(fn, ms = 120) {
   let t;

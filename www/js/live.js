@@ -2,7 +2,7 @@
 // rollout, and preview a change against them. The token lives in this module's memory only:
 // never in localStorage, sessionStorage, cookies or the address; it is sent only as the
 // Authorization header of these three GETs, to the router the operator named.
-import { $, el, errText, fmtInt } from "./dom.js";
+import { $, el, errText, fmtInt, present } from "./dom.js";
 import { store } from "./store.js";
 import { setMoves } from "./moves.js";
 import { planChart } from "./svg.js";
@@ -95,7 +95,7 @@ async function connect(ev) {
         planBox.append(el("p", { class: "problem" }, `The stored plan does not validate: ${errText(e)}`));
       }
     }
-    out.replaceChildren(
+    out.replaceChildren(...present(
       el("h3", {}, `Config ${cfg.etag ?? `v${cfg.body.version}`}`),
       dl([
         ["rollout", `${cfg.body.effective.rollout_percentage} % (integration ${cfg.body.effective.integration_enabled ? "on" : "off"})`],
@@ -114,7 +114,7 @@ async function connect(ev) {
       el("h3", {}, "Rollout"),
       rollout,
       planBox,
-    );
+    ));
     out.dataset.connected = "true";
     $("live-use").disabled = false;
     $("live-propose").disabled = false;

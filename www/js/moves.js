@@ -1,6 +1,6 @@
 // What moves: a current and a proposed configuration side by side; every user decided under
 // both (diffConfigs in wasm), counted by direction and reason, with a sample of ids.
-import { $, el, errText, fmtInt, fmtOf, parseObject } from "./dom.js";
+import { $, el, errText, fmtInt, fmtOf, parseObject, present } from "./dom.js";
 import { store } from "./store.js";
 
 let core;
@@ -76,7 +76,7 @@ function run() {
     : el("p", { class: "verdict warn", id: "moves-verdict" }, `${fmtInt(out)} users who have LightRAG today would lose it.`);
   const arms = Object.entries(m.arm_changes);
   const reasons = Object.entries(m.reason_changes);
-  box.replaceChildren(
+  box.replaceChildren(...present(
     verdict,
     el("p", { class: "meta" }, `${fmtInt(m.total)} users compared in ${ms.toFixed(0)} ms · LightRAG ${fmtInt(m.lightrag_before)} → ${fmtInt(m.lightrag_after)} · stayed on LightRAG ${fmtInt(m.stayed_lightrag)}, on Perplexity ${fmtInt(m.stayed_perplexity)}`),
     el("div", { class: "flows" }, [
@@ -87,7 +87,7 @@ function run() {
       el("caption", {}, "Other changes"),
       el("tbody", {}, [...arms.map(([k, v]) => el("tr", {}, [el("td", {}, `arm ${k}`), el("td", {}, fmtInt(v))])), ...reasons.map(([k, v]) => el("tr", {}, [el("td", {}, `same upstream, reason ${k}`), el("td", {}, fmtInt(v))]))]),
     ])) : null,
-  );
+  ));
   box.dataset.done = String(Number(box.dataset.done ?? 0) + 1);
 }
 
