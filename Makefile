@@ -11,7 +11,7 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-browser test-bench test-lightrag bench aa reference clean
+        test-wasm-chrome test-worker test-browser test-bench test-lightrag bench aa reference fuzz clean
 
 help:
 	@echo "make dev   - build, start demo upstreams + the router under workerd (wrangler dev)"
@@ -91,6 +91,23 @@ dev: setup build-dev preview
 # BENCH_QUICK=1 for a fast smoke run; BENCH_SKIP=criterion,kv,... to leave sections out.
 bench: setup build preview
 	node benches/run.mjs
+
+# Fuzz every parser that reads outside input (tests/fuzz/: config, rules, front-door bodies,
+# upstream replies, SSE / NDJSON decoders, KV documents, identity) with FUZZ_CASES inputs per
+# target (default 1,000,000) on stable Rust: proptest, an optimised build with overflow checks
+# on, two targets at a time. Prints one line per target (inputs, time, failures: a target stops
+# at its first failure and shrinks it, so 0 or 1); a failure keeps its seed in
+# tests/fuzz/regressions/ (commit it) and its whole input in target/fuzz-failures/.
+# FUZZ_SEED=<n> repeats a run; `cargo test` runs a short version (2,000 inputs per target).
+FUZZ_CASES ?= 1000000
+fuzz:
+	@mkdir -p target; rm -rf target/fuzz-failures; seed=$${FUZZ_SEED:-$$(date +%s)}; start=$$(date +%s); \
+	echo "make fuzz: $(FUZZ_CASES) inputs per target, seed $$seed"; \
+	status=0; FUZZ_CASES=$(FUZZ_CASES) FUZZ_SEED=$$seed cargo test --profile fuzz --test fuzz -- \
+	  --nocapture --test-threads=2 > target/fuzz.log 2>&1 || status=$$?; \
+	grep -E '^fuzz |panicked|failed:|minimal input' target/fuzz.log | cut -c1-400 || true; \
+	echo "make fuzz: $$(( $$(date +%s) - start )) s in all (log: target/fuzz.log)"; \
+	exit $$status
 
 # The experiment statistics' simulations at full fidelity (every request drawn, log-normal
 # latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,

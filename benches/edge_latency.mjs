@@ -17,7 +17,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
-import { wranglerVars } from "../tests/node/harness.mjs";
+import { compatibilityFlags, wranglerVars } from "../tests/node/harness.mjs";
 import { percentile, summarize } from "./lib/stats.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -36,7 +36,7 @@ export default {
   },
 };`;
 
-const COMMON = { compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0 };
+const COMMON = { compatibilityDate: "2026-04-01", compatibilityFlags: compatibilityFlags(), cf: false, host: "127.0.0.1", port: 0 };
 
 /** Miniflare options for the release router bundle (`make build`), all traffic to Perplexity. */
 export function routerOptions(up, bindings = {}) {

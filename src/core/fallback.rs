@@ -117,8 +117,9 @@ impl Default for FallbackPolicy {
     }
 }
 
-/// Which attempt of a request is about to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which attempt of a request is about to start (serde: `"primary"`, `"fallback"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Attempt {
     /// The decision's upstream: its first byte may take only `ttfb_share` of the budget.
     Primary,
@@ -179,7 +180,7 @@ impl FallbackPolicy {
     /// Decides whether a failed attempt falls back to the other upstream. Checks run in the
     /// order of [`NoFallbackReason`]'s variants.
     pub fn plan(&self, case: &FallbackCase) -> FallbackDecision {
-        let reason = if matches!(case.kind, OutcomeKind::ClientError(_)) {
+        let reason = if case.kind.is_request_caused() {
             Some(NoFallbackReason::ClientError)
         } else if !is_fallback_kind(&case.kind) {
             Some(NoFallbackReason::NotAFailure)
@@ -210,7 +211,8 @@ impl FallbackPolicy {
 pub enum NoFallbackReason {
     /// The primary succeeded (or answered slowly: an answer is still an answer).
     NotAFailure,
-    /// A 4xx other than 408/429: the request is at fault, the other upstream would refuse too.
+    /// The request itself was refused (a 400/404/413/422, a context-length error): the other
+    /// upstream would most likely refuse it too, and the upstream is not to blame.
     ClientError,
     /// Bytes already reached the client.
     FirstByteSent,

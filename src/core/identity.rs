@@ -144,14 +144,41 @@ pub enum AdminAuth {
     Ok,
 }
 
-/// Checks an `Authorization` header against the configured admin token.
+/// Checks an `Authorization` header against the configured admin token. The configured token is
+/// trimmed like the presented one: a secret stored with a trailing newline (`echo tok | wrangler
+/// secret put`) would otherwise lock every operator out, since a header cannot carry it.
 pub fn check_admin(configured: Option<&str>, authorization: Option<&str>) -> AdminAuth {
-    let Some(expected) = configured.filter(|t| !t.is_empty()) else {
+    let Some(expected) = configured.map(str::trim).filter(|t| !t.is_empty()) else {
         return AdminAuth::Disabled;
     };
     match authorization.and_then(bearer) {
         None => AdminAuth::Missing,
         Some(t) if ct_eq(t.as_bytes(), expected.as_bytes()) => AdminAuth::Ok,
         Some(_) => AdminAuth::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `make fuzz` (target `admin_token`): the configured token, sent as a bearer
+    /// token, was refused when the stored secret ended in a newline.
+    #[test]
+    fn a_stored_token_with_surrounding_whitespace_still_admits_its_holder() {
+        for stored in ["tok-123\n", "tok-123\r\n", " tok-123", "tok-123\t"] {
+            assert_eq!(
+                check_admin(Some(stored), Some("Bearer tok-123")),
+                AdminAuth::Ok
+            );
+            assert_eq!(
+                check_admin(Some(stored), Some("Bearer tok-12")),
+                AdminAuth::Invalid
+            );
+        }
+        assert_eq!(
+            check_admin(Some(" \n"), Some("Bearer x")),
+            AdminAuth::Disabled
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod text;
 
 // Resilience (docs/architecture.md#circuit-breaker) and measurement.
 pub mod breaker;
+pub mod exchange;
 pub mod fallback;
 pub mod gate;
 pub mod outcome;
@@ -43,5 +44,6 @@ pub mod wire;
 // Edge support, pure: KV state layout and controller, identity, operator reports.
 pub mod identity;
 pub mod overrides;
+pub mod redact;
 pub mod report;
 pub mod store;

@@ -110,7 +110,10 @@ pub fn apply_put(p: &Put<'_>) -> PutOutcome {
             current_etag: etag(p.current.version),
         };
     }
-    let version = p.current.version + 1;
+    // Saturating: the current version is read from KV, where any value may sit (found by
+    // `make fuzz`, target `admin_config_body`). At the maximum the version stops moving; isolates
+    // still adopt the new set, since they compare the overrides too.
+    let version = p.current.version.saturating_add(1);
     let loaded = config::load(p.vars, Some(p.overrides), version);
     let refused: Vec<Problem> = loaded.override_errors().cloned().collect();
     if !refused.is_empty() {
@@ -153,6 +156,25 @@ impl ConfigDocument<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_maximal_stored_version_does_not_overflow() {
+        let current = OverridesDoc {
+            version: u64::MAX,
+            ..OverridesDoc::default()
+        };
+        let put = Put {
+            vars: &Map::new(),
+            current: &current,
+            if_match: &etag(u64::MAX),
+            overrides: &Map::new(),
+            now_ms: 1,
+        };
+        match apply_put(&put) {
+            PutOutcome::Stored { doc, .. } => assert_eq!(doc.version, u64::MAX),
+            other => panic!("{other:?}"),
+        }
+    }
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {

@@ -53,6 +53,7 @@ fn performance(s: &Stats) -> Value {
         "error_count": s.errors,
         "fallback_count": s.fallbacks,
         "truncated_count": s.truncated,
+        "rejected_count": s.rejected,
         "success_rate": s.success_rate().map(round3),
         "avg_response_time": avg,
         "p50_response_time": s.p50(),
@@ -245,6 +246,12 @@ pub fn prometheus(i: &ReportInputs<'_>) -> String {
         "gauge",
         "Streams cut after the first byte in the window.",
         by_key(&|s| s.truncated as f64),
+    );
+    family(
+        "cmo_router_rejected",
+        "gauge",
+        "Requests the upstream refused for what they asked (400/404/413/422, context length, too short for LightRAG), in the window; not in cmo_router_requests.",
+        by_key(&|s| s.rejected as f64),
     );
     family(
         "cmo_router_quality_mean",

@@ -110,9 +110,11 @@ pub fn chi_square_fit(observed: &[u64], weights: &[f64]) -> Option<ChiSquare> {
     if observed.len() != weights.len() {
         return None;
     }
-    let total: u64 = observed.iter().sum();
+    // Summed as floats: counts aggregated from KV can reach `u64::MAX`, and two of them would
+    // overflow a `u64` sum (found by `make fuzz`, target `kv_rollout_state`).
+    let total: f64 = observed.iter().map(|&o| o as f64).sum();
     let wsum: f64 = weights.iter().filter(|w| w.is_finite() && **w > 0.0).sum();
-    if total == 0 || wsum.is_nan() || wsum <= 0.0 {
+    if total == 0.0 || wsum.is_nan() || wsum <= 0.0 {
         return None;
     }
     let mut stat = 0.0;
@@ -121,7 +123,7 @@ pub fn chi_square_fit(observed: &[u64], weights: &[f64]) -> Option<ChiSquare> {
         if !(w.is_finite() && w > 0.0) {
             continue;
         }
-        let e = total as f64 * w / wsum;
+        let e = total * w / wsum;
         let d = o as f64 - e;
         stat += d * d / e;
         cells += 1;
@@ -145,6 +147,17 @@ pub fn chi_square_uniform(observed: &[u64]) -> Option<ChiSquare> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `make fuzz` (target `kv_rollout_state`): arm counts summing past `u64::MAX`
+    /// overflowed (a panic in debug builds, a wrapped total and a wrong p-value in release).
+    #[test]
+    fn counts_near_u64_max_do_not_overflow() {
+        let x = chi_square_fit(&[u64::MAX, u64::MAX / 2], &[0.5, 0.5]);
+        let x = x.unwrap_or_else(|| panic!("no result"));
+        assert!(x.statistic > 0.0 && x.p_value < 1e-9, "{x:?}");
+        let even = chi_square_fit(&[u64::MAX, u64::MAX], &[1.0, 1.0]);
+        assert_eq!(even.map(|x| x.statistic), Some(0.0));
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol * b.abs().max(1e-300)

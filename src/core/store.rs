@@ -407,7 +407,8 @@ pub async fn controller_tick<S: StateStore>(
         started_ms: now_ms,
         ..Default::default()
     });
-    pass.ticks += 1;
+    // Saturating: the counters come back from KV, where any value may sit.
+    pass.ticks = pass.ticks.saturating_add(1);
     let mut completed = false;
     loop {
         // Reserve one op for the list itself and one for the final write.
@@ -433,13 +434,13 @@ pub async fn controller_tick<S: StateStore>(
             match store.get(key).await {
                 Ok(Some(text)) => match parse_value::<MetricsFlush>(key, &text) {
                     Ok(flush) => {
-                        pass.isolates += 1;
+                        pass.isolates = pass.isolates.saturating_add(1);
                         for (k, w) in &flush.windows {
                             pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
                         }
                     }
                     Err(w) => {
-                        pass.corrupt += 1;
+                        pass.corrupt = pass.corrupt.saturating_add(1);
                         rep.corrupt += 1;
                         rep.warnings.push(w.to_string());
                     }

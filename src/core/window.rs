@@ -194,8 +194,13 @@ fn is_zero(v: &u64) -> bool {
 /// Mergeable counters for one key over some period.
 ///
 /// Serde shape: `{"count":120,"successes":117,"errors":3,"fallbacks":2,"truncated":1,
-/// "quality_sum":95400000,"quality_count":118,"latency":[[40,3],[41,10],…]}`; zero counters
-/// and an empty histogram are omitted. `quality_sum` is in millionths (integer, so merging is
+/// "rejected":4,"quality_sum":95400000,"quality_count":118,"latency":[[40,3],[41,10],…]}`; zero
+/// counters and an empty histogram are omitted.
+///
+/// Requests the upstream refused because of the request itself (a 422, a query too short for
+/// LightRAG, see [`OutcomeKind::is_request_caused`]) are counted in `rejected` only: not in
+/// `count`, the rates or the latency histogram, so requests made to fail cannot move an arm's
+/// error rate either way. `quality_sum` is in millionths (integer, so merging is
 /// exactly associative): mean quality = `quality_sum / 1e6 / quality_count`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -211,6 +216,8 @@ pub struct Stats {
     #[serde(skip_serializing_if = "is_zero")]
     pub truncated: u64,
     #[serde(skip_serializing_if = "is_zero")]
+    pub rejected: u64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub quality_sum: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub quality_count: u64,
@@ -220,6 +227,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn record(&mut self, s: &Sample) {
+        if s.kind.is_request_caused() {
+            self.rejected = self.rejected.saturating_add(1);
+            return;
+        }
         self.count = self.count.saturating_add(1);
         if s.kind.is_failure() {
             self.errors = self.errors.saturating_add(1);
@@ -250,13 +261,14 @@ impl Stats {
         self.errors = self.errors.saturating_add(o.errors);
         self.fallbacks = self.fallbacks.saturating_add(o.fallbacks);
         self.truncated = self.truncated.saturating_add(o.truncated);
+        self.rejected = self.rejected.saturating_add(o.rejected);
         self.quality_sum = self.quality_sum.saturating_add(o.quality_sum);
         self.quality_count = self.quality_count.saturating_add(o.quality_count);
         self.latency.merge(&o.latency);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0 && self.quality_count == 0
+        self.count == 0 && self.quality_count == 0 && self.rejected == 0
     }
 
     /// Successes / count; `None` without data.

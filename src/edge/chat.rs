@@ -1,37 +1,48 @@
 //! The front door: `POST /v1/chat/completions` (OpenAI-compatible, JSON or SSE) and the seed's
 //! `POST /query`. Parse (400/413 with a message), identify (user, session, cookie), decide,
-//! call the chosen upstream with one deadline and fall back per policy before the first byte,
-//! record the outcome, and answer in the format the client asked for.
+//! then drive one [`Exchange`] (core): perform each step it returns — draw a permit, call an
+//! upstream, commit and pipe a stream, answer or fail — report what happened, and record what
+//! it says to record. Every answer carries `X-Request-Id`; upstream error text goes to the log
+//! (redacted), never to the client.
 
 use super::http;
 use super::isolate::{now_ms, random_bytes, secret, with};
-use super::upstream::{self, Ask, Failure, Next, Targets, UpstreamStream};
+use super::upstream::{self, Ask, Miss, Next, Targets, UpstreamStream};
+use crate::core::breaker::Admission;
 use crate::core::decide::{Decision, RouteRequest};
-use crate::core::fallback::{Attempt, Deadline, FallbackCase, FallbackDecision, FallbackPolicy};
+use crate::core::exchange::{
+    AttemptResult, Commit, Exchange, ExchangePolicy, FailCode, Failed, Mode, Plan, Purpose, Record,
+    Served, Step, StreamEnd, Verdict,
+};
 use crate::core::identity::{self, AdminAuth, Identity};
 use crate::core::model::Upstream;
-use crate::core::outcome::{Outcome, OutcomeKind};
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
 use crate::core::window::{MetricKey, Sample};
 use crate::core::wire::error::wire_error_response;
 use crate::core::wire::openai::{self, ChatMessage, RoutingInfo};
 use crate::core::wire::seed::{self, SeedResponse};
 use crate::core::wire::{StreamAccumulator, StreamItem, UpstreamAnswer};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use worker::{Env, Request, Response, Result};
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use worker::{console_error, console_log, Env, Request, Response, Result};
 
 /// Header an operator (with the admin token) may use to pick a cohort for one request.
 pub const OVERRIDE_HEADER: &str = "x-route-override";
 
+/// The header naming a request in the router's log (and in every error message it gives).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// Per-request parameters copied out of the cached config.
 struct Params {
-    timeout_s: f64,
-    fallback: FallbackPolicy,
+    /// The decision's upstream.
+    primary: Upstream,
+    policy: ExchangePolicy,
     targets: Targets,
     /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: score answers (and record quality) only when on.
     score: bool,
-    /// An answer this slow is a slow call, for the breaker and the metrics alike.
-    slow_call_ms: u64,
 }
 
 /// Reads the body within the configured limit (413 above it).
@@ -80,17 +91,27 @@ fn request_headers(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Who asks what, as the front door read it.
+struct Asker<'a> {
+    user: Option<&'a str>,
+    session: Option<&'a str>,
+    query: &'a str,
+    model: Option<&'a str>,
+}
+
+/// What the routing step settled for one request.
+struct Routed {
+    ident: Identity,
+    decision: Decision,
+    /// What LightRAG's breaker said if the decision drew its permit.
+    admission: Admission,
+    params: Params,
+}
+
 /// Identity, decision and per-request parameters.
-fn route(
-    req: &Request,
-    env: &Env,
-    user: Option<&str>,
-    session: Option<&str>,
-    query: &str,
-    model: Option<&str>,
-) -> Option<(Identity, Decision, Params)> {
+fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
     let cookie = req.headers().get("cookie").ok().flatten();
-    let ident = identity::identify(user, session, cookie.as_deref(), random_bytes);
+    let ident = identity::identify(a.user, a.session, cookie.as_deref(), random_bytes);
     let override_cohort = req
         .headers()
         .get(OVERRIDE_HEADER)
@@ -111,7 +132,7 @@ fn route(
     };
     let rr = RouteRequest {
         key: Some(&ident.key),
-        query: query.into(),
+        query: a.query.into(),
         headers: &headers,
         override_cohort,
         override_authorized,
@@ -119,26 +140,31 @@ fn route(
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
-    let (d, p) = with(|i| {
-        let d = i.decide(&rr, now);
+    let (decision, admission, params) = with(|i| {
+        let (d, admission) = i.decide(&rr, now);
         let c = i.config();
         let p = Params {
-            timeout_s: c.integration_timeout_seconds,
-            fallback: c.fallback,
+            primary: d.upstream,
+            policy: ExchangePolicy::from_config(c),
             targets: Targets {
                 lightrag_base: c.lightrag_base_url.clone(),
                 perplexity_base: c.perplexity_base_url.clone(),
                 lightrag_key,
                 perplexity_key,
                 query_mode: c.query_mode,
-                model: model.map(str::to_string),
+                model: a.model.map(str::to_string),
+                client: Some(req.inner().signal()),
             },
             score: c.quality_gate.settings().enabled,
-            slow_call_ms: c.breaker.settings().slow_call_ms,
         };
-        (d, p)
+        (d, admission, p)
     })?;
-    Some((ident, d, p))
+    Some(Routed {
+        ident,
+        decision,
+        admission,
+        params,
+    })
 }
 
 fn routing_info(d: &Decision, served: Upstream, fallback: bool) -> RoutingInfo {
@@ -180,6 +206,13 @@ fn set_route_headers(
     Ok(())
 }
 
+/// Adds `X-Request-Id` to a handler's answer, whatever it was.
+fn with_request_id(r: Result<Response>, rid: &str) -> Result<Response> {
+    let resp = r?;
+    resp.headers().set(REQUEST_ID_HEADER, rid)?;
+    Ok(resp)
+}
+
 fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
     DefaultScorer::default()
         .score(&ScoreInput {
@@ -192,193 +225,243 @@ fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
         .total
 }
 
-fn record_call(u: Upstream, kind: OutcomeKind, latency_ms: u64) {
-    let now = now_ms();
-    with(|i| i.record_call(u, &Outcome::new(kind, latency_ms), now));
+/// What an answer is scored on, when the exchange served one.
+struct Answered<'a> {
+    query: &'a str,
+    answer: &'a UpstreamAnswer,
 }
 
-/// Records a call that produced an answer and returns its kind: a success, or a slow call
-/// (classified here once, so the breaker and the request's metrics agree).
-fn record_answer(u: Upstream, latency_ms: u64, slow_call_ms: u64) -> OutcomeKind {
-    let kind = Outcome::answered(latency_ms, slow_call_ms).kind;
-    record_call(u, kind, latency_ms);
-    kind
+/// One exchange and what the edge needs to record its results: the [`Exchange`] (core) with
+/// the decision it serves. When the client goes away before the end ([`ClientWatch`], or the
+/// driver dropped with the response) it tells the exchange so, which hands back a probe permit
+/// in flight.
+struct Driver {
+    ex: Exchange,
+    decision: Decision,
+    score: bool,
+    rid: String,
 }
 
-fn record_request(
-    d: &Decision,
-    served: Upstream,
-    kind: OutcomeKind,
-    start: u64,
-    fallback: bool,
-    quality: Option<f64>,
-) {
-    let now = now_ms();
-    let key = MetricKey::new(served, d.arm);
-    let sample = Sample {
-        kind,
-        latency_ms: now.saturating_sub(start),
-        fallback,
-        quality,
-    };
-    with(|i| i.record_request(key, &sample, now));
-}
-
-/// Whether a failure came from the router refusing to build the request (e.g. a query too
-/// short for LightRAG): not the upstream's fault, never counted against it.
-fn local_refusal(f: &Failure) -> bool {
-    f.latency_ms == 0 && matches!(f.kind, OutcomeKind::ClientError(_))
-}
-
-/// Whether to try the other upstream after `f`.
-fn fallback_target(
-    primary: Upstream,
-    f: &Failure,
-    p: &Params,
-    deadline: &Deadline,
-) -> Option<Upstream> {
-    let now = now_ms();
-    if local_refusal(f) {
-        return Some(primary.other());
+impl Driver {
+    /// Performs the records the exchange produced since the last call. `answered` is the
+    /// served answer when the exchange just ended with one; returns its quality score when
+    /// scored.
+    fn book(&mut self, answered: Option<&Answered<'_>>) -> Option<f64> {
+        let now = now_ms();
+        let mut quality = None;
+        for r in self.ex.take_records() {
+            match r {
+                // Hook for per-key caps: the stickiness key's tag joins the outcome here once
+                // the breaker takes it.
+                Record::Breaker { upstream, outcome } => {
+                    with(|i| i.record_call(upstream, &outcome, now));
+                }
+                Record::Release { upstream } => {
+                    with(|i| i.release_permit(upstream, now));
+                }
+                Record::Request(q) => {
+                    quality = match (answered, q.first_byte_ms) {
+                        (Some(a), Some(first_byte)) if self.score => {
+                            Some(score(a.query, a.answer, first_byte, q.upstream))
+                        }
+                        _ => None,
+                    };
+                    let sample = Sample {
+                        kind: q.kind,
+                        latency_ms: q.latency_ms,
+                        fallback: q.fallback,
+                        quality,
+                    };
+                    let key = MetricKey::new(q.upstream, self.decision.arm);
+                    with(|i| i.record_request(key, &sample, now));
+                }
+            }
+        }
+        quality
     }
-    let other_admits = with(|i| i.take_permit(primary.other(), now)).unwrap_or(true);
-    match p.fallback.plan(&FallbackCase {
-        primary,
-        kind: f.kind,
-        first_byte_sent: false,
-        other_admits,
-        remaining_ms: deadline.remaining(now),
-    }) {
-        FallbackDecision::Fallback { to, .. } => Some(to),
-        FallbackDecision::NoFallback { .. } => None,
+
+    /// Draws the permit a [`Step::Acquire`] asks for and reports it.
+    fn acquire(&mut self, u: Upstream) -> Step {
+        let now = now_ms();
+        let admission = with(|i| i.take_permit(u, now)).unwrap_or(Admission::Allowed);
+        self.ex.on_permit(admission, now)
     }
-}
 
-struct Served {
-    upstream: Upstream,
-    answer: UpstreamAnswer,
-    latency_ms: u64,
-    /// Success or slow call.
-    kind: OutcomeKind,
-    fallback_from: Option<Upstream>,
-}
-
-/// Both attempts (or the only one) failed.
-struct Failed {
-    primary: Upstream,
-    failures: Vec<(Upstream, Failure)>,
-}
-
-impl Failed {
-    fn status(&self) -> u16 {
-        let timeout = self.failures.last().is_some_and(|(_, f)| {
-            matches!(
-                f.kind,
-                OutcomeKind::FirstByteTimeout | OutcomeKind::TotalTimeout
-            )
-        });
-        if timeout {
-            504
-        } else {
-            502
+    /// Reports a missed attempt, logging why.
+    fn missed(&mut self, u: Upstream, miss: Miss) -> (Step, Option<String>) {
+        let now = now_ms();
+        match miss {
+            Miss::NotSent(why) => {
+                console_log!("request {}: not sent to {u}: {why}", self.rid);
+                (self.ex.on_result(AttemptResult::NotSent, now), Some(why))
+            }
+            Miss::Failed(fault, detail) => {
+                console_error!(
+                    "request {}: {u} failed ({}): {detail}",
+                    self.rid,
+                    fault.kind()
+                );
+                (self.ex.on_result(AttemptResult::Failed(fault), now), None)
+            }
         }
     }
-    fn message(&self) -> String {
-        let parts: Vec<String> = self
-            .failures
-            .iter()
-            .map(|(u, f)| format!("{u}: {} ({})", f.kind, f.detail))
-            .collect();
-        format!("no upstream could answer: {}", parts.join("; "))
-    }
-    fn kind(&self) -> OutcomeKind {
-        self.failures
-            .last()
-            .map(|(_, f)| f.kind)
-            .unwrap_or(OutcomeKind::NetworkError)
+
+    /// The client left: the exchange hands back a probe permit in flight; nothing is judged.
+    fn client_gone(&mut self) {
+        if !self.ex.is_finished() {
+            console_log!("request {}: the client left before the end", self.rid);
+            self.ex.on_client_gone(now_ms());
+            self.book(None);
+        }
     }
 }
 
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.client_gone();
+    }
+}
+
+/// A [`Driver`] shared with the [`ClientWatch`] that may end it. Never borrowed across an
+/// `.await`.
+type Shared = Rc<RefCell<Driver>>;
+
+/// Tells an exchange when its client disconnects. Workers signal that on the incoming request's
+/// `signal` (compatibility flag `enable_request_signal`), and it is the only notice: the
+/// runtime then stops running the request's code — the response stream is not cancelled into
+/// Rust, nothing is dropped — so the probe permit of a call in flight is handed back from the
+/// listener. Removed when dropped (the exchange ended normally).
+struct ClientWatch {
+    signal: web_sys::AbortSignal,
+    _on_abort: Closure<dyn FnMut()>,
+}
+
+impl ClientWatch {
+    fn new(req: &Request, drv: &Shared) -> ClientWatch {
+        let signal = req.inner().signal();
+        let weak = Rc::downgrade(drv);
+        let on_abort = Closure::<dyn FnMut()>::new(move || {
+            if let Some(d) = weak.upgrade() {
+                if let Ok(mut d) = d.try_borrow_mut() {
+                    d.client_gone();
+                }
+            }
+        });
+        signal.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+        ClientWatch {
+            signal,
+            _on_abort: on_abort,
+        }
+    }
+}
+
+impl Drop for ClientWatch {
+    fn drop(&mut self) {
+        self.signal.set_onabort(None);
+    }
+}
+
+/// How a complete exchange ended.
+enum Ending {
+    Served(Served, UpstreamAnswer),
+    Failed(Failed),
+}
+
+/// Drives a complete (non-streamed) exchange to its end. `not_sent` keeps the router's own
+/// reason when it refused to send the request somewhere (safe to show the client).
 async fn complete(
-    d: &Decision,
+    drv: &Shared,
+    first: Step,
     p: &Params,
     ask: &Ask<'_>,
-    start: u64,
-) -> std::result::Result<Served, Failed> {
-    let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
-    let primary = d.upstream;
-    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Primary);
-    let first = upstream::call(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await;
-    let f = match first {
-        Ok((answer, latency_ms)) => {
-            let kind = record_answer(primary, latency_ms, p.slow_call_ms);
-            return Ok(Served {
-                upstream: primary,
-                answer,
-                latency_ms,
-                kind,
-                fallback_from: None,
-            });
-        }
-        Err(f) => f,
-    };
-    if !local_refusal(&f) {
-        record_call(primary, f.kind, f.latency_ms);
-    }
-    let mut failed = Failed {
-        primary,
-        failures: vec![(primary, f.clone())],
-    };
-    let Some(to) = fallback_target(primary, &f, p, &deadline) else {
-        return Err(failed);
-    };
-    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Fallback);
-    match upstream::call(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
-        Ok((answer, latency_ms)) => {
-            let kind = record_answer(to, latency_ms, p.slow_call_ms);
-            Ok(Served {
-                upstream: to,
-                answer,
-                latency_ms,
-                kind,
-                fallback_from: Some(primary),
-            })
-        }
-        Err(f2) => {
-            if !local_refusal(&f2) {
-                record_call(to, f2.kind, f2.latency_ms);
+    not_sent: &mut Option<String>,
+) -> Ending {
+    let mut step = first;
+    let mut answer = None;
+    loop {
+        step = match step {
+            Step::Acquire { upstream } => drv.borrow_mut().acquire(upstream),
+            Step::Call(c) => {
+                let got = upstream::call(&p.targets, c.upstream, ask, &c).await;
+                let mut d = drv.borrow_mut();
+                match got {
+                    Ok(done) => {
+                        answer = Some(done.answer);
+                        let head_ms = done.head_ms;
+                        d.ex.on_result(AttemptResult::Answered { head_ms }, now_ms())
+                    }
+                    Err(miss) => {
+                        let (next, why) = d.missed(c.upstream, miss);
+                        if why.is_some() {
+                            *not_sent = why;
+                        }
+                        next
+                    }
+                }
             }
-            failed.failures.push((to, f2));
-            Err(failed)
-        }
+            // The answer check (answer-aware routing) judges `answer` here; until it exists
+            // every answer answers.
+            Step::Inspect { .. } => {
+                let now = now_ms();
+                drv.borrow_mut().ex.on_answer_head(Verdict::Answer, now)
+            }
+            Step::Respond(served) => {
+                return match answer.take() {
+                    Some(a) => Ending::Served(served, a),
+                    None => Ending::Failed(internal_failure(served.upstream)),
+                }
+            }
+            Step::Fail(f) => return Ending::Failed(f),
+            // Stream steps cannot occur for a complete exchange; Abort / Done: the client left.
+            _ => return Ending::Failed(internal_failure(p.primary)),
+        };
     }
 }
 
-fn failure_response(
-    d: &Decision,
-    ident: &Identity,
-    failed: &Failed,
-    start: u64,
-) -> Result<Response> {
-    record_request(d, failed.primary, failed.kind(), start, false, None);
-    let status = failed.status();
-    let code = if status == 504 {
-        "upstream_timeout"
-    } else {
-        "upstream_failed"
-    };
-    let resp = http::error(status, code, &failed.message())?;
-    let served = failed
-        .failures
-        .last()
-        .map(|(u, _)| *u)
-        .unwrap_or(failed.primary);
+/// A failure the exchange did not produce (a step out of place): 502, never a panic.
+fn internal_failure(u: Upstream) -> Failed {
+    Failed {
+        status: 502,
+        code: FailCode::UpstreamFailed,
+        attempts: vec![crate::core::exchange::Attempted {
+            upstream: u,
+            kind: crate::core::outcome::OutcomeKind::NetworkError,
+        }],
+        no_fallback: None,
+    }
+}
+
+/// What the client is told when nothing could be served: the router's own classification
+/// (and its own reason for a request it would not send), never an upstream's text.
+fn failure_message(f: &Failed, not_sent: Option<&str>, rid: &str) -> String {
+    let kinds: Vec<String> = f
+        .attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.upstream, a.kind))
+        .collect();
+    let kinds = kinds.join("; ");
+    match (f.code, not_sent) {
+        (FailCode::RequestRejected, Some(why)) => format!("{why} (request id {rid})"),
+        (FailCode::RequestRejected | FailCode::RequestTooLarge, _) => {
+            format!("the upstream refused this request as sent ({kinds}); request id {rid}")
+        }
+        _ => format!("no upstream could answer ({kinds}); request id {rid}"),
+    }
+}
+
+fn failure_response(d: &Decision, ident: &Identity, f: &Failed, message: &str) -> Result<Response> {
+    let resp = http::error(f.status, f.code.as_str(), message)?;
+    let served = f.attempts.last().map_or(d.upstream, |a| a.upstream);
     set_route_headers(&resp, d, ident, served, None)?;
     Ok(resp)
 }
 
 fn completion_id() -> String {
     format!("chatcmpl-{}", identity::new_id(&random_bytes()))
+}
+
+fn request_id() -> String {
+    identity::new_id(&random_bytes())
 }
 
 /// Reads the body (413 over the limit) and parses it with `parse` (400 JSON naming what was
@@ -394,21 +477,43 @@ async fn read_parsed<T>(
     })
 }
 
+/// Starts the exchange for a routed request.
+fn start(r: &Routed, mode: Mode, rid: &str) -> (Shared, Step) {
+    let plan = Plan {
+        primary: r.decision.upstream,
+        mode,
+        purpose: Purpose::Serve,
+        primary_admission: r.admission,
+    };
+    let (ex, step) = Exchange::start(&r.params.policy, plan, now_ms());
+    let drv = Driver {
+        ex,
+        decision: r.decision.clone(),
+        score: r.params.score,
+        rid: rid.to_string(),
+    };
+    (Rc::new(RefCell::new(drv)), step)
+}
+
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
-    let start = now_ms();
+pub async fn chat_completions(req: Request, env: &Env) -> Result<Response> {
+    let rid = request_id();
+    with_request_id(chat_completions_inner(req, env, &rid).await, &rid)
+}
+
+async fn chat_completions_inner(mut req: Request, env: &Env, rid: &str) -> Result<Response> {
+    let start_ms = now_ms();
     let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some((ident, d, p)) = route(
-        &req,
-        env,
-        chat.user.as_deref(),
-        chat.session_id.as_deref(),
-        &chat.query,
-        chat.model.as_deref(),
-    ) else {
+    let asker = Asker {
+        user: chat.user.as_deref(),
+        session: chat.session_id.as_deref(),
+        query: &chat.query,
+        model: chat.model.as_deref(),
+    };
+    let Some(routed) = route(&req, env, &asker) else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let ask = Ask {
@@ -420,46 +525,66 @@ pub async fn chat_completions(mut req: Request, env: &Env) -> Result<Response> {
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(d, ident, p, &ask, model, start).await;
+        return stream_chat(&req, routed, &ask, model, start_ms, rid).await;
     }
-    match complete(&d, &p, &ask, start).await {
-        Ok(s) => {
-            let q = p
-                .score
-                .then(|| score(&chat.query, &s.answer, s.latency_ms, s.upstream));
-            record_request(&d, s.upstream, s.kind, start, s.fallback_from.is_some(), q);
-            let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
+    let (drv, first) = start(&routed, Mode::Complete, rid);
+    let _watch = ClientWatch::new(&req, &drv);
+    let mut not_sent = None;
+    let ending = complete(&drv, first, &routed.params, &ask, &mut not_sent).await;
+    let d = &routed.decision;
+    match ending {
+        Ending::Served(s, answer) => {
+            drv.borrow_mut().book(Some(&Answered {
+                query: &chat.query,
+                answer: &answer,
+            }));
+            let fallback = s.fallback.is_some();
+            let routing = routing_info(d, s.upstream, fallback);
             let text = openai::chat_response(
                 &completion_id(),
-                start / 1000,
+                start_ms / 1000,
                 &model,
-                &s.answer.content,
-                &s.answer.citations,
+                &answer.content,
+                &answer.citations,
                 &routing,
             );
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, &d, &ident, s.upstream, s.fallback_from)?;
+            set_route_headers(
+                &resp,
+                d,
+                &routed.ident,
+                s.upstream,
+                s.fallback.map(|f| f.from),
+            )?;
             Ok(resp)
         }
-        Err(failed) => failure_response(&d, &ident, &failed, start),
+        Ending::Failed(f) => {
+            drv.borrow_mut().book(None);
+            let msg = failure_message(&f, not_sent.as_deref(), rid);
+            failure_response(d, &routed.ident, &f, &msg)
+        }
     }
 }
 
 /// `POST /query` (the seed's shape).
-pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
-    let start = now_ms();
+pub async fn seed_query(req: Request, env: &Env) -> Result<Response> {
+    let rid = request_id();
+    with_request_id(seed_query_inner(req, env, &rid).await, &rid)
+}
+
+async fn seed_query_inner(mut req: Request, env: &Env, rid: &str) -> Result<Response> {
+    let start_ms = now_ms();
     let q = match read_parsed(&mut req, seed::parse_query_request).await {
         Ok(q) => q,
         Err(r) => return r,
     };
-    let Some((ident, d, p)) = route(
-        &req,
-        env,
-        q.user_id.as_deref(),
-        q.session_id.as_deref(),
-        &q.query_text,
-        None,
-    ) else {
+    let asker = Asker {
+        user: q.user_id.as_deref(),
+        session: q.session_id.as_deref(),
+        query: &q.query_text,
+        model: None,
+    };
+    let Some(routed) = route(&req, env, &asker) else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let messages = [ChatMessage::new("user", &q.query_text)];
@@ -467,113 +592,83 @@ pub async fn seed_query(mut req: Request, env: &Env) -> Result<Response> {
         query: &q.query_text,
         messages: &messages,
     };
-    match complete(&d, &p, &ask, start).await {
-        Ok(s) => {
-            let quality = p
-                .score
-                .then(|| score(&q.query_text, &s.answer, s.latency_ms, s.upstream));
-            record_request(
-                &d,
-                s.upstream,
-                s.kind,
-                start,
-                s.fallback_from.is_some(),
-                quality,
-            );
-            let routing = routing_info(&d, s.upstream, s.fallback_from.is_some());
+    let (drv, first) = start(&routed, Mode::Complete, rid);
+    let _watch = ClientWatch::new(&req, &drv);
+    let mut not_sent = None;
+    let ending = complete(&drv, first, &routed.params, &ask, &mut not_sent).await;
+    let d = &routed.decision;
+    match ending {
+        Ending::Served(s, answer) => {
+            let quality = drv.borrow_mut().book(Some(&Answered {
+                query: &q.query_text,
+                answer: &answer,
+            }));
+            let fallback = s.fallback.is_some();
+            let routing = routing_info(d, s.upstream, fallback);
             let text = seed::query_response(&SeedResponse {
-                content: &s.answer.content,
-                citations: &s.answer.citations,
+                content: &answer.content,
+                citations: &answer.citations,
                 service_used: Some(s.upstream),
                 routing: &routing,
-                processing_time_ms: now_ms().saturating_sub(start),
+                processing_time_ms: now_ms().saturating_sub(start_ms),
                 quality_score: quality,
                 success: true,
                 error: None,
             });
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, &d, &ident, s.upstream, s.fallback_from)?;
+            set_route_headers(
+                &resp,
+                d,
+                &routed.ident,
+                s.upstream,
+                s.fallback.map(|f| f.from),
+            )?;
             Ok(resp)
         }
-        Err(failed) => {
-            record_request(&d, failed.primary, failed.kind(), start, false, None);
-            let routing = routing_info(&d, failed.primary, false);
-            let msg = failed.message();
+        Ending::Failed(f) => {
+            drv.borrow_mut().book(None);
+            let routing = routing_info(d, d.upstream, false);
+            let msg = failure_message(&f, not_sent.as_deref(), rid);
             let text = seed::query_response(&SeedResponse {
                 content: "",
                 citations: &[],
                 service_used: None,
                 routing: &routing,
-                processing_time_ms: now_ms().saturating_sub(start),
+                processing_time_ms: now_ms().saturating_sub(start_ms),
                 quality_score: None,
                 success: false,
                 error: Some(&msg),
             });
-            let resp = http::raw_json(failed.status(), text)?;
-            set_route_headers(&resp, &d, &ident, failed.primary, None)?;
+            let resp = http::raw_json(f.status, text)?;
+            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
             Ok(resp)
         }
     }
 }
 
-async fn open_with_fallback(
-    d: &Decision,
-    p: &Params,
-    ask: &Ask<'_>,
-    start: u64,
-) -> std::result::Result<(UpstreamStream, Option<Upstream>), Failed> {
-    let deadline = Deadline::from_timeout_seconds(start, p.timeout_s);
-    let primary = d.upstream;
-    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Primary);
-    let f = match upstream::open_stream(&p.targets, primary, ask, t.ttfb_ms, t.total_ms).await {
-        Ok(s) => return Ok((s, None)),
-        Err(f) => f,
-    };
-    if !local_refusal(&f) {
-        record_call(primary, f.kind, f.latency_ms);
-    }
-    let mut failed = Failed {
-        primary,
-        failures: vec![(primary, f.clone())],
-    };
-    let Some(to) = fallback_target(primary, &f, p, &deadline) else {
-        return Err(failed);
-    };
-    let t = p.fallback.timeouts(&deadline, now_ms(), Attempt::Fallback);
-    match upstream::open_stream(&p.targets, to, ask, t.ttfb_ms, t.total_ms).await {
-        Ok(s) => Ok((s, Some(primary))),
-        Err(f2) => {
-            if !local_refusal(&f2) {
-                record_call(to, f2.kind, f2.latency_ms);
-            }
-            failed.failures.push((to, f2));
-            Err(failed)
-        }
-    }
-}
-
-/// State of one piped stream.
+/// A committed stream being piped to the client.
 struct Pipe {
+    drv: Shared,
+    /// Removed when the pipe ends (dropped with it).
+    _watch: ClientWatch,
+    rid: String,
     s: UpstreamStream,
     out: VecDeque<String>,
     acc: StreamAccumulator,
+    /// The exchange's next wake-up ([`Step::Forward`]).
+    wake_at_ms: u64,
     finished: bool,
     id: String,
     created: u64,
     model: String,
-    decision: Decision,
     query: String,
-    start: u64,
-    fallback: bool,
-    score: bool,
-    slow_call_ms: u64,
+    routing: RoutingInfo,
 }
 
 impl Pipe {
-    /// Translates items into client frames; returns `Some(error)` when the upstream reported
-    /// an error inside the stream, `Some("")`-free `true` when it said it is done.
-    fn feed(&mut self, items: Vec<StreamItem>) -> (bool, Option<String>) {
-        let mut done = false;
+    /// Forwards decoded items as client frames; returns how the stream ended, if these items
+    /// say it did (an end marker, or an error the upstream reported).
+    fn feed(&mut self, items: Vec<StreamItem>) -> Option<StreamEnd> {
         for item in items {
             match &item {
                 StreamItem::Delta(t) => {
@@ -581,110 +676,186 @@ impl Pipe {
                         .push_back(openai::chunk_delta(&self.id, self.created, &self.model, t))
                 }
                 StreamItem::Error(e) => {
-                    self.acc.apply(&item);
-                    return (done, Some(e.clone()));
+                    console_error!(
+                        "request {}: {} reported an error mid-stream: {}",
+                        self.rid,
+                        self.s.upstream,
+                        self.s.redact(e)
+                    );
+                    return Some(StreamEnd::Reported);
                 }
-                StreamItem::Done => done = true,
+                StreamItem::Done => {
+                    self.acc.apply(&item);
+                    return Some(StreamEnd::Done);
+                }
                 StreamItem::Citations(_) => {}
             }
             self.acc.apply(&item);
         }
-        (done, None)
+        None
+    }
+
+    /// Performs what the exchange said after an event.
+    fn apply(&mut self, step: Step) {
+        match step {
+            Step::Forward { wake_at_ms } => self.wake_at_ms = wake_at_ms,
+            Step::Finish => self.finish_ok(),
+            Step::Cut(cut) => {
+                self.out.push_back(openai::chunk_error(&format!(
+                    "the {} stream was cut after it started ({}); the answer is incomplete; \
+                     request id {}",
+                    cut.upstream,
+                    cut.cause.as_str(),
+                    self.rid
+                )));
+                self.out.push_back(openai::DONE.to_string());
+                self.finished = true;
+                self.drv.borrow_mut().book(None);
+            }
+            Step::Wait => {}
+            // Nothing else follows a commit (Abort / Done: the client left); end the stream.
+            _ => {
+                self.finished = true;
+                self.drv.borrow_mut().book(None);
+            }
+        }
     }
 
     fn finish_ok(&mut self) {
-        let u = self.s.upstream;
-        let latency = now_ms().saturating_sub(self.s.start_ms);
         let answer = std::mem::take(&mut self.acc).into_answer();
-        let routing = routing_info(&self.decision, u, self.fallback);
         self.out.push_back(openai::chunk_final(
             &self.id,
             self.created,
             &self.model,
             "stop",
             &answer.citations,
-            &routing,
+            &self.routing,
         ));
         self.out.push_back(openai::DONE.to_string());
         self.finished = true;
-        let kind = record_answer(u, latency, self.slow_call_ms);
-        let q = self.score.then(|| score(&self.query, &answer, latency, u));
-        record_request(&self.decision, u, kind, self.start, self.fallback, q);
+        let query = std::mem::take(&mut self.query);
+        self.drv.borrow_mut().book(Some(&Answered {
+            query: &query,
+            answer: &answer,
+        }));
     }
 
-    fn finish_cut(&mut self, kind: OutcomeKind, message: &str) {
-        let u = self.s.upstream;
-        self.s.abort();
-        let latency = now_ms().saturating_sub(self.s.start_ms);
-        self.out.push_back(openai::chunk_error(&format!(
-            "the {u} stream was cut after it started ({kind}: {message}); the answer is incomplete"
-        )));
-        self.out.push_back(openai::DONE.to_string());
-        self.finished = true;
-        record_call(u, OutcomeKind::TruncatedStream, latency);
-        record_request(
-            &self.decision,
-            u,
-            OutcomeKind::TruncatedStream,
-            self.start,
-            self.fallback,
-            None,
-        );
-    }
-
-    fn handle(&mut self, items: Vec<StreamItem>, end: bool) {
-        let (done, err) = self.feed(items);
-        if let Some(e) = err {
-            self.finish_cut(OutcomeKind::TruncatedStream, &e);
-        } else if done {
-            self.finish_ok();
-        } else if end {
-            match self.s.upstream {
-                // LightRAG has no end marker: a clean end is the end.
-                Upstream::Lightrag => self.finish_ok(),
-                // Perplexity's last chunk carries `finish_reason` (it sends no `[DONE]`, see
-                // core::wire::perplexity); a body that ends before it was cut.
-                Upstream::Perplexity => self.finish_cut(
-                    OutcomeKind::TruncatedStream,
-                    "ended before a chunk with finish_reason",
-                ),
+    /// Handles what one read of the upstream gave.
+    fn handle(&mut self, next: Next) {
+        let now = now_ms();
+        let step = match next {
+            Next::Items(items) => match self.feed(items) {
+                Some(end) => self.drv.borrow_mut().ex.on_stream_end(end, now),
+                None => self.drv.borrow_mut().ex.on_chunk(now),
+            },
+            Next::End(items) => {
+                let end = self.feed(items).unwrap_or(StreamEnd::BodyEnded);
+                self.drv.borrow_mut().ex.on_stream_end(end, now)
             }
-        }
+            Next::Broken(detail) => {
+                console_error!("request {}: {detail}", self.rid);
+                self.drv
+                    .borrow_mut()
+                    .ex
+                    .on_stream_end(StreamEnd::Broken, now)
+            }
+            Next::Timer => self.drv.borrow_mut().ex.on_timer(now),
+        };
+        self.apply(step);
+    }
+}
+
+/// The pre-commit half of a stream: drive the exchange until it commits to a stream (or fails).
+async fn open(
+    drv: &Shared,
+    first: Step,
+    p: &Params,
+    ask: &Ask<'_>,
+    not_sent: &mut Option<String>,
+) -> std::result::Result<(Commit, UpstreamStream), Failed> {
+    let mut step = first;
+    let mut opened: Option<UpstreamStream> = None;
+    loop {
+        step = match step {
+            Step::Acquire { upstream } => drv.borrow_mut().acquire(upstream),
+            Step::Call(c) => {
+                let got = upstream::open_stream(&p.targets, c.upstream, ask, &c).await;
+                let mut d = drv.borrow_mut();
+                match got {
+                    Ok(s) => {
+                        opened = Some(s);
+                        d.ex.on_first_byte(now_ms())
+                    }
+                    Err(miss) => {
+                        let (next, why) = d.missed(c.upstream, miss);
+                        if why.is_some() {
+                            *not_sent = why;
+                        }
+                        next
+                    }
+                }
+            }
+            // The answer check (answer-aware routing) reads on from `opened` here, within
+            // the hold-back; until it exists every answer answers.
+            Step::Inspect { .. } => {
+                let now = now_ms();
+                drv.borrow_mut().ex.on_answer_head(Verdict::Answer, now)
+            }
+            Step::Commit(c) => {
+                return match opened.take() {
+                    Some(s) => Ok((c, s)),
+                    None => Err(internal_failure(c.served.upstream)),
+                }
+            }
+            Step::Fail(f) => return Err(f),
+            // Abort / Done: the client left; nothing else precedes a commit.
+            _ => return Err(internal_failure(p.primary)),
+        };
     }
 }
 
 async fn stream_chat(
-    d: Decision,
-    ident: Identity,
-    p: Params,
+    req: &Request,
+    routed: Routed,
     ask: &Ask<'_>,
     model: String,
-    start: u64,
+    start_ms: u64,
+    rid: &str,
 ) -> Result<Response> {
-    let (mut s, fallback_from) = match open_with_fallback(&d, &p, ask, start).await {
+    let (drv, first) = start(&routed, Mode::Stream, rid);
+    let watch = ClientWatch::new(req, &drv);
+    let d = &routed.decision;
+    let mut not_sent = None;
+    let (commit, mut s) = match open(&drv, first, &routed.params, ask, &mut not_sent).await {
         Ok(x) => x,
-        Err(failed) => return failure_response(&d, &ident, &failed, start),
+        Err(f) => {
+            drv.borrow_mut().book(None);
+            let msg = failure_message(&f, not_sent.as_deref(), rid);
+            return failure_response(d, &routed.ident, &f, &msg);
+        }
     };
-    let served = s.upstream;
+    let served = commit.served;
     let initial = std::mem::take(&mut s.initial);
     let mut pipe = Pipe {
+        drv,
+        _watch: watch,
+        rid: rid.to_string(),
         s,
         out: VecDeque::new(),
         acc: StreamAccumulator::new(),
+        wake_at_ms: commit.wake_at_ms,
         finished: false,
         id: completion_id(),
-        created: start / 1000,
+        created: start_ms / 1000,
         model,
-        decision: d.clone(),
         query: ask.query.to_string(),
-        start,
-        fallback: fallback_from.is_some(),
-        score: p.score,
-        slow_call_ms: p.slow_call_ms,
+        routing: routing_info(d, served.upstream, served.fallback.is_some()),
     };
+    // What the attempts before the commit recorded (a failed primary, say).
+    pipe.drv.borrow_mut().book(None);
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
-    pipe.handle(initial, false);
+    pipe.handle(Next::Items(initial));
     let stream = futures_util::stream::unfold(pipe, |mut pipe| async move {
         loop {
             if let Some(frame) = pipe.out.pop_front() {
@@ -693,17 +864,20 @@ async fn stream_chat(
             if pipe.finished {
                 return None;
             }
-            match pipe.s.next().await {
-                Next::Items(items) => pipe.handle(items, false),
-                Next::End(items) => pipe.handle(items, true),
-                Next::Cut(kind, msg) => pipe.finish_cut(kind, &msg),
-            }
+            let next = pipe.s.next(pipe.wake_at_ms).await;
+            pipe.handle(next);
         }
     });
     let resp = Response::from_stream(stream)?;
     let h = resp.headers();
     h.set("content-type", "text/event-stream; charset=utf-8")?;
     h.set("cache-control", "no-cache")?;
-    set_route_headers(&resp, &d, &ident, served, fallback_from)?;
+    set_route_headers(
+        &resp,
+        d,
+        &routed.ident,
+        served.upstream,
+        served.fallback.map(|f| f.from),
+    )?;
     Ok(resp)
 }

@@ -10,7 +10,9 @@
 //! rest of the edge asks it questions and reports what happened through the methods below.
 
 use super::kv::{self, Kv};
-use crate::core::breaker::{Breaker, BreakerAction, BreakerState, BreakerStatus, Transition};
+use crate::core::breaker::{
+    Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
+};
 use crate::core::config::{self, Config, Loaded, Problem, SECRET_VARIABLES};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
 use crate::core::model::{BreakerView, Upstream};
@@ -207,12 +209,14 @@ impl Isolate {
         self.sched.refresh_in_flight = false;
     }
 
-    /// The routing decision for one request, taken once. While LightRAG's breaker is
-    /// half-open the decision is taken as if this request held a probe permit, and the permit
-    /// is drawn only when the request really goes to LightRAG (otherwise permits would leak to
-    /// requests that never call it and the breaker would recover slowly at low rollout
-    /// percentages); a refused permit turns it into the breaker step's `circuit_open` answer.
-    pub fn decide(&mut self, req: &RouteRequest<'_>, now: u64) -> Decision {
+    /// The routing decision for one request, taken once, and what LightRAG's breaker said if
+    /// it was asked. While LightRAG's breaker is half-open the decision is taken as if this
+    /// request held a probe permit, and the permit is drawn only when the request really goes
+    /// to LightRAG (otherwise permits would leak to requests that never call it and the breaker
+    /// would recover slowly at low rollout percentages); a refused permit turns it into the
+    /// breaker step's `circuit_open` answer. The admission tells the exchange whether its first
+    /// call holds a probe permit to hand back if it ends without a verdict.
+    pub fn decide(&mut self, req: &RouteRequest<'_>, now: u64) -> (Decision, Admission) {
         let mut state = self.route_state(now);
         state.quality_probe_roll = roll();
         let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
@@ -220,13 +224,13 @@ impl Isolate {
             state.lightrag_breaker = BreakerView::HalfOpenProbe;
         }
         let d = decide::decide(&self.loaded.config, &state, req);
-        if half_open
-            && d.upstream == Upstream::Lightrag
-            && !self.take_permit(Upstream::Lightrag, now)
-        {
-            return d.probe_refused();
+        if half_open && d.upstream == Upstream::Lightrag {
+            return match self.take_permit(Upstream::Lightrag, now) {
+                Admission::Rejected => (d.probe_refused(), Admission::Allowed),
+                a => (d, a),
+            };
         }
-        d
+        (d, Admission::Allowed)
     }
 
     /// The live state for a decision, drawing no probe permit: a half-open breaker reads as
@@ -248,10 +252,17 @@ impl Isolate {
 
     /// Whether `u`'s breaker admits a request now. Takes a half-open probe permit when it
     /// admits one as a probe, so call it only for a request that will be sent.
-    pub fn take_permit(&mut self, u: Upstream, now: u64) -> bool {
+    pub fn take_permit(&mut self, u: Upstream, now: u64) -> Admission {
         self.breakers
             .get_mut(&u)
-            .is_none_or(|b| b.admit(now, roll()).is_admitted())
+            .map_or(Admission::Allowed, |b| b.admit(now, roll()))
+    }
+
+    /// Hands an unused probe permit back to `u`'s breaker ([`Breaker::release`]).
+    pub fn release_permit(&mut self, u: Upstream, now: u64) {
+        if let Some(b) = self.breakers.get_mut(&u) {
+            b.release(now);
+        }
     }
 
     /// Records one upstream call in its breaker; a transition is offered to the KV throttle.

@@ -1,14 +1,21 @@
 //! Upstream adapters: LightRAG (`/query`, `/query/stream` NDJSON, `X-API-Key`) and Perplexity
-//! (`/chat/completions`, bearer key, SSE). Every call runs under an `AbortController` with a
-//! time-to-first-byte and a total timeout carved from the request's one deadline
-//! ([`crate::core::fallback`]); bodies are built and parsed by [`crate::core::wire`].
+//! (`/chat/completions`, bearer key, SSE). This module only performs I/O: it makes the call a
+//! [`Call`] step describes, races it against the step's deadlines, and reports the facts
+//! ([`Fault`], first byte, chunks) for [`crate::core::exchange`] to judge. Bodies are built and
+//! parsed by [`crate::core::wire`].
+//!
+//! Every fetch runs under an `AbortController` that is aborted when its owner is dropped, so a
+//! call abandoned for any reason — a timeout, a cut, a client that went away and took the
+//! response stream with it — never keeps the upstream working for nobody.
 //!
 //! Streams are opened in two steps so a fallback stays possible until the first byte reaches
-//! the client: [`open_stream`] waits for the first piece of answer text (within the TTFB
-//! budget); only then does the caller commit and pipe the rest through [`UpstreamStream`].
+//! the client: [`open_stream`] waits for the first piece of answer text (by the call's
+//! `first_byte_by_ms`); only then does the caller commit and pipe the rest through
+//! [`UpstreamStream::next`].
 
+use crate::core::exchange::{Call, Fault};
 use crate::core::model::Upstream;
-use crate::core::outcome::OutcomeKind;
+use crate::core::redact::{redact, DEFAULT_MAX_CHARS};
 use crate::core::wire::lightrag::QueryMode;
 use crate::core::wire::ndjson::NdjsonDecoder;
 use crate::core::wire::openai::ChatMessage;
@@ -19,7 +26,7 @@ use futures_util::StreamExt;
 use std::pin::pin;
 use std::time::Duration;
 use worker::{
-    AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
+    AbortSignal, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
 };
 
 /// Where and how to call the upstreams (secrets never leave this struct except as headers).
@@ -31,6 +38,21 @@ pub struct Targets {
     pub perplexity_key: Option<String>,
     pub query_mode: QueryMode,
     pub model: Option<String>,
+    /// The incoming request's signal, aborted when the client disconnects
+    /// (`enable_request_signal`): every subrequest is aborted with it.
+    pub client: Option<web_sys::AbortSignal>,
+}
+
+impl Targets {
+    /// Upstream text made safe to log: our keys and anything like a credential or a path out.
+    pub fn redact(&self, text: &str) -> String {
+        let keys: Vec<&str> = [&self.lightrag_key, &self.perplexity_key]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        redact(text, &keys, DEFAULT_MAX_CHARS)
+    }
 }
 
 /// What to ask.
@@ -39,37 +61,67 @@ pub struct Ask<'a> {
     pub messages: &'a [ChatMessage],
 }
 
-/// A failed attempt (before anything reached the client).
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub kind: OutcomeKind,
-    pub latency_ms: u64,
-    pub detail: String,
+/// Why an attempt gave no answer.
+pub enum Miss {
+    /// The router would not send it; the reason is the router's own words, safe to show.
+    NotSent(String),
+    /// It failed: the fact for the exchange, and a redacted detail for the log.
+    Failed(Fault, String),
+}
+
+/// A complete answer and when its response headers arrived.
+pub struct Complete {
+    pub answer: UpstreamAnswer,
+    pub head_ms: u64,
 }
 
 fn now() -> u64 {
     super::isolate::now_ms()
 }
 
-async fn race<T>(fut: impl std::future::Future<Output = T>, ms: u64) -> Option<T> {
-    let delay = Delay::from(Duration::from_millis(ms.max(1)));
+/// Runs `fut` until epoch ms `at_ms`; `None` when the time ran out first.
+async fn until<T>(fut: impl std::future::Future<Output = T>, at_ms: u64) -> Option<T> {
+    let ms = at_ms.saturating_sub(now()).max(1);
+    let delay = Delay::from(Duration::from_millis(ms));
     match select(pin!(fut), pin!(delay)).await {
         Either::Left((v, _)) => Some(v),
         Either::Right(_) => None,
     }
 }
 
-fn build_request(
-    t: &Targets,
-    u: Upstream,
-    ask: &Ask<'_>,
-    stream: bool,
-) -> Result<Request, Failure> {
-    let client_err = |detail: String| Failure {
-        kind: OutcomeKind::ClientError(400),
-        latency_ms: 0,
-        detail,
-    };
+/// An `AbortController` aborted when dropped, and the signal a fetch under it uses: its own,
+/// or — when the client's signal is known — one that also aborts when the client disconnects.
+struct AbortOnDrop {
+    controller: Option<web_sys::AbortController>,
+    signal: Option<AbortSignal>,
+}
+
+impl AbortOnDrop {
+    fn new(client: Option<&web_sys::AbortSignal>) -> AbortOnDrop {
+        let controller = web_sys::AbortController::new().ok();
+        let own = controller.as_ref().map(web_sys::AbortController::signal);
+        let signal = match (own, client) {
+            (Some(own), Some(c)) => Some(web_sys::AbortSignal::any(&js_sys::Array::of2(&own, c))),
+            (own, c) => own.or_else(|| c.cloned()),
+        };
+        AbortOnDrop {
+            controller,
+            signal: signal.map(AbortSignal::from),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.controller.take() {
+            c.abort();
+        }
+    }
+}
+
+fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Result<Request, Miss> {
+    let not_sent =
+        |detail: String| Miss::NotSent(format!("{u} cannot take this request: {detail}"));
     let (url, body) = match u {
         Upstream::Lightrag => (
             format!(
@@ -78,7 +130,7 @@ fn build_request(
                 lightrag::query_path(stream)
             ),
             lightrag::query_body(ask.query, t.query_mode, stream)
-                .map_err(|e| client_err(e.to_string()))?,
+                .map_err(|e| not_sent(e.to_string()))?,
         ),
         Upstream::Perplexity => (
             format!(
@@ -87,11 +139,14 @@ fn build_request(
                 perplexity::PATH
             ),
             perplexity::chat_body(ask.messages, t.model.as_deref(), stream)
-                .map_err(|e| client_err(e.to_string()))?,
+                .map_err(|e| not_sent(e.to_string()))?,
         ),
     };
+    let broken = |e: worker::Error| {
+        Miss::Failed(Fault::Connect, format!("cannot build the {u} request: {e}"))
+    };
     let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| client_err(e.to_string()));
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(broken);
     set("content-type", "application/json")?;
     set(
         "accept",
@@ -120,103 +175,85 @@ fn build_request(
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
-    Request::new_with_init(&url, &init).map_err(|e| Failure {
-        kind: OutcomeKind::NetworkError,
-        latency_ms: 0,
-        detail: format!("cannot build the {u} request: {e}"),
-    })
+    Request::new_with_init(&url, &init).map_err(broken)
 }
 
-/// Sends the request and waits for the response headers within `ttfb_ms`.
+/// Sends the request and waits for the response headers until `first_byte_by_ms`.
 async fn send(
     req: Request,
-    controller: &AbortController,
-    ttfb_ms: u64,
-    start: u64,
+    abort: &AbortOnDrop,
+    first_byte_by_ms: u64,
     u: Upstream,
-) -> Result<Response, Failure> {
-    let signal = controller.signal();
+) -> Result<Response, Miss> {
     let fetch = Fetch::Request(req);
-    match race(fetch.send_with_signal(&signal), ttfb_ms).await {
-        None => Err(Failure {
-            kind: OutcomeKind::FirstByteTimeout,
-            latency_ms: now().saturating_sub(start),
-            detail: format!("{u} sent no response within {ttfb_ms} ms"),
-        }),
-        Some(Err(e)) => Err(Failure {
-            kind: OutcomeKind::NetworkError,
-            latency_ms: now().saturating_sub(start),
-            detail: format!("{u} connection failed: {e}"),
-        }),
+    let sent = match &abort.signal {
+        Some(signal) => until(fetch.send_with_signal(signal), first_byte_by_ms).await,
+        None => until(fetch.send(), first_byte_by_ms).await,
+    };
+    match sent {
+        None => Err(Miss::Failed(
+            Fault::NoFirstByte,
+            format!("{u} sent no response in time"),
+        )),
+        Some(Err(e)) => Err(Miss::Failed(
+            Fault::Connect,
+            format!("{u} connection failed: {e}"),
+        )),
         Some(Ok(resp)) => Ok(resp),
     }
 }
 
-async fn status_failure(mut resp: Response, start: u64, u: Upstream, ms: u64) -> Failure {
+/// A non-2xx response: its status (or a context-length error its body reports) and a redacted
+/// excerpt of the body for the log. The body is read for at most 2 s.
+async fn status_failure(t: &Targets, mut resp: Response, u: Upstream, by_ms: u64) -> Miss {
     let status = resp.status_code();
-    let body = race(resp.text(), ms.min(2_000))
+    let body = until(resp.text(), by_ms.min(now().saturating_add(2_000)))
         .await
         .and_then(Result::ok)
         .unwrap_or_default();
-    let snippet: String = body.chars().take(200).collect();
-    Failure {
-        kind: crate::core::outcome::classify_status(status),
-        latency_ms: now().saturating_sub(start),
-        detail: format!("{u} answered HTTP {status}: {snippet}"),
-    }
+    Miss::Failed(
+        Fault::from_error_response(status, &body),
+        format!("{u} answered HTTP {status}: {}", t.redact(&body)),
+    )
 }
 
 /// A complete (non-streamed) call.
-pub async fn call(
-    t: &Targets,
-    u: Upstream,
-    ask: &Ask<'_>,
-    ttfb_ms: u64,
-    total_ms: u64,
-) -> Result<(UpstreamAnswer, u64), Failure> {
-    let start = now();
+pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<Complete, Miss> {
     let req = build_request(t, u, ask, false)?;
-    let controller = AbortController::default();
-    let mut resp = match send(req, &controller, ttfb_ms, start, u).await {
-        Ok(r) => r,
-        Err(f) => {
-            controller.abort();
-            return Err(f);
-        }
-    };
-    let left = total_ms.saturating_sub(now().saturating_sub(start));
+    let abort = AbortOnDrop::new(t.client.as_ref());
+    let mut resp = send(req, &abort, c.first_byte_by_ms, u).await?;
+    let head_ms = now();
     if !(200..300).contains(&resp.status_code()) {
-        return Err(status_failure(resp, start, u, left).await);
+        return Err(status_failure(t, resp, u, c.complete_by_ms).await);
     }
-    let text = match race(resp.text(), left).await {
+    let text = match until(resp.text(), c.complete_by_ms).await {
         None => {
-            controller.abort();
-            return Err(Failure {
-                kind: OutcomeKind::TotalTimeout,
-                latency_ms: now().saturating_sub(start),
-                detail: format!("{u} body did not complete within {total_ms} ms"),
-            });
+            return Err(Miss::Failed(
+                Fault::BodyTimeout,
+                format!("{u} body did not complete in time"),
+            ))
         }
         Some(Err(e)) => {
-            return Err(Failure {
-                kind: OutcomeKind::NetworkError,
-                latency_ms: now().saturating_sub(start),
-                detail: format!("{u} body read failed: {e}"),
-            })
+            return Err(Miss::Failed(
+                Fault::BodyBroken,
+                format!("{u} body read failed: {e}"),
+            ))
         }
         Some(Ok(t)) => t,
     };
-    let latency = now().saturating_sub(start);
     let parsed = match u {
         Upstream::Lightrag => lightrag::parse_query_response(&text),
         Upstream::Perplexity => perplexity::parse_chat_response(&text),
     };
-    parsed.map(|a| (a, latency)).map_err(|e| Failure {
-        // A 2xx whose body is not an answer is the upstream misbehaving.
-        kind: OutcomeKind::HttpServerError(502),
-        latency_ms: latency,
-        detail: format!("{u} answer unusable: {e}"),
-    })
+    parsed
+        .map(|answer| Complete { answer, head_ms })
+        .map_err(|e| {
+            let msg = e.to_string();
+            Miss::Failed(
+                Fault::from_reported_error(&msg),
+                format!("{u} answer unusable: {}", t.redact(&msg)),
+            )
+        })
 }
 
 enum Decoder {
@@ -262,98 +299,77 @@ impl Decoder {
     }
 }
 
-/// An upstream stream whose first answer text has arrived.
+/// An upstream stream whose first answer text has arrived. Dropping it aborts the fetch.
 pub struct UpstreamStream {
     pub upstream: Upstream,
     body: ByteStream,
     decoder: Option<Decoder>,
-    controller: Option<AbortController>,
-    pub start_ms: u64,
-    pub deadline_ms: u64,
+    /// The body already ended while the first text was awaited.
+    ended: bool,
+    _abort: AbortOnDrop,
+    /// Our keys, to redact from what the upstream writes into the stream.
+    keys: Vec<String>,
     /// Items decoded so far and not yet consumed (starts with the first text).
     pub initial: Vec<StreamItem>,
 }
 
 /// What the next read of a committed stream gave.
 pub enum Next {
+    /// Bytes arrived (decoded into zero or more items).
     Items(Vec<StreamItem>),
     /// The body ended cleanly (remaining items included).
     End(Vec<StreamItem>),
-    /// Cut: connection error or total timeout.
-    Cut(OutcomeKind, String),
+    /// The body broke off; a redacted detail for the log.
+    Broken(String),
+    /// Nothing before the wake-up time.
+    Timer,
 }
 
 impl UpstreamStream {
-    pub async fn next(&mut self) -> Next {
-        let left = self.deadline_ms.saturating_sub(now());
-        if left == 0 {
-            self.abort();
-            return Next::Cut(
-                OutcomeKind::TotalTimeout,
-                "stream exceeded its total budget".into(),
-            );
-        }
+    /// Upstream text from this stream made safe to log.
+    pub fn redact(&self, text: &str) -> String {
+        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        redact(text, &keys, DEFAULT_MAX_CHARS)
+    }
+
+    /// Reads until the next chunk, the end, or epoch ms `wake_at_ms`.
+    pub async fn next(&mut self, wake_at_ms: u64) -> Next {
         let u = self.upstream;
-        match race(self.body.next(), left).await {
-            None => {
-                self.abort();
-                Next::Cut(
-                    OutcomeKind::TotalTimeout,
-                    "stream exceeded its total budget".into(),
-                )
-            }
+        if self.ended {
+            return Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default());
+        }
+        match until(self.body.next(), wake_at_ms).await {
+            None => Next::Timer,
             Some(None) => {
-                let items = self.decoder.take().map(|d| d.finish(u)).unwrap_or_default();
-                Next::End(items)
+                self.ended = true;
+                Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default())
             }
-            Some(Some(Err(e))) => {
-                Next::Cut(OutcomeKind::NetworkError, format!("{u} stream broke: {e}"))
-            }
+            Some(Some(Err(e))) => Next::Broken(format!("{u} stream broke: {e}")),
             Some(Some(Ok(bytes))) => match self.decoder.as_mut() {
                 Some(d) => Next::Items(d.push(u, &bytes)),
                 None => Next::Items(Vec::new()),
             },
         }
     }
-
-    pub fn abort(&mut self) {
-        if let Some(c) = self.controller.take() {
-            c.abort();
-        }
-    }
 }
 
-/// Opens a stream and waits (within `ttfb_ms`) for its first answer text. Anything that goes
-/// wrong before that is a [`Failure`], so the caller may still fall back.
+/// Opens a stream and waits (until the call's `first_byte_by_ms`) for its first answer text.
+/// Anything that goes wrong before that is a [`Miss`], so the exchange may still fall back.
 pub async fn open_stream(
     t: &Targets,
     u: Upstream,
     ask: &Ask<'_>,
-    ttfb_ms: u64,
-    total_ms: u64,
-) -> Result<UpstreamStream, Failure> {
-    let start = now();
+    c: &Call,
+) -> Result<UpstreamStream, Miss> {
     let req = build_request(t, u, ask, true)?;
-    let controller = AbortController::default();
-    let mut resp = match send(req, &controller, ttfb_ms, start, u).await {
-        Ok(r) => r,
-        Err(f) => {
-            controller.abort();
-            return Err(f);
-        }
-    };
+    let abort = AbortOnDrop::new(t.client.as_ref());
+    let mut resp = send(req, &abort, c.first_byte_by_ms, u).await?;
     if !(200..300).contains(&resp.status_code()) {
-        let left = total_ms.saturating_sub(now().saturating_sub(start));
-        return Err(status_failure(resp, start, u, left).await);
+        return Err(status_failure(t, resp, u, c.first_byte_by_ms).await);
     }
-    let fail = |kind: OutcomeKind, detail: String| Failure {
-        kind,
-        latency_ms: now().saturating_sub(start),
-        detail,
-    };
     let body = resp
         .stream()
-        .map_err(|e| fail(OutcomeKind::NetworkError, format!("{u} has no body: {e}")))?;
+        .map_err(|e| Miss::Failed(Fault::Connect, format!("{u} has no body: {e}")))?;
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
         Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),
@@ -362,47 +378,31 @@ pub async fn open_stream(
         upstream: u,
         body,
         decoder: Some(decoder),
-        controller: Some(controller),
-        start_ms: start,
-        deadline_ms: start.saturating_add(total_ms),
+        ended: false,
+        _abort: abort,
+        keys: [&t.lightrag_key, &t.perplexity_key]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         initial: Vec::new(),
     };
-    let first_deadline = start.saturating_add(ttfb_ms).min(s.deadline_ms);
+    let no_text = || {
+        Miss::Failed(
+            Fault::NoFirstByte,
+            format!("{u} stream sent no answer text in time"),
+        )
+    };
     loop {
-        let left = first_deadline.saturating_sub(now());
-        if left == 0 {
-            s.abort();
-            return Err(fail(
-                OutcomeKind::FirstByteTimeout,
-                format!("{u} stream sent no answer text within {ttfb_ms} ms"),
-            ));
-        }
-        let got = match race(s.body.next(), left).await {
-            None => {
-                s.abort();
-                return Err(fail(
-                    OutcomeKind::FirstByteTimeout,
-                    format!("{u} stream sent no answer text within {ttfb_ms} ms"),
-                ));
-            }
+        let got = match until(s.body.next(), c.first_byte_by_ms).await {
+            None => return Err(no_text()),
             Some(None) => {
-                let items = s.decoder.take().map(|d| d.finish(u)).unwrap_or_default();
-                s.initial.extend(items);
-                if let Some(err) = first_error(&s.initial) {
-                    return Err(fail(OutcomeKind::HttpServerError(502), err));
-                }
-                // Ended before any text: an empty answer is a failed answer.
-                if !has_text(&s.initial) {
-                    return Err(fail(
-                        OutcomeKind::HttpServerError(502),
-                        format!("{u} stream ended without any answer text"),
-                    ));
-                }
-                return Ok(s);
+                s.ended = true;
+                s.decoder.take().map(|d| d.finish(u)).unwrap_or_default()
             }
             Some(Some(Err(e))) => {
-                return Err(fail(
-                    OutcomeKind::NetworkError,
+                return Err(Miss::Failed(
+                    Fault::BodyBroken,
                     format!("{u} stream broke: {e}"),
                 ))
             }
@@ -413,11 +413,23 @@ pub async fn open_stream(
         };
         s.initial.extend(got);
         if let Some(err) = first_error(&s.initial) {
-            s.abort();
-            return Err(fail(OutcomeKind::HttpServerError(502), err));
+            return Err(Miss::Failed(
+                Fault::from_reported_error(&err),
+                format!("{u} stream reported an error: {}", t.redact(&err)),
+            ));
         }
         if has_text(&s.initial) {
             return Ok(s);
+        }
+        if s.ended {
+            // Ended before any text: an empty answer is a failed answer.
+            return Err(Miss::Failed(
+                Fault::Unusable,
+                format!("{u} stream ended without any answer text"),
+            ));
+        }
+        if now() >= c.first_byte_by_ms {
+            return Err(no_text());
         }
     }
 }

@@ -244,12 +244,14 @@ function sendJson(res, status, obj, extraHeaders = {}) {
 
 function destroy(res) {
   // An abrupt end: no terminating chunk, the client sees a reset / truncated body.
+  res.mockCut = true;
   res.socket?.destroy();
 }
 
 /**
- * Writes `chunks` as a streamed body, honouring ttfbDelayMs / chunkDelayMs / cutAfterChunks.
- * Returns once the body is ended (or cut).
+ * Writes `chunks` as a streamed body, honouring ttfbDelayMs / chunkDelayMs / cutAfterChunks and
+ * stallAfterChunks + stallMs (a healthy start, then silence, then the rest: a stalled stream).
+ * Returns once the body is ended (or cut, or the client went away).
  */
 async function streamChunks(res, chunks, behaviour, contentType) {
   res.writeHead(200, {
@@ -267,6 +269,7 @@ async function streamChunks(res, chunks, behaviour, contentType) {
       return;
     }
     if (i > 0 && gap) await sleep(gap);
+    if (i > 0 && i === behaviour.stallAfterChunks) await sleep(behaviour.stallMs ?? 0);
     if (res.destroyed) return;
     // Wait until the chunk is handed to the socket, so a later cut never swallows it.
     await new Promise((resolve) => res.write(chunks[i], () => resolve()));
@@ -279,6 +282,7 @@ async function applyFaults(req, res, behaviour, errorBody) {
   if (behaviour.delayMs) await sleep(behaviour.delayMs);
   if (res.destroyed) return true;
   if (behaviour.reset) {
+    res.mockCut = true;
     req.socket.destroy();
     return true;
   }
@@ -318,14 +322,22 @@ function takeBehaviour(state, upstream) {
   return b;
 }
 
-function logRequest(state, upstream, req, raw) {
+/**
+ * Logs a request. `closedEarly` becomes true when the caller (the router) closed the connection
+ * before the mock finished its response — an aborted fetch — as opposed to a cut the mock made.
+ */
+function logRequest(state, upstream, req, res, raw) {
   let body = raw;
   try {
     body = raw ? JSON.parse(raw) : null;
   } catch {
     /* keep the raw text */
   }
-  state.logs[upstream].push({ method: req.method, path: req.url, headers: { ...req.headers }, body, raw });
+  const entry = { method: req.method, path: req.url, headers: { ...req.headers }, body, raw, closedEarly: false };
+  res.on('close', () => {
+    if (!res.writableFinished && !res.mockCut) entry.closedEarly = true;
+  });
+  state.logs[upstream].push(entry);
 }
 
 /** FastAPI's JSON-decode 422 (fixture 422_json_invalid.json; ctx.error is Python's json message). */
@@ -350,7 +362,7 @@ function lightragHandler(state) {
   return async (req, res) => {
     const raw = await readBody(req);
     const path = (req.url || '/').split('?')[0];
-    logRequest(state, 'lightrag', req, raw);
+    logRequest(state, 'lightrag', req, res, raw);
     const behaviour = takeBehaviour(state, 'lightrag');
     const errorBody = (s) => (s === 500 ? lightrag500Body() : { detail: `mock LightRAG failure (status ${s})` });
     if (await applyFaults(req, res, behaviour, errorBody)) return;
@@ -448,7 +460,7 @@ function lightragHandler(state) {
     // fixture query_stream_answer.ndjson: a references line first, then {"response": chunk} lines.
     const lines = [];
     if (includeRefs) lines.push(pyJson({ references: answer.references }) + '\n');
-    for (const c of splitChunks(answer.response, 5)) lines.push(pyJson({ response: c }) + '\n');
+    for (const c of splitChunks(answer.response, behaviour.chunks ?? 5)) lines.push(pyJson({ response: c }) + '\n');
     // fixture query_stream_cut.ndjson: a generation error mid-stream is an {"error": ...} line.
     if (behaviour.streamError) lines.push(pyJson({ error: String(behaviour.streamError) }) + '\n');
     await streamChunks(res, lines, behaviour, 'application/x-ndjson');
@@ -463,7 +475,7 @@ function perplexityHandler(state) {
   return async (req, res) => {
     const raw = await readBody(req);
     const path = (req.url || '/').split('?')[0];
-    logRequest(state, 'perplexity', req, raw);
+    logRequest(state, 'perplexity', req, res, raw);
     const behaviour = takeBehaviour(state, 'perplexity');
     if (await applyFaults(req, res, behaviour, (s) => perplexityError(s, `mock Perplexity failure (status ${s})`, 'api_error')))
       return;
@@ -533,7 +545,7 @@ function perplexityHandler(state) {
     const base = { id, model: body.model, created, object: 'chat.completion' };
     const frame = (obj) => `data: ${JSON.stringify(obj)}\r\n\r\n`;
     const events = [];
-    const parts = splitChunks(answer.content, 5);
+    const parts = splitChunks(answer.content, behaviour.chunks ?? 5);
     let sofar = '';
     parts.forEach((text, i) => {
       sofar += text;

@@ -183,6 +183,63 @@ test('behaviour: ttfbDelayMs delays the first chunk after headers', async () => 
   assert.ok(Date.now() - t0 >= 120);
 });
 
+test('behaviour: chunks splits the answer into about that many stream chunks', async () => {
+  // splitChunks puts ceil(words / n) words in each chunk, so n is an upper bound.
+  up.setBehaviour('lightrag', { chunks: 12 });
+  const r = await lr('/query/stream', { query: 'glucose metabolism' });
+  const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
+  const n = lines.filter((l) => 'response' in l).length;
+  assert.ok(n >= 9 && n <= 12, `${n} chunks`);
+  up.setBehaviour('perplexity', { chunks: 9 });
+  const p = await px(ask('glucose metabolism', { stream: true }));
+  const m = (await p.text()).split('\r\n\r\n').filter((f) => f.startsWith('data: {')).length;
+  assert.ok(m >= 7 && m <= 9, `${m} chunks`);
+});
+
+test('behaviour: stallAfterChunks pauses a stream mid-way, then finishes it', async () => {
+  up.setBehaviour('lightrag', { stallAfterChunks: 2, stallMs: 300 });
+  const r = await lr('/query/stream', { query: 'glucose metabolism' });
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  const arrivals = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += dec.decode(value, { stream: true });
+    arrivals.push([Date.now(), text.split('\n').length - 1]);
+  }
+  const before = arrivals.filter(([, n]) => n <= 2).at(-1)[0];
+  const after = arrivals.find(([, n]) => n > 2)[0];
+  assert.ok(after - before >= 280, `gap ${after - before} ms`);
+  assert.equal(text.trim().split('\n').length, 6, 'references + 5 chunks');
+});
+
+test('the log says when the caller closed the connection before the response ended', async () => {
+  up.setBehaviour('lightrag', { chunks: 20, chunkDelayMs: 100 });
+  const ac = new AbortController();
+  const r = await fetch(up.lightragUrl + '/query/stream', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'lr-key' },
+    body: JSON.stringify({ query: 'glucose metabolism' }),
+    signal: ac.signal,
+  });
+  const reader = r.body.getReader();
+  await reader.read();
+  ac.abort();
+  await assert.rejects(reader.read());
+  const deadline = Date.now() + 5000;
+  while (!up.requests('lightrag')[0].closedEarly && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(up.requests('lightrag')[0].closedEarly, true);
+  // A body the mock cut itself, and one that finished, are not "closed early".
+  up.reset();
+  up.setBehaviour('lightrag', { cutAfterChunks: 2, times: 1 });
+  await lr('/query/stream', { query: 'glucose metabolism' }).then((x) => x.text()).catch(() => {});
+  await lr('/query', { query: 'glucose metabolism' }).then((x) => x.text());
+  await new Promise((res) => setTimeout(res, 50));
+  assert.deepEqual(up.requests('lightrag').map((e) => e.closedEarly), [false, false]);
+});
+
 test('CLI prints both URLs and exits cleanly on SIGTERM', async () => {
   const script = fileURLToPath(new URL('./upstreams.mjs', import.meta.url));
   const child = spawn(process.execPath, [script, '--lightrag-port', '0', '--perplexity-port', '0']);

@@ -180,7 +180,7 @@ fn the_breaker_trusts_the_classification_it_is_given() {
 #[test]
 fn client_errors_do_not_count_but_429_and_408_do() {
     let mut b = breaker(settings());
-    for status in [400, 401, 404, 422, 400, 404, 413, 400, 404, 400] {
+    for status in [400, 415, 404, 422, 400, 404, 413, 400, 404, 400] {
         assert!(matches!(
             classify_status(status),
             OutcomeKind::ClientError(_)
@@ -321,6 +321,49 @@ fn jitter_spreads_open_time_within_bounds() {
     b.record(&fail(), T0, 0.0);
     let t = b.record(&fail(), T0, 0.0).unwrap();
     assert_eq!(t.open_until_ms, Some(T0 + 27 * SEC));
+}
+
+/// 401/403 and other 4xx the request did not cause (a wrong key, a wrong base URL) fail every
+/// request: they count, or a broken LightRAG key would never take LightRAG out of the path.
+#[test]
+fn a_refused_key_counts_as_a_failure() {
+    for status in [401, 403, 405, 410] {
+        assert_eq!(classify_status(status), OutcomeKind::Refused(status));
+        let mut b = breaker(settings());
+        b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
+        b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
+        let t = b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
+        assert_eq!(t.map(|t| t.to), Some(BreakerState::Open), "{status}");
+    }
+}
+
+/// A probe whose call reports nothing (never sent, the client left, the request was refused)
+/// hands its permit back instead of holding the slot until the stall timeout.
+#[test]
+fn a_released_probe_frees_its_slot_without_judging() {
+    let mut b = breaker(settings());
+    let t = trip(&mut b, T0);
+    // t: two probes out (the bound).
+    assert_eq!(b.admit(t, 0.0), Admission::Probe);
+    assert_eq!(b.admit(t, 0.0), Admission::Probe);
+    assert_eq!(b.admit(t + 1, 0.0), Admission::Rejected);
+    // t+1s: one probe's client disconnects: released, not recorded.
+    b.release(t + SEC);
+    assert_eq!(b.state(t + SEC), BreakerState::HalfOpen);
+    assert_eq!(b.status(t + SEC).total_requests, 3, "only the trip's calls");
+    assert_eq!(
+        b.admit(t + SEC, 0.0),
+        Admission::Probe,
+        "the slot is free again"
+    );
+    assert_eq!(b.admit(t + SEC, 0.0), Admission::Rejected);
+    // Two successes still close it: releasing judged nothing.
+    assert_eq!(b.record(&ok(), t + 2 * SEC, NO_JITTER), None);
+    let closed = b.record(&ok(), t + 2 * SEC, NO_JITTER).expect("closes");
+    assert_eq!(closed.to, BreakerState::Closed);
+    // Closed (or open): there is nothing to release.
+    b.release(t + 3 * SEC);
+    assert_eq!(b.state(t + 3 * SEC), BreakerState::Closed);
 }
 
 #[test]

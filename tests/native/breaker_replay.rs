@@ -146,22 +146,28 @@ fn the_breaker_driven_by_hand_gives_the_same_transitions() {
     assert_eq!(b.admit(106 * s, 0.0), Admission::Probe);
     let slow = Outcome::from_response(200, 12 * s, 10 * s);
     rec(&mut b, &mut seen, &slow, 118 * s);
-    // 238 s: half-open; a 404 probe is no failure, a roll of 0.9 is no probe, 242 s closes it.
+    // 238 s: half-open. A 404 probe is the request's doing: as core::exchange does, its permit
+    // goes back and nothing is recorded. A roll of 0.9 is no probe; 242 s and 243 s close it.
     assert_eq!(b.state(238 * s), BreakerState::HalfOpen);
     seen.push(half_open(238 * s));
     assert_eq!(b.admit(240 * s, 0.0), Admission::Probe);
-    rec(
-        &mut b,
-        &mut seen,
-        &Outcome::from_response(404, 0, 10 * s),
-        240 * s,
-    );
+    assert!(Outcome::from_response(404, 0, 10 * s)
+        .kind
+        .is_request_caused());
+    b.release(240 * s);
     assert_eq!(b.admit(241 * s, 0.9), Admission::Rejected);
     assert_eq!(b.admit(242 * s, 0.0), Admission::Probe);
     rec(&mut b, &mut seen, &ok(0), 242 * s);
-    assert_eq!(b.state(242 * s), BreakerState::Closed);
+    assert_eq!(
+        b.state(242 * s),
+        BreakerState::HalfOpen,
+        "one success of two"
+    );
+    assert_eq!(b.admit(243 * s, 0.0), Admission::Probe);
+    rec(&mut b, &mut seen, &ok(0), 243 * s);
+    assert_eq!(b.state(243 * s), BreakerState::Closed);
     // The breaker's own transitions, with the time-derived half-opens in place.
     seen.sort_by_key(|t| t["at_ms"].as_u64());
     assert_eq!(Value::Array(seen), spec["expect"]["transitions"]);
-    assert_eq!(b.status(242 * s).trips, 3);
+    assert_eq!(b.status(243 * s).trips, 3);
 }

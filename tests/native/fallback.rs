@@ -24,6 +24,21 @@ fn status_classification() {
     assert_eq!(classify_status(0), OutcomeKind::HttpServerError(0));
     assert_eq!(classify_status(700), OutcomeKind::HttpServerError(700));
     assert!(!classify_status(404).is_failure());
+    // The request's fault: 400/404/413/422 and the other malformed-request codes. Anything else
+    // in 4xx blames the router's key or URL and is a failure.
+    for s in [400, 404, 411, 413, 414, 415, 422, 431] {
+        assert!(classify_status(s).is_request_caused(), "{s}");
+        assert!(!classify_status(s).is_failure(), "{s}");
+    }
+    for s in [401, 403, 405, 409, 410, 418] {
+        assert_eq!(classify_status(s), OutcomeKind::Refused(s));
+        assert!(classify_status(s).is_failure(), "{s}");
+    }
+    for k in [OutcomeKind::ContextLength, OutcomeKind::NotSent] {
+        assert!(k.is_request_caused() && !k.is_failure());
+    }
+    assert!(!OutcomeKind::NoAnswer.is_failure() && !OutcomeKind::NoAnswer.is_request_caused());
+    assert_eq!(OutcomeKind::Refused(401).to_string(), "refused:401");
     assert!(classify_status(429).is_failure() && classify_status(408).is_failure());
     // Slow successes become slow calls; slow failures keep their kind; 0 disables.
     assert_eq!(
@@ -157,6 +172,27 @@ fn non_failures_and_client_errors_do_not_fall_back() {
         ),
         no(NoFallbackReason::ClientError)
     );
+    // A context-length error is the request's too; a refused key is the upstream's.
+    assert_eq!(
+        plan(
+            Upstream::Lightrag,
+            OutcomeKind::ContextLength,
+            false,
+            true,
+            20_000
+        ),
+        no(NoFallbackReason::ClientError)
+    );
+    assert!(matches!(
+        plan(
+            Upstream::Lightrag,
+            OutcomeKind::Refused(403),
+            false,
+            true,
+            20_000
+        ),
+        FallbackDecision::Fallback { .. }
+    ));
 }
 
 #[test]

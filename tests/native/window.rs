@@ -33,6 +33,8 @@ fn arb_kind() -> impl Strategy<Value = OutcomeKind> {
         Just(OutcomeKind::Success),
         Just(OutcomeKind::HttpServerError(503)),
         Just(OutcomeKind::ClientError(404)),
+        Just(OutcomeKind::Refused(401)),
+        Just(OutcomeKind::NotSent),
         Just(OutcomeKind::TruncatedStream),
         Just(OutcomeKind::FirstByteTimeout),
     ]
@@ -158,6 +160,32 @@ fn stats_rates_and_means() {
     assert_eq!(s.quality_count, 2, "NaN quality is ignored");
     let p50 = s.p50().unwrap();
     assert!((192..=223).contains(&p50), "{p50}");
+}
+
+/// Requests refused for what they asked are their own count: not successes (today's bug: a
+/// LightRAG 422 answered as 502 was recorded as a success), not errors, not in the rates.
+#[test]
+fn request_caused_outcomes_are_counted_apart() {
+    let mut s = Stats::default();
+    s.record(&sample(OutcomeKind::Success, 100, false, None));
+    s.record(&sample(OutcomeKind::HttpServerError(502), 100, false, None));
+    for k in [
+        OutcomeKind::ClientError(422),
+        OutcomeKind::ContextLength,
+        OutcomeKind::NotSent,
+    ] {
+        s.record(&sample(k, 5, false, None));
+    }
+    s.record(&sample(OutcomeKind::Refused(401), 100, false, None));
+    assert_eq!((s.count, s.successes, s.errors, s.rejected), (3, 1, 2, 3));
+    assert_eq!(s.latency.count(), 3);
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["rejected"],
+        serde_json::json!(3)
+    );
+    let mut only = Stats::default();
+    only.record(&sample(OutcomeKind::NotSent, 1, false, None));
+    assert!(!only.is_empty());
 }
 
 #[test]

@@ -186,12 +186,15 @@ test("SSE: Perplexity stream cut after the first byte is truncated too", async (
   assert.equal(JSON.parse(frames.at(-2)).error.code, "stream_truncated");
 });
 
-test("SSE: an error reported inside the stream ends with an error event", async () => {
+test("SSE: an error reported inside the stream ends with an error event (the upstream's text stays in the log)", async () => {
   s.up.setBehaviour("lightrag", { streamError: "model overloaded" });
-  const { text } = await chat(LR, { stream: true });
+  const { r, text } = await chat(LR, { stream: true });
   const frames = sseData(text);
   const err = JSON.parse(frames.at(-2));
-  assert.match(err.error.message, /model overloaded/);
+  assert.equal(err.error.code, "stream_truncated");
+  assert.match(err.error.message, /lightrag stream was cut after it started \(upstream_error\)/);
+  assert.ok(err.error.message.includes(r.headers.get("x-request-id")));
+  assert.ok(!err.error.message.includes("model overloaded"));
 });
 
 test("the breaker trips after consecutive failures and routes to Perplexity", async () => {

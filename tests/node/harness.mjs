@@ -24,6 +24,13 @@ export function wranglerVars() {
   return vars;
 }
 
+/** wrangler.toml's top-level `compatibility_flags`, so the tests run with the deployed flags. */
+export function compatibilityFlags() {
+  const text = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const m = text.match(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m);
+  return m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [];
+}
+
 /**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
  * `persist` (a directory) keeps KV across restarts.
@@ -39,6 +46,7 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: "2026-04-01",
+    compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
     bindings: { ...wranglerVars(), ...bindings },

@@ -223,6 +223,21 @@ impl Breaker {
         }
     }
 
+    /// Hands back a half-open probe permit whose call will report no result: it was never sent,
+    /// the client left before it finished, or the request itself was refused. Nothing is judged
+    /// and the stall clock is left alone; only the permit is free again, so a request that says
+    /// nothing about the upstream cannot hold a probe slot until `half_open_max_wait_ms`.
+    /// Outside half-open there are no permits and this does nothing.
+    pub fn release(&mut self, now_ms: u64) {
+        if !self.enabled() {
+            return;
+        }
+        self.refresh(now_ms);
+        if let State::HalfOpen { probes, .. } = &mut self.state {
+            *probes = probes.saturating_sub(1);
+        }
+    }
+
     /// Records one finished call, failed or not as its kind says. `jitter_roll` in [0, 1) sets
     /// the jitter if this trips the breaker. Returns the transition, if any, for the caller to
     /// write to KV.

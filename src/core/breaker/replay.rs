@@ -11,7 +11,10 @@
 //! Calls are requests that want LightRAG at `at_ms`, with what LightRAG would answer. A call
 //! the breaker rejects never reaches LightRAG (the router serves it from Perplexity) and is not
 //! recorded; an admitted one finishes `latency_ms` later and is recorded then, so slow calls
-//! overlap later arrivals as they do in production. At equal times completions come before
+//! overlap later arrivals as they do in production. As in the edge's exchange
+//! (`core::exchange`), an outcome the request caused (its 400/404/422, a context-length error,
+//! not sent) or a no-answer judges nothing: a probe's permit is handed back
+//! ([`Breaker::release`]) and the breaker records nothing. At equal times completions come before
 //! arrivals. The open → half-open change is derived from time (no call causes it); it is
 //! reported at the moment the open period ends. Nothing here is random: each call carries the
 //! roll its half-open admission uses, and one jitter roll applies to every trip.
@@ -102,6 +105,9 @@ pub struct CallResult {
     pub kind: OutcomeKind,
     /// Whether the breaker counts it as a failure (only meaningful when admitted).
     pub failure: bool,
+    /// Whether the breaker judged it (false when rejected, and for request-caused outcomes and
+    /// no-answers, which only hand a probe permit back).
+    pub judged: bool,
     /// When it finished and was recorded; `None` when rejected.
     pub finished_ms: Option<u64>,
 }
@@ -279,7 +285,12 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Replay, ReplayError> {
             }
             heap.pop();
             if let Some(c) = calls.get(i) {
-                run.record(&c.outcome, f, input.jitter_roll);
+                if judged(&c.outcome) {
+                    run.record(&c.outcome, f, input.jitter_roll);
+                } else if run.out.calls.get(i).map(|r| r.admission) == Some(Admission::Probe) {
+                    run.catch_up(f);
+                    run.b.release(f);
+                }
             }
         }
     };
@@ -310,6 +321,7 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Replay, ReplayError> {
             admission,
             kind: c.outcome.kind,
             failure,
+            judged: finished_ms.is_some() && judged(&c.outcome),
             finished_ms,
         });
     }
@@ -319,6 +331,12 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Replay, ReplayError> {
     run.out.end_ms = end_ms;
     run.out.segments = segments(start_ms, end_ms, &run.out.transitions);
     Ok(run.out)
+}
+
+/// Whether the breaker records this outcome (as the edge's exchange does): not for what the
+/// request caused, not for a no-answer.
+fn judged(o: &Outcome) -> bool {
+    !(o.kind.is_request_caused() || o.kind == OutcomeKind::NoAnswer)
 }
 
 fn segments(start_ms: u64, end_ms: u64, transitions: &[ReplayTransition]) -> Vec<Segment> {

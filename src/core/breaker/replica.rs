@@ -24,7 +24,10 @@ pub(super) struct Replica {
 impl Replica {
     /// A local transition at `now_ms`.
     pub(super) fn bump(&mut self, now_ms: u64) {
-        self.generation += 1;
+        // Saturating: a snapshot from KV may carry `u64::MAX` (found by `make fuzz`, target
+        // `kv_breaker_snapshot`); `+= 1` then panicked in debug and wrapped to 0 in release,
+        // after which no other isolate would adopt this one's transitions.
+        self.generation = self.generation.saturating_add(1);
         self.updated_ms = now_ms;
     }
 
@@ -55,4 +58,27 @@ pub struct BreakerSnapshot {
     pub trips: u64,
     #[serde(default)]
     pub updated_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Breaker, BreakerPolicy};
+    use super::*;
+
+    #[test]
+    fn a_maximal_remote_generation_does_not_overflow() {
+        let mut b = Breaker::new(BreakerPolicy::default());
+        let snap = BreakerSnapshot {
+            state: BreakerState::Closed,
+            open_until_ms: None,
+            generation: u64::MAX,
+            trips: 0,
+            updated_ms: 0,
+        };
+        assert!(b.merge_remote(&snap, 1_000));
+        let t = b.force_open(1_000, 60_000);
+        assert_eq!(t.generation, u64::MAX);
+        b.reset(2_000);
+        assert_eq!(b.snapshot().generation, u64::MAX);
+    }
 }

@@ -22,9 +22,9 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ReplayError {
 /// `12.5 503`, `13 200 12s`, `14 first_byte_timeout 30000`, `20 200 80ms 0.05`. Blank lines and
 /// lines starting with `#` are skipped. A latency without a unit is milliseconds. Kinds are the
 /// outcome names (`success`, `rate_limited`, `request_timeout`, `network_error`,
-/// `first_byte_timeout`, `total_timeout`, `slow_call`, `truncated_stream`) or `timeout` for a
-/// first-byte timeout. The probe roll defaults to 0 (a half-open breaker admits the call as a
-/// probe whenever it has a permit).
+/// `first_byte_timeout`, `total_timeout`, `slow_call`, `truncated_stream`, `context_length`,
+/// `not_sent`, `no_answer`) or `timeout` for a first-byte timeout. The probe roll defaults to 0
+/// (a half-open breaker admits the call as a probe whenever it has a permit).
 pub fn parse_lines(text: &str, slow_call_ms: u64) -> Result<Vec<Call>, ReplayError> {
     let mut calls = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -81,7 +81,7 @@ pub fn parse_lines(text: &str, slow_call_ms: u64) -> Result<Vec<Call>, ReplayErr
                 return Err(err(&field, format!("status must be 100–599, got {status}")));
             }
             Err(_) => Outcome::new(kind(what).ok_or_else(|| {
-                err(&field, format!("unknown outcome {what:?}; use a status code or one of success, rate_limited, request_timeout, network_error, timeout, first_byte_timeout, total_timeout, slow_call, truncated_stream"))
+                err(&field, format!("unknown outcome {what:?}; use a status code or one of success, rate_limited, request_timeout, network_error, timeout, first_byte_timeout, total_timeout, slow_call, truncated_stream, context_length, not_sent, no_answer"))
             })?, latency_ms),
         };
         calls.push(Call {
@@ -103,6 +103,9 @@ fn kind(name: &str) -> Option<OutcomeKind> {
         "total_timeout" => OutcomeKind::TotalTimeout,
         "slow_call" => OutcomeKind::SlowCall,
         "truncated_stream" => OutcomeKind::TruncatedStream,
+        "context_length" => OutcomeKind::ContextLength,
+        "not_sent" => OutcomeKind::NotSent,
+        "no_answer" => OutcomeKind::NoAnswer,
         _ => return None,
     })
 }

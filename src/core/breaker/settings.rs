@@ -50,8 +50,8 @@ pub struct BreakerSettings {
     pub window_size: u32,
     /// [`MINIMUM_CALLS`], at most `window_size`.
     pub minimum_calls: u32,
-    /// [`SLOW_CALL_MS`]; the edge classifies a success this slow as
-    /// [`crate::core::outcome::OutcomeKind::SlowCall`] before the breaker and the metrics see it.
+    /// [`SLOW_CALL_MS`]; [`crate::core::exchange`] classifies a success whose first byte came
+    /// this late as [`crate::core::outcome::OutcomeKind::SlowCall`] before the breaker sees it.
     pub slow_call_ms: u64,
     /// First open time (`LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT`, in ms).
     pub recovery_timeout_ms: u64,

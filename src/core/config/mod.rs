@@ -47,6 +47,7 @@ pub use problem::{Problem, Severity, Source};
 use crate::core::breaker::settings as cb;
 use crate::core::breaker::{BreakerPolicy, BreakerSettings};
 use crate::core::cohort::{Percent, DEFAULT_SALT};
+use crate::core::exchange::policy as exchange;
 use crate::core::fallback::{FallbackPolicy, FallbackSettings};
 use crate::core::gate::{self, GatePolicy, GateSettings};
 use crate::core::model::Upstream;
@@ -171,6 +172,11 @@ variables! {
         EMERGENCY_ROLLBACK = "LIGHTRAG_EMERGENCY_ROLLBACK" => emergency_rollback: bool = false, boolean;
         /// The LightRAG query mode sent upstream (`{"query", "mode"}`).
         QUERY_MODE = "LIGHTRAG_QUERY_MODE" => query_mode: QueryMode = QueryMode::Hybrid, query_mode;
+        /// Longest silence between two chunks of a stream after its first byte reached the
+        /// client (s); longer is cut and marked truncated ([`crate::core::exchange`]).
+        STREAM_IDLE_TIMEOUT_SECONDS = "LIGHTRAG_STREAM_IDLE_TIMEOUT_SECONDS" => stream_idle_timeout_seconds: f64 = exchange::DEFAULT_STREAM_IDLE_SECONDS, number(&exchange::STREAM_IDLE_SECONDS);
+        /// Longest stream from its first byte to its end (s); longer is cut and marked.
+        STREAM_MAX_SECONDS = "LIGHTRAG_STREAM_MAX_SECONDS" => stream_max_seconds: f64 = exchange::DEFAULT_STREAM_MAX_SECONDS, number(&exchange::STREAM_MAX_SECONDS);
         /// Largest accepted request body (413 above).
         MAX_BODY_BYTES = "LIGHTRAG_MAX_BODY_BYTES" => max_body_bytes: u64 = 65_536, whole(&Bounds::whole(1024, 10 * 1024 * 1024));
         LIGHTRAG_BASE_URL = "LIGHTRAG_BASE_URL" => lightrag_base_url: String = "http://localhost:9621".to_string(), url;
@@ -570,5 +576,18 @@ mod tests {
         // The old default, an empty object, is simply no rules.
         let l = load(&map(json!({ROUTING_RULES: "{}"})), None, 0);
         assert!(l.problems.is_empty() && l.config.routing_rules.is_empty());
+    }
+
+    /// Found by `make fuzz` (target `config_load`): `https:////` passed the length check and
+    /// then lost its slashes, leaving the base URL `https:`.
+    #[test]
+    fn base_urls_need_a_host() {
+        for bad in ["https:////", "http:///x", "https://", "http:// "] {
+            let l = load(&map(json!({LIGHTRAG_BASE_URL: bad})), None, 0);
+            assert_eq!(problems(&l), [LIGHTRAG_BASE_URL], "{bad}");
+            assert_eq!(l.config.lightrag_base_url, defaults().lightrag_base_url);
+        }
+        let l = load(&map(json!({LIGHTRAG_BASE_URL: "http://x//"})), None, 0);
+        assert_eq!(l.config.lightrag_base_url, "http://x");
     }
 }

@@ -311,14 +311,23 @@ impl<'a> Loader<'a> {
         let Some((v, src)) = self.raw(name) else {
             return default;
         };
-        let ok = v.as_str().map(str::trim).filter(|s| {
-            (s.starts_with("https://") || s.starts_with("http://"))
-                && s.len() > "https://".len()
-                && s.len() <= TEXT_MAX
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        });
+        // Trailing slashes go before the host check: `https:////` must not become `https:`
+        // (found by `make fuzz`, target `config_load`).
+        let ok = v
+            .as_str()
+            .map(|s| s.trim().trim_end_matches('/'))
+            .filter(|s| {
+                let host = s
+                    .strip_prefix("https://")
+                    .or_else(|| s.strip_prefix("http://"))
+                    .unwrap_or_default();
+                !host.is_empty()
+                    && !host.starts_with('/')
+                    && s.len() <= TEXT_MAX
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            });
         match ok {
-            Some(s) => s.trim_end_matches('/').to_string(),
+            Some(s) => s.to_string(),
             None => {
                 self.problem(
                     name,

@@ -386,8 +386,15 @@ impl<'a> Fields<'a> {
                 let mut accepted = self.read.clone();
                 accepted.sort_unstable();
                 accepted.dedup();
+                // A blank key is shown quoted, so the error still names what to remove
+                // (found by `make fuzz`, target `rollout_plan_request`).
+                let key = if k.trim().is_empty() {
+                    format!("{k:?}")
+                } else {
+                    k.clone()
+                };
                 Err(PlanError::new(
-                    self.name(k),
+                    self.name(&key),
                     format!("is not a field here; accepted: {}", accepted.join(", ")),
                 ))
             }
@@ -402,6 +409,16 @@ mod tests {
 
     fn err(v: Value) -> PlanError {
         plan_from_value(&v).unwrap_err()
+    }
+
+    /// Found by `make fuzz` (target `rollout_plan_request`): an unknown field named `""` gave
+    /// an error whose field was empty (`: is not a field here`).
+    #[test]
+    fn a_blank_unknown_field_is_named_quoted() {
+        let e = err(json!({"strategy": "linear", "": 1}));
+        assert_eq!(e.field, "\"\"");
+        let e = err(json!({"strategy": "steps", "stages": [{"target_percentage": 50, " ": 1}]}));
+        assert!(e.field.ends_with("\" \""), "{e}");
     }
 
     #[test]

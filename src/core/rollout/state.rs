@@ -181,6 +181,22 @@ impl Rollout {
                 d.history.len()
             )));
         }
+        // The machine's clock never runs behind a time the document records: commands and
+        // ticks are clamped to `updated_at`, so a document whose `updated_at` is missing (it
+        // defaults to 0) or older than its own stage start could otherwise start a stage before
+        // the rollout and write a document this reader refuses (found by `make fuzz`, target
+        // `kv_rollout_state`).
+        let latest = [
+            d.started_at,
+            d.stage_started_at,
+            d.paused_at,
+            d.awaiting_since,
+            d.completed_at,
+            d.rolled_back_at,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(d.updated_at, u64::max);
         let name = d.phase;
         let phase = if name == PhaseName::Idle {
             Phase::Idle
@@ -267,7 +283,7 @@ impl Rollout {
         Ok(Rollout {
             phase,
             revision: d.revision,
-            updated_at: d.updated_at,
+            updated_at: latest,
             history: d.history,
             history_dropped: d.history_dropped,
             commands: d.commands,

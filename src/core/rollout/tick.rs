@@ -113,7 +113,11 @@ impl Rollout {
     /// One controller tick on this stage's evidence. See the module docs for the order of
     /// decisions.
     pub fn tick(&mut self, input: &TickInput<'_>) -> TickOutcome {
-        let now = input.now_ms;
+        // The machine's clock never runs backwards: a cron host whose clock is behind the last
+        // writer's ticks at the last change's time (as commands are clamped). Otherwise a stage
+        // could start before the rollout did, and the stored document would no longer read back
+        // (found by `make fuzz`, target `kv_rollout_state`).
+        let now = input.now_ms.max(self.updated_at);
         let from_phase = self.phase.name();
         let from_percentage = self.phase.percentage();
         let phase = std::mem::replace(&mut self.phase, Phase::Idle);
@@ -358,5 +362,97 @@ fn decide(d: Decide<'_>) -> Decision {
         Decision::Advance
     } else {
         Decision::AwaitApproval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::rollout::request::plan_from_value;
+    use crate::core::rollout::{
+        ArmEvidence, Operation, Rollout, RolloutId, StageEvidence, Switches, TickInput,
+    };
+
+    fn arm(requests: u64) -> ArmEvidence {
+        ArmEvidence {
+            requests,
+            successes: requests,
+            errors: 0,
+            scored: requests,
+            quality_mean: Some(0.8),
+            latency_p95_ms: Some(1_000),
+            no_context: None,
+        }
+    }
+
+    #[test]
+    fn a_tick_from_a_clock_behind_the_last_change_keeps_the_state_readable() {
+        let plan = plan_from_value(&serde_json::json!({
+            "strategy": "exponential", "start_percentage": 10, "stage_duration": 0,
+            "min_requests": 1, "min_scored": 1}))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let t0 = 1_700_000_000_000;
+        let mut r = Rollout::new();
+        let id = RolloutId::try_new("r-1").unwrap_or_else(|e| panic!("{e}"));
+        r.apply(
+            Operation::Start {
+                rollout_id: id,
+                plan,
+            },
+            t0,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let switches = Switches::ALL_ON;
+        for behind in [1_000, 60_000, t0] {
+            let evidence = StageEvidence {
+                treatment: arm(1_000),
+                control: arm(9_000),
+                breaker_trips: 0,
+                expected_treatment_percentage: r.current_percentage(),
+                shadow_samples: None,
+            };
+            r.tick(&TickInput {
+                evidence: &evidence,
+                switches: &switches,
+                now_ms: t0 - behind,
+            });
+            let back = Rollout::from_json(&r.to_json()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back, r);
+            assert!(r.updated_at() >= t0);
+        }
+    }
+
+    /// Found by `make fuzz` (target `kv_rollout_state`): `updated_at` may be absent from a
+    /// stored document (it defaults to 0), and the clock clamps then let a command issued on a
+    /// host with a wrong clock start a stage before the rollout started.
+    #[test]
+    fn a_document_without_updated_at_still_keeps_the_clock_from_running_back() {
+        let plan = plan_from_value(&serde_json::json!({"strategy": "linear", "increment": 30}))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let t0 = 1_700_000_000_000;
+        let mut r = Rollout::new();
+        let id = RolloutId::try_new("r-1").unwrap_or_else(|e| panic!("{e}"));
+        r.apply(
+            Operation::Start {
+                rollout_id: id,
+                plan,
+            },
+            t0,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&r.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("updated_at");
+        }
+        let mut r = Rollout::from_json(&doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.updated_at(), t0);
+        let cid = crate::core::rollout::CommandId::try_new("c-1").unwrap_or_else(|e| panic!("{e}"));
+        let advance = crate::core::rollout::Command {
+            id: cid,
+            issued_at: 42,
+            op: Operation::Advance,
+        };
+        r.apply_commands(&[advance], 42);
+        Rollout::from_json(&r.to_json()).unwrap_or_else(|e| panic!("{e}"));
     }
 }

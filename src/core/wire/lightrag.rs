@@ -222,7 +222,12 @@ pub fn parse_stream_value(v: &Value) -> Vec<StreamItem> {
     };
     let mut items = Vec::new();
     if let Some(msg) = error_message(obj.get("error")) {
-        items.push(StreamItem::Error(msg));
+        // LightRAG sends `str(e)`, which is empty for many exceptions (`TimeoutError()`).
+        items.push(StreamItem::Error(if msg.trim().is_empty() {
+            "LightRAG stream reported an error without a message".to_string()
+        } else {
+            msg
+        }));
         return items;
     }
     if let Some(r) = obj.get("references") {
@@ -240,4 +245,25 @@ pub fn parse_stream_value(v: &Value) -> Vec<StreamItem> {
         ))),
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `make fuzz` (target `lightrag_stream`): `{"error": ""}` became an error item
+    /// with an empty message, which reached logs and clients as a blank error.
+    #[test]
+    fn an_error_line_without_a_message_still_says_what_failed() {
+        for line in [r#"{"error": ""}"#, r#"{"error": "  "}"#] {
+            match parse_stream_line(line).as_slice() {
+                [StreamItem::Error(m)] => assert!(m.contains("LightRAG"), "{m:?}"),
+                other => panic!("{line} gave {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse_stream_line(r#"{"error": "Connection error."}"#),
+            vec![StreamItem::Error("Connection error.".into())]
+        );
+    }
 }

@@ -41,6 +41,11 @@ impl NdjsonDecoder {
         }
     }
 
+    /// Bytes held between chunks: the unfinished line (never more than the line limit).
+    pub fn buffered_bytes(&self) -> usize {
+        self.line.len()
+    }
+
     /// Decodes a chunk, returning the non-blank lines it completed (terminators removed).
     /// After an error every later call returns the same error.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<String>, WireError> {

@@ -122,6 +122,12 @@ fn error_message(obj: &Map<String, Value>) -> Option<String> {
     }
 }
 
+/// A source field as given, or `None` when absent or blank: a blank URL is no source, and
+/// would reach clients as an empty `citations` entry.
+fn non_blank(v: Option<&str>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty()).map(str::to_string)
+}
+
 /// Sources of a response or chunk: `citations` (URL strings) merged with `search_results`
 /// (objects with `title` and `url`), in that order, one entry per URL.
 pub fn parse_citations(obj: &Map<String, Value>) -> Result<Vec<Citation>, WireError> {
@@ -133,13 +139,13 @@ pub fn parse_citations(obj: &Map<String, Value>) -> Result<Vec<Citation>, WireEr
             for (i, c) in a.iter().enumerate() {
                 match c {
                     Value::String(u) => list.push(Citation {
-                        url: Some(u.clone()),
+                        url: non_blank(Some(u)),
                         title: None,
                     }),
                     // Some OpenAI-compatible proxies send objects here.
                     Value::Object(o) => list.push(Citation {
-                        url: o.get("url").and_then(Value::as_str).map(str::to_string),
-                        title: o.get("title").and_then(Value::as_str).map(str::to_string),
+                        url: non_blank(o.get("url").and_then(Value::as_str)),
+                        title: non_blank(o.get("title").and_then(Value::as_str)),
                     }),
                     other => {
                         return Err(WireError::invalid(
@@ -169,12 +175,7 @@ pub fn parse_citations(obj: &Map<String, Value>) -> Result<Vec<Citation>, WireEr
                         format!("expected an object, found {}", json_type(r)),
                     )
                 })?;
-                let s = |k: &str| {
-                    o.get(k)
-                        .and_then(Value::as_str)
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                };
+                let s = |k: &str| non_blank(o.get(k).and_then(Value::as_str));
                 list.push(Citation {
                     url: s("url"),
                     title: s("title"),
@@ -275,7 +276,11 @@ pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
         ))];
     };
     if let Some(msg) = error_message(obj) {
-        return vec![StreamItem::Error(msg)];
+        return vec![StreamItem::Error(if msg.trim().is_empty() {
+            "Perplexity stream reported an error without a message".to_string()
+        } else {
+            msg
+        })];
     }
     let mut items = Vec::new();
     let choice = obj
@@ -305,4 +310,41 @@ pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
         items.push(StreamItem::Done);
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `make fuzz` (target `perplexity_reply`): a blank entry in `citations` was kept
+    /// as a citation with an empty URL, and went out to clients as `"citations": [""]`.
+    #[test]
+    fn blank_citation_urls_are_not_sources() {
+        let body = r#"{"choices": [{"message": {"content": "a"}}],
+                      "citations": ["", " ", "https://a.example/", {"url": "", "title": ""}],
+                      "search_results": [{"url": " ", "title": "T"}]}"#;
+        let a = parse_chat_response(body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            a.citations,
+            vec![
+                Citation {
+                    url: Some("https://a.example/".into()),
+                    title: None
+                },
+                Citation {
+                    url: None,
+                    title: Some("T".into())
+                },
+            ]
+        );
+    }
+
+    /// Found by `make fuzz` (target `perplexity_stream`): `{"error": ""}` gave a blank error.
+    #[test]
+    fn an_error_event_without_a_message_still_says_what_failed() {
+        match parse_stream_event(r#"{"error": ""}"#).as_slice() {
+            [StreamItem::Error(m)] => assert!(m.contains("Perplexity"), "{m:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -6,11 +6,14 @@
 //! CRLF pair or a multi-byte UTF-8 character may be split between two chunks. The decoder
 //! buffers raw bytes and only decodes complete lines (line terminators are ASCII, so a complete
 //! line never ends inside a UTF-8 sequence), which makes the output independent of how the
-//! stream was split. A line-length guard bounds memory against a misbehaving upstream.
+//! stream was split. Two guards bound memory against a misbehaving upstream: one line may not
+//! exceed the limit, and neither may one event's data (its `data:` lines joined), which would
+//! otherwise grow without bound over an endless run of short `data:` lines with no blank line.
 
 use super::answer::WireError;
 
-/// Default cap on one SSE line (1 MiB): far above any real chunk, far below isolate memory.
+/// Default cap on one SSE line, and on one event's data (1 MiB): far above any real chunk, far
+/// below isolate memory.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 /// The terminal line of an OpenAI/Perplexity stream.
@@ -59,7 +62,8 @@ impl SseDecoder {
         Self::with_max_line(DEFAULT_MAX_LINE_BYTES)
     }
 
-    /// A decoder that fails once a single line exceeds `max_line` bytes.
+    /// A decoder that fails once a single line, or the data of a single event, exceeds
+    /// `max_line` bytes.
     pub fn with_max_line(max_line: usize) -> Self {
         SseDecoder {
             max_line,
@@ -73,6 +77,15 @@ impl SseDecoder {
             retry: None,
             failed: None,
         }
+    }
+
+    /// Bytes held between chunks: the unfinished line and the event being assembled (its data,
+    /// `event` and `id`). What a caller or a test checks to know memory stays bounded.
+    pub fn buffered_bytes(&self) -> usize {
+        self.line.len()
+            + self.data.len()
+            + self.event.as_ref().map_or(0, String::len)
+            + self.id.as_ref().map_or(0, String::len)
     }
 
     /// Decodes a chunk, returning the events it completed (possibly none). After an error
@@ -93,8 +106,13 @@ impl SseDecoder {
                 b'\r' | b'\n' => {
                     self.after_cr = b == b'\r';
                     let line = std::mem::take(&mut self.line);
-                    if let Some(ev) = self.process_line(&line) {
-                        out.push(ev);
+                    match self.process_line(&line) {
+                        Ok(Some(ev)) => out.push(ev),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.failed = Some(e.clone());
+                            return Err(e);
+                        }
                     }
                 }
                 _ => {
@@ -124,7 +142,7 @@ impl SseDecoder {
         let mut out = Vec::new();
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            if let Some(ev) = self.process_line(&line) {
+            if let Some(ev) = self.process_line(&line)? {
                 out.push(ev);
             }
         }
@@ -134,7 +152,7 @@ impl SseDecoder {
         Ok(out)
     }
 
-    fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+    fn process_line(&mut self, raw: &[u8]) -> Result<Option<SseEvent>, WireError> {
         let mut raw = raw;
         if self.first_line {
             self.first_line = false;
@@ -143,11 +161,11 @@ impl SseDecoder {
             }
         }
         if raw.is_empty() {
-            return self.dispatch();
+            return Ok(self.dispatch());
         }
         let line = String::from_utf8_lossy(raw);
         if line.starts_with(':') {
-            return None; // comment / keep-alive
+            return Ok(None); // comment / keep-alive
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
@@ -155,6 +173,13 @@ impl SseDecoder {
         };
         match field {
             "data" => {
+                let grown = self.data.len() + usize::from(self.has_data) + value.len();
+                if grown > self.max_line {
+                    return Err(WireError::TooLarge {
+                        what: "SSE event data".to_string(),
+                        limit: self.max_line,
+                    });
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -170,7 +195,7 @@ impl SseDecoder {
             // per the standard.
             _ => {}
         }
-        None
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -226,4 +251,52 @@ pub fn sse_event(event: Option<&str>, data: &str) -> String {
 /// An SSE comment line, useful as a keep-alive that clients ignore.
 pub fn sse_comment(text: &str) -> String {
     format!(": {}\n\n", text.replace(['\r', '\n'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8 item 11: every `data:` line was within the line limit, so an upstream that sent
+    /// short `data:` lines and never a blank line grew the event buffer without bound.
+    #[test]
+    fn many_short_data_lines_cannot_grow_the_event_past_the_limit() {
+        let mut d = SseDecoder::with_max_line(64);
+        let mut failed = None;
+        for _ in 0..10_000 {
+            match d.push(b"data: 0123456789\n") {
+                Ok(events) => assert!(events.is_empty()),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            assert!(
+                d.buffered_bytes() <= 2 * 64,
+                "{} bytes held",
+                d.buffered_bytes()
+            );
+        }
+        assert_eq!(
+            failed,
+            Some(WireError::TooLarge {
+                what: "SSE event data".into(),
+                limit: 64
+            })
+        );
+        assert!(d.push(b"\n\n").is_err(), "the error sticks");
+    }
+
+    #[test]
+    fn event_data_up_to_the_limit_is_delivered() {
+        // Six lines of 10 bytes joined by five newlines: 65 bytes.
+        let one = "data: 0123456789\n".repeat(6) + "\n";
+        assert!(SseDecoder::with_max_line(64).push(one.as_bytes()).is_err());
+        let mut d = SseDecoder::with_max_line(65);
+        let events = d.push(one.as_bytes()).unwrap_or_default();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 65);
+        // The limit is per event: the next one starts from empty.
+        assert_eq!(d.push(one.as_bytes()).map(|e| e.len()), Ok(1));
+    }
 }
