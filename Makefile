@@ -56,7 +56,8 @@ test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
 # The console page in Chromium: its panels against www/pkg, and its Live panel against the
-# release worker (build/) in workerd, which serves the page at /preview.
+# release worker (build/) in workerd, which serves the page at /preview; the OFREP-CORS and
+# preview-CSP pages talk to the worker too.
 test-browser: build preview
 	node --test --test-concurrency=1 tests/browser/
 

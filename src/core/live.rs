@@ -11,6 +11,7 @@
 //! older router, or a salt kept secret) is left unset and named in a note, so the page can say
 //! that its preview uses the default there.
 
+use crate::core::cohort::{Salt, DEFAULT_SALT};
 use crate::core::config::{self, Config};
 use crate::core::decide::RouteState;
 use crate::core::model::BreakerView;
@@ -84,6 +85,18 @@ const POLICY_FIELDS: &[(&str, &str, &str, Unit)] = &[
     ),
     ("breaker", "jitter", config::CB_JITTER, Unit::Same),
     (
+        "breaker",
+        "min_distinct_keys",
+        config::CB_MIN_DISTINCT_KEYS,
+        Unit::Same,
+    ),
+    (
+        "breaker",
+        "max_calls_per_key",
+        config::CB_MAX_CALLS_PER_KEY,
+        Unit::Same,
+    ),
+    (
         "fallback",
         "lightrag_to_perplexity",
         config::FALLBACK_TO_PERPLEXITY,
@@ -155,6 +168,9 @@ pub fn variables_of_effective(effective: &Value) -> Result<LiveVariables, String
         }
     };
     for (field, var) in config::CONFIG_FIELDS {
+        if *field == SALT_FIELD && obj.get(*field).is_some_and(Value::is_string) {
+            continue; // below
+        }
         put(var, obj.get(*field), format!("`{field}`"));
     }
     for (policy, field, var, unit) in POLICY_FIELDS {
@@ -168,8 +184,26 @@ pub fn variables_of_effective(effective: &Value) -> Result<LiveVariables, String
         };
         put(var, v.as_ref(), format!("`{policy}.{field}`"));
     }
+    // The router shows its salt only as a fingerprint (it may be a secret): the public default
+    // is recognised; any other salt must be typed in by the operator.
+    if let Some(Value::String(fp)) = obj.get(SALT_FIELD) {
+        if *fp == Salt::default().fingerprint() {
+            variables.insert(
+                config::USER_HASH_SALT.to_string(),
+                Value::String(DEFAULT_SALT.into()),
+            );
+        } else {
+            notes.push(format!(
+                "the router's salt is not the public default (fingerprint {fp}); type it into {} to preview its cohorts exactly",
+                config::USER_HASH_SALT
+            ));
+        }
+    }
     Ok(LiveVariables { variables, notes })
 }
+
+/// The effective config's salt field (shown as a fingerprint).
+const SALT_FIELD: &str = "user_hash_salt";
 
 /// The variables that give `cfg` when loaded (what a running router with this config would
 /// report, recovered).
@@ -283,12 +317,22 @@ mod tests {
             let original = load(vars.as_object().unwrap(), None, version);
             assert!(original.problems.is_empty(), "{:?}", original.problems);
             let effective = serde_json::to_value(&original.config).unwrap();
-            let live = variables_of_effective(&effective).unwrap();
-            assert!(live.notes.is_empty(), "{:?}", live.notes);
+            let mut live = variables_of_effective(&effective).unwrap();
+            // A salt other than the public default is shown only as a fingerprint: the page
+            // says so and the operator types it in.
+            if original.config.user_hash_salt.is_public_default() {
+                assert!(live.notes.is_empty(), "{:?}", live.notes);
+            } else {
+                assert_eq!(live.notes.len(), 1, "{:?}", live.notes);
+                assert!(live.notes[0].contains("LIGHTRAG_USER_HASH_SALT"));
+                live.variables.insert(
+                    config::USER_HASH_SALT.into(),
+                    Value::String(original.config.user_hash_salt.as_str().into()),
+                );
+            }
             let again = load(&live.variables, None, version);
             assert!(again.problems.is_empty(), "{:?}", again.problems);
             assert_eq!(serde_json::to_value(&again.config).unwrap(), effective);
-            assert_eq!(variables(&original.config), live.variables);
         }
     }
 

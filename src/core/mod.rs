@@ -41,8 +41,13 @@ pub mod rollout;
 // Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).
 pub mod wire;
 
-// Edge support, pure: KV state layout and controller, identity, operator reports.
+// Edge support, pure: KV state layout and controller, identity, the front-door guard, one
+// isolate's state, operator reports.
+pub mod digest;
+pub mod fleet;
+pub mod guard;
 pub mod identity;
+pub mod keytag;
 pub mod overrides;
 pub mod redact;
 pub mod report;

@@ -5,16 +5,19 @@
 //! it says to record. Every answer carries `X-Request-Id`; upstream error text goes to the log
 //! (redacted), never to the client.
 
-use super::http;
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::upstream::{self, Ask, Miss, Next, Targets, UpstreamStream};
+use super::{guard, http, ratelimit};
 use crate::core::breaker::Admission;
 use crate::core::decide::{Decision, RouteRequest};
 use crate::core::exchange::{
     AttemptResult, Commit, Exchange, ExchangePolicy, FailCode, Failed, Mode, Plan, Purpose, Record,
     Served, Step, StreamEnd, Verdict,
 };
+use crate::core::fleet::CallRecord;
+use crate::core::guard::models;
 use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::keytag::KeyTag;
 use crate::core::model::Upstream;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
 use crate::core::window::{MetricKey, Sample};
@@ -45,41 +48,6 @@ struct Params {
     score: bool,
 }
 
-/// Reads the body within the configured limit (413 above it).
-pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Response>> {
-    let limit = with(|i| i.config().max_body_bytes).unwrap_or(65_536);
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let too_large = || {
-        Err(http::error(
-            413,
-            "too_large",
-            &format!("request body exceeds the limit of {limit} bytes (LIGHTRAG_MAX_BODY_BYTES)"),
-        ))
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let body = match req.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(http::error(
-                400,
-                "unreadable_body",
-                &format!("could not read the request body: {e}"),
-            ))
-        }
-    };
-    if body.len() as u64 > limit {
-        return too_large();
-    }
-    Ok(body)
-}
-
 fn request_headers(req: &Request) -> Vec<(String, String)> {
     req.headers()
         .entries()
@@ -102,6 +70,9 @@ struct Asker<'a> {
 /// What the routing step settled for one request.
 struct Routed {
     ident: Identity,
+    /// The caller's keyed tag: what the breakers and the metric quotas count (never the raw
+    /// key).
+    key: KeyTag,
     decision: Decision,
     /// What LightRAG's breaker said if the decision drew its permit.
     admission: Admission,
@@ -137,11 +108,14 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
         override_cohort,
         override_authorized,
     };
+    let detail = guard::routing_detail(req, env);
+    let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
-    let (decision, admission, params) = with(|i| {
+    let (mut decision, admission, key, params) = with(|i| {
         let (d, admission) = i.decide(&rr, now);
+        let key = i.tag(&ident.key);
         let c = i.config();
         let p = Params {
             primary: d.upstream,
@@ -154,13 +128,19 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
                 query_mode: c.query_mode,
                 model: a.model.map(str::to_string),
                 client: Some(req.inner().signal()),
+                url_policy,
             },
             score: c.quality_gate.settings().enabled,
         };
-        (d, admission, p)
+        (d, admission, key, p)
     })?;
+    // The position is operator detail (core::guard::exposure), in headers and bodies alike.
+    if !detail.shown() {
+        decision.position_percent = None;
+    }
     Some(Routed {
         ident,
+        key,
         decision,
         admission,
         params,
@@ -238,6 +218,8 @@ struct Answered<'a> {
 struct Driver {
     ex: Exchange,
     decision: Decision,
+    /// The caller's keyed tag, for the breaker's distinct-key rule and the metric quota.
+    key: KeyTag,
     score: bool,
     rid: String,
 }
@@ -251,10 +233,22 @@ impl Driver {
         let mut quality = None;
         for r in self.ex.take_records() {
             match r {
-                // Hook for per-key caps: the stickiness key's tag joins the outcome here once
-                // the breaker takes it.
                 Record::Breaker { upstream, outcome } => {
-                    with(|i| i.record_call(upstream, &outcome, now));
+                    let call = CallRecord {
+                        upstream,
+                        outcome,
+                        key: self.key,
+                    };
+                    if let Some(t) = with(|i| i.record_call(&call, now)).flatten() {
+                        console_log!(
+                            "breaker {} {} -> {} ({:?}, generation {})",
+                            upstream.as_str(),
+                            t.from.as_str(),
+                            t.to.as_str(),
+                            t.cause,
+                            t.generation
+                        );
+                    }
                 }
                 Record::Release { upstream } => {
                     with(|i| i.release_permit(upstream, now));
@@ -273,7 +267,8 @@ impl Driver {
                         quality,
                     };
                     let key = MetricKey::new(q.upstream, self.decision.arm);
-                    with(|i| i.record_request(key, &sample, now));
+                    let (caller, now) = (self.key, now);
+                    with(|i| i.record_request(key, &sample, caller, now));
                 }
             }
         }
@@ -470,7 +465,7 @@ async fn read_parsed<T>(
     req: &mut Request,
     parse: impl Fn(&[u8]) -> std::result::Result<T, crate::core::wire::WireError>,
 ) -> std::result::Result<T, Result<Response>> {
-    let body = read_body(req).await?;
+    let body = super::body::read(req).await?;
     parse(&body).map_err(|e| {
         let (status, text) = wire_error_response(&e);
         http::raw_json(status, text)
@@ -489,10 +484,20 @@ fn start(r: &Routed, mode: Mode, rid: &str) -> (Shared, Step) {
     let drv = Driver {
         ex,
         decision: r.decision.clone(),
+        key: r.key,
         score: r.params.score,
         rid: rid.to_string(),
     };
     (Rc::new(RefCell::new(drv)), step)
+}
+
+/// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
+/// allowed ones when it is not on `LIGHTRAG_ALLOWED_MODELS`.
+fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<Response>> {
+    let allowed =
+        with(|i| i.config().allowed_models.clone()).unwrap_or_else(models::default_allowed);
+    models::resolve(&allowed, requested)
+        .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
 }
 
 /// `POST /v1/chat/completions`.
@@ -507,11 +512,19 @@ async fn chat_completions_inner(mut req: Request, env: &Env, rid: &str) -> Resul
         Ok(c) => c,
         Err(r) => return r,
     };
+    let upstream_model = match allowed_model(chat.model.as_deref()) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (chat.user.as_deref(), chat.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
     let asker = Asker {
-        user: chat.user.as_deref(),
-        session: chat.session_id.as_deref(),
+        user,
+        session,
         query: &chat.query,
-        model: chat.model.as_deref(),
+        model: Some(&upstream_model),
     };
     let Some(routed) = route(&req, env, &asker) else {
         return http::error(503, "not_ready", "router state unavailable");
@@ -578,11 +591,19 @@ async fn seed_query_inner(mut req: Request, env: &Env, rid: &str) -> Result<Resp
         Ok(q) => q,
         Err(r) => return r,
     };
+    let upstream_model = match allowed_model(None) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (q.user_id.as_deref(), q.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
     let asker = Asker {
-        user: q.user_id.as_deref(),
-        session: q.session_id.as_deref(),
+        user,
+        session,
         query: &q.query_text,
-        model: None,
+        model: Some(&upstream_model),
     };
     let Some(routed) = route(&req, env, &asker) else {
         return http::error(503, "not_ready", "router state unavailable");

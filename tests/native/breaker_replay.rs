@@ -10,6 +10,7 @@ use cmo_edge_router::core::breaker::replay::{replay, ReplayInput};
 use cmo_edge_router::core::breaker::scenario::parse_lines;
 use cmo_edge_router::core::breaker::{Admission, Breaker, BreakerState};
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use serde_json::{json, Value};
 
@@ -79,8 +80,18 @@ fn the_pinned_sequence_replays_to_the_pinned_transitions() {
     }
 }
 
+thread_local! {
+    static NEXT_USER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Each call from a different user, as in the replay.
 fn rec(b: &mut Breaker, seen: &mut Vec<Value>, o: &Outcome, at: u64) {
-    if let Some(t) = b.record(o, at, NO_JITTER) {
+    let who = NEXT_USER.with(|n| {
+        let v = n.get();
+        n.set(v + 1);
+        KeyTag::from_raw(v)
+    });
+    if let Some(t) = b.record(o, who, at, NO_JITTER) {
         seen.push(
             json!({"at_ms": t.at_ms, "from": t.from, "to": t.to, "cause": t.cause,
                          "open_until_ms": t.open_until_ms}),

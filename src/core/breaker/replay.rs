@@ -17,9 +17,12 @@
 //! ([`Breaker::release`]) and the breaker records nothing. At equal times completions come before
 //! arrivals. The open → half-open change is derived from time (no call causes it); it is
 //! reported at the moment the open period ends. Nothing here is random: each call carries the
-//! roll its half-open admission uses, and one jitter roll applies to every trip.
+//! roll its half-open admission uses, and one jitter roll applies to every trip. Every call
+//! counts as a different user (its own key tag), so the distinct-key rule a trip needs
+//! (`LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS`) is met as it is under real traffic.
 
 use super::{Admission, Breaker, BreakerPolicy, BreakerState, TransitionCause};
+use crate::core::keytag::KeyTag;
 use crate::core::outcome::{Outcome, OutcomeKind};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -181,9 +184,9 @@ impl Run {
         }
     }
 
-    fn record(&mut self, outcome: &Outcome, now: u64, jitter_roll: f64) {
+    fn record(&mut self, outcome: &Outcome, caller: KeyTag, now: u64, jitter_roll: f64) {
         self.catch_up(now);
-        let Some(t) = self.b.record(outcome, now, jitter_roll) else {
+        let Some(t) = self.b.record(outcome, caller, now, jitter_roll) else {
             return;
         };
         let after = self.b.status(now);
@@ -286,7 +289,9 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Replay, ReplayError> {
             heap.pop();
             if let Some(c) = calls.get(i) {
                 if judged(&c.outcome) {
-                    run.record(&c.outcome, f, input.jitter_roll);
+                    // Each call is a different user: the replay is about the breaker's
+                    // arithmetic, so the distinct-key rule is always met.
+                    run.record(&c.outcome, KeyTag::from_raw(i as u64), f, input.jitter_roll);
                 } else if run.out.calls.get(i).map(|r| r.admission) == Some(Admission::Probe) {
                     run.catch_up(f);
                     run.b.release(f);
