@@ -179,6 +179,8 @@ test("rollback through the admin API sends every user â€” forced ones included â
   };
   const a = await startWorker({ bindings, persist: dir });
   const b = await startWorker({ bindings, persist: dir });
+  // A router whose configuration forces every user's cohort to LightRAG.
+  const c = await startWorker({ bindings: { ...bindings, LIGHTRAG_FORCE_USER_COHORT: "lightrag" }, persist: dir });
   const override = { ...auth, "x-route-override": "lightrag" };
   try {
     assert.equal((await admin(a, "/admin/rollout", { strategy: "steps", stages: [{ target_percentage: 100 }] })).status, 202);
@@ -189,6 +191,7 @@ test("rollback through the admin API sends every user â€” forced ones included â
       assert.deepEqual(await ask(w, "vip-user"), { upstream: "lightrag", reason: "forced" });
       assert.deepEqual(await ask(w, "anyone", override), { upstream: "lightrag", reason: "forced" });
     }
+    assert.deepEqual(await ask(c, "anyone"), { upstream: "lightrag", reason: "forced" });
     // Roll back through A, with a note.
     const r = await admin(a, "/admin/rollout/rollback", { note: "answers look wrong" });
     assert.equal(r.status, 202);
@@ -200,6 +203,7 @@ test("rollback through the admin API sends every user â€” forced ones included â
     };
     assert.ok(await all(a), "the router that took the call sends everybody to Perplexity at once");
     await waitFor("router B to roll back too", () => all(b));
+    await waitFor("the force-cohort router to roll back too", () => all(c));
     // The controller applies the queued rollback; the state records it, note and all.
     const rep = await tick(b);
     assert.deepEqual(rep.transitions.map((t) => t.event), ["rolled_back"]);
@@ -208,13 +212,15 @@ test("rollback through the admin API sends every user â€” forced ones included â
     assert.equal(last.rollback.kind, "operator");
     assert.equal(last.rollback.note, "answers look wrong");
     assert.equal(last.trigger.by, "operator");
-    for (const w of [a, b]) assert.ok(await all(w));
+    for (const w of [a, b, c]) assert.ok(await all(w));
     // And it stays rolled back: a start is the only way out.
     await tick(a);
     assert.equal((await rollout(b)).phase, "rolled_back");
+    for (const w of [a, b, c]) assert.ok(await all(w));
   } finally {
     await a.close();
     await b.close();
+    await c.close();
     await up.close();
     rmSync(dir, { recursive: true, force: true });
   }
