@@ -310,6 +310,14 @@ fn count_below(h: &Histogram, limit_ms: u64) -> u64 {
         .fold(0u64, |a, (_, c)| a.saturating_add(*c))
 }
 
+/// A label value as the exposition format writes it (`\\`, `\"` and `\n` escaped): the
+/// reasons come from KV, so they are escaped rather than trusted.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// The fleet's counters: the controller's committed totals.
 fn fleet_families(out: &mut String, doc: &ControllerDoc) {
     let totals = &doc.totals.stats;
@@ -328,6 +336,23 @@ fn fleet_families(out: &mut String, doc: &ControllerDoc) {
         "cmo_router_requests_total",
         "counter",
         "Requests, fleet-wide, by the upstream that served them, the arm the user was assigned to (intention to treat) and the outcome for the user. Each minute is counted once it has settled (two flush periods), from every isolate's flushes.",
+        &rows,
+    );
+    let mut rows = Vec::new();
+    for (reason, s) in &doc.reason_totals {
+        for (outcome, n) in [("success", s.successes), ("error", s.errors)] {
+            rows.push((
+                String::new(),
+                format!("reason=\"{}\",outcome=\"{outcome}\"", escape_label(reason)),
+                n as f64,
+            ));
+        }
+    }
+    family(
+        out,
+        "cmo_router_decisions_total",
+        "counter",
+        "The requests of cmo_router_requests_total by why they were routed where they were (X-Route-Reason; rules are counted as reason=\"rule\"), fleet-wide.",
         &rows,
     );
     let per_key = |f: &dyn Fn(&Stats) -> u64| -> Vec<(String, String, f64)> {

@@ -219,6 +219,11 @@ pub struct MetricsFlush {
     /// only), recorded since this isolate adopted that stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitFlush>,
+    /// The same requests by why they were routed where they were (`Reason::as_str`: rule names
+    /// are folded into `rule`, so the label's values stay a fixed set); the fleet's
+    /// `cmo_router_decisions_total`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, Window>,
 }
 
 /// The windows of the traffic an isolate routed at one rollout stage.

@@ -267,8 +267,12 @@ impl Driver {
                         quality,
                     };
                     let key = MetricKey::new(q.upstream, self.decision.arm);
-                    let (caller, now) = (self.key, now);
-                    with(|i| i.record_request(key, &sample, caller, now));
+                    let (caller, now, reason) = (self.key, now, &self.decision.reason);
+                    with(|i| {
+                        if i.record_request(key, &sample, caller, now) {
+                            i.record_reason(reason, &sample, now);
+                        }
+                    });
                 }
             }
         }

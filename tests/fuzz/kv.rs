@@ -242,6 +242,7 @@ fn flush_doc() -> BoxedStrategy<Value> {
                 flushed_ms: flushed,
                 windows,
                 split: None,
+                reasons: Default::default(),
             })
             .unwrap_or(Value::Null)
         })
@@ -316,6 +317,7 @@ fn controller_doc_corpus() -> &'static [Value] {
                 flushed_ms: now,
                 windows,
                 split: None,
+                reasons: Default::default(),
             };
             s.insert(
                 &store::metrics_key(&format!("i{i}")),

@@ -73,12 +73,16 @@ fn flush(isolate: &str, n: u64, at: u64) -> String {
         w.record(at, &ok(120));
     }
     let mut windows = BTreeMap::new();
-    windows.insert(MetricKey::new(Upstream::Lightrag, Arm::Treatment), w);
+    windows.insert(
+        MetricKey::new(Upstream::Lightrag, Arm::Treatment),
+        w.clone(),
+    );
     serde_json::to_string(&MetricsFlush {
         isolate: isolate.into(),
         flushed_ms: at,
         windows,
         split: None,
+        reasons: BTreeMap::from([("rollout_in".to_string(), w)]),
     })
     .unwrap()
 }
@@ -130,12 +134,14 @@ fn traffic(iso: &mut IsolateState, users: std::ops::Range<u64>, now: u64) -> (u6
             Arm::Control => c += 1,
             Arm::None => {}
         }
-        iso.record_request(
+        if iso.record_request(
             MetricKey::new(d.upstream, d.arm),
             &ok(300),
             KeyTag::from_raw(u),
             now,
-        );
+        ) {
+            iso.record_reason(&d.reason, &ok(300), now);
+        }
     }
     (t, c)
 }
@@ -527,7 +533,7 @@ fn fleet_totals_only_grow_while_isolates_die() {
         store.insert(&format!("metrics/{i}"), &flush(i, n, T0));
     }
     let key = MetricKey::new(Upstream::Lightrag, Arm::Treatment);
-    let mut last = 0;
+    let (mut last, mut last_reason) = (0, 0);
     for m in 1..8u64 {
         if m == 4 {
             store.data.borrow_mut().remove("metrics/a");
@@ -540,8 +546,16 @@ fn fleet_totals_only_grow_while_isolates_die() {
         let total = doc.totals.stats.get(&key).map_or(0, |s| s.count);
         assert!(total >= last, "the total went down at minute {m}");
         last = total;
+        let by_reason = doc.reason_totals.get("rollout_in").map_or(0, |s| s.count);
+        assert!(
+            by_reason >= last_reason,
+            "the reason total went down at minute {m}"
+        );
+        assert_eq!(by_reason, total, "by reason, the same requests");
+        last_reason = by_reason;
     }
     assert_eq!(last, 60, "every request once, the dead isolates' included");
+    assert_eq!(last_reason, 60);
     let hour = controller_doc(&store).aggregate.unwrap().stats[&key].count;
     assert_eq!(hour, 30, "the last-hour view only has the living isolate");
 }

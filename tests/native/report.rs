@@ -184,6 +184,10 @@ fn fleet_counters_and_histogram() {
         fallback: false,
         quality: None,
     });
+    doc.reason_totals.insert("rollout_in".into(), s.clone());
+    // A reason read from KV is escaped, not trusted.
+    doc.reason_totals
+        .insert("odd\"reason\n".into(), Stats::default());
     doc.totals
         .stats
         .insert(MetricKey::new(Upstream::Lightrag, Arm::Treatment), s);
@@ -217,6 +221,15 @@ fn fleet_counters_and_histogram() {
     assert!(text.contains(&format!(
         "cmo_router_requests_total{{{lt},outcome=\"error\"}} 1\n"
     )));
+    assert!(text.contains("# TYPE cmo_router_decisions_total counter\n"));
+    assert!(
+        text.contains("cmo_router_decisions_total{reason=\"rollout_in\",outcome=\"success\"} 10\n")
+    );
+    assert!(
+        text.contains("cmo_router_decisions_total{reason=\"rollout_in\",outcome=\"error\"} 1\n")
+    );
+    assert!(text
+        .contains("cmo_router_decisions_total{reason=\"odd\\\"reason\\n\",outcome=\"error\"} 0\n"));
     assert!(text.contains("# TYPE cmo_router_latency_seconds histogram\n"));
     // le = (2^k - 1) ms: 0, 1 ≤ 0.001 s; 2, 3 ≤ 0.003 s; 7 ≤ 0.007 s; 8 ≤ 0.015 s; …
     for (le, want) in [

@@ -50,11 +50,13 @@ test("/metrics: fleet counters from the controller parse as Prometheus text, add
   try {
     // Traffic in this isolate, by upstream.
     const sent = { lightrag: 0, perplexity: 0 };
+    const why = {};
     for (let i = 0; i < 12; i++) {
       const r = await post(s.w, "/v1/chat/completions", chatBody(Q, { user: `metrics-${i}` }));
       await r.arrayBuffer();
       assert.equal(r.status, 200);
       sent[r.headers.get("x-route-upstream")] += 1;
+      why[r.headers.get("x-route-reason")] = (why[r.headers.get("x-route-reason")] ?? 0) + 1;
     }
     assert.ok(sent.lightrag > 0 && sent.perplexity > 0, JSON.stringify(sent));
 
@@ -72,7 +74,8 @@ test("/metrics: fleet counters from the controller parse as Prometheus text, add
     const kv = await s.w.kv();
     const { flushed } = await (await s.w.fetch("/admin/metrics/flush", { method: "POST", headers: auth })).json();
     const doc = JSON.parse(await kv.get(flushed));
-    for (const w of Object.values(doc.windows)) for (const slot of w.slots) slot.t -= 5;
+    assert.ok(doc.reasons, "the flush carries the same requests by reason");
+    for (const w of [...Object.values(doc.windows), ...Object.values(doc.reasons)]) for (const slot of w.slots) slot.t -= 5;
     doc.isolate = "gone-isolate";
     await kv.put("metrics/gone-isolate", JSON.stringify(doc));
 
@@ -94,6 +97,12 @@ test("/metrics: fleet counters from the controller parse as Prometheus text, add
       assert.equal(sum(req, (l) => l.upstream === u && l.outcome === "success"), sent[u], u);
     }
     assert.equal(sum(req, (l) => l.outcome === "error"), 0);
+    // The same requests by X-Route-Reason.
+    const dec = families.cmo_router_decisions_total;
+    assert.equal(dec.type, "COUNTER");
+    assert.deepEqual(Object.keys(why).sort(), ["rollout_in", "rollout_out"]);
+    for (const [reason, n] of Object.entries(why)) assert.equal(sum(dec, (l) => l.reason === reason), n, reason);
+    assert.equal(sum(dec), 12);
 
     const lat = families.cmo_router_latency_seconds;
     assert.equal(lat.type, "HISTOGRAM");
@@ -125,6 +134,7 @@ test("/metrics: fleet counters from the controller parse as Prometheus text, add
     for (const u of ["lightrag", "perplexity"]) {
       assert.equal(sum(after.cmo_router_requests_total, (l) => l.upstream === u), sent[u], u);
     }
+    assert.equal(sum(after.cmo_router_decisions_total), 12);
     const again = histogramSeries((await scrape(s.w)).text, "cmo_router_latency_seconds");
     assert.equal(again.reduce((a, m) => a + Number(m.count), 0), 12);
   } finally {

@@ -52,6 +52,8 @@ pub struct PassProgress {
     pub closed_ms: u64,
     /// Fleet slots to commit to the totals.
     pub fresh: BTreeMap<MetricKey, Stats>,
+    /// The same by reason, to commit to `reason_totals`.
+    pub reasons_fresh: BTreeMap<String, Stats>,
     /// The stage this pass collects evidence for.
     pub split: Option<SplitTag>,
     /// That stage's slots to commit, and its recent ones.
@@ -116,6 +118,8 @@ pub struct ControllerDoc {
     pub pass: Option<PassProgress>,
     /// The fleet's totals since the controller first counted: they only grow.
     pub totals: Ledger,
+    /// The same requests by reason, committed with `totals` (same watermark).
+    pub reason_totals: BTreeMap<String, Stats>,
     /// Breaker trips per upstream as last read from `breaker/<upstream>` (the fleet's counter:
     /// adopting a snapshot takes the larger count, so one outage counts once, not once per
     /// isolate).

@@ -85,12 +85,12 @@ pub struct Split {
 /// `recent` (`through ≤ start`, `end > closed`). Slots starting before the watermark were
 /// committed by an earlier pass and are skipped. (With the isolates' one-minute slots a slot
 /// never straddles a boundary; a window of another geometry loses the straddling slots.)
-pub fn sort_slots(
-    key: MetricKey,
+pub fn sort_slots<K: Ord + Clone>(
+    key: K,
     window: &Window,
     split: Split,
-    fresh: &mut BTreeMap<MetricKey, Stats>,
-    recent: &mut BTreeMap<MetricKey, Stats>,
+    fresh: &mut BTreeMap<K, Stats>,
+    recent: &mut BTreeMap<K, Stats>,
 ) {
     let bucket = window.bucket_ms();
     for slot in window.slots() {
@@ -104,7 +104,7 @@ pub fn sort_slots(
         } else {
             &mut *recent
         };
-        target.entry(key).or_default().merge(&slot.stats);
+        target.entry(key.clone()).or_default().merge(&slot.stats);
     }
 }
 

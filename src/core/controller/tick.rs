@@ -239,6 +239,10 @@ fn fold_flush(pass: &mut PassProgress, flush: &MetricsFlush, split: Split, stage
         let mut ignored = std::collections::BTreeMap::new();
         sort_slots(*k, w, split, &mut pass.fresh, &mut ignored);
     }
+    for (r, w) in &flush.reasons {
+        let mut ignored = std::collections::BTreeMap::new();
+        sort_slots(r.clone(), w, split, &mut pass.reasons_fresh, &mut ignored);
+    }
     if let (Some(want), Some(theirs)) = (&pass.split, &flush.split) {
         if want == &theirs.tag {
             let stage_split = Split {
@@ -392,6 +396,9 @@ fn events(r: &Rollout) -> u64 {
 /// aggregate and the quality gate.
 fn complete_pass(doc: &mut ControllerDoc, pass: PassProgress, now: u64, config: &Config) {
     doc.totals.commit(&pass.fresh, pass.closed_ms);
+    for (r, s) in &pass.reasons_fresh {
+        doc.reason_totals.entry(r.clone()).or_default().merge(s);
+    }
     if let Some(book) = doc.stage.as_mut() {
         // Only when the pass collected this very stage (a stage that changed mid-pass starts
         // from the next pass).

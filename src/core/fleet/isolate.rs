@@ -18,7 +18,7 @@ use crate::core::controller::{ControllerDoc, RoutingDoc, SplitTag, TickReport, T
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
 use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::keytag::{KeyTag, TagSecret};
-use crate::core::model::Arm;
+use crate::core::model::{Arm, Reason};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
@@ -118,6 +118,8 @@ pub struct IsolateState {
     loaded: Loaded,
     breakers: BTreeMap<Upstream, Breaker>,
     windows: BTreeMap<MetricKey, Window>,
+    /// The same requests by reason (`MetricsFlush::reasons`).
+    reasons: BTreeMap<String, Window>,
     sched: Schedule,
     throttle: WriteThrottle,
     /// Writes allowed when they were offered, not yet handed to the caller.
@@ -149,6 +151,7 @@ impl IsolateState {
             loaded,
             breakers,
             windows: BTreeMap::new(),
+            reasons: BTreeMap::new(),
             sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
             outbox: Vec::new(),
@@ -403,6 +406,15 @@ impl IsolateState {
         true
     }
 
+    /// Records a request [`Self::record_request`] counted under the reason of its decision
+    /// (rule names folded into `rule`).
+    pub fn record_reason(&mut self, reason: &Reason, sample: &Sample, now_ms: u64) {
+        self.reasons
+            .entry(reason.as_str().to_string())
+            .or_default()
+            .record(now_ms, sample);
+    }
+
     /// This isolate's last-hour stats per metric key.
     pub fn local_stats(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
         self.windows
@@ -459,7 +471,7 @@ impl IsolateState {
     /// flush, and the scheduled one).
     pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
         self.sched.flushed(now_ms);
-        for w in self.windows.values_mut() {
+        for w in self.windows.values_mut().chain(self.reasons.values_mut()) {
             w.prune(now_ms);
         }
         if let Some(split) = self.split.as_mut() {
@@ -472,6 +484,7 @@ impl IsolateState {
             flushed_ms: now_ms,
             windows: self.windows.clone(),
             split: self.split.clone().filter(|s| !s.windows.is_empty()),
+            reasons: self.reasons.clone(),
         };
         KvWrite {
             key: metrics_key(&self.id),
