@@ -168,6 +168,10 @@ pub struct MetricsFlush {
     pub flushed_ms: u64,
     #[serde(default)]
     pub windows: BTreeMap<MetricKey, Window>,
+    /// Shadow calls' window (docs/answer-aware.md#shadow-comparison): LightRAG's answers to
+    /// questions Perplexity served, a series of its own, never an arm's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Window>,
 }
 
 /// A finished pass over every isolate's flush.
@@ -184,6 +188,9 @@ pub struct Aggregate {
     pub ticks: u64,
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    /// The shadow series summed over the isolates' flushes (last hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
 }
 
 /// A pass in progress (resumes at `cursor` on the next tick).
@@ -198,6 +205,8 @@ pub struct PassProgress {
     pub ticks: u64,
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
 }
 
 /// `rollout/state`.
@@ -438,6 +447,11 @@ pub async fn controller_tick<S: StateStore>(
                         for (k, w) in &flush.windows {
                             pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
                         }
+                        if let Some(w) = &flush.shadow {
+                            pass.shadow
+                                .get_or_insert_with(Stats::default)
+                                .merge(&w.total(now_ms));
+                        }
                     }
                     Err(w) => {
                         pass.corrupt = pass.corrupt.saturating_add(1);
@@ -472,6 +486,7 @@ pub async fn controller_tick<S: StateStore>(
             corrupt: pass.corrupt,
             ticks: pass.ticks,
             stats: pass.stats,
+            shadow: pass.shadow,
         });
         doc.pass = None;
     } else {

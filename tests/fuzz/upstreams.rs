@@ -115,7 +115,8 @@ pub fn lightrag_reply_json() {
                     .map(|c| json!({"reference_id": "1", "file_path": c.title}))
                     .collect();
                 let again = lightrag::parse_query_response(
-                    &json!({"response": a.content, "references": refs}).to_string(),
+                    &json!({"response": a.content, "references": refs, "llm_generated": a.llm_generated})
+                        .to_string(),
                 )
                 .map_err(|e| TestCaseError::fail(format!("re-encoded reply refused: {e}")))?;
                 prop_assert_eq!(again, a);
@@ -138,7 +139,7 @@ fn accumulate(
                     prop_assert!(x.url.is_some() || x.title.is_some(), "empty citation");
                 }
             }
-            StreamItem::Done => {}
+            StreamItem::Done | StreamItem::NotGenerated => {}
         }
         acc.apply(&it);
     }
@@ -213,6 +214,7 @@ pub fn lightrag_stream() {
             check_answer(&UpstreamAnswer {
                 content: acc.content.clone(),
                 citations: acc.citations.clone(),
+                llm_generated: acc.llm_generated,
             })?;
             prop_assert!(!acc.done, "LightRAG has no end marker");
             Ok(())
@@ -437,6 +439,7 @@ pub fn perplexity_stream() {
             check_answer(&UpstreamAnswer {
                 content: acc.content.clone(),
                 citations: acc.citations.clone(),
+                llm_generated: acc.llm_generated,
             })?;
             // An undamaged stream is complete exactly when it carried [DONE] or a finish_reason.
             if frames

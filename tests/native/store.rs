@@ -37,6 +37,9 @@ fn flush(isolate: &str, n: usize, quality: f64) -> String {
                 latency_ms: 120,
                 fallback: false,
                 quality: Some(quality),
+                no_context: false,
+                query_type: None,
+                total_ms: None,
             },
         );
     }
@@ -46,6 +49,7 @@ fn flush(isolate: &str, n: usize, quality: f64) -> String {
         isolate: isolate.into(),
         flushed_ms: NOW,
         windows,
+        shadow: None,
     })
     .unwrap()
 }
