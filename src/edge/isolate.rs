@@ -10,14 +10,18 @@
 //! rest of the edge asks it questions and reports what happened through the methods below.
 
 use super::kv::{self, Kv};
+use crate::core::answer::cache::CacheCounts;
+use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
+use crate::core::answer::watch::{NoContextWatch, WatchSettings};
 use crate::core::breaker::{
     Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem, SECRET_VARIABLES};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::exchange::NoAnswerBlame;
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
-use crate::core::report::ReportInputs;
+use crate::core::report::{AnswerInputs, ReportInputs};
 use crate::core::store::{
     self, breaker_key, metrics_key, metrics_ttl_seconds, MetricsFlush, OverridesDoc, RemoteState,
     RolloutDoc, Schedule, StateStore, WriteThrottle, MIN_WRITE_INTERVAL_MS,
@@ -40,6 +44,24 @@ pub struct Isolate {
     throttle: WriteThrottle,
     rollout: Option<RolloutDoc>,
     warnings: Vec<String>,
+    /// LightRAG's recent replies: when no-context replies count as breaker failures.
+    watch: NoContextWatch<u64>,
+    shadow_gate: ShadowGate,
+    /// The shadow calls' series (docs/answer-aware.md#shadow-comparison).
+    shadow_window: Window,
+    cache: BTreeMap<Upstream, CacheCounts>,
+}
+
+/// The no-context watch's settings from the config: its own two variables and the breaker's
+/// window (docs/answer-aware.md#no-context-and-the-breaker).
+fn watch_settings(c: &Config) -> WatchSettings {
+    let b = c.breaker.settings();
+    WatchSettings {
+        rate: c.no_context_breaker_rate,
+        min_keys: c.no_context_breaker_min_keys,
+        window: b.window_size,
+        minimum: b.minimum_calls,
+    }
 }
 
 thread_local! {
@@ -126,6 +148,7 @@ impl Isolate {
         for u in Upstream::ALL {
             breakers.insert(u, Breaker::new(loaded.config.breaker));
         }
+        let watch = NoContextWatch::new(watch_settings(&loaded.config));
         Isolate {
             id: crate::core::identity::new_id(&random_bytes()),
             vars,
@@ -141,6 +164,10 @@ impl Isolate {
             throttle: WriteThrottle::new(MIN_WRITE_INTERVAL_MS),
             rollout: None,
             warnings: Vec::new(),
+            watch,
+            shadow_gate: ShadowGate::new(),
+            shadow_window: Window::default(),
+            cache: BTreeMap::new(),
         }
     }
 
@@ -178,6 +205,7 @@ impl Isolate {
         let policy_changed = loaded.config.breaker != self.loaded.config.breaker;
         self.overrides = doc;
         self.loaded = loaded;
+        self.watch.set_settings(watch_settings(&self.loaded.config));
         if policy_changed {
             for b in self.breakers.values_mut() {
                 let snap = b.snapshot();
@@ -312,6 +340,62 @@ impl Isolate {
         self.windows.entry(key).or_default().record(now, sample);
     }
 
+    /// A keyed tag of a stickiness key, for counting distinct callers: murmur3 under this
+    /// isolate's random id, kept in memory only (the distinct-key breaker's SipHash tag
+    /// replaces it where that lands).
+    pub fn key_tag(&self, key: &str) -> u64 {
+        u64::from(crate::core::cohort::hash(&self.id, key))
+    }
+
+    /// Whom a no-context reply blames now: LightRAG while the watch is escalated.
+    pub fn no_answer_blame(&self) -> NoAnswerBlame {
+        if self.watch.escalated() {
+            NoAnswerBlame::Upstream
+        } else {
+            NoAnswerBlame::Nobody
+        }
+    }
+
+    /// One LightRAG reply that reached a verdict, for the no-context watch.
+    pub fn observe_reply(&mut self, no_context: bool, tag: u64) {
+        self.watch.observe(no_context, tag);
+    }
+
+    /// Whether to start a shadow call for a served request (counts it against the cap).
+    pub fn admit_shadow(
+        &mut self,
+        decided: Upstream,
+        served: Upstream,
+        fallback: bool,
+        now: u64,
+    ) -> Result<(), ShadowSkip> {
+        let state = self.route_state(now);
+        let c = &self.loaded.config;
+        let settings = ShadowSettings {
+            share: c.shadow_percentage,
+            max_per_minute: c.shadow_max_per_minute,
+        };
+        let ask = ShadowAsk {
+            decided,
+            served,
+            fallback,
+            lightrag_breaker_closed: state.lightrag_breaker == BreakerView::Closed,
+            rollback_active: state.rollback_active || c.emergency_rollback,
+            roll: roll(),
+        };
+        self.shadow_gate.admit(&settings, &ask, now)
+    }
+
+    /// Records one shadow call's result in the shadow series.
+    pub fn record_shadow(&mut self, sample: &Sample, now: u64) {
+        self.shadow_window.record(now, sample);
+    }
+
+    /// Counts what the response cache did for `u`.
+    pub fn count_cache(&mut self, u: Upstream, f: impl FnOnce(&mut CacheCounts)) {
+        f(self.cache.entry(u).or_default());
+    }
+
     /// This isolate's last-hour stats per metric key.
     fn local_stats(&self, now: u64) -> BTreeMap<MetricKey, Stats> {
         self.windows
@@ -332,6 +416,12 @@ impl Isolate {
         let local = self.local_stats(now);
         let breakers = self.breaker_statuses(now);
         let ops = kv::ops();
+        let answer = AnswerInputs {
+            watch: Some(self.watch.status()),
+            shadow_counts: self.shadow_gate.counts(now),
+            shadow: self.shadow_window.total(now),
+            cache: self.cache.clone(),
+        };
         f(&ReportInputs {
             now_ms: now,
             isolate: &self.id,
@@ -344,6 +434,7 @@ impl Isolate {
             kv_ops: &ops,
             last_refresh_ms: self.sched.last_refresh_ms,
             last_flush_ms: self.sched.last_flush_ms,
+            answer: &answer,
         })
     }
 
@@ -353,10 +444,12 @@ impl Isolate {
         for w in self.windows.values_mut() {
             w.prune(now);
         }
+        self.shadow_window.prune(now);
         let doc = MetricsFlush {
             isolate: self.id.clone(),
             flushed_ms: now,
             windows: self.windows.clone(),
+            shadow: (!self.shadow_window.is_empty()).then(|| self.shadow_window.clone()),
         };
         (
             metrics_key(&self.id),
@@ -375,8 +468,9 @@ impl Isolate {
         if refresh {
             self.sched.refresh_in_flight = true;
         }
-        let flush = (self.sched.flush_due(now, flush_s) && !self.windows.is_empty())
-            .then(|| self.take_flush(now));
+        let flush = (self.sched.flush_due(now, flush_s)
+            && !(self.windows.is_empty() && self.shadow_window.is_empty()))
+        .then(|| self.take_flush(now));
         for w in self.throttle.due(now) {
             PENDING.with(|p| p.borrow_mut().push(w));
         }

@@ -5,6 +5,8 @@
 //!
 //! - [`chat`]: the front door (`/v1/chat/completions`, `/query`).
 //! - [`upstream`]: LightRAG and Perplexity calls with timeouts and stream piping.
+//! - [`answer`], [`shadow`]: the no-context hold-back, the response cache, shadow calls
+//!   (docs/answer-aware.md).
 //! - [`isolate`]: the isolate's cached state and its background KV refresh / writes.
 //! - [`kv`]: the KV namespace behind `core::store::StateStore`, with operation counters.
 //! - [`admin`], [`ofrep`]: the operator API and OpenFeature remote evaluation.
@@ -14,11 +16,13 @@ use worker::{
 };
 
 mod admin;
+mod answer;
 mod chat;
 mod http;
 mod isolate;
 mod kv;
 mod ofrep;
+mod shadow;
 mod upstream;
 
 /// The KV namespace binding (see wrangler.toml).
@@ -68,14 +72,14 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
 
         ("POST", ["v1", "chat", "completions"]) => {
             isolate::ensure(env).await;
-            let r = chat::chat_completions(req, env).await;
+            let r = chat::chat_completions(req, env, ctx).await;
             isolate::background(env, ctx);
             r
         }
         (_, ["v1", "chat", "completions"]) => http::method_not_allowed(method, &path, "POST"),
         ("POST", ["query"]) => {
             isolate::ensure(env).await;
-            let r = chat::seed_query(req, env).await;
+            let r = chat::seed_query(req, env, ctx).await;
             isolate::background(env, ctx);
             r
         }
