@@ -27,7 +27,7 @@ pub struct SeedQuery {
     pub session_id: Option<String>,
     /// The caller's own classification hint (e.g. `temporal`), if any.
     pub query_type: Option<String>,
-    /// The caller's time budget in seconds (finite, > 0), if any.
+    /// The caller's time budget in seconds (finite, > 0, at most [`MAX_TIMEOUT_SECONDS`]), if any.
     pub timeout_seconds: Option<f64>,
 }
 
@@ -51,11 +51,16 @@ pub fn parse_query_request(body: &[u8]) -> Result<SeedQuery, WireError> {
     })
 }
 
+/// The longest `timeout_seconds` kept (the bound of `LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS`).
+pub const MAX_TIMEOUT_SECONDS: f64 = 600.0;
+
 fn timeout_seconds(v: Option<&Value>) -> Result<Option<f64>, WireError> {
     match v {
         None | Some(Value::Null) => Ok(None),
+        // Capped at the largest budget the router has (`LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS`'
+        // bound): a longer wish is simply the configured budget.
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
+            Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x.min(MAX_TIMEOUT_SECONDS))),
             _ => Err(WireError::invalid(
                 "timeout_seconds",
                 "must be a number of seconds greater than 0",
