@@ -52,6 +52,8 @@ export function routerOptions(up, bindings = {}) {
     kvNamespaces: ["ROUTER_STATE"],
     bindings: {
       ...wranglerVars(),
+      // As `make dev`: loopback http upstreams and no client token.
+      ROUTER_ENV: "development",
       LIGHTRAG_INTEGRATION_ENABLED: "true",
       LIGHTRAG_ROLLOUT_PERCENTAGE: "0",
       PERPLEXITY_BASE_URL: up.perplexityUrl,

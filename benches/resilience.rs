@@ -4,6 +4,7 @@
 //! Run: `cargo bench --bench resilience -- --warm-up-time 1 --measurement-time 3`.
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
+use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use cmo_edge_router::core::quality::{DefaultScorer, ScoreInput, Scorer};
@@ -23,7 +24,8 @@ fn breaker(c: &mut Criterion) {
             // 1 failure in 8: exercises the window without tripping it.
             let o = if i.is_multiple_of(8) { &fail } else { &ok };
             let a = b.admit(black_box(now), black_box(0.37));
-            let t = b.record(black_box(o), now, 0.5);
+            // A different user every call, as in real traffic.
+            let t = b.record(black_box(o), KeyTag::from_raw(i), now, 0.5);
             black_box((a, t))
         })
     });

@@ -42,6 +42,7 @@ cat <<MSG
 
   Demo upstreams: LightRAG http://127.0.0.1:$LR_PORT   Perplexity http://127.0.0.1:$PX_PORT
   Router (starting):  http://127.0.0.1:$PORT   — rollout $ROLLOUT %, admin token in .dev.vars
+  ROUTER_ENV=development: no client token needed; cohort/position headers need the admin token
 
   Try:
     curl -s http://127.0.0.1:$PORT/healthz
@@ -54,7 +55,11 @@ cat <<MSG
 
 MSG
 
+# ROUTER_ENV=development: the loopback http upstreams may receive the demo keys, and the
+# client token is optional (add ROUTER_CLIENT_TOKEN=... to .dev.vars to try it; clients then
+# send `Authorization: Bearer <it>`). Deployed environments never set it.
 WORKER_OPT=0 npx wrangler dev --port "$PORT" --ip 127.0.0.1 \
+  --var "ROUTER_ENV:development" \
   --var "LIGHTRAG_BASE_URL:http://127.0.0.1:$LR_PORT" \
   --var "PERPLEXITY_BASE_URL:http://127.0.0.1:$PX_PORT" \
   --var "LIGHTRAG_INTEGRATION_ENABLED:true" \

@@ -26,6 +26,52 @@ use serde::{Deserialize, Serialize};
 /// Default salt, the seed's `LIGHTRAG_USER_HASH_SALT`.
 pub const DEFAULT_SALT: &str = "cmo_lightrag_2025";
 
+/// The cohort salt. It may come from a wrangler secret in production (whoever knows it can
+/// compute every user's cohort offline), and secrets and vars look the same to a Worker, so it
+/// is never shown as text: serialised (status, config documents) and debug-printed it is a
+/// short SHA-256 fingerprint, enough for an operator to tell which salt is live.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Salt(String);
+
+impl Salt {
+    pub fn new(s: impl Into<String>) -> Salt {
+        Salt(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the public [`DEFAULT_SALT`].
+    pub fn is_public_default(&self) -> bool {
+        self.0 == DEFAULT_SALT
+    }
+
+    /// `sha256:` and the first 12 hex digits of the salt's SHA-256.
+    pub fn fingerprint(&self) -> String {
+        let d = crate::core::digest::sha256(self.0.as_bytes());
+        format!("sha256:{}", crate::core::digest::hex(&d[..6]))
+    }
+}
+
+impl Default for Salt {
+    fn default() -> Salt {
+        Salt::new(DEFAULT_SALT)
+    }
+}
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.fingerprint())
+    }
+}
+
+impl Serialize for Salt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.fingerprint())
+    }
+}
+
 /// A user's position on the rollout line, in hundredths of a percent: `0..=9999`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Position(u16);

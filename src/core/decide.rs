@@ -276,7 +276,7 @@ impl Decision {
 /// Decides which upstream answers `req` (see the module docs for the order).
 pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decision {
     let key = req.key;
-    let pos = position(&cfg.user_hash_salt, key.unwrap_or(""));
+    let pos = position(cfg.user_hash_salt.as_str(), key.unwrap_or(""));
     let assigned = if in_rollout(pos, cfg.rollout_percentage) {
         Arm::Treatment
     } else {

@@ -1,11 +1,13 @@
 //! Who is asking: the stickiness key (docs/architecture.md#cohort-hashing), the router's anonymous-id cookie, and the
-//! admin bearer token check.
+//! bearer token checks (admin and client).
 //!
 //! Why here: these rules decide cohort membership and admin access, so they must be exact and
 //! tested: the key order (user id, else session id, else the router's cookie), which cookie
 //! values are accepted (only ids the router could have issued, so a client cannot smuggle a
 //! chosen string into the hash input unnoticed), and a token comparison whose time does not
-//! depend on how many leading bytes matched.
+//! depend on the tokens' contents or lengths (fixed-size digests, compared whole).
+
+use crate::core::digest;
 
 /// The cookie that keeps anonymous users sticky.
 pub const COOKIE_NAME: &str = "cmo_rid";
@@ -113,16 +115,21 @@ pub fn identify(
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    let n = a.len().max(b.len());
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= x ^ y;
-    }
-    diff == 0
+/// The fixed-size value a token is compared through: SHA-256 of the token with surrounding
+/// whitespace removed (a secret stored with `echo … | wrangler secret put` ends in a newline).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    digest::sha256(token.trim().as_bytes())
+}
+
+/// Whether a presented token equals the configured one. Both are trimmed and hashed first, so
+/// the comparison always runs over 32 bytes: its time depends neither on how many leading bytes
+/// matched nor on either token's length (comparing the raw bytes leaked the length).
+pub fn tokens_match(presented: &str, configured: &str) -> bool {
+    let (a, b) = (token_digest(presented), token_digest(configured));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+        == 0
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -148,12 +155,12 @@ pub enum AdminAuth {
 /// trimmed like the presented one: a secret stored with a trailing newline (`echo tok | wrangler
 /// secret put`) would otherwise lock every operator out, since a header cannot carry it.
 pub fn check_admin(configured: Option<&str>, authorization: Option<&str>) -> AdminAuth {
-    let Some(expected) = configured.map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(expected) = configured.filter(|t| !t.trim().is_empty()) else {
         return AdminAuth::Disabled;
     };
     match authorization.and_then(bearer) {
         None => AdminAuth::Missing,
-        Some(t) if ct_eq(t.as_bytes(), expected.as_bytes()) => AdminAuth::Ok,
+        Some(t) if tokens_match(t, expected) => AdminAuth::Ok,
         Some(_) => AdminAuth::Invalid,
     }
 }

@@ -17,6 +17,11 @@ pub mod classify;
 pub mod config;
 pub mod decide;
 pub mod rules;
+
+// The preview page's questions (who moves, N users, a running router), answered by `decide`.
+pub mod live;
+pub mod movers;
+pub mod population;
 pub mod simulate;
 pub mod text;
 
@@ -38,8 +43,13 @@ pub mod rollout;
 // Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).
 pub mod wire;
 
-// Edge support, pure: KV state layout and controller, identity, operator reports.
+// Edge support, pure: KV state layout and controller, identity, the front-door guard, one
+// isolate's state, operator reports.
+pub mod digest;
+pub mod fleet;
+pub mod guard;
 pub mod identity;
+pub mod keytag;
 pub mod overrides;
 pub mod redact;
 pub mod report;

@@ -11,6 +11,7 @@ use crate::core::answer::watch::WatchStatus;
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
 use crate::core::experiment::report::ShadowSummary;
+use crate::core::fleet::{KvHealth, QuotaStatus, TickNote};
 use crate::core::model::Arm;
 use crate::core::model::Upstream;
 use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
@@ -34,6 +35,14 @@ pub struct ReportInputs<'a> {
     pub kv_ops: &'a OpCounts,
     pub last_refresh_ms: Option<u64>,
     pub last_flush_ms: u64,
+    /// Refresh deadline and first-load facts.
+    pub health: &'a KvHealth,
+    /// `STATE_FIRST_LOAD_WAIT_MS`.
+    pub first_load_wait_ms: u64,
+    /// The last controller tick run in this isolate.
+    pub last_tick: Option<&'a TickNote>,
+    /// The per-key cap on metric samples.
+    pub quota: &'a QuotaStatus,
     /// The answer-aware features' state.
     pub answer: &'a AnswerInputs,
 }
@@ -308,6 +317,15 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "quality_gate": i.rollout.and_then(|r| r.gate),
             "controller_updated_ms": i.rollout.map(|r| r.updated_ms),
             "aggregation_pass": pass,
+            "controller_last_tick": i.last_tick,
+        },
+        "key_limits": {
+            "breaker_min_distinct_keys": c.breaker.settings().min_distinct_keys,
+            "breaker_max_calls_per_key": c.breaker.settings().max_calls_per_key,
+            "metrics_max_samples_per_key_per_hour": c.metrics_max_samples_per_key,
+            "capped_samples": i.quota.capped_samples,
+            "untracked_samples": i.quota.untracked_samples,
+            "keys_this_hour": i.quota.keys_this_period,
         },
         "answer_aware": answer_section(i),
         "config_problems": i.problems,
@@ -316,6 +334,16 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "ops": i.kv_ops,
             "last_refresh_ms": i.last_refresh_ms,
             "last_flush_ms": i.last_flush_ms,
+            "refresh": {
+                "in_flight_since_ms": i.health.refresh_in_flight_since_ms,
+                "stalled": i.health.stalled_refreshes,
+                "deadline_ms": crate::core::fleet::REFRESH_DEADLINE_MS,
+            },
+            "first_load": {
+                "arrived_ms": i.health.first_load_ms,
+                "wait_ms": i.first_load_wait_ms,
+                "routed_before_kv": i.health.cold_routes,
+            },
         },
     })
 }

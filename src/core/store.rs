@@ -13,6 +13,8 @@
 //!   versioned; the version is the admin API's ETag.
 //! - `breaker/lightrag`, `breaker/perplexity` → a breaker snapshot, written on transitions only,
 //!   at most once a second per key ([`WriteThrottle`]).
+//! - `breaker/<upstream>/admin` → the operator's last [`AdminCommand`] on that breaker (reset or
+//!   force-open), which dominates every generation (see `core::breaker::replica`).
 //! - `metrics/<isolate id>` → [`MetricsFlush`] — one isolate's windows, written at most every
 //!   `METRICS_FLUSH_SECONDS`, with an expiry so dead isolates disappear on their own.
 //! - `rollout/state` → [`RolloutDoc`] — written by the cron controller: the fleet aggregate,
@@ -21,7 +23,7 @@
 //! A value that fails to parse is ignored: the loader returns a warning naming the key (for the
 //! log and the status API) and the router keeps running on what it had.
 
-use crate::core::breaker::BreakerSnapshot;
+use crate::core::breaker::{AdminCommand, BreakerSnapshot};
 use crate::core::gate::{evaluate, GatePolicy, GateStatus};
 use crate::core::model::Upstream;
 use crate::core::window::{MetricKey, Stats, Window};
@@ -36,6 +38,11 @@ pub const METRICS_PREFIX: &str = "metrics/";
 pub const ROLLOUT_KEY: &str = "rollout/state";
 /// Workers KV allows one write per second per key.
 pub const MIN_WRITE_INTERVAL_MS: u64 = 1_000;
+/// The interval the isolates' write throttle keeps per key: KV's second plus a margin, because
+/// the throttle decides when a write is allowed but the write itself runs a little later in the
+/// background; without the margin two writes decided 1,000 ms apart can reach KV 996 ms apart
+/// (seen in workerd under load).
+pub const THROTTLE_INTERVAL_MS: u64 = MIN_WRITE_INTERVAL_MS + 100;
 /// One cron invocation may make at most 1,000 KV operations; keep a margin.
 pub const CONTROLLER_MAX_OPS: u32 = 950;
 /// KV's smallest accepted expiration TTL.
@@ -44,6 +51,12 @@ pub const MIN_TTL_SECONDS: u64 = 60;
 /// `breaker/<upstream>`.
 pub fn breaker_key(u: Upstream) -> String {
     format!("breaker/{}", u.as_str())
+}
+
+/// `breaker/<upstream>/admin`: the last operator command on that breaker (written by the admin
+/// API only, so no automatic transition can overwrite it before the fleet has read it).
+pub fn breaker_admin_key(u: Upstream) -> String {
+    format!("breaker/{}/admin", u.as_str())
 }
 
 /// `metrics/<isolate>`.
@@ -143,11 +156,31 @@ pub struct OpCounts {
     pub lists: u64,
     /// Writes per key, to check the one-write-per-second rule.
     pub writes_by_key: BTreeMap<String, u64>,
+    /// The shortest time observed between two writes of the same key by this isolate (ms),
+    /// per key written at least twice: a soak test asserts "≤ 1 write/s per key" as every
+    /// value ≥ 1000. (Only this isolate's writes: KV's limit is per key across the fleet, which
+    /// the design meets by giving each isolate its own metrics key and writing breaker keys on
+    /// transitions only.)
+    #[serde(default)]
+    pub min_write_gap_ms: BTreeMap<String, u64>,
+    #[serde(skip)]
+    last_write_ms: BTreeMap<String, u64>,
 }
 
 impl OpCounts {
     pub fn total(&self) -> u64 {
         self.reads + self.writes + self.lists
+    }
+
+    /// Counts one write of `key` at `now_ms`.
+    pub fn note_write(&mut self, key: &str, now_ms: u64) {
+        self.writes += 1;
+        *self.writes_by_key.entry(key.to_string()).or_default() += 1;
+        if let Some(last) = self.last_write_ms.insert(key.to_string(), now_ms) {
+            let gap = now_ms.saturating_sub(last);
+            let min = self.min_write_gap_ms.entry(key.to_string()).or_insert(gap);
+            *min = (*min).min(gap);
+        }
     }
 }
 
@@ -225,12 +258,26 @@ pub struct RolloutDoc {
     pub pass: Option<PassProgress>,
 }
 
+/// One KV value as a refresh found it. A failed read or a corrupt value is not the same as a
+/// missing key: the reader keeps what it had instead of falling back to defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Fetched<T> {
+    /// The key does not exist.
+    #[default]
+    Absent,
+    Found(T),
+    /// The read failed or the value did not parse (a warning names the key).
+    Unreadable,
+}
+
 /// What a refresh read from KV.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RemoteState {
     pub overrides: Option<OverridesDoc>,
     pub breakers: Vec<(Upstream, BreakerSnapshot)>,
-    pub rollout: Option<RolloutDoc>,
+    /// The operators' last commands, applied before the snapshots.
+    pub admin: Vec<(Upstream, AdminCommand)>,
+    pub rollout: Fetched<RolloutDoc>,
     /// Corrupt values and failed reads, naming the key.
     pub warnings: Vec<String>,
 }
@@ -243,28 +290,40 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Res
     })
 }
 
+async fn fetch<S: StateStore, T: serde::de::DeserializeOwned>(
+    store: &S,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Fetched<T> {
+    match store.get(key).await {
+        Ok(Some(text)) => match parse_value(key, &text) {
+            Ok(v) => Fetched::Found(v),
+            Err(w) => {
+                warnings.push(w.to_string());
+                Fetched::Unreadable
+            }
+        },
+        Ok(None) => Fetched::Absent,
+        Err(e) => {
+            warnings.push(e.to_string());
+            Fetched::Unreadable
+        }
+    }
+}
+
 async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
     store: &S,
     key: &str,
     warnings: &mut Vec<String>,
 ) -> Option<T> {
-    match store.get(key).await {
-        Ok(Some(text)) => match parse_value(key, &text) {
-            Ok(v) => Some(v),
-            Err(w) => {
-                warnings.push(w.to_string());
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(e) => {
-            warnings.push(e.to_string());
-            None
-        }
+    match fetch(store, key, warnings).await {
+        Fetched::Found(v) => Some(v),
+        Fetched::Absent | Fetched::Unreadable => None,
     }
 }
 
-/// Reads everything the hot path needs: 4 reads, done in the background at most every
+/// Reads everything the hot path needs: 6 reads (overrides, two snapshots, two admin
+/// commands, the rollout document), done in the background at most every
 /// `STATE_REFRESH_SECONDS` (and once when an isolate starts).
 pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
     let mut warnings = Vec::new();
@@ -275,10 +334,18 @@ pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
             breakers.push((u, s));
         }
     }
-    let rollout = read::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
+    let mut admin = Vec::new();
+    for u in Upstream::ALL {
+        let key = breaker_admin_key(u);
+        if let Some(c) = read::<S, AdminCommand>(store, &key, &mut warnings).await {
+            admin.push((u, c));
+        }
+    }
+    let rollout = fetch::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
     RemoteState {
         overrides,
         breakers,
+        admin,
         rollout,
         warnings,
     }
@@ -319,6 +386,11 @@ impl WriteThrottle {
         }
     }
 
+    /// Drops `key`'s pending write (what it held is older than state adopted since).
+    pub fn cancel(&mut self, key: &str) {
+        self.pending.remove(key);
+    }
+
     /// Pending writes whose interval has passed (recorded as done).
     pub fn due(&mut self, now_ms: u64) -> Vec<(String, String)> {
         let keys: Vec<String> = self
@@ -338,30 +410,6 @@ impl WriteThrottle {
     }
 }
 
-/// When the isolate next refreshes or flushes: pure timing so the hot path only compares two
-/// numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Schedule {
-    pub last_refresh_ms: Option<u64>,
-    pub refresh_in_flight: bool,
-    pub last_flush_ms: u64,
-}
-
-impl Schedule {
-    pub fn refresh_due(&self, now_ms: u64, refresh_seconds: u64) -> bool {
-        !self.refresh_in_flight
-            && self
-                .last_refresh_ms
-                .is_none_or(|t| now_ms >= t.saturating_add(refresh_seconds.saturating_mul(1000)))
-    }
-    pub fn flush_due(&self, now_ms: u64, flush_seconds: u64) -> bool {
-        now_ms
-            >= self
-                .last_flush_ms
-                .saturating_add(flush_seconds.saturating_mul(1000))
-    }
-}
-
 /// Sums per-key stats of an aggregate into one per upstream (all arms).
 pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, Stats> {
     let mut out: BTreeMap<Upstream, Stats> = BTreeMap::new();
@@ -371,9 +419,23 @@ pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, St
     out
 }
 
+/// Why a controller tick did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickSkipped {
+    /// `rollout/state` could not be read: without it the controller cannot know the gate's
+    /// state, a rollback or the pass in progress, and writing defaults would undo them.
+    ReadFailed,
+    /// `rollout/state` did not parse: kept as it is for an operator to inspect (the status
+    /// API shows the warning), never overwritten with defaults.
+    Corrupt,
+}
+
 /// What one controller tick did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TickReport {
+    /// Set when the tick did nothing (and wrote nothing).
+    pub skipped: Option<TickSkipped>,
     pub ops: u32,
     pub keys_read: u64,
     pub corrupt: u64,
@@ -385,7 +447,9 @@ pub struct TickReport {
     pub warnings: Vec<String>,
 }
 
-/// One cron tick: continues (or starts) a pass over `metrics/`, reading as many isolate flushes
+/// One cron tick: reads `rollout/state` (a failed read or a corrupt value skips the tick
+/// and writes nothing, see [`TickSkipped`]; only a missing key starts from defaults), continues
+/// (or starts) a pass over `metrics/`, reading as many isolate flushes
 /// as `max_ops` allows (one list per page, one get per key, plus one read and one write of
 /// `rollout/state`), merges them, and when the pass is complete evaluates the quality gate and
 /// publishes the aggregate. A pass that does not fit resumes on the next tick; the status API
@@ -396,22 +460,26 @@ pub async fn controller_tick<S: StateStore>(
     gate: &GatePolicy,
     max_ops: u32,
 ) -> TickReport {
-    let mut rep = TickReport::default();
+    let mut rep = TickReport {
+        ops: 1,
+        ..TickReport::default()
+    };
     let mut doc: RolloutDoc = match store.get(ROLLOUT_KEY).await {
         Ok(Some(t)) => match parse_value(ROLLOUT_KEY, &t) {
             Ok(d) => d,
             Err(w) => {
                 rep.warnings.push(w.to_string());
-                RolloutDoc::default()
+                rep.skipped = Some(TickSkipped::Corrupt);
+                return rep;
             }
         },
         Ok(None) => RolloutDoc::default(),
         Err(e) => {
             rep.warnings.push(e.to_string());
-            RolloutDoc::default()
+            rep.skipped = Some(TickSkipped::ReadFailed);
+            return rep;
         }
     };
-    rep.ops = 1;
     let mut pass = doc.pass.take().unwrap_or(PassProgress {
         started_ms: now_ms,
         ..Default::default()

@@ -40,7 +40,7 @@ fn unauthorized(msg: &str) -> Result<Response> {
 /// `GET /admin/status`.
 pub fn status() -> Result<Response> {
     let now = now_ms();
-    match with(|i| i.report(now, status_document)) {
+    match with(|i| i.report(now, &isolate::kv_ops(), status_document)) {
         Some(doc) => http::json(200, &doc),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
@@ -49,7 +49,7 @@ pub fn status() -> Result<Response> {
 /// `GET /metrics`.
 pub fn metrics() -> Result<Response> {
     let now = now_ms();
-    match with(|i| i.report(now, prometheus)) {
+    match with(|i| i.report(now, &isolate::kv_ops(), prometheus)) {
         Some(text) => http::text(200, text, "text/plain; version=0.0.4; charset=utf-8"),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
@@ -80,7 +80,7 @@ pub async fn put_config(mut req: Request, env: &Env) -> Result<Response> {
     let Some(store) = Kv::open(env) else {
         return http::error(503, "kv_unavailable", "the KV binding is missing");
     };
-    let body = match super::chat::read_body(&mut req).await {
+    let body = match super::body::read(&mut req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -152,8 +152,11 @@ pub async fn put_config(mut req: Request, env: &Env) -> Result<Response> {
     get_config()
 }
 
-/// `POST /admin/breaker/{upstream}/{open|reset}`.
-pub fn breaker_action(
+/// `POST /admin/breaker/{upstream}/{open|reset}`: applied here at once; the command is
+/// written to `breaker/<upstream>/admin` before answering, so every isolate obeys it at its
+/// next refresh whatever its generation (`core::breaker::replica`). 503 when that write
+/// failed (the action then holds in this isolate only).
+pub async fn breaker_action(
     upstream: &str,
     action: &str,
     env: &Env,
@@ -173,14 +176,40 @@ pub fn breaker_action(
             &format!("unknown breaker action `{action}`; use open or reset"),
         );
     };
+    let Some(store) = Kv::open(env) else {
+        return http::error(503, "kv_unavailable", "the KV binding is missing");
+    };
     let now = now_ms();
-    match with(|i| i.breaker_action(u, a, now)).flatten() {
-        Some(s) => {
-            isolate::background(env, ctx);
-            http::json(200, &json!({"upstream": u, "action": a, "breaker": s}))
-        }
-        None => http::error(503, "not_ready", "router state unavailable"),
+    let Some(done) = with(|i| i.breaker_action(u, a, now)).flatten() else {
+        return http::error(503, "not_ready", "router state unavailable");
+    };
+    let t = &done.transition;
+    worker::console_log!(
+        "breaker {} {} -> {} ({:?}, generation {}) by admin",
+        u.as_str(),
+        t.from.as_str(),
+        t.to.as_str(),
+        t.cause,
+        t.generation
+    );
+    let written = store
+        .put(&done.command.key, &done.command.value, None)
+        .await;
+    isolate::background(env, ctx);
+    if let Err(e) = written {
+        worker::console_error!("{}", e);
+        return http::error(
+            503,
+            "kv_unavailable",
+            &format!(
+                "the {action} applies in this isolate, but the command could not be stored for the others: {e}"
+            ),
+        );
     }
+    http::json(
+        200,
+        &json!({"upstream": u, "action": a, "breaker": done.status}),
+    )
 }
 
 /// `POST /admin/metrics/flush`: writes this isolate's metrics now.
@@ -202,20 +231,22 @@ pub async fn tick(env: &Env) -> Result<Response> {
 /// One controller tick, shared by the cron handler and the admin endpoint. Refreshes this
 /// isolate's view of the rollout document afterwards.
 pub async fn run_tick(env: &Env) -> Option<store::TickReport> {
-    isolate::ensure(env).await;
+    isolate::ensure_loaded(env).await;
     let store = Kv::open(env)?;
     let gate = with(|i| i.config().quality_gate).unwrap_or_default();
     let rep = store::controller_tick(&store, now_ms(), &gate, CONTROLLER_MAX_OPS).await;
+    with(|i| i.note_tick(&rep, now_ms()));
     for w in &rep.warnings {
         worker::console_error!("{}", w);
     }
     worker::console_log!(
-        "controller tick: {} ops, {} keys, completed {}, gate closed {}",
+        "controller tick: skipped {:?}, {} ops, {} keys, completed {}, gate closed {}",
+        rep.skipped,
         rep.ops,
         rep.keys_read,
         rep.completed,
         rep.gate_closed
     );
-    isolate::refresh(&store).await;
+    isolate::refresh_now(&store).await;
     Some(rep)
 }

@@ -9,10 +9,10 @@
 //! to the client.
 
 use super::answer::{self as answers, CacheSpot};
-use super::http;
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::shadow;
 use super::upstream::{self, Ask, Miss, Next, PerplexityQuery, Targets, UpstreamStream};
+use super::{guard, http, ratelimit};
 use crate::core::answer::NoContextDetector;
 use crate::core::breaker::Admission;
 use crate::core::classify::{self, QueryType};
@@ -21,7 +21,10 @@ use crate::core::exchange::{
     AttemptResult, Commit, Exchange, ExchangePolicy, FailCode, Failed, Fallback, FallbackCause,
     Mode, NoAnswerBlame, Plan, Purpose, Record, RequestRecord, Served, Step, StreamEnd,
 };
+use crate::core::fleet::CallRecord;
+use crate::core::guard::models;
 use crate::core::identity::{self, AdminAuth, Identity};
+use crate::core::keytag::KeyTag;
 use crate::core::model::Upstream;
 use crate::core::outcome::OutcomeKind;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
@@ -58,47 +61,13 @@ pub(super) struct Params {
     pub(super) detector: NoContextDetector,
     /// Whom a no-context reply blames now (the no-context watch).
     pub(super) blame: NoAnswerBlame,
-    /// The caller's keyed tag (distinct callers for the watch).
-    pub(super) key_tag: u64,
+    /// The caller's keyed tag: what the breakers, the metric quotas and the no-context watch
+    /// count (never the raw key).
+    pub(super) key_tag: KeyTag,
     /// The query's class: declared by the caller, else the classifier's.
     pub(super) query_type: QueryType,
     /// `LIGHTRAG_RESPONSE_CACHE_SECONDS`.
     pub(super) cache_ttl: u64,
-}
-
-/// Reads the body within the configured limit (413 above it).
-pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Response>> {
-    let limit = with(|i| i.config().max_body_bytes).unwrap_or(65_536);
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let too_large = || {
-        Err(http::error(
-            413,
-            "too_large",
-            &format!("request body exceeds the limit of {limit} bytes (LIGHTRAG_MAX_BODY_BYTES)"),
-        ))
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let body = match req.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(http::error(
-                400,
-                "unreadable_body",
-                &format!("could not read the request body: {e}"),
-            ))
-        }
-    };
-    if body.len() as u64 > limit {
-        return too_large();
-    }
-    Ok(body)
 }
 
 fn request_headers(req: &Request) -> Vec<(String, String)> {
@@ -164,13 +133,15 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
         override_cohort,
         override_authorized,
     };
+    let detail = guard::routing_detail(req, env);
+    let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
     let now = now_ms();
-    let (decision, admission, params) = with(|i| {
+    let (mut decision, admission, params) = with(|i| {
         let (d, admission) = i.decide(&rr, now);
         let blame = i.no_answer_blame();
-        let key_tag = i.key_tag(&ident.key);
+        let key_tag = i.tag(&ident.key);
         let c = i.config();
         let mut policy = ExchangePolicy::from_config(c);
         if let Some(t) = a.timeout_seconds {
@@ -187,6 +158,7 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
                 query_mode: c.query_mode,
                 model: a.model.map(str::to_string),
                 client: Some(req.inner().signal()),
+                url_policy,
                 perplexity_query: a.seed.then(|| PerplexityQuery {
                     model: c.perplexity_query_model.clone(),
                     temperature: c.perplexity_query_temperature,
@@ -205,6 +177,10 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
         };
         (d, admission, p)
     })?;
+    // The position is operator detail (core::guard::exposure), in headers and bodies alike.
+    if !detail.shown() {
+        decision.position_percent = None;
+    }
     Some(Routed {
         ident,
         decision,
@@ -303,8 +279,9 @@ pub(super) struct Driver {
     pub(super) decision: Decision,
     pub(super) score: bool,
     pub(super) rid: String,
-    /// The caller's keyed tag (the no-context watch counts distinct callers).
-    pub(super) key_tag: u64,
+    /// The caller's keyed tag, for the breaker's distinct-key rule, the metric quota and the
+    /// no-context watch.
+    pub(super) key_tag: KeyTag,
     pub(super) query_type: QueryType,
     /// When the exchange started (a shadow call's whole time is measured from it).
     pub(super) started_ms: u64,
@@ -338,11 +315,23 @@ impl Driver {
         let mut quality = None;
         for r in self.ex.take_records() {
             match r {
-                // Hook for per-key caps: the stickiness key's tag (`self.key_tag`) joins the
-                // outcome here once the breaker takes it.
                 Record::Breaker { .. } | Record::Release { .. } if shadow => {}
                 Record::Breaker { upstream, outcome } => {
-                    with(|i| i.record_call(upstream, &outcome, now));
+                    let call = CallRecord {
+                        upstream,
+                        outcome,
+                        key: self.key_tag,
+                    };
+                    if let Some(t) = with(|i| i.record_call(&call, now)).flatten() {
+                        console_log!(
+                            "breaker {} {} -> {} ({:?}, generation {})",
+                            upstream.as_str(),
+                            t.from.as_str(),
+                            t.to.as_str(),
+                            t.cause,
+                            t.generation
+                        );
+                    }
                 }
                 Record::Release { upstream } => {
                     with(|i| i.release_permit(upstream, now));
@@ -374,7 +363,7 @@ impl Driver {
                     let key = MetricKey::new(q.upstream, self.decision.arm);
                     let tag = self.key_tag;
                     with(|i| {
-                        i.record_request(key, &sample, now);
+                        i.record_request(key, &sample, tag, now);
                         // The no-context watch sees LightRAG's replies that reached a verdict.
                         if q.no_answer == Some(Upstream::Lightrag) {
                             i.observe_reply(true, tag);
@@ -605,7 +594,7 @@ async fn read_parsed<T>(
     req: &mut Request,
     parse: impl Fn(&[u8]) -> std::result::Result<T, crate::core::wire::WireError>,
 ) -> std::result::Result<T, Result<Response>> {
-    let body = read_body(req).await?;
+    let body = super::body::read(req).await?;
     parse(&body).map_err(|e| {
         let (status, text) = wire_error_response(&e);
         http::raw_json(status, text)
@@ -665,6 +654,15 @@ fn cache_spot(r: &Routed, u: Upstream, ask: &Ask<'_>) -> Option<CacheSpot> {
     CacheSpot::new(u, &mode, ask.query, r.params.cache_ttl)
 }
 
+/// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
+/// allowed ones when it is not on `LIGHTRAG_ALLOWED_MODELS`.
+fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<Response>> {
+    let allowed =
+        with(|i| i.config().allowed_models.clone()).unwrap_or_else(models::default_allowed);
+    models::resolve(&allowed, requested)
+        .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
+}
+
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let rid = request_id();
@@ -695,11 +693,19 @@ async fn chat_completions_inner(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let upstream_model = match allowed_model(chat.model.as_deref()) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (chat.user.as_deref(), chat.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
     let asker = Asker {
-        user: chat.user.as_deref(),
-        session: chat.session_id.as_deref(),
+        user,
+        session,
         query: &chat.query,
-        model: chat.model.as_deref(),
+        model: Some(&upstream_model),
         declared_type: None,
         timeout_seconds: None,
         seed: false,
@@ -805,11 +811,19 @@ async fn seed_query_inner(
         Ok(q) => q,
         Err(r) => return r,
     };
+    let upstream_model = match allowed_model(None) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (user, session) = (q.user_id.as_deref(), q.session_id.as_deref());
+    if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
+        return limited;
+    }
     let asker = Asker {
-        user: q.user_id.as_deref(),
-        session: q.session_id.as_deref(),
+        user,
+        session,
         query: &q.query_text,
-        model: None,
+        model: Some(&upstream_model),
         declared_type: q.query_type.as_deref().and_then(QueryType::parse),
         timeout_seconds: q.timeout_seconds,
         seed: true,

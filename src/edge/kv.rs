@@ -46,10 +46,8 @@ impl StateStore for Kv {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
-        count(|o| {
-            o.writes += 1;
-            *o.writes_by_key.entry(key.to_string()).or_default() += 1;
-        });
+        let now = worker::Date::now().as_millis();
+        count(|o| o.note_write(key, now));
         let failed = |e: worker::kv::KvError| StoreError::failed(StoreOp::Write, key, e);
         let mut b = self.store.put(key, value).map_err(failed)?;
         if let Some(ttl) = ttl_seconds {

@@ -10,6 +10,14 @@
 //! - [`isolate`]: the isolate's cached state and its background KV refresh / writes.
 //! - [`kv`]: the KV namespace behind `core::store::StateStore`, with operation counters.
 //! - [`admin`], [`ofrep`]: the operator API and OpenFeature remote evaluation.
+//! - [`guard`], [`cors`], [`body`], [`ratelimit`]: the front against hostile clients
+//!   ([`crate::core::guard`]): client token, `application/json` only, CORS, body limits while
+//!   reading, per-key rate limits, and the headers every response leaves with.
+//!
+//! Order of the front door for the chat routes (docs/architecture.md#the-front-door-guard):
+//! CORS preflight → client token (401/503) → media type (415) → body within its limit while
+//! reading (413) → parse (400) → model allow list (400) → per-key rate limit (429) → routing
+//! decision. Nothing before the decision draws a breaker permit or records a metric.
 
 use worker::{
     event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
@@ -17,11 +25,15 @@ use worker::{
 
 mod admin;
 mod answer;
+mod body;
 mod chat;
+mod cors;
+mod guard;
 mod http;
 mod isolate;
 mod kv;
 mod ofrep;
+mod ratelimit;
 mod shadow;
 mod upstream;
 
@@ -38,10 +50,22 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    match dispatch(req, &env, &ctx).await {
-        Ok(r) => Ok(r),
-        Err(e) => http::error(500, "internal", &format!("router error: {e}")),
+    let path = req.path();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Health and the static preview never wait for KV; everything else reads the config.
+    // Operators wait for the first KV load (bounded); chat and OFREP wait at most
+    // STATE_FIRST_LOAD_WAIT_MS, then route on `[vars]` and say so in the status.
+    match segs.first() {
+        Some(&"healthz") | Some(&"preview") => {}
+        Some(&"admin") | Some(&"metrics") => isolate::ensure_loaded(&env).await,
+        _ => isolate::ensure(&env, &ctx).await,
     }
+    let exit = guard::Exit::of(&req, &env, &segs);
+    let resp = match dispatch(req, &env, &ctx).await {
+        Ok(r) => r,
+        Err(e) => http::error(500, "internal", &format!("router error: {e}"))?,
+    };
+    guard::finish(resp, &exit)
 }
 
 #[event(scheduled)]
@@ -70,41 +94,49 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
         ("GET", ["healthz"]) => handle_healthz(env).await,
         (_, ["healthz"]) => http::method_not_allowed(method, &path, "GET"),
 
-        ("POST", ["v1", "chat", "completions"]) => {
-            isolate::ensure(env).await;
-            let r = chat::chat_completions(req, env, ctx).await;
-            isolate::background(env, ctx);
-            r
-        }
-        (_, ["v1", "chat", "completions"]) => http::method_not_allowed(method, &path, "POST"),
-        ("POST", ["query"]) => {
-            isolate::ensure(env).await;
-            let r = chat::seed_query(req, env, ctx).await;
-            isolate::background(env, ctx);
-            r
-        }
-        (_, ["query"]) => http::method_not_allowed(method, &path, "POST"),
+        ("OPTIONS", s) if cors::is_cors_route(s) => cors::preflight(&req),
 
-        ("POST", ["ofrep", "v1", "evaluate", "flags"]) => {
-            isolate::ensure(env).await;
-            let r = ofrep::bulk(req).await;
+        ("POST", ["v1", "chat", "completions"]) | ("POST", ["query"]) => {
+            if let Some(refused) =
+                guard::refuse_client(&req, env).or_else(|| guard::require_json(&req, method, &path))
+            {
+                return refused;
+            }
+            let r = if segs[0] == "query" {
+                chat::seed_query(req, env, ctx).await
+            } else {
+                chat::chat_completions(req, env, ctx).await
+            };
             isolate::background(env, ctx);
             r
         }
-        ("POST", ["ofrep", "v1", "evaluate", "flags", key]) => {
-            let key = key.to_string();
-            isolate::ensure(env).await;
-            let r = ofrep::single(req, &key).await;
+        (_, ["v1", "chat", "completions"]) | (_, ["query"]) => {
+            http::method_not_allowed(method, &path, "POST, OPTIONS")
+        }
+
+        ("POST", ["ofrep", "v1", "evaluate", "flags", ..]) if segs.len() <= 5 => {
+            if let Some(refused) = guard::require_json(&req, method, &path) {
+                return refused;
+            }
+            let detail = guard::routing_detail(&req, env);
+            let r = match segs.get(4) {
+                Some(key) => ofrep::single(req, key, detail).await,
+                None => ofrep::bulk(req, detail).await,
+            };
             isolate::background(env, ctx);
             r
         }
-        (_, ["ofrep", ..]) => http::method_not_allowed(method, &path, "POST"),
+        (_, ["ofrep", ..]) => http::method_not_allowed(method, &path, "POST, OPTIONS"),
 
         (_, ["metrics"]) | (_, ["admin", ..]) => {
             if let Some(denied) = admin::authorize(&req, env) {
                 return denied;
             }
-            isolate::ensure(env).await;
+            if method == "PUT" {
+                if let Some(refused) = guard::require_json(&req, method, &path) {
+                    return refused;
+                }
+            }
             admin_route(method, &segs, req, env, ctx).await
         }
 
@@ -136,7 +168,7 @@ async fn admin_route(
         ("PUT", ["admin", "config"]) => admin::put_config(req, env).await,
         (_, ["admin", "config"]) => http::method_not_allowed(method, &path, "GET, PUT"),
         ("POST", ["admin", "breaker", upstream, action]) => {
-            admin::breaker_action(upstream, action, env, ctx)
+            admin::breaker_action(upstream, action, env, ctx).await
         }
         (_, ["admin", "breaker", _, _]) => http::method_not_allowed(method, &path, "POST"),
         ("POST", ["admin", "metrics", "flush"]) => admin::flush(env).await,
@@ -167,16 +199,19 @@ async fn preview(req: Request, env: &Env) -> Result<Response> {
         .await
 }
 
-/// `GET /healthz`: the build version and whether the KV binding answered a real read.
+/// `GET /healthz`: the build version and whether the KV binding answered a real read. A
+/// failure says only "unavailable" (its text can name internals); the detail goes to the log.
 async fn handle_healthz(env: &Env) -> Result<Response> {
+    let unavailable = |e: String| {
+        worker::console_error!("healthz: KV binding {KV_BINDING} unavailable: {e}");
+        serde_json::json!({"ok": false, "binding": KV_BINDING, "error": "unavailable"})
+    };
     let kv = match env.kv(KV_BINDING) {
         Ok(store) => match store.get("healthz/probe").text().await {
             Ok(_) => serde_json::json!({"ok": true, "binding": KV_BINDING}),
-            Err(e) => {
-                serde_json::json!({"ok": false, "binding": KV_BINDING, "error": e.to_string()})
-            }
+            Err(e) => unavailable(e.to_string()),
         },
-        Err(e) => serde_json::json!({"ok": false, "binding": KV_BINDING, "error": e.to_string()}),
+        Err(e) => unavailable(e.to_string()),
     };
     let ok = kv.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
     let body = serde_json::json!({

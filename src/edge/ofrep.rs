@@ -1,16 +1,22 @@
 //! OpenFeature Remote Evaluation Protocol for flag `lightrag-routing`: the same decision the
-//! router makes for a request from that user (without drawing a breaker probe permit).
+//! router makes for a request from that user (without drawing a breaker probe permit). The
+//! user's position is operator detail ([`crate::core::guard::exposure`]): it is in the
+//! metadata only for admin-token requests (or with `ROUTER_EXPOSE_ROUTING_DETAIL`).
 
-use super::http;
 use super::isolate::{now_ms, with};
+use super::{body, http};
 use crate::core::decide::{decide, RouteRequest};
+use crate::core::guard::exposure::RoutingDetail;
 use crate::core::wire::ofrep::{
     self, BulkEntry, FlagEvaluation, OfrepContext, OfrepError, FLAG_KEY,
 };
 use serde_json::{Map, Value};
 use worker::{Request, Response, Result};
 
-fn evaluate(ctx: &OfrepContext) -> std::result::Result<FlagEvaluation, OfrepError> {
+fn evaluate(
+    ctx: &OfrepContext,
+    detail: RoutingDetail,
+) -> std::result::Result<FlagEvaluation, OfrepError> {
     let Some(key) = ctx.targeting_key.clone() else {
         return Err(OfrepError::targeting_key_missing());
     };
@@ -25,7 +31,7 @@ fn evaluate(ctx: &OfrepContext) -> std::result::Result<FlagEvaluation, OfrepErro
         OfrepError::new(ofrep::OfrepErrorCode::General, "router state unavailable")
     })?;
     let mut metadata = Map::new();
-    if let Some(p) = d.position_percent {
+    if let Some(p) = d.position_percent.filter(|_| detail.shown()) {
         metadata.insert("position".into(), Value::from(p));
     }
     metadata.insert("in_experiment".into(), Value::from(d.in_experiment));
@@ -40,13 +46,16 @@ fn evaluate(ctx: &OfrepContext) -> std::result::Result<FlagEvaluation, OfrepErro
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
-pub async fn single(mut req: Request, key: &str) -> Result<Response> {
+pub async fn single(mut req: Request, key: &str, detail: RoutingDetail) -> Result<Response> {
+    let body = match body::read(&mut req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     if key != FLAG_KEY {
         let e = OfrepError::flag_not_found(key);
         return http::raw_json(e.status(), ofrep::error_body(key, &e));
     }
-    let body = req.bytes().await.unwrap_or_default();
-    let result = ofrep::parse_eval_request(&body).and_then(|c| evaluate(&c));
+    let result = ofrep::parse_eval_request(&body).and_then(|c| evaluate(&c, detail));
     match result {
         Ok(ev) => http::raw_json(200, ofrep::success_body(&ev)),
         Err(e) => http::raw_json(e.status(), ofrep::error_body(key, &e)),
@@ -54,13 +63,16 @@ pub async fn single(mut req: Request, key: &str) -> Result<Response> {
 }
 
 /// `POST /ofrep/v1/evaluate/flags` (bulk), with `ETag` / `If-None-Match` → 304.
-pub async fn bulk(mut req: Request) -> Result<Response> {
-    let body = req.bytes().await.unwrap_or_default();
+pub async fn bulk(mut req: Request, detail: RoutingDetail) -> Result<Response> {
+    let body = match body::read(&mut req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let ctx = match ofrep::parse_eval_request(&body) {
         Ok(c) => c,
         Err(e) => return http::raw_json(e.status(), ofrep::bulk_error_body(&e)),
     };
-    let entry = match evaluate(&ctx) {
+    let entry = match evaluate(&ctx, detail) {
         Ok(ev) => BulkEntry::Ok(ev),
         Err(e) if e.code == ofrep::OfrepErrorCode::TargetingKeyMissing => {
             return http::raw_json(400, ofrep::bulk_error_body(&e))

@@ -14,6 +14,7 @@
 //! [`UpstreamStream::next`].
 
 use crate::core::exchange::{Call, Fault};
+use crate::core::guard::deployment::UrlPolicy;
 use crate::core::model::Upstream;
 use crate::core::redact::{redact, DEFAULT_MAX_CHARS};
 use crate::core::wire::conversation::conversation;
@@ -44,6 +45,8 @@ pub struct Targets {
     /// The incoming request's signal, aborted when the client disconnects
     /// (`enable_request_signal`): every subrequest is aborted with it.
     pub client: Option<web_sys::AbortSignal>,
+    /// Which base URLs may receive a key (https only outside development).
+    pub url_policy: UrlPolicy,
     /// `POST /query`: the router builds the Perplexity request itself, with the previous
     /// service's parameters ([`perplexity_query`]); `None` for the chat pass-through.
     pub perplexity_query: Option<PerplexityQuery>,
@@ -137,6 +140,16 @@ impl Drop for AbortOnDrop {
 fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Result<Request, Miss> {
     let not_sent =
         |detail: String| Miss::NotSent(format!("{u} cannot take this request: {detail}"));
+    let base = match u {
+        Upstream::Lightrag => &t.lightrag_base,
+        Upstream::Perplexity => &t.perplexity_base,
+    };
+    // No key goes over plain http outside development.
+    // A deployment problem, not the request's: it fails like a connection that cannot be
+    // made (the breaker takes LightRAG out of the path; the status document names the URL).
+    t.url_policy
+        .check(u, base)
+        .map_err(|why| Miss::Failed(Fault::Connect, format!("{u} refused locally: {why}")))?;
     let (url, body) = match u {
         // The whole conversation: earlier turns as `conversation_history`, system messages as
         // `user_prompt`, trimmed to the server's limits (core::wire::conversation).

@@ -14,6 +14,7 @@ use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::breaker::{Breaker, BreakerSnapshot, BreakerState};
 use cmo_edge_router::core::classify::QueryType;
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use cmo_edge_router::core::rollout::machine::TickInput;
@@ -119,7 +120,9 @@ fn run_steps(b: &mut Breaker, steps: &[BreakerStep], now: &mut u64) {
                 } else {
                     OutcomeKind::Success
                 };
-                b.record(&Outcome::new(kind, *latency), *now, 0.5);
+                // A handful of callers, so the distinct-key rules are exercised too.
+                let key = KeyTag::from_raw(*latency % 5);
+                b.record(&Outcome::new(kind, *latency), key, *now, 0.5);
             }
             BreakerStep::Admit(roll) => {
                 b.admit(*now, *roll);
@@ -375,6 +378,12 @@ pub fn store_documents() {
                 prop_assert_eq!(rep.corrupt, corrupt);
             }
             let written = s.value(ROLLOUT_KEY).unwrap_or_default();
+            if rep.skipped.is_some() {
+                // A rollout/state that does not read is reported and never overwritten.
+                prop_assert_eq!(&written, &rollout, "a skipped tick wrote rollout/state");
+                prop_assert!(!rep.warnings.is_empty(), "a skipped tick says why");
+                return Ok(());
+            }
             let doc: RolloutDoc = store::parse_value(ROLLOUT_KEY, &written).map_err(fail)?;
             let again: RolloutDoc =
                 serde_json::from_str(&serde_json::to_string(&doc).map_err(fail)?).map_err(fail)?;

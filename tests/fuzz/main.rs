@@ -28,6 +28,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// Shared with the native suite, which also uses its failure injection.
+#[allow(dead_code)]
 #[path = "../support/memory_store.rs"]
 mod memory_store;
 

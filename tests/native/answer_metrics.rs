@@ -9,6 +9,7 @@ use cmo_edge_router::core::experiment::report::ShadowSummary;
 use cmo_edge_router::core::experiment::{
     experiment_report, ArmSummary, ExperimentInput, ExperimentSettings, Moments, Proportion,
 };
+use cmo_edge_router::core::fleet::KvHealth;
 use cmo_edge_router::core::model::{Arm, Upstream};
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::report::{prometheus, status_document, AnswerInputs, ReportInputs};
@@ -131,6 +132,10 @@ fn status_and_metrics_show_the_rates_the_watch_and_the_shadow_series() {
         kv_ops: &ops,
         last_refresh_ms: None,
         last_flush_ms: 0,
+        health: &KvHealth::default(),
+        first_load_wait_ms: 50,
+        last_tick: None,
+        quota: &Default::default(),
         answer: &answer,
     };
     let doc = status_document(&inputs);

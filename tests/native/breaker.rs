@@ -6,11 +6,26 @@ use cmo_edge_router::core::breaker::{
     Admission, Breaker, BreakerPolicy, BreakerSettings, BreakerSnapshot, BreakerState,
     TransitionCause,
 };
+use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::outcome::{classify_status, Outcome, OutcomeKind};
 
 const T0: u64 = 1_700_000_000_000;
 const SEC: u64 = 1_000;
 const NO_JITTER: f64 = 0.5;
+
+thread_local! {
+    static NEXT_KEY: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+/// A stickiness key never seen before: these timelines are about the breaker's arithmetic, so
+/// every call comes from a different user (the distinct-key rules have their own tests).
+fn someone() -> KeyTag {
+    NEXT_KEY.with(|n| {
+        let v = n.get();
+        n.set(v + 1);
+        KeyTag::from_raw(v)
+    })
+}
 
 /// Defaults, minus jitter, with small numbers that keep the timelines short.
 fn settings() -> BreakerSettings {
@@ -29,6 +44,10 @@ fn settings() -> BreakerSettings {
         half_open_successes_to_close: 2,
         half_open_max_wait_ms: 20 * SEC,
         jitter: 0.0,
+        // The plain breaker's arithmetic: one failed probe reopens it. The distinct-key rules
+        // have their own timelines (breaker_keys.rs).
+        min_distinct_keys: 1,
+        max_calls_per_key: 128,
         ..BreakerSettings::default()
     }
 }
@@ -47,10 +66,10 @@ fn fail() -> Outcome {
 
 /// Trips `b` at `at` with three consecutive 503s; returns `open_until`.
 fn trip(b: &mut Breaker, at: u64) -> u64 {
-    assert_eq!(b.record(&fail(), at, NO_JITTER), None);
-    assert_eq!(b.record(&fail(), at, NO_JITTER), None);
+    assert_eq!(b.record(&fail(), someone(), at, NO_JITTER), None);
+    assert_eq!(b.record(&fail(), someone(), at, NO_JITTER), None);
     let t = b
-        .record(&fail(), at, NO_JITTER)
+        .record(&fail(), someone(), at, NO_JITTER)
         .expect("third failure trips");
     assert_eq!(t.to, BreakerState::Open);
     t.open_until_ms.unwrap()
@@ -65,9 +84,9 @@ fn rate(b: &Breaker) -> f64 {
 fn close_via_probes(b: &mut Breaker, at: u64) {
     assert_eq!(b.admit(at, 0.0), Admission::Probe);
     assert_eq!(b.admit(at, 0.0), Admission::Probe);
-    assert_eq!(b.record(&ok(), at, NO_JITTER), None);
+    assert_eq!(b.record(&ok(), someone(), at, NO_JITTER), None);
     let t = b
-        .record(&ok(), at, NO_JITTER)
+        .record(&ok(), someone(), at, NO_JITTER)
         .expect("second success closes");
     assert_eq!(
         (t.from, t.to),
@@ -80,15 +99,15 @@ fn close_via_probes(b: &mut Breaker, at: u64) {
 fn trips_on_consecutive_failures_and_rejects_until_open_until() {
     let mut b = breaker(settings());
     // t=0: two failures, a success resets the streak.
-    b.record(&fail(), T0, NO_JITTER);
-    b.record(&fail(), T0, NO_JITTER);
-    b.record(&ok(), T0, NO_JITTER);
+    b.record(&fail(), someone(), T0, NO_JITTER);
+    b.record(&fail(), someone(), T0, NO_JITTER);
+    b.record(&ok(), someone(), T0, NO_JITTER);
     assert_eq!(b.state(T0), BreakerState::Closed);
     assert_eq!(b.admit(T0, 0.0), Admission::Allowed);
     // t=1s: three in a row trip it for exactly the recovery timeout (jitter 0).
-    b.record(&fail(), T0 + SEC, NO_JITTER);
-    b.record(&fail(), T0 + SEC, NO_JITTER);
-    let t = b.record(&fail(), T0 + SEC, NO_JITTER).unwrap();
+    b.record(&fail(), someone(), T0 + SEC, NO_JITTER);
+    b.record(&fail(), someone(), T0 + SEC, NO_JITTER);
+    let t = b.record(&fail(), someone(), T0 + SEC, NO_JITTER).unwrap();
     assert_eq!(t.cause, TransitionCause::ConsecutiveFailures);
     assert_eq!(t.from, BreakerState::Closed);
     assert_eq!(t.open_until_ms, Some(T0 + 31 * SEC));
@@ -115,12 +134,12 @@ fn trips_by_rate_only_after_minimum_calls() {
     });
     // t=0: F S F S F: 3/5 = 60% ≥ 50%, but only 5 < 6 minimum calls.
     for o in [fail(), ok(), fail(), ok(), fail()] {
-        assert_eq!(b.record(&o, T0, NO_JITTER), None);
+        assert_eq!(b.record(&o, someone(), T0, NO_JITTER), None);
     }
     assert_eq!(b.state(T0), BreakerState::Closed);
     assert!((rate(&b) - 0.6).abs() < 1e-12);
     // t=1s: a success makes 6 calls at 3/6 = 50%: trips on the rate.
-    let t = b.record(&ok(), T0 + SEC, NO_JITTER).unwrap();
+    let t = b.record(&ok(), someone(), T0 + SEC, NO_JITTER).unwrap();
     assert_eq!(t.cause, TransitionCause::FailureRate);
 }
 
@@ -144,11 +163,11 @@ fn rate_window_slides() {
         ok(),
     ];
     for o in seq {
-        assert_eq!(b.record(&o, T0, NO_JITTER), None);
+        assert_eq!(b.record(&o, someone(), T0, NO_JITTER), None);
     }
     assert!((rate(&b) - 0.3).abs() < 1e-12);
     for _ in 0..10 {
-        b.record(&ok(), T0, NO_JITTER);
+        b.record(&ok(), someone(), T0, NO_JITTER);
     }
     // 10 more successes push every failure out of the 10-call window.
     assert_eq!(rate(&b), 0.0);
@@ -161,9 +180,9 @@ fn slow_calls_count_as_failures() {
     // Three 200s that each took 12 s (slow bound 10 s) trip it like three 503s.
     let slow = Outcome::from_response(200, 12 * SEC, 10 * SEC);
     assert_eq!(slow.kind, OutcomeKind::SlowCall);
-    b.record(&slow, T0, NO_JITTER);
-    b.record(&slow, T0, NO_JITTER);
-    assert!(b.record(&slow, T0, NO_JITTER).is_some());
+    b.record(&slow, someone(), T0, NO_JITTER);
+    b.record(&slow, someone(), T0, NO_JITTER);
+    assert!(b.record(&slow, someone(), T0, NO_JITTER).is_some());
 }
 
 #[test]
@@ -172,7 +191,10 @@ fn the_breaker_trusts_the_classification_it_is_given() {
     // kind): a call recorded as a success is a success, however long it took.
     let mut b = breaker(settings());
     for _ in 0..5 {
-        assert_eq!(b.record(&Outcome::success(11 * SEC), T0, NO_JITTER), None);
+        assert_eq!(
+            b.record(&Outcome::success(11 * SEC), someone(), T0, NO_JITTER),
+            None
+        );
     }
     assert_eq!(b.status(T0).consecutive_failures, 0);
 }
@@ -186,17 +208,37 @@ fn client_errors_do_not_count_but_429_and_408_do() {
             OutcomeKind::ClientError(_)
         ));
         assert_eq!(
-            b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER),
+            b.record(
+                &Outcome::from_response(status, 50, 0),
+                someone(),
+                T0,
+                NO_JITTER
+            ),
             None
         );
     }
     assert_eq!(rate(&b), 0.0);
     assert_eq!(b.status(T0).consecutive_failures, 0);
     // 429, 408, 429 in a row trip it.
-    b.record(&Outcome::from_response(429, 50, 0), T0, NO_JITTER);
-    b.record(&Outcome::from_response(408, 50, 0), T0, NO_JITTER);
+    b.record(
+        &Outcome::from_response(429, 50, 0),
+        someone(),
+        T0,
+        NO_JITTER,
+    );
+    b.record(
+        &Outcome::from_response(408, 50, 0),
+        someone(),
+        T0,
+        NO_JITTER,
+    );
     assert!(b
-        .record(&Outcome::from_response(429, 50, 0), T0, NO_JITTER)
+        .record(
+            &Outcome::from_response(429, 50, 0),
+            someone(),
+            T0,
+            NO_JITTER
+        )
         .is_some());
 }
 
@@ -211,10 +253,11 @@ fn every_failure_kind_counts() {
     ] {
         let mut b = breaker(settings());
         for _ in 0..2 {
-            b.record(&Outcome::new(kind, 10), T0, NO_JITTER);
+            b.record(&Outcome::new(kind, 10), someone(), T0, NO_JITTER);
         }
         assert!(
-            b.record(&Outcome::new(kind, 10), T0, NO_JITTER).is_some(),
+            b.record(&Outcome::new(kind, 10), someone(), T0, NO_JITTER)
+                .is_some(),
             "{kind:?}"
         );
     }
@@ -238,7 +281,7 @@ fn half_open_admission_is_bounded_and_probabilistic() {
         "third probe exceeds the bound"
     );
     // One probe completes (success): a slot frees up.
-    assert_eq!(b.record(&ok(), t + 3, NO_JITTER), None);
+    assert_eq!(b.record(&ok(), someone(), t + 3, NO_JITTER), None);
     assert_eq!(b.admit(t + 4, 0.0), Admission::Probe);
     assert_eq!(b.admit(t + 5, 0.0), Admission::Rejected);
 }
@@ -255,8 +298,8 @@ fn probe_successes_close_and_clear_the_window() {
     assert_eq!(st.consecutive_failures, 0);
     assert_eq!(st.open_until_ms, None);
     // Two new failures do not trip: the old ones were forgotten.
-    assert_eq!(b.record(&fail(), open_until, NO_JITTER), None);
-    assert_eq!(b.record(&fail(), open_until, NO_JITTER), None);
+    assert_eq!(b.record(&fail(), someone(), open_until, NO_JITTER), None);
+    assert_eq!(b.record(&fail(), someone(), open_until, NO_JITTER), None);
 }
 
 #[test]
@@ -267,7 +310,7 @@ fn probe_failure_reopens_for_longer_capped() {
     assert_eq!(until1 - T0, 30 * SEC);
     // t=30s: a probe fails → open for 60 s.
     assert_eq!(b.admit(until1, 0.0), Admission::Probe);
-    let t = b.record(&fail(), until1, NO_JITTER).unwrap();
+    let t = b.record(&fail(), someone(), until1, NO_JITTER).unwrap();
     assert_eq!(t.cause, TransitionCause::ProbeFailed);
     assert_eq!(t.from, BreakerState::HalfOpen);
     let until2 = t.open_until_ms.unwrap();
@@ -275,14 +318,14 @@ fn probe_failure_reopens_for_longer_capped() {
     // Next failure: 120 s capped to 100 s, and it stays capped.
     b.admit(until2, 0.0);
     let until3 = b
-        .record(&fail(), until2, NO_JITTER)
+        .record(&fail(), someone(), until2, NO_JITTER)
         .unwrap()
         .open_until_ms
         .unwrap();
     assert_eq!(until3 - until2, 100 * SEC);
     b.admit(until3, 0.0);
     let until4 = b
-        .record(&fail(), until3, NO_JITTER)
+        .record(&fail(), someone(), until3, NO_JITTER)
         .unwrap()
         .open_until_ms
         .unwrap();
@@ -317,9 +360,9 @@ fn jitter_spreads_open_time_within_bounds() {
     assert_eq!(p.open_ms(10, 0.999), 100 * SEC);
     // The roll passed to record is the one used.
     let mut b = Breaker::new(p);
-    b.record(&fail(), T0, 0.0);
-    b.record(&fail(), T0, 0.0);
-    let t = b.record(&fail(), T0, 0.0).unwrap();
+    b.record(&fail(), someone(), T0, 0.0);
+    b.record(&fail(), someone(), T0, 0.0);
+    let t = b.record(&fail(), someone(), T0, 0.0).unwrap();
     assert_eq!(t.open_until_ms, Some(T0 + 27 * SEC));
 }
 
@@ -330,9 +373,24 @@ fn a_refused_key_counts_as_a_failure() {
     for status in [401, 403, 405, 410] {
         assert_eq!(classify_status(status), OutcomeKind::Refused(status));
         let mut b = breaker(settings());
-        b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
-        b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
-        let t = b.record(&Outcome::from_response(status, 50, 0), T0, NO_JITTER);
+        b.record(
+            &Outcome::from_response(status, 50, 0),
+            someone(),
+            T0,
+            NO_JITTER,
+        );
+        b.record(
+            &Outcome::from_response(status, 50, 0),
+            someone(),
+            T0,
+            NO_JITTER,
+        );
+        let t = b.record(
+            &Outcome::from_response(status, 50, 0),
+            someone(),
+            T0,
+            NO_JITTER,
+        );
         assert_eq!(t.map(|t| t.to), Some(BreakerState::Open), "{status}");
     }
 }
@@ -358,8 +416,10 @@ fn a_released_probe_frees_its_slot_without_judging() {
     );
     assert_eq!(b.admit(t + SEC, 0.0), Admission::Rejected);
     // Two successes still close it: releasing judged nothing.
-    assert_eq!(b.record(&ok(), t + 2 * SEC, NO_JITTER), None);
-    let closed = b.record(&ok(), t + 2 * SEC, NO_JITTER).expect("closes");
+    assert_eq!(b.record(&ok(), someone(), t + 2 * SEC, NO_JITTER), None);
+    let closed = b
+        .record(&ok(), someone(), t + 2 * SEC, NO_JITTER)
+        .expect("closes");
     assert_eq!(closed.to, BreakerState::Closed);
     // Closed (or open): there is nothing to release.
     b.release(t + 3 * SEC);
@@ -397,8 +457,8 @@ fn late_results_while_open_do_not_change_state() {
     let mut b = breaker(settings());
     let until = trip(&mut b, T0);
     // Calls started before the trip finish while open: counted, but no transition.
-    assert_eq!(b.record(&ok(), T0 + SEC, NO_JITTER), None);
-    assert_eq!(b.record(&fail(), T0 + SEC, NO_JITTER), None);
+    assert_eq!(b.record(&ok(), someone(), T0 + SEC, NO_JITTER), None);
+    assert_eq!(b.record(&fail(), someone(), T0 + SEC, NO_JITTER), None);
     assert_eq!(b.state(T0 + SEC), BreakerState::Open);
     assert_eq!(b.status(T0 + SEC).total_requests, 5);
     assert_eq!(b.status(T0 + SEC).open_until_ms, Some(until));
@@ -480,6 +540,7 @@ fn adopting_an_expired_remote_open_goes_half_open() {
         generation: 4,
         trips: 2,
         updated_ms: T0 - 30 * SEC,
+        admin_epoch: 0,
     };
     assert!(b.merge_remote(&snap, T0 + SEC));
     assert_eq!(b.state(T0 + SEC), BreakerState::HalfOpen);
@@ -491,7 +552,7 @@ fn adopting_an_expired_remote_open_goes_half_open() {
 fn disabled_breaker_always_allows_and_never_trips() {
     let mut b = Breaker::new(BreakerPolicy::disabled());
     for i in 0..50 {
-        assert_eq!(b.record(&fail(), T0 + i, NO_JITTER), None);
+        assert_eq!(b.record(&fail(), someone(), T0 + i, NO_JITTER), None);
         assert_eq!(b.admit(T0 + i, 0.99), Admission::Allowed);
     }
     let st = b.status(T0 + 100);
@@ -687,7 +748,7 @@ proptest::proptest! {
         let mut naive: Vec<bool> = Vec::new();
         for failed in outcomes {
             let o = if failed { fail() } else { ok() };
-            let t = b.record(&o, T0, NO_JITTER);
+            let t = b.record(&o, someone(), T0, NO_JITTER);
             naive.push(failed);
             let start = naive.len().saturating_sub(window_size as usize);
             let last = &naive[start..];

@@ -82,7 +82,7 @@ proptest! {
     #[test]
     fn hash_agrees_with_naive_model(salt in "\\PC{0,20}", key in "\\PC{0,24}", pct in 0u16..=10_000) {
         let mut c = enabled(pct);
-        c.user_hash_salt = salt.clone();
+        c.user_hash_salt = cmo_edge_router::core::cohort::Salt::new(salt.clone());
         let d = decide(&c, &RouteState::default(), &req(&key, "q"));
         let want = naive_in_rollout(&salt, &key, f64::from(pct) / 100.0);
         prop_assert_eq!(d.upstream == Upstream::Lightrag, want);

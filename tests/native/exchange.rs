@@ -14,6 +14,7 @@ use cmo_edge_router::core::exchange::{
 use cmo_edge_router::core::fallback::{
     Attempt, FallbackPolicy, FallbackSettings, NoFallbackReason,
 };
+use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::Upstream::{self, Lightrag, Perplexity};
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use proptest::prelude::*;
@@ -210,7 +211,8 @@ fn three_long_streams_leave_the_breaker_closed() {
         ex.on_stream_end(StreamEnd::BodyEnded, start + 40 * SEC);
         for r in ex.take_records() {
             if let Record::Breaker { outcome, .. } = r {
-                assert_eq!(b.record(&outcome, start + 40 * SEC, 0.5), None);
+                let key = KeyTag::from_raw(i);
+                assert_eq!(b.record(&outcome, key, start + 40 * SEC, 0.5), None);
             }
         }
     }

@@ -50,12 +50,23 @@ fn cookie_parsing_accepts_only_router_style_ids() {
 }
 
 #[test]
-fn constant_time_compare() {
-    assert!(ct_eq(b"secret", b"secret"));
-    assert!(!ct_eq(b"secret", b"secreT"));
-    assert!(!ct_eq(b"secret", b"secret2"));
-    assert!(!ct_eq(b"", b"x"));
-    assert!(ct_eq(b"", b""));
+fn tokens_compare_by_fixed_size_digest_trimmed_on_both_sides() {
+    assert!(tokens_match("secret", "secret"));
+    assert!(!tokens_match("secret", "secreT"));
+    assert!(!tokens_match("secret", "secret2"));
+    assert!(!tokens_match("", "x"));
+    // A stored token with a trailing newline (`echo tok | wrangler secret put`) still matches.
+    assert!(tokens_match("secret", "secret\n"));
+    assert!(tokens_match(" secret\t", "secret\r\n"));
+    // Over-long and non-ASCII presented tokens are simply wrong, never a panic.
+    assert!(!tokens_match(&"s".repeat(100_000), "secret"));
+    assert!(!tokens_match("sécret", "secret"));
+    // What is compared has one size whatever the token's length.
+    assert_eq!(
+        token_digest("a").len(),
+        token_digest(&"a".repeat(4096)).len()
+    );
+    assert_eq!(token_digest("tok\n"), token_digest("tok"));
 }
 
 #[test]
@@ -76,4 +87,20 @@ fn admin_check() {
         check_admin(Some("tok"), Some("bearer  tok ")),
         AdminAuth::Ok
     );
+    // A stored token with a trailing newline or spaces does not lock everyone out; a stored
+    // token of only whitespace is no token.
+    assert_eq!(
+        check_admin(Some("tok\n"), Some("Bearer tok")),
+        AdminAuth::Ok
+    );
+    assert_eq!(
+        check_admin(Some(" \n"), Some("Bearer x")),
+        AdminAuth::Disabled
+    );
+    assert_eq!(
+        check_admin(Some("tok"), Some("Bearer ")),
+        AdminAuth::Missing
+    );
+    let long = format!("Bearer {}", "t".repeat(64 * 1024));
+    assert_eq!(check_admin(Some("tok"), Some(&long)), AdminAuth::Invalid);
 }

@@ -2,6 +2,7 @@
 
 use cmo_edge_router::core::breaker::{Breaker, BreakerPolicy};
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::fleet::KvHealth;
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
@@ -63,6 +64,10 @@ fn status_has_the_seed_shape() {
         kv_ops: &ops,
         last_refresh_ms: None,
         last_flush_ms: 0,
+        health: &KvHealth::default(),
+        first_load_wait_ms: 50,
+        last_tick: None,
+        quota: &Default::default(),
         answer: &AnswerInputs::default(),
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
@@ -95,10 +100,8 @@ fn status_has_the_seed_shape() {
 #[test]
 fn prometheus_text_is_well_formed() {
     let (loaded, breakers, local) = fixture();
-    let ops = OpCounts {
-        reads: 4,
-        ..Default::default()
-    };
+    let mut ops = OpCounts::default();
+    ops.reads = 4;
     let text = prometheus(&ReportInputs {
         now_ms: 0,
         isolate: "iso",
@@ -111,6 +114,10 @@ fn prometheus_text_is_well_formed() {
         kv_ops: &ops,
         last_refresh_ms: None,
         last_flush_ms: 0,
+        health: &KvHealth::default(),
+        first_load_wait_ms: 50,
+        last_tick: None,
+        quota: &Default::default(),
         answer: &AnswerInputs::default(),
     });
     assert!(text.contains("# TYPE cmo_router_requests gauge\n"));

@@ -59,6 +59,10 @@ fn key_layout() {
     assert_eq!(CONFIG_KEY, "config/overrides");
     assert_eq!(breaker_key(Upstream::Lightrag), "breaker/lightrag");
     assert_eq!(breaker_key(Upstream::Perplexity), "breaker/perplexity");
+    assert_eq!(
+        breaker_admin_key(Upstream::Lightrag),
+        "breaker/lightrag/admin"
+    );
     assert_eq!(metrics_key("abc"), "metrics/abc");
     assert_eq!(ROLLOUT_KEY, "rollout/state");
     assert_eq!(metrics_ttl_seconds(10), 60, "never below KV's minimum");
@@ -66,7 +70,7 @@ fn key_layout() {
 }
 
 #[test]
-fn load_remote_reads_four_keys_and_reports_corrupt_values() {
+fn load_remote_reads_six_keys_and_reports_corrupt_values() {
     let s = MemoryStore::new();
     s.insert(CONFIG_KEY, "{broken");
     let snap = BreakerSnapshot {
@@ -75,11 +79,12 @@ fn load_remote_reads_four_keys_and_reports_corrupt_values() {
         generation: 3,
         trips: 1,
         updated_ms: NOW,
+        admin_epoch: 0,
     };
     s.insert("breaker/lightrag", &serde_json::to_string(&snap).unwrap());
     s.insert("breaker/perplexity", "42");
     let r = block_on(load_remote(&s));
-    assert_eq!(s.ops.borrow().reads, 4);
+    assert_eq!(s.ops.borrow().reads, 6);
     assert!(r.overrides.is_none());
     assert_eq!(r.breakers, vec![(Upstream::Lightrag, snap)]);
     assert_eq!(r.warnings.len(), 2);
@@ -124,21 +129,20 @@ fn throttle_allows_one_write_per_second_per_key_and_keeps_the_latest() {
 }
 
 #[test]
-fn schedule_timing() {
-    let mut s = Schedule {
-        last_refresh_ms: None,
-        refresh_in_flight: false,
-        last_flush_ms: 0,
-    };
-    assert!(s.refresh_due(10, 30));
-    s.last_refresh_ms = Some(10);
-    assert!(!s.refresh_due(29_999, 30));
-    assert!(s.refresh_due(30_010, 30));
-    s.refresh_in_flight = true;
-    assert!(!s.refresh_due(90_000, 30), "one refresh at a time");
-    s.last_flush_ms = 1_000;
-    assert!(!s.flush_due(60_999, 60));
-    assert!(s.flush_due(61_000, 60));
+fn op_counts_keep_the_shortest_gap_between_writes_of_a_key() {
+    let mut o = OpCounts::default();
+    o.note_write("breaker/lightrag", 1_000);
+    o.note_write("metrics/a", 1_200);
+    assert!(o.min_write_gap_ms.is_empty(), "one write each: no gap yet");
+    o.note_write("breaker/lightrag", 3_500);
+    o.note_write("breaker/lightrag", 4_600);
+    o.note_write("breaker/lightrag", 9_000);
+    assert_eq!(o.min_write_gap_ms["breaker/lightrag"], 1_100);
+    assert_eq!(o.writes_by_key["breaker/lightrag"], 4);
+    assert_eq!(o.writes, 5);
+    let v = serde_json::to_value(&o).unwrap();
+    assert_eq!(v["min_write_gap_ms"]["breaker/lightrag"], 1_100);
+    assert!(v.get("last_write_ms").is_none());
 }
 
 #[test]
@@ -202,8 +206,56 @@ fn controller_pages_across_ticks_within_the_op_budget() {
     assert_eq!(agg.ticks, 3);
 }
 
+fn gate_doc() -> RolloutDoc {
+    RolloutDoc {
+        updated_ms: NOW - 60_000,
+        quality_gate_closed: true,
+        rollback_active: true,
+        ..RolloutDoc::default()
+    }
+}
+
 #[test]
-fn a_corrupt_rollout_document_restarts_the_pass() {
+fn a_failed_read_of_the_rollout_document_skips_the_tick_and_writes_nothing() {
+    let s = MemoryStore::new();
+    let stored = serde_json::to_string(&gate_doc()).unwrap();
+    s.insert(ROLLOUT_KEY, &stored);
+    s.insert("metrics/a", &flush("a", 40, 0.9));
+    // KV fails the read of `rollout/state` (an outage, a limit): the controller cannot know the
+    // gate's state or the pass in progress, so it does nothing rather than start from defaults.
+    s.fail_reads_of(ROLLOUT_KEY);
+    let rep = block_on(controller_tick(
+        &s,
+        NOW,
+        &GatePolicy::default(),
+        CONTROLLER_MAX_OPS,
+    ));
+    assert_eq!(rep.skipped, Some(TickSkipped::ReadFailed));
+    assert!(!rep.completed);
+    assert!(rep.warnings[0].contains("rollout/state"));
+    assert_eq!(s.ops.borrow().writes, 0, "nothing written");
+    assert_eq!(s.ops.borrow().lists, 0, "no pass started");
+    assert_eq!(
+        s.value(ROLLOUT_KEY).unwrap(),
+        stored,
+        "the closed gate stays closed"
+    );
+    // KV recovers: the next tick runs from the stored document.
+    s.heal();
+    let rep = block_on(controller_tick(
+        &s,
+        NOW + 60_000,
+        &GatePolicy::default(),
+        CONTROLLER_MAX_OPS,
+    ));
+    assert_eq!(rep.skipped, None);
+    assert!(rep.completed);
+    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
+    assert!(doc.rollback_active, "the rollback survived");
+}
+
+#[test]
+fn a_corrupt_rollout_document_is_reported_and_never_overwritten() {
     let s = MemoryStore::new();
     s.insert(ROLLOUT_KEY, "][");
     s.insert("metrics/a", &flush("a", 3, 0.9));
@@ -213,6 +265,17 @@ fn a_corrupt_rollout_document_restarts_the_pass() {
         &GatePolicy::default(),
         CONTROLLER_MAX_OPS,
     ));
-    assert!(rep.completed);
+    assert_eq!(rep.skipped, Some(TickSkipped::Corrupt));
+    assert!(!rep.completed);
     assert!(rep.warnings[0].contains("rollout/state"));
+    assert_eq!(s.ops.borrow().writes, 0);
+    assert_eq!(
+        s.value(ROLLOUT_KEY).unwrap(),
+        "][",
+        "kept for the operator to inspect"
+    );
+    assert_eq!(
+        serde_json::to_value(&rep).unwrap()["skipped"],
+        serde_json::json!("corrupt")
+    );
 }

@@ -67,6 +67,8 @@ export function post(w, path, body, headers = {}) {
 }
 
 export const auth = { authorization: `Bearer ${ADMIN}` };
+/** Every body the router reads is `application/json` (415 otherwise). */
+export const JSON_CT = { "content-type": "application/json" };
 
 /** Parses an SSE body into data payloads. */
 export function sseData(text) {

@@ -4,7 +4,7 @@
 // is refused naming its variable instead of resetting the whole policy.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, chatBody, post, auth } from "./common.mjs";
+import { startStack, chatBody, post, auth, JSON_CT } from "./common.mjs";
 
 const status = async (w) => (await w.fetch("/admin/status", { headers: auth })).json();
 const config = async (w) => (await w.fetch("/admin/config", { headers: auth })).json();
@@ -66,7 +66,7 @@ test("PUT /admin/config refuses a breaker window the breaker cannot hold, naming
   try {
     const r = await t.w.fetch("/admin/config", {
       method: "PUT",
-      headers: { ...auth, "if-match": '"v0"' },
+      headers: { ...auth, ...JSON_CT, "if-match": '"v0"' },
       body: JSON.stringify({ LIGHTRAG_CIRCUIT_BREAKER_WINDOW_SIZE: 200, LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: 60 }),
     });
     assert.equal(r.status, 422);

@@ -16,6 +16,8 @@ before(async () => {
       LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS: "6",
       // High threshold so single failures do not trip the breaker in these tests.
       LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "50",
+      // These tests read X-Route-Cohort (operator detail, hidden by default: guard.test.mjs).
+      ROUTER_EXPOSE_ROUTING_DETAIL: "true",
     },
   });
 });
@@ -231,6 +233,8 @@ test("half-open: probes go to LightRAG, successes close the breaker", async () =
     vars: {
       LIGHTRAG_ROLLOUT_PERCENTAGE: "100",
       LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "2",
+      // Two users' failures trip it (the default needs three distinct keys).
+      LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS: "2",
       // Long enough that the request right after the trip surely finds it open, even on a
       // loaded machine; the test then waits for half-open instead of sleeping.
       LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "5",

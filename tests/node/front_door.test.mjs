@@ -6,7 +6,11 @@ import { startStack, chatBody, post, positionHundredths, loadPreview, configVars
 
 const SALT = "cmo_lightrag_2025";
 let s;
-before(async () => { s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25", LIGHTRAG_ENABLE_QUALITY_METRICS: "true" } }); });
+// Positions, cohorts and arms are read from the operator-only headers, shown to every client
+// here by ROUTER_EXPOSE_ROUTING_DETAIL (hidden by default: guard.test.mjs).
+before(async () => {
+  s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25", LIGHTRAG_ENABLE_QUALITY_METRICS: "true", ROUTER_EXPOSE_ROUTING_DETAIL: "true" } });
+});
 after(async () => { await s?.close(); });
 
 test("25 % rollout over 2,000 users: LightRAG share 25 ± 3 points, identical to JS hashing and the preview decide", async () => {
@@ -122,7 +126,7 @@ test("oversized bodies get 413, wrong methods 405, unknown routes 404", async ()
   assert.equal((await r.json()).error.code, "too_large");
   r = await s.w.fetch("/v1/chat/completions");
   assert.equal(r.status, 405);
-  assert.equal(r.headers.get("allow"), "POST");
+  assert.equal(r.headers.get("allow"), "POST, OPTIONS");
   await r.arrayBuffer();
   r = await s.w.fetch("/query", { method: "PUT", body: "{}" });
   assert.equal(r.status, 405);

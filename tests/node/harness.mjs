@@ -7,7 +7,9 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const BUILD = path.join(ROOT, "build", "index.js");
+// ROUTER_BUILD points the tests at another bundle (e.g. an older build, to check that a new
+// test fails on the code before its fix).
+export const BUILD = process.env.ROUTER_BUILD ? path.resolve(process.env.ROUTER_BUILD) : path.join(ROOT, "build", "index.js");
 
 /** The [vars] table of wrangler.toml (top level only), parsed without a TOML dependency. */
 export function wranglerVars() {
@@ -33,14 +35,16 @@ export function compatibilityFlags() {
 
 /**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
- * `persist` (a directory) keeps KV across restarts.
+ * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
+ * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
+ * sets ROUTER_ENV itself: unset, the router runs as production.
  */
 export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
   if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
   const mf = new Miniflare({
     modules: true,
     scriptPath: BUILD,
-    modulesRoot: path.join(ROOT, "build"),
+    modulesRoot: path.dirname(BUILD),
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
@@ -49,7 +53,7 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
-    bindings: { ...wranglerVars(), ...bindings },
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
     cf: false,
     ...options,
   });

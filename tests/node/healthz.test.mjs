@@ -28,6 +28,9 @@ test("healthz says degraded when the KV binding is missing", async () => {
     const body = await res.json();
     assert.equal(body.status, "degraded");
     assert.equal(body.kv.ok, false);
+    // The KV error's own text (binding names, internals) goes to the log, not the client.
+    assert.equal(body.kv.error, "unavailable");
+    assert.deepEqual(Object.keys(body.kv).sort(), ["binding", "error", "ok"]);
   } finally {
     await bare.close();
   }

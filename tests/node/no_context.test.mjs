@@ -21,6 +21,8 @@ before(async () => {
       LIGHTRAG_NO_CONTEXT_HOLD_BACK_MS: "10000",
       // Room for conversations over LightRAG's own limits.
       LIGHTRAG_MAX_BODY_BYTES: "1048576",
+      // The cohort header is operator detail (hidden by default: guard.test.mjs).
+      ROUTER_EXPOSE_ROUTING_DETAIL: "true",
     },
   });
 });

@@ -10,7 +10,9 @@ const SALT = "cmo_lightrag_2025";
 let s;
 let base;
 before(async () => {
-  s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25" }, options: { host: "127.0.0.1", port: 0 } });
+  // The position in the flag metadata is operator detail, shown to all here (guard.test.mjs
+  // checks it is hidden by default).
+  s = await startStack({ vars: { LIGHTRAG_ROLLOUT_PERCENTAGE: "25", ROUTER_EXPOSE_ROUTING_DETAIL: "true" }, options: { host: "127.0.0.1", port: 0 } });
   base = s.w.url.origin;
 });
 after(async () => {
@@ -52,7 +54,8 @@ test("SDK errors: missing targeting key and unknown flag fall back to the defaul
 });
 
 test("raw OFREP: PARSE_ERROR, bulk with ETag and 304", async () => {
-  let r = await fetch(`${base}/ofrep/v1/evaluate/flags/lightrag-routing`, { method: "POST", body: "{oops" });
+  const json = { "content-type": "application/json" };
+  let r = await fetch(`${base}/ofrep/v1/evaluate/flags/lightrag-routing`, { method: "POST", body: "{oops", headers: json });
   assert.equal(r.status, 400);
   assert.equal((await r.json()).errorCode, "PARSE_ERROR");
   const body = JSON.stringify({ context: { targetingKey: "bulk-user" } });
@@ -63,10 +66,10 @@ test("raw OFREP: PARSE_ERROR, bulk with ETag and 304", async () => {
   const b = await r.json();
   assert.equal(b.flags.length, 1);
   assert.equal(b.flags[0].key, "lightrag-routing");
-  r = await fetch(`${base}/ofrep/v1/evaluate/flags`, { method: "POST", body, headers: { "if-none-match": etag } });
+  r = await fetch(`${base}/ofrep/v1/evaluate/flags`, { method: "POST", body, headers: { ...json, "if-none-match": etag } });
   assert.equal(r.status, 304);
   await r.arrayBuffer();
-  r = await fetch(`${base}/ofrep/v1/evaluate/flags`, { method: "POST", body: JSON.stringify({ context: {} }) });
+  r = await fetch(`${base}/ofrep/v1/evaluate/flags`, { method: "POST", body: JSON.stringify({ context: {} }), headers: json });
   assert.equal(r.status, 400);
   assert.equal((await r.json()).errorCode, "TARGETING_KEY_MISSING");
 });

@@ -35,6 +35,8 @@ before(async () => {
       ADMIN_TOKEN: ADMIN,
       // Room for a conversation over the server's own limits (the router trims it).
       LIGHTRAG_MAX_BODY_BYTES: '1048576',
+      // The cohort header is operator detail (hidden by default).
+      ROUTER_EXPOSE_ROUTING_DETAIL: 'true',
       // A real server with a mock LLM answers in ~0.1 s; leave the default budget alone.
     },
   });

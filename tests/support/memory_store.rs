@@ -1,7 +1,7 @@
 //! An in-memory [`StateStore`] for the native tests: a sorted map that counts operations the
 //! way the Worker's KV wrapper does, so the KV budget rules can be checked without a runtime.
 
-use cmo_edge_router::core::store::{ListPage, OpCounts, StateStore, StoreError};
+use cmo_edge_router::core::store::{ListPage, OpCounts, StateStore, StoreError, StoreOp};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 pub struct MemoryStore {
     pub data: RefCell<BTreeMap<String, String>>,
     pub ops: RefCell<OpCounts>,
+    /// Keys whose reads fail (as a KV outage or a limit would make them).
+    pub failing_reads: RefCell<Vec<String>>,
 }
 
 impl MemoryStore {
@@ -21,6 +23,14 @@ impl MemoryStore {
             .borrow_mut()
             .insert(key.to_string(), value.to_string());
     }
+    /// From now on, reading `key` fails.
+    pub fn fail_reads_of(&self, key: &str) {
+        self.failing_reads.borrow_mut().push(key.to_string());
+    }
+    /// Reads of every key succeed again.
+    pub fn heal(&self) {
+        self.failing_reads.borrow_mut().clear();
+    }
     pub fn value(&self, key: &str) -> Option<String> {
         self.data.borrow().get(key).cloned()
     }
@@ -29,6 +39,9 @@ impl MemoryStore {
 impl StateStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.ops.borrow_mut().reads += 1;
+        if self.failing_reads.borrow().iter().any(|k| k == key) {
+            return Err(StoreError::failed(StoreOp::Read, key, "injected outage"));
+        }
         Ok(self.data.borrow().get(key).cloned())
     }
     async fn put(&self, key: &str, value: &str, _ttl: Option<u64>) -> Result<(), StoreError> {

@@ -20,7 +20,7 @@
 //! - **Half-open** admits probes. Resilience4j hands out a fixed number of permits; isolates
 //!   share no memory, so we admit each request as a probe with probability
 //!   `half_open_probe_share` (the roll is passed in) and bound the probes in flight in this
-//!   isolate. `half_open_successes_to_close` successes close it, one failure reopens it with a
+//!   isolate. `half_open_successes_to_close` successes close it, failures reopen it with a
 //!   longer open time. It cannot get stuck: if no probe has been admitted or completed for
 //!   `half_open_max_wait_ms` (probes lost to cancelled requests, or unlucky rolls), the
 //!   in-flight count is cleared and the next request is admitted as a probe regardless of the
@@ -35,19 +35,22 @@
 //! have to thread the admission through); results arriving while open are counted in the
 //! totals but cannot change the state, since they describe calls started before the trip.
 
+pub mod replay;
 pub mod replica;
+pub mod scenario;
 pub mod settings;
 pub mod state;
 mod window;
 
-pub use replica::BreakerSnapshot;
+pub use replica::{AdminCommand, BreakerSnapshot};
 pub use settings::{BreakerPolicy, BreakerSettings, MAX_WINDOW_SIZE};
 pub use state::{BreakerState, State};
 
+use crate::core::keytag::KeyTag;
 use crate::core::outcome::Outcome;
 use replica::Replica;
 use serde::{Deserialize, Serialize};
-use window::CountWindow;
+use window::{CountWindow, KeySet};
 
 /// What [`Breaker::admit`] says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,12 +126,20 @@ pub struct BreakerStatus {
     pub open_until_ms: Option<u64>,
     pub trips: u64,
     pub generation: u64,
+    /// Issue time of the last operator command applied here (0: none).
+    pub admin_epoch: u64,
+    /// Outcomes recorded but left out of the window because their key already held its share
+    /// (`LIGHTRAG_CIRCUIT_BREAKER_MAX_CALLS_PER_KEY`) or had already given a probe result.
+    pub capped_calls: u64,
 }
 
 /// Every call recorded, whatever the state (the status API's totals).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Calls {
     total: u64,
+    /// Outcomes left out of the window: their key already held its share, or (half-open) had
+    /// already given its probe result.
+    capped: u64,
     last_failure_ms: Option<u64>,
     last_success_ms: Option<u64>,
 }
@@ -168,7 +179,7 @@ impl Breaker {
         }
         match self.state {
             State::Open { until_ms, .. } if now_ms >= until_ms => BreakerState::HalfOpen,
-            s => s.kind(),
+            ref s => s.kind(),
         }
     }
 
@@ -181,7 +192,8 @@ impl Breaker {
                     since_ms: until_ms,
                     streak,
                     probes: 0,
-                    successes: 0,
+                    succeeded: KeySet::default(),
+                    failed: KeySet::default(),
                     last_event_ms: until_ms,
                 };
             }
@@ -242,9 +254,11 @@ impl Breaker {
     pub fn record(
         &mut self,
         outcome: &Outcome,
+        key: KeyTag,
         now_ms: u64,
         jitter_roll: f64,
     ) -> Option<Transition> {
+        let _ = key;
         let failed = outcome.is_failure();
         self.calls.total = self.calls.total.saturating_add(1);
         if failed {
@@ -259,12 +273,20 @@ impl Breaker {
         let s = *self.policy.settings();
         match &mut self.state {
             State::Closed { .. } => {
-                self.window.record(failed, s.window_size);
+                // One key holds at most its share of the window (and so of the run of failures).
+                if self.window.calls_from(key) >= s.max_calls_per_key {
+                    self.calls.capped = self.calls.capped.saturating_add(1);
+                    return None;
+                }
+                self.window.record(failed, key, s.window_size);
                 let w = &self.window;
-                let cause = if w.consecutive() >= s.failure_threshold {
+                let cause = if w.consecutive() >= s.failure_threshold
+                    && w.streak_keys() >= s.min_distinct_keys
+                {
                     Some(TransitionCause::ConsecutiveFailures)
                 } else if w.len() >= s.minimum_calls
                     && f64::from(w.failures()) >= s.failure_rate_threshold * f64::from(w.len())
+                    && w.failing_keys(s.min_distinct_keys) >= s.min_distinct_keys.min(s.window_size)
                 {
                     Some(TransitionCause::FailureRate)
                 } else {
@@ -276,18 +298,29 @@ impl Breaker {
             State::Open { .. } => None,
             State::HalfOpen {
                 probes,
-                successes,
+                succeeded,
+                failed: failed_keys,
                 last_event_ms,
                 ..
             } => {
                 *probes = probes.saturating_sub(1);
                 *last_event_ms = now_ms;
-                self.window.note_streak(failed);
+                // Each key's first result counts, once: one client cannot keep the breaker open
+                // by failing probes, nor close it by succeeding.
+                if succeeded.contains(key) || failed_keys.contains(key) {
+                    self.calls.capped = self.calls.capped.saturating_add(1);
+                    return None;
+                }
+                self.window.note_streak(failed, key);
                 if failed {
+                    failed_keys.insert(key);
+                    if failed_keys.len() < s.min_distinct_keys {
+                        return None;
+                    }
                     return Some(self.trip(TransitionCause::ProbeFailed, now_ms, jitter_roll));
                 }
-                *successes += 1;
-                if *successes < s.half_open_successes_to_close {
+                succeeded.insert(key);
+                if succeeded.len() < s.half_open_successes_to_close {
                     return None;
                 }
                 self.close(now_ms);
@@ -314,7 +347,7 @@ impl Breaker {
             {
                 0
             }
-            s => s.streak(),
+            ref s => s.streak(),
         }
         .saturating_add(1);
         let until_ms = now_ms.saturating_add(self.policy.open_ms(streak, jitter_roll));
@@ -380,16 +413,50 @@ impl Breaker {
         }
     }
 
-    /// An operator's action, with the open duration of [`BreakerAction::Open`] taken from the
-    /// policy's recovery timeout.
-    pub fn apply(&mut self, action: BreakerAction, now_ms: u64) -> Transition {
-        match action {
+    /// An operator's action here: issues the [`AdminCommand`] (its epoch above every one this
+    /// breaker has seen, so it dominates every generation in the fleet) and applies it. A
+    /// forced open lasts the policy's recovery timeout. The caller writes the command to
+    /// `breaker/<upstream>/admin` and the snapshot as usual.
+    pub fn apply(&mut self, action: BreakerAction, now_ms: u64) -> (AdminCommand, Transition) {
+        let cmd = AdminCommand {
+            action,
+            epoch: self.replica.next_epoch(now_ms),
+            open_until_ms: match action {
+                BreakerAction::Open => {
+                    Some(now_ms.saturating_add(self.policy.settings().recovery_timeout_ms))
+                }
+                BreakerAction::Reset => None,
+            },
+        };
+        let t = self.execute(&cmd, now_ms);
+        (cmd, t)
+    }
+
+    /// A command another isolate issued (read from KV): applied if it is newer than the last
+    /// command applied here, else ignored (`None`). A forced open is adopted until at most
+    /// `now + max_recovery_timeout`.
+    pub fn adopt_admin(&mut self, cmd: &AdminCommand, now_ms: u64) -> Option<Transition> {
+        (cmd.epoch > self.replica.admin_epoch).then(|| self.execute(cmd, now_ms))
+    }
+
+    fn execute(&mut self, cmd: &AdminCommand, now_ms: u64) -> Transition {
+        let t = match cmd.action {
             BreakerAction::Open => {
-                let duration = self.policy.settings().recovery_timeout_ms;
-                self.force_open(now_ms, duration)
+                let until = cmd
+                    .open_until_ms
+                    .unwrap_or(now_ms)
+                    .min(self.max_open_until(now_ms));
+                self.force_open(now_ms, until.saturating_sub(now_ms))
             }
             BreakerAction::Reset => self.reset(now_ms),
-        }
+        };
+        self.replica.admin_epoch = cmd.epoch;
+        t
+    }
+
+    /// The latest end of an open period adopted at `now_ms`.
+    fn max_open_until(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.policy.settings().max_recovery_timeout_ms)
     }
 
     /// What to write to KV.
@@ -400,13 +467,15 @@ impl Breaker {
             generation: self.replica.generation,
             trips: self.replica.trips,
             updated_ms: self.replica.updated_ms,
+            admin_epoch: self.replica.admin_epoch,
         }
     }
 
-    /// Adopts a snapshot read from KV if its generation is newer than ours: an open (or
-    /// forced-open) state opens this breaker until the remote `open_until_ms`; a closed one
-    /// (an admin reset, or probes that succeeded elsewhere) closes it. Older or equal
-    /// generations are ignored. Returns whether anything was adopted.
+    /// Adopts a snapshot read from KV if it is newer than ours (`(admin_epoch, generation)`,
+    /// see [`replica`]): an open (or forced-open) state opens this breaker until the remote
+    /// `open_until_ms`, capped at `now + max_recovery_timeout`; a closed one (an admin reset,
+    /// or probes that succeeded elsewhere) closes it. Older or equal ones are ignored. Returns
+    /// whether anything was adopted.
     pub fn merge_remote(&mut self, snap: &BreakerSnapshot, now_ms: u64) -> bool {
         if !self.replica.is_newer(snap) {
             return false;
@@ -424,10 +493,13 @@ impl Breaker {
                 // the same end lets `refresh` move us to half-open locally.
                 let streak = match self.state {
                     State::Closed { streak, .. } => streak.saturating_add(1),
-                    s => s.streak(),
+                    ref s => s.streak(),
                 };
                 self.state = State::Open {
-                    until_ms: snap.open_until_ms.unwrap_or(now_ms),
+                    until_ms: snap
+                        .open_until_ms
+                        .unwrap_or(now_ms)
+                        .min(self.max_open_until(now_ms)),
                     streak,
                 };
                 self.refresh(now_ms);
@@ -453,6 +525,8 @@ impl Breaker {
             open_until_ms: self.state.open_until_ms().filter(|_| enabled),
             trips: self.replica.trips,
             generation: self.replica.generation,
+            admin_epoch: self.replica.admin_epoch,
+            capped_calls: self.calls.capped,
         }
     }
 }

@@ -34,6 +34,13 @@ pub const HALF_OPEN_PROBE_SHARE: Bounds = Bounds::open_closed(0.0, 1.0);
 pub const HALF_OPEN_SUCCESSES: Bounds = Bounds::whole(1, 1000);
 /// ± fraction applied to every open period.
 pub const JITTER: Bounds = Bounds::closed(0.0, 0.5);
+/// Largest `min_distinct_keys` (the run of failures remembers this many distinct keys).
+pub const MAX_DISTINCT_KEYS: u32 = 32;
+/// Distinct stickiness keys whose failures a trip needs (the rate rule asks for at most
+/// `window_size` of them, all a window can hold).
+pub const MIN_DISTINCT_KEYS: Bounds = Bounds::whole(1, MAX_DISTINCT_KEYS as u64);
+/// Outcomes one key may hold in the count window.
+pub const MAX_CALLS_PER_KEY: Bounds = Bounds::whole(1, MAX_WINDOW_SIZE as u64);
 
 /// The breaker's settings as configured (plain data). Turn them into a [`BreakerPolicy`] with
 /// [`BreakerPolicy::try_new`].
@@ -71,6 +78,13 @@ pub struct BreakerSettings {
     pub half_open_max_wait_ms: u64,
     /// [`JITTER`].
     pub jitter: f64,
+    /// [`MIN_DISTINCT_KEYS`]: a trip (consecutive, rate, or a failed half-open probe) needs
+    /// failures from this many distinct stickiness keys, so one client inventing requests
+    /// cannot open the breaker for everybody.
+    pub min_distinct_keys: u32,
+    /// [`MAX_CALLS_PER_KEY`]: outcomes one key may hold in the count window; more are counted
+    /// in the totals (`capped_calls`) but not in the window or the run of failures.
+    pub max_calls_per_key: u32,
 }
 
 impl BreakerSettings {
@@ -91,6 +105,8 @@ impl BreakerSettings {
         half_open_successes_to_close: 3,
         half_open_max_wait_ms: 60_000,
         jitter: 0.1,
+        min_distinct_keys: 3,
+        max_calls_per_key: 5,
     };
 }
 
@@ -118,7 +134,7 @@ impl Default for BreakerPolicy {
 
 impl BreakerPolicy {
     pub fn try_new(s: BreakerSettings) -> Result<BreakerPolicy, PolicyError> {
-        let bounded: [(&Bounds, &'static str, f64); 11] = [
+        let bounded: [(&Bounds, &'static str, f64); 13] = [
             (
                 &FAILURE_THRESHOLD,
                 "failure_threshold",
@@ -158,6 +174,16 @@ impl BreakerPolicy {
                 f64::from(s.half_open_successes_to_close),
             ),
             (&JITTER, "jitter", s.jitter),
+            (
+                &MIN_DISTINCT_KEYS,
+                "min_distinct_keys",
+                f64::from(s.min_distinct_keys),
+            ),
+            (
+                &MAX_CALLS_PER_KEY,
+                "max_calls_per_key",
+                f64::from(s.max_calls_per_key),
+            ),
         ];
         for (bounds, field, value) in bounded {
             bounds.check(field, value)?;

@@ -2,6 +2,7 @@
 //! impossible combination (probes counted while closed, an open breaker without an end) cannot
 //! be written down.
 
+use super::window::KeySet;
 use serde::{Deserialize, Serialize};
 
 /// The three states by name, as they appear in snapshots, transitions and the status API
@@ -26,20 +27,22 @@ impl BreakerState {
 
 /// The stored state. `streak` counts consecutive trips not yet forgiven by a sustained close; it
 /// sets how long the next trip stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     /// Admitting everything, counting outcomes in the window since `since_ms`.
     Closed { since_ms: u64, streak: u32 },
     /// Rejecting until `until_ms`; read as half-open from then on (see `Breaker::refresh`).
     Open { until_ms: u64, streak: u32 },
     /// Admitting probes. `since_ms` is when the open period ended, `probes` are admitted and not
-    /// yet finished, `successes` finished well, and `last_event_ms` is the last admission or
+    /// yet finished, `succeeded` / `failed` the distinct keys whose probes finished well / badly
+    /// (each key's first result counts, once), and `last_event_ms` is the last admission or
     /// completion (a stall past `half_open_max_wait_ms` writes the probes off).
     HalfOpen {
         since_ms: u64,
         streak: u32,
         probes: u32,
-        successes: u32,
+        succeeded: KeySet,
+        failed: KeySet,
         last_event_ms: u64,
     },
 }

@@ -47,10 +47,13 @@ pub use problem::{Problem, Severity, Source};
 use crate::core::answer::{cache, shadow};
 use crate::core::breaker::settings as cb;
 use crate::core::breaker::{BreakerPolicy, BreakerSettings};
-use crate::core::cohort::{Percent, DEFAULT_SALT};
+use crate::core::cohort::{Percent, Salt};
 use crate::core::exchange::policy as exchange;
 use crate::core::fallback::{FallbackPolicy, FallbackSettings};
 use crate::core::gate::{self, GatePolicy, GateSettings};
+use crate::core::guard::cors::AllowedOrigins;
+use crate::core::guard::deployment::Deployment;
+use crate::core::guard::models;
 use crate::core::model::Upstream;
 use crate::core::policy::{Bounds, PolicyError};
 use crate::core::rules::Rule;
@@ -62,7 +65,17 @@ use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// Secret names: never configuration, never echoed.
-pub const SECRET_VARIABLES: &[&str] = &["LIGHTRAG_API_KEY", "PERPLEXITY_API", "ADMIN_TOKEN"];
+pub const SECRET_VARIABLES: &[&str] = &[
+    "LIGHTRAG_API_KEY",
+    "PERPLEXITY_API",
+    "ADMIN_TOKEN",
+    "ROUTER_CLIENT_TOKEN",
+];
+
+/// Variables read from wrangler vars (or secrets) only: a runtime override of one is refused
+/// (422 naming it), because it would let whoever holds the admin token send the upstream keys
+/// to another host or switch the development loosening on (docs/architecture.md#the-front-door-guard).
+pub const VARS_ONLY: &[&str] = &[LIGHTRAG_BASE_URL, PERPLEXITY_BASE_URL, ROUTER_ENV];
 
 const CB: BreakerSettings = BreakerSettings::DEFAULT;
 const GATE: GateSettings = GateSettings::DEFAULT;
@@ -83,6 +96,10 @@ macro_rules! variables {
 
         /// Every variable [`load`] reads, in table order.
         pub const KNOWN_VARIABLES: &[&str] = &[$($ck,)* $($($gk,)*)*];
+
+        /// `(Config field, variable)` for every `config` row: how a serialized [`Config`]
+        /// maps back onto the variables that produce it ([`crate::core::live`]).
+        pub const CONFIG_FIELDS: &[(&str, &str)] = &[$((stringify!($cf), $cn),)*];
 
         /// The router's configuration. Serializable for the status API (holds no secrets).
         #[derive(Debug, Clone, Serialize)]
@@ -155,7 +172,8 @@ variables! {
         /// Reported in the status API (the seed's flag; arms are always recorded).
         ENABLE_AB_TESTING = "LIGHTRAG_ENABLE_AB_TESTING" => enable_ab_testing: bool = false, boolean;
         /// Salt of the cohort hash (docs/architecture.md#cohort-hashing).
-        USER_HASH_SALT = "LIGHTRAG_USER_HASH_SALT" => user_hash_salt: String = DEFAULT_SALT.to_string(), text;
+        /// Shown only as a fingerprint ([`Salt`]); may be a wrangler secret.
+        USER_HASH_SALT = "LIGHTRAG_USER_HASH_SALT" => user_hash_salt: Salt = Salt::default(), salt;
         /// Everybody to one upstream (`forced`), or unset.
         FORCE_USER_COHORT = "LIGHTRAG_FORCE_USER_COHORT" => force_user_cohort: Option<Upstream> = None, cohort;
         /// Whether [`Config::routing_rules`] apply.
@@ -181,6 +199,12 @@ variables! {
         PERPLEXITY_BASE_URL = "PERPLEXITY_BASE_URL" => perplexity_base_url: String = "https://api.perplexity.ai".to_string(), url;
         /// How often an isolate re-reads KV in the background.
         STATE_REFRESH_SECONDS = "STATE_REFRESH_SECONDS" => state_refresh_seconds: u64 = 30, whole(&Bounds::whole(1, 3600));
+        /// Samples one stickiness key may add to the metric windows (the A/B metrics and the
+        /// quality gate) per hour in one isolate; more are answered but not counted.
+        METRICS_MAX_SAMPLES_PER_KEY = "LIGHTRAG_METRICS_MAX_SAMPLES_PER_KEY" => metrics_max_samples_per_key: u64 = 20, whole(&Bounds::whole(1, 1_000_000));
+        /// How long a cold isolate's first requests wait for its first KV load (ms) before
+        /// routing on the vars alone (counted in the status as `routed_before_kv`).
+        FIRST_LOAD_WAIT_MS = "STATE_FIRST_LOAD_WAIT_MS" => first_load_wait_ms: u64 = 50, whole(&Bounds::whole(0, 10_000));
         /// How often an isolate flushes its metric windows to KV.
         METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(&Bounds::whole(10, 86_400));
         /// Answer-aware routing (docs/answer-aware.md): judge answers before they reach the
@@ -211,6 +235,14 @@ variables! {
         PERPLEXITY_QUERY_SEARCH_DOMAIN_FILTER = "PERPLEXITY_QUERY_SEARCH_DOMAIN_FILTER" => perplexity_query_search_domain_filter: BTreeSet<String> = pq::default_domain_filter(), list;
         /// `POST /query`'s Perplexity system prompt (asks for `(confidence score: X.X)`).
         PERPLEXITY_QUERY_SYSTEM_PROMPT = "PERPLEXITY_QUERY_SYSTEM_PROMPT" => perplexity_query_system_prompt: String = pq::SYSTEM_PROMPT.to_string(), text;
+        /// Perplexity models a chat request may name (400 otherwise); none named → the default.
+        ALLOWED_MODELS = "LIGHTRAG_ALLOWED_MODELS" => allowed_models: BTreeSet<String> = models::default_allowed(), list;
+        /// Origins whose pages may call the chat and OFREP routes (CORS); none by default.
+        ALLOWED_ORIGINS = "ROUTER_ALLOWED_ORIGINS" => allowed_origins: AllowedOrigins = AllowedOrigins::default(), origins;
+        /// `development` loosens the client token and https-only upstreams; unset is production.
+        ROUTER_ENV = "ROUTER_ENV" => deployment: Deployment = Deployment::Production, deployment;
+        /// Cohort, position, arm and config version to every client, not only to admin-token requests.
+        EXPOSE_ROUTING_DETAIL = "ROUTER_EXPOSE_ROUTING_DETAIL" => expose_routing_detail: bool = false, boolean;
     }
     BreakerVars {
         ENABLE_CIRCUIT_BREAKER = "LIGHTRAG_ENABLE_CIRCUIT_BREAKER" => enabled: bool = CB.enabled, boolean;
@@ -226,6 +258,10 @@ variables! {
         CB_HALF_OPEN_PROBE_SHARE = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_PROBE_SHARE" => half_open_probe_share: f64 = CB.half_open_probe_share, number(&cb::HALF_OPEN_PROBE_SHARE);
         CB_HALF_OPEN_SUCCESSES = "LIGHTRAG_CIRCUIT_BREAKER_HALF_OPEN_SUCCESSES" => half_open_successes_to_close: u32 = CB.half_open_successes_to_close, whole_u32(&cb::HALF_OPEN_SUCCESSES);
         CB_JITTER = "LIGHTRAG_CIRCUIT_BREAKER_JITTER" => jitter: f64 = CB.jitter, number(&cb::JITTER);
+        /// A trip needs failures from this many distinct stickiness keys.
+        CB_MIN_DISTINCT_KEYS = "LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS" => min_distinct_keys: u32 = CB.min_distinct_keys, whole_u32(&cb::MIN_DISTINCT_KEYS);
+        /// Outcomes one stickiness key may hold in the breaker's count window.
+        CB_MAX_CALLS_PER_KEY = "LIGHTRAG_CIRCUIT_BREAKER_MAX_CALLS_PER_KEY" => max_calls_per_key: u32 = CB.max_calls_per_key, whole_u32(&cb::MAX_CALLS_PER_KEY);
     }
     FallbackVars {
         FALLBACK_TO_PERPLEXITY = "LIGHTRAG_FALLBACK_TO_PERPLEXITY" => lightrag_to_perplexity: bool = FALLBACK.lightrag_to_perplexity, boolean;
@@ -366,6 +402,8 @@ fn breaker_policy(l: &mut Loader<'_>) -> BreakerPolicy {
         half_open_probe_share: v.half_open_probe_share,
         half_open_successes_to_close: v.half_open_successes_to_close,
         jitter: v.jitter,
+        min_distinct_keys: v.min_distinct_keys,
+        max_calls_per_key: v.max_calls_per_key,
         ..CB
     };
     or_default(l, ENABLE_CIRCUIT_BREAKER, BreakerPolicy::try_new(settings))

@@ -4,8 +4,10 @@
 
 use super::legacy;
 use super::problem::{Problem, Severity, Source};
-use super::{KNOWN_VARIABLES, SECRET_VARIABLES};
-use crate::core::cohort::Percent;
+use super::{KNOWN_VARIABLES, SECRET_VARIABLES, VARS_ONLY};
+use crate::core::cohort::{Percent, Salt};
+use crate::core::guard::cors::{self, AllowedOrigins};
+use crate::core::guard::deployment::Deployment;
 use crate::core::model::Upstream;
 use crate::core::policy::Bounds;
 use crate::core::rules::{self, Rule};
@@ -97,6 +99,7 @@ impl<'a> Loader<'a> {
     pub(super) fn raw(&self, name: &str) -> Option<(&'a Value, Source)> {
         if let Some(v) = self
             .overrides
+            .filter(|_| !VARS_ONLY.contains(&name))
             .and_then(|o| o.get(name))
             .filter(|v| !is_unset(v))
         {
@@ -132,6 +135,13 @@ impl<'a> Loader<'a> {
                         severity: Severity::Error,
                         index: None,
                     });
+                } else if VARS_ONLY.contains(&k.as_str()) {
+                    self.problem(
+                        k,
+                        v,
+                        Source::Override,
+                        "comes from wrangler vars or secrets only; a runtime override of it is refused".into(),
+                    );
                 } else if !known(k) {
                     self.problem(k, v, Source::Override, "unknown variable".into());
                 }
@@ -243,7 +253,8 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// A non-empty string of at most [`TEXT_MAX`] bytes.
+    /// A non-empty string of at most [`TEXT_MAX`] bytes (`POST /query`'s Perplexity model and
+    /// system prompt).
     pub(super) fn text(&mut self, name: &str, default: String) -> String {
         let Some((v, src)) = self.raw(name) else {
             return default;
@@ -255,8 +266,69 @@ impl<'a> Loader<'a> {
                     name,
                     v,
                     src,
+                    format!("expected a non-empty string of at most {TEXT_MAX} bytes; using the default"),
+                );
+                default
+            }
+        }
+    }
+
+    /// The cohort salt: a string of at most [`TEXT_MAX`] bytes; a refused value is never echoed.
+    pub(super) fn salt(&mut self, name: &str, default: Salt) -> Salt {
+        let Some((v, src)) = self.raw(name) else {
+            return default;
+        };
+        match v.as_str() {
+            Some(s) if s.len() <= TEXT_MAX => Salt::new(s),
+            _ => {
+                self.problem(
+                    name,
+                    &Value::String("<redacted>".into()),
+                    src,
+                    format!("expected a non-empty string of at most {TEXT_MAX} bytes; using the default"),
+                );
+                default
+            }
+        }
+    }
+
+    /// A list of exact origins ([`cors::parse_origin`]); bad entries are reported and skipped.
+    pub(super) fn origins(&mut self, name: &str, default: AllowedOrigins) -> AllowedOrigins {
+        let Some((_, src)) = self.raw(name) else {
+            return default;
+        };
+        let mut out = std::collections::BTreeSet::new();
+        for entry in self.list(name, std::collections::BTreeSet::new()) {
+            match cors::parse_origin(&entry) {
+                Ok(o) => {
+                    out.insert(o);
+                }
+                Err(e) => self.problem(
+                    name,
+                    &Value::String(entry),
+                    src,
+                    format!("{e}; entry skipped"),
+                ),
+            }
+        }
+        AllowedOrigins::new(out)
+    }
+
+    /// `development`, `staging` or `production`.
+    pub(super) fn deployment(&mut self, name: &str, default: Deployment) -> Deployment {
+        let Some((v, src)) = self.raw(name) else {
+            return default;
+        };
+        match v.as_str().and_then(Deployment::parse) {
+            Some(d) => d,
+            None => {
+                self.problem(
+                    name,
+                    v,
+                    src,
                     format!(
-                        "expected a non-empty string of at most {TEXT_MAX} bytes; using {default}"
+                        "expected development, staging or production; using {}",
+                        default.as_str()
                     ),
                 );
                 default

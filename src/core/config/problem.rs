@@ -9,6 +9,8 @@ use serde::Serialize;
 pub enum Source {
     Vars,
     Override,
+    /// A wrangler secret (or a binding) that is missing: reported, its value never shown.
+    Secrets,
 }
 
 /// Whether a value was refused (`error`: the safe default applies instead) or accepted in a form

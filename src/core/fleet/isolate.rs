@@ -1,0 +1,616 @@
+//! One isolate's state, driven by its caller with `now_ms`: the config it runs on, its
+//! breakers, its metric windows, the controller's rollout document and its KV schedule.
+//!
+//! The caller (the Worker's `edge::isolate`, or a simulation) does the I/O this machine asks
+//! for: [`IsolateState::background`] hands out the KV writes allowed now and, when a refresh is
+//! due, a [`RefreshTicket`]; the caller reads KV ([`crate::core::store::load_remote`]) and
+//! gives the result back with [`IsolateState::refresh_done`]. Nothing here awaits, reads a
+//! clock or draws randomness from outside: rolls come from the seeded [`Rng`].
+
+use super::quota::KeyQuota;
+use super::rng::Rng;
+use super::schedule::{KvHealth, RefreshTicket, Schedule};
+use crate::core::answer::cache::CacheCounts;
+use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
+use crate::core::answer::watch::{NoContextWatch, WatchSettings};
+use crate::core::breaker::{
+    Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
+};
+use crate::core::config::{self, Config, Loaded, Problem};
+use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::exchange::NoAnswerBlame;
+use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
+use crate::core::keytag::{KeyTag, TagSecret};
+use crate::core::model::{BreakerView, Upstream};
+use crate::core::outcome::Outcome;
+use crate::core::overrides::ConfigDocument;
+use crate::core::report::{AnswerInputs, ReportInputs};
+use crate::core::store::{
+    breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
+    OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
+    THROTTLE_INTERVAL_MS,
+};
+use crate::core::window::{MetricKey, Sample, Stats, Window};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// What an isolate starts from.
+#[derive(Debug, Clone)]
+pub struct IsolateInit {
+    /// This isolate's id (its metrics key is `metrics/<id>`): random, never a user id.
+    pub id: String,
+    /// The wrangler vars (secrets excluded).
+    pub vars: Map<String, Value>,
+    /// Seed of the rolls (probe admission, jitter).
+    pub seed: u64,
+    /// Secret of this isolate's [`KeyTag`]s (random, never leaves the isolate).
+    pub tag_secret: TagSecret,
+    /// Which secrets and bindings this deployment has (fixed for the isolate's life).
+    pub setup: SetupFacts,
+    pub now_ms: u64,
+}
+
+/// One KV write the isolate wants made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: String,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// The background work due now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Background {
+    /// Writes to make now (throttled breaker transitions, a metrics flush).
+    pub writes: Vec<KvWrite>,
+    /// Set when a refresh is due; it is marked in flight from now on.
+    pub refresh: Option<RefreshTicket>,
+}
+
+impl Background {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.refresh.is_none()
+    }
+}
+
+/// One upstream call's result, as recorded in its breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallRecord {
+    pub upstream: Upstream,
+    pub outcome: Outcome,
+    /// The caller's keyed tag ([`IsolateState::tag`]), never the raw key.
+    pub key: KeyTag,
+}
+
+/// The last controller tick this isolate ran, for the status API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TickNote {
+    pub at_ms: u64,
+    pub skipped: Option<TickSkipped>,
+    pub completed: bool,
+    pub ops: u32,
+    pub warnings: Vec<String>,
+}
+
+/// What an operator's breaker action did here, and the command to store for the fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminAction {
+    pub transition: Transition,
+    pub status: BreakerStatus,
+    /// `breaker/<upstream>/admin`: write it now.
+    pub command: KvWrite,
+}
+
+/// One isolate's cached state. Fields are private: ask it questions and report what happened
+/// through its methods.
+#[derive(Debug, Clone)]
+pub struct IsolateState {
+    id: String,
+    vars: Map<String, Value>,
+    overrides: OverridesDoc,
+    loaded: Loaded,
+    breakers: BTreeMap<Upstream, Breaker>,
+    windows: BTreeMap<MetricKey, Window>,
+    sched: Schedule,
+    throttle: WriteThrottle,
+    /// Writes allowed when they were offered, not yet handed to the caller.
+    outbox: Vec<KvWrite>,
+    rollout: Option<RolloutDoc>,
+    warnings: Vec<String>,
+    rng: Rng,
+    tag_secret: TagSecret,
+    last_tick: Option<TickNote>,
+    quota: KeyQuota,
+    setup: SetupFacts,
+    /// Answer-aware routing (docs/answer-aware.md): LightRAG's recent replies (when no-context
+    /// replies count as breaker failures), the shadow gate, the shadow series, the cache's counts.
+    watch: NoContextWatch<KeyTag>,
+    shadow_gate: ShadowGate,
+    shadow_window: Window,
+    cache: BTreeMap<Upstream, CacheCounts>,
+}
+
+/// The no-context watch's settings from the config: its own two variables and the breaker's
+/// window (docs/answer-aware.md#no-context-and-the-breaker).
+fn watch_settings(c: &Config) -> WatchSettings {
+    let b = c.breaker.settings();
+    WatchSettings {
+        rate: c.no_context_breaker_rate,
+        min_keys: c.no_context_breaker_min_keys,
+        window: b.window_size,
+        minimum: b.minimum_calls,
+    }
+}
+
+impl IsolateState {
+    /// A fresh isolate on its vars alone (no KV read yet).
+    pub fn new(init: IsolateInit) -> IsolateState {
+        let loaded = config::load(&init.vars, None, 0);
+        let breakers = Upstream::ALL
+            .into_iter()
+            .map(|u| (u, Breaker::new(loaded.config.breaker)))
+            .collect();
+        let watch = NoContextWatch::new(watch_settings(&loaded.config));
+        IsolateState {
+            id: init.id,
+            vars: init.vars,
+            overrides: OverridesDoc::default(),
+            loaded,
+            breakers,
+            windows: BTreeMap::new(),
+            sched: Schedule::new(init.now_ms),
+            throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
+            outbox: Vec::new(),
+            rollout: None,
+            warnings: Vec::new(),
+            rng: Rng::new(init.seed),
+            tag_secret: init.tag_secret,
+            setup: init.setup,
+            last_tick: None,
+            quota: KeyQuota::default(),
+            watch,
+            shadow_gate: ShadowGate::new(),
+            shadow_window: Window::default(),
+            cache: BTreeMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    pub fn problems(&self) -> &[Problem] {
+        &self.loaded.problems
+    }
+
+    /// The wrangler vars overrides are layered on (for the admin API's checks).
+    pub fn vars(&self) -> &Map<String, Value> {
+        &self.vars
+    }
+
+    /// The controller's last rollout document this isolate has read.
+    pub fn rollout(&self) -> Option<&RolloutDoc> {
+        self.rollout.as_ref()
+    }
+
+    /// The keyed tag of a stickiness key: what the breakers and the metric quotas count, so
+    /// the raw key never outlives the request.
+    pub fn tag(&self, key: &str) -> KeyTag {
+        self.tag_secret.tag(key)
+    }
+
+    /// A roll in [0, 1) from this isolate's generator.
+    pub fn roll(&mut self) -> f64 {
+        self.rng.roll()
+    }
+
+    /// The `GET /admin/config` document of what this isolate runs on, and its version.
+    pub fn config_document(&self) -> (String, u64) {
+        let doc = ConfigDocument::new(&self.overrides, &self.loaded);
+        (
+            serde_json::to_string(&doc).unwrap_or_default(),
+            self.overrides.version,
+        )
+    }
+
+    /// Runs on a new override set; rebuilds the breakers when their policy changed (carrying
+    /// their shared state over through a snapshot).
+    pub fn set_overrides(&mut self, doc: OverridesDoc, now_ms: u64) {
+        let loaded = config::load(&self.vars, Some(&doc.overrides), doc.version);
+        self.use_config(doc, loaded, now_ms);
+    }
+
+    /// [`IsolateState::set_overrides`] with the config already loaded (the admin API just did).
+    pub fn use_config(&mut self, doc: OverridesDoc, loaded: Loaded, now_ms: u64) {
+        let policy_changed = loaded.config.breaker != self.loaded.config.breaker;
+        self.overrides = doc;
+        self.loaded = loaded;
+        self.watch.set_settings(watch_settings(&self.loaded.config));
+        if policy_changed {
+            for b in self.breakers.values_mut() {
+                let snap = b.snapshot();
+                let mut nb = Breaker::new(self.loaded.config.breaker);
+                nb.merge_remote(&snap, now_ms);
+                *b = nb;
+            }
+        }
+    }
+
+    /// The routing decision for one request, taken once, and what LightRAG's breaker said if
+    /// it was asked. While LightRAG's breaker is half-open the decision is taken as if this
+    /// request held a probe permit, and the permit is drawn only when the request really goes
+    /// to LightRAG (otherwise permits would leak to requests that never call it and the breaker
+    /// would recover slowly at low rollout percentages); a refused permit turns it into the
+    /// breaker step's `circuit_open` answer. The admission tells the exchange whether its first
+    /// call holds a probe permit to hand back if it ends without a verdict.
+    pub fn decide(&mut self, req: &RouteRequest<'_>, now_ms: u64) -> (Decision, Admission) {
+        let mut state = self.route_state(now_ms);
+        state.quality_probe_roll = self.rng.roll();
+        let half_open = state.lightrag_breaker == BreakerView::HalfOpenReject;
+        if half_open {
+            state.lightrag_breaker = BreakerView::HalfOpenProbe;
+        }
+        let d = decide::decide(&self.loaded.config, &state, req);
+        if half_open && d.upstream == Upstream::Lightrag {
+            return match self.take_permit(Upstream::Lightrag, now_ms) {
+                Admission::Rejected => (d.probe_refused(), Admission::Allowed),
+                a => (d, a),
+            };
+        }
+        (d, Admission::Allowed)
+    }
+
+    /// The live state for a decision, drawing no probe permit: a half-open breaker reads as
+    /// refusing (OFREP evaluations, which call nothing).
+    pub fn route_state(&self, now_ms: u64) -> RouteState {
+        let view = match self
+            .breakers
+            .get(&Upstream::Lightrag)
+            .map(|b| b.state(now_ms))
+        {
+            Some(BreakerState::Open) => BreakerView::Open,
+            Some(BreakerState::HalfOpen) => BreakerView::HalfOpenReject,
+            _ => BreakerView::Closed,
+        };
+        let rollout = self.rollout.as_ref();
+        RouteState {
+            rollback_active: rollout.is_some_and(|r| r.rollback_active),
+            lightrag_breaker: view,
+            quality_gate_closed: rollout.is_some_and(|r| r.quality_gate_closed),
+            quality_probe_roll: 1.0,
+        }
+    }
+
+    /// Whether `u`'s breaker admits a request now. Takes a half-open probe permit when it
+    /// admits one as a probe, so call it only for a request that will be sent.
+    pub fn take_permit(&mut self, u: Upstream, now_ms: u64) -> Admission {
+        let roll = self.rng.roll();
+        self.breakers
+            .get_mut(&u)
+            .map_or(Admission::Allowed, |b| b.admit(now_ms, roll))
+    }
+
+    /// Hands an unused probe permit back to `u`'s breaker ([`Breaker::release`]).
+    pub fn release_permit(&mut self, u: Upstream, now_ms: u64) {
+        if let Some(b) = self.breakers.get_mut(&u) {
+            b.release(now_ms);
+        }
+    }
+
+    /// `u`'s breaker (status, tests, simulations).
+    pub fn breaker(&self, u: Upstream) -> Option<&Breaker> {
+        self.breakers.get(&u)
+    }
+
+    /// Records one upstream call in its breaker; a transition is offered to the KV throttle
+    /// and returned (for the caller's log).
+    pub fn record_call(&mut self, call: &CallRecord, now_ms: u64) -> Option<Transition> {
+        let roll = self.rng.roll();
+        let t = self
+            .breakers
+            .get_mut(&call.upstream)
+            .and_then(|b| b.record(&call.outcome, call.key, now_ms, roll))?;
+        self.note_transition(call.upstream, now_ms);
+        Some(t)
+    }
+
+    /// An operator's action on `u`'s breaker, applied here at once. The caller writes
+    /// [`AdminAction::command`] to KV now (not through the throttle: a command held back
+    /// could land after a newer one another operator issued elsewhere and undo it); the
+    /// snapshot goes through the throttle as usual.
+    pub fn breaker_action(
+        &mut self,
+        u: Upstream,
+        action: BreakerAction,
+        now_ms: u64,
+    ) -> Option<AdminAction> {
+        let (cmd, transition) = self.breakers.get_mut(&u)?.apply(action, now_ms);
+        self.note_transition(u, now_ms);
+        let status = self.breakers.get(&u)?.status(now_ms);
+        Some(AdminAction {
+            transition,
+            status,
+            command: KvWrite {
+                key: breaker_admin_key(u),
+                value: serde_json::to_string(&cmd).unwrap_or_default(),
+                ttl_seconds: None,
+            },
+        })
+    }
+
+    /// Offers `u`'s snapshot to the KV throttle: written now if allowed, else kept pending
+    /// (replaced by any later transition) until a second has passed.
+    fn note_transition(&mut self, u: Upstream, now_ms: u64) {
+        if let Some(b) = self.breakers.get(&u) {
+            let text = serde_json::to_string(&b.snapshot()).unwrap_or_default();
+            self.offer(&breaker_key(u), text, now_ms);
+        }
+    }
+
+    fn offer(&mut self, key: &str, value: String, now_ms: u64) {
+        if let Some((key, value)) = self.throttle.offer(key, value, now_ms) {
+            self.outbox.push(KvWrite {
+                key,
+                value,
+                ttl_seconds: None,
+            });
+        }
+    }
+
+    /// Records one finished request in the metric windows, unless its caller (`key`, a keyed
+    /// tag) has already added `LIGHTRAG_METRICS_MAX_SAMPLES_PER_KEY` samples this hour (see
+    /// [`super::quota`]). Returns whether it was counted.
+    pub fn record_request(
+        &mut self,
+        metric: MetricKey,
+        sample: &Sample,
+        key: KeyTag,
+        now_ms: u64,
+    ) -> bool {
+        let limit = self.loaded.config.metrics_max_samples_per_key;
+        if !self.quota.admit(key, limit, now_ms) {
+            return false;
+        }
+        self.windows
+            .entry(metric)
+            .or_default()
+            .record(now_ms, sample);
+        true
+    }
+
+    /// Whom a no-context reply blames now: LightRAG while the no-context watch is escalated.
+    pub fn no_answer_blame(&self) -> NoAnswerBlame {
+        if self.watch.escalated() {
+            NoAnswerBlame::Upstream
+        } else {
+            NoAnswerBlame::Nobody
+        }
+    }
+
+    /// One LightRAG reply that reached a verdict, from the caller `key`, for the watch.
+    pub fn observe_reply(&mut self, no_context: bool, key: KeyTag) {
+        self.watch.observe(no_context, key);
+    }
+
+    /// Whether to start a shadow call for a request served by `served` (the decision's
+    /// upstream `decided`); counts it against this minute's cap, or why it was skipped.
+    pub fn admit_shadow(
+        &mut self,
+        decided: Upstream,
+        served: Upstream,
+        fallback: bool,
+        now_ms: u64,
+    ) -> Result<(), ShadowSkip> {
+        let state = self.route_state(now_ms);
+        let c = &self.loaded.config;
+        let settings = ShadowSettings {
+            share: c.shadow_percentage,
+            max_per_minute: c.shadow_max_per_minute,
+        };
+        let ask = ShadowAsk {
+            decided,
+            served,
+            fallback,
+            lightrag_breaker_closed: state.lightrag_breaker == BreakerView::Closed,
+            rollback_active: state.rollback_active || c.emergency_rollback,
+            roll: self.rng.roll(),
+        };
+        self.shadow_gate.admit(&settings, &ask, now_ms)
+    }
+
+    /// Records one shadow call's result in the shadow series (never the arms').
+    pub fn record_shadow(&mut self, sample: &Sample, now_ms: u64) {
+        self.shadow_window.record(now_ms, sample);
+    }
+
+    /// Counts what the response cache did for `u`.
+    pub fn count_cache(&mut self, u: Upstream, f: impl FnOnce(&mut CacheCounts)) {
+        f(self.cache.entry(u).or_default());
+    }
+
+    /// This isolate's last-hour stats per metric key.
+    pub fn local_stats(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
+        self.windows
+            .iter()
+            .map(|(k, w)| (*k, w.total(now_ms)))
+            .collect()
+    }
+
+    fn breaker_statuses(&self, now_ms: u64) -> Vec<(Upstream, BreakerStatus)> {
+        self.breakers
+            .iter()
+            .map(|(u, b)| (*u, b.status(now_ms)))
+            .collect()
+    }
+
+    /// The status document and `/metrics` text are built from these; `kv_ops` are the
+    /// driver's KV counters.
+    pub fn report<T>(
+        &self,
+        now_ms: u64,
+        kv_ops: &OpCounts,
+        f: impl FnOnce(&ReportInputs<'_>) -> T,
+    ) -> T {
+        let local = self.local_stats(now_ms);
+        let breakers = self.breaker_statuses(now_ms);
+        // The config's own problems, then what the deployment itself shows (http upstreams,
+        // the public salt, a missing client token or rate limiter).
+        let mut problems = self.problems().to_vec();
+        problems.extend(config_problems(self.config()));
+        problems.extend(setup_problems(self.config().deployment, &self.setup));
+        let answer = AnswerInputs {
+            watch: Some(self.watch.status()),
+            shadow_counts: self.shadow_gate.counts(now_ms),
+            shadow: self.shadow_window.total(now_ms),
+            cache: self.cache.clone(),
+        };
+        f(&ReportInputs {
+            now_ms,
+            isolate: &self.id,
+            config: self.config(),
+            problems: &problems,
+            breakers: &breakers,
+            local: &local,
+            rollout: self.rollout.as_ref(),
+            kv_warnings: &self.warnings,
+            kv_ops,
+            last_refresh_ms: self.sched.health().last_refresh_ms,
+            last_flush_ms: self.sched.last_flush_ms(),
+            health: &self.sched.health(),
+            last_tick: self.last_tick.as_ref(),
+            quota: &self.quota.status(),
+            first_load_wait_ms: self.config().first_load_wait_ms,
+            answer: &answer,
+        })
+    }
+
+    /// This isolate's metrics write, marking the flush as done now (the admin API's forced
+    /// flush, and the scheduled one).
+    pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
+        self.sched.flushed(now_ms);
+        for w in self.windows.values_mut() {
+            w.prune(now_ms);
+        }
+        self.shadow_window.prune(now_ms);
+        let doc = MetricsFlush {
+            isolate: self.id.clone(),
+            flushed_ms: now_ms,
+            windows: self.windows.clone(),
+            shadow: (!self.shadow_window.is_empty()).then(|| self.shadow_window.clone()),
+        };
+        KvWrite {
+            key: metrics_key(&self.id),
+            value: serde_json::to_string(&doc).unwrap_or_default(),
+            ttl_seconds: Some(metrics_ttl_seconds(self.config().metrics_flush_seconds)),
+        }
+    }
+
+    /// The background work due now: throttled writes, a metrics flush, whether to refresh.
+    pub fn background(&mut self, now_ms: u64) -> Background {
+        let (refresh_s, flush_s) = (
+            self.config().state_refresh_seconds,
+            self.config().metrics_flush_seconds,
+        );
+        let mut writes = std::mem::take(&mut self.outbox);
+        for (key, value) in self.throttle.due(now_ms) {
+            writes.push(KvWrite {
+                key,
+                value,
+                ttl_seconds: None,
+            });
+        }
+        if self.sched.flush_due(now_ms, flush_s)
+            && !(self.windows.is_empty() && self.shadow_window.is_empty())
+        {
+            writes.push(self.take_flush(now_ms));
+        }
+        let refresh = self.sched.refresh_if_due(now_ms, refresh_s);
+        Background { writes, refresh }
+    }
+
+    /// A refresh the caller must run now whatever the schedule (the isolate's first load, and
+    /// after a controller tick).
+    pub fn start_refresh(&mut self, now_ms: u64) -> RefreshTicket {
+        self.sched.start_refresh(now_ms)
+    }
+
+    /// Adopts what a refresh read, unless a newer refresh was applied since (a late result
+    /// is older than what the isolate holds). Returns whether it was applied.
+    pub fn refresh_done(&mut self, ticket: RefreshTicket, r: RemoteState, now_ms: u64) -> bool {
+        if !self.sched.finish_refresh(ticket, now_ms) {
+            return false;
+        }
+        self.warnings = r.warnings;
+        if let Some(doc) = r.overrides {
+            if doc.version != self.overrides.version || doc.overrides != self.overrides.overrides {
+                self.set_overrides(doc, now_ms);
+            }
+        }
+        // Commands first: a snapshot written before a command is then older than what we hold.
+        // Whatever is adopted supersedes a local write still pending behind the throttle.
+        for (u, cmd) in r.admin {
+            if let Some(b) = self.breakers.get_mut(&u) {
+                if b.adopt_admin(&cmd, now_ms).is_some() {
+                    self.throttle.cancel(&breaker_key(u));
+                }
+            }
+        }
+        for (u, snap) in r.breakers {
+            if let Some(b) = self.breakers.get_mut(&u) {
+                if b.merge_remote(&snap, now_ms) {
+                    self.throttle.cancel(&breaker_key(u));
+                }
+            }
+        }
+        // A failed read or a corrupt value keeps what we had (a closed gate stays closed);
+        // only a missing key means there is no rollout state.
+        match r.rollout {
+            Fetched::Found(doc) => self.rollout = Some(doc),
+            Fetched::Absent => self.rollout = None,
+            Fetched::Unreadable => {}
+        }
+        true
+    }
+
+    /// A controller tick ran in this isolate (the cron, or the admin API): kept for the status.
+    pub fn note_tick(&mut self, report: &TickReport, now_ms: u64) {
+        self.last_tick = Some(TickNote {
+            at_ms: now_ms,
+            skipped: report.skipped,
+            completed: report.completed,
+            ops: report.ops,
+            warnings: report.warnings.clone(),
+        });
+    }
+
+    /// Whether the first KV load has arrived (until then the isolate runs on its vars).
+    pub fn first_load_arrived(&self) -> bool {
+        self.sched.first_load_arrived()
+    }
+
+    /// A request gave up waiting for the first load and was routed on the vars alone.
+    pub fn note_cold_route(&mut self, _now_ms: u64) {
+        self.sched.note_cold_route();
+    }
+
+    /// Refresh timing and first-load facts for the status API.
+    pub fn kv_health(&self) -> KvHealth {
+        self.sched.health()
+    }
+
+    /// No KV binding: run on the vars and say so in the status.
+    pub fn kv_missing(&mut self, binding: &str, now_ms: u64) {
+        self.warnings = vec![format!("KV binding `{binding}` is missing")];
+        self.sched.no_store(now_ms);
+    }
+
+    /// The warnings of the last refresh (corrupt values, failed reads).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}

@@ -1,0 +1,146 @@
+//! The front door's checks at the edge: who is calling (client / admin token), what they send
+//! (`application/json` only), and what every response carries on its way out (`nosniff`,
+//! the preview's CSP, CORS for listed origins, operator-only routing detail). The rules are
+//! [`crate::core::guard`]; this module reads headers and secrets and writes headers.
+
+use super::cors;
+use super::http;
+use super::isolate::{secret, with};
+use crate::core::guard::client::{check_client, ClientAuth, ClientCheck};
+use crate::core::guard::deployment::{
+    Deployment, SetupFacts, UrlPolicy, CLIENT_TOKEN, RATE_LIMIT_BINDING,
+};
+use crate::core::guard::exposure::{RoutingDetail, OPERATOR_HEADERS};
+use crate::core::guard::media;
+use crate::core::identity::{check_admin, AdminAuth};
+use worker::{Env, Headers, Request, Response, Result};
+
+/// The preview page's Content-Security-Policy: its own scripts and wasm only, no inline
+/// scripts, nothing framed, nothing posted elsewhere.
+pub const PREVIEW_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn deployment() -> Deployment {
+    with(|i| i.config().deployment).unwrap_or(Deployment::Production)
+}
+
+fn authorization(req: &Request) -> Option<String> {
+    req.headers().get("authorization").ok().flatten()
+}
+
+/// Whether the request bears the admin token.
+pub fn is_admin(req: &Request, env: &Env) -> bool {
+    let auth = authorization(req);
+    check_admin(secret(env, "ADMIN_TOKEN").as_deref(), auth.as_deref()) == AdminAuth::Ok
+}
+
+/// The client-token verdict for a chat request.
+pub fn client_auth(req: &Request, env: &Env) -> ClientAuth {
+    let auth = authorization(req);
+    let client_token = secret(env, CLIENT_TOKEN);
+    let admin_token = secret(env, "ADMIN_TOKEN");
+    check_client(&ClientCheck {
+        deployment: deployment(),
+        client_token: client_token.as_deref(),
+        admin_token: admin_token.as_deref(),
+        authorization: auth.as_deref(),
+    })
+}
+
+/// `None` when the chat request may go on, else its 401 / 503.
+pub fn refuse_client(req: &Request, env: &Env) -> Option<Result<Response>> {
+    let (status, code, message) = client_auth(req, env).refusal()?;
+    Some(http::error(status, code, message).and_then(|r| {
+        if status == 401 {
+            r.headers().set("www-authenticate", "Bearer")?;
+        }
+        Ok(r)
+    }))
+}
+
+/// `None` when the body is declared JSON, else a 415 naming what was sent.
+pub fn require_json(req: &Request, method: &str, path: &str) -> Option<Result<Response>> {
+    let ct = req.headers().get("content-type").ok().flatten();
+    if media::is_json(ct.as_deref()) {
+        return None;
+    }
+    let what = format!("{method} {path}");
+    Some(http::error(
+        415,
+        "unsupported_media_type",
+        &media::refusal(&what, ct.as_deref()),
+    ))
+}
+
+/// Whether this request may see the operator-only routing detail.
+pub fn routing_detail(req: &Request, env: &Env) -> RoutingDetail {
+    let expose = with(|i| i.config().expose_routing_detail).unwrap_or(false);
+    RoutingDetail::for_request(is_admin(req, env), expose)
+}
+
+/// Which upstream URLs may receive a key here.
+pub fn url_policy() -> UrlPolicy {
+    deployment().url_policy()
+}
+
+/// What the status document needs to know about secrets and bindings.
+pub fn setup_facts(env: &Env) -> SetupFacts {
+    SetupFacts {
+        client_token: secret(env, CLIENT_TOKEN).is_some_and(|t| !t.trim().is_empty()),
+        rate_limiter: env.rate_limiter(RATE_LIMIT_BINDING).is_ok(),
+    }
+}
+
+/// What a request leaves for its response's way out.
+pub struct Exit {
+    pub detail: RoutingDetail,
+    /// CORS headers for a listed origin on a CORS route.
+    pub cors: Option<[(&'static str, String); 2]>,
+    /// Whether the request was for a CORS route (its answers vary by `Origin`).
+    pub cors_route: bool,
+    /// The preview page: send [`PREVIEW_CSP`].
+    pub preview: bool,
+}
+
+impl Exit {
+    /// Reads what the way out needs from the request, before the handler consumes it.
+    pub fn of(req: &Request, env: &Env, segs: &[&str]) -> Exit {
+        let cors_route = cors::is_cors_route(segs);
+        Exit {
+            detail: routing_detail(req, env),
+            cors: if cors_route {
+                cors::response_headers(req)
+            } else {
+                None
+            },
+            cors_route,
+            preview: segs.first() == Some(&"preview"),
+        }
+    }
+}
+
+/// Every response's way out: a fresh header set (responses from the assets binding have
+/// immutable headers) with `X-Content-Type-Options: nosniff`, the preview's CSP, CORS for a
+/// listed origin, and without the operator-only headers unless this caller may see them.
+pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
+    let h = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        let operator_only = OPERATOR_HEADERS.contains(&k.as_str());
+        if !operator_only || exit.detail.shown() {
+            h.append(&k, &v)?;
+        }
+    }
+    h.set("x-content-type-options", "nosniff")?;
+    if exit.preview {
+        h.set("content-security-policy", PREVIEW_CSP)?;
+    }
+    let varies = h.get("vary")?.is_some_and(|v| v.contains("Origin"));
+    if exit.cors_route && !varies {
+        h.append("vary", "Origin")?;
+    }
+    if let Some(cors) = &exit.cors {
+        for (k, v) in cors {
+            h.set(k, v)?;
+        }
+    }
+    Ok(resp.with_headers(h))
+}
