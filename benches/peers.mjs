@@ -13,7 +13,8 @@
 // Each implementation answers "is this id in the 25 % rollout?" for every id; one run is one
 // pass over all ids, runs are interleaved (rotating order) so machine noise hits every side
 // alike, and the table gives the median ns/call over runs with min–max.
-//   ours/route          Router.route(key, query): the full decision (config parsed once), query scanned per call
+//   ours/route          Router.route(key, query): the full decision (config parsed once); the query
+//                       string is copied into wasm only when a rule could read it
 //   ours/routePrepared  Router.routePrepared(key): the same decision, query scanned once
 //   ours/route+rules    Router.route with the preview bench's three conditional rules on
 //   ours/bucket         bucket(salt, key): the cohort hash alone
