@@ -1,7 +1,7 @@
 // Workers KV operations per 1,000 requests, read from the worker's own counters
 // (`GET /admin/status` → `kv.ops`, which src/edge/kv.rs increments on every get/put/list).
 // Why: KV bills per operation (writes at 10× reads) and allows one write per second per key,
-// so the budget in DESIGN §5 — zero reads on the hot path, writes on transitions and periodic
+// so the budget in docs/architecture.md#workers-kv-budget — zero reads on the hot path, writes on transitions and periodic
 // flushes only — is a running cost worth tracking next to latency.
 //
 //   make build && node benches/kv_ops.mjs [--runs 5] [--requests 1000] [--json out.json]

@@ -4,7 +4,7 @@
 //
 // Why: the router replaces a flag service for this one decision, so its per-call cost should be
 // judged against what teams would otherwise run in-process (issue 13, items 3 and 4), and the
-// cohort formula promises Unleash compatibility (DESIGN §2), which only a real Unleash client
+// cohort formula promises Unleash compatibility (docs/architecture.md#cohort-hashing), which only a real Unleash client
 // can confirm.
 //
 //   make preview && node benches/peers.mjs [--ids 1000000] [--runs 5] [--json out.json]
@@ -105,7 +105,7 @@ export const flexibleRollout = ({ name, percentage, groupId }) => ({
  * Deterministic ids in the shapes real user ids take (counter, uuid, e-mail, numeric), ASCII
  * only: unleash-client hashes with murmurhash3js, which takes each UTF-16 code unit masked to
  * one byte (`charCodeAt(i) & 0xff`), not UTF-8, so on non-ASCII ids it differs from the UTF-8
- * murmur3 of DESIGN §2 (it did for every non-ASCII id tried).
+ * murmur3 of docs/architecture.md#cohort-hashing (it did for every non-ASCII id tried).
  */
 export function makeIds(n) {
   let s = 0x9e3779b9;
@@ -127,7 +127,7 @@ export function makeIds(n) {
 }
 
 /**
- * DESIGN §2 checked against the real unleash-client: for every id and every whole percentage
+ * The formula in docs/architecture.md#cohort-hashing, checked against the real unleash-client: for every id and every whole percentage
  * 1..100, our full decision (Router at that rollout, `groupId = salt`) puts the id in LightRAG
  * exactly when Unleash's flexibleRollout enables the toggle; and the whole part of our
  * position is Unleash's bucket − 1. Throws, naming the first disagreements, if they differ.
