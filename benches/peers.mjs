@@ -31,6 +31,7 @@ import { fileURLToPath } from "node:url";
 import { GrowthBookClient } from "@growthbook/growthbook";
 import { FlagdCore } from "@openfeature/flagd-core";
 import { summarize } from "./lib/stats.mjs";
+import { arg, isMain, quick } from "./lib/cli.mjs";
 
 const require = createRequire(import.meta.url);
 const { Unleash, InMemStorageProvider } = require("unleash-client");
@@ -269,12 +270,7 @@ export async function runPeers({ nIds, runs, cohortIds, log = console.error }) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.env.BENCH_QUICK === "1";
-  const arg = (name, dflt) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : dflt;
-  };
+if (isMain(import.meta.url)) {
   const result = await runPeers({
     nIds: Number(arg("ids", quick ? 20_000 : 1_000_000)),
     runs: Number(arg("runs", quick ? 3 : 5)),
