@@ -20,12 +20,9 @@ import os from "node:os";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { routerOptions } from "./edge_latency.mjs";
 import { percentile } from "./lib/stats.mjs";
+import { arg, quick } from "./lib/cli.mjs";
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
-const REQUESTS = Number(arg("requests", process.env.BENCH_QUICK === "1" ? 5 : 40));
+const REQUESTS = Number(arg("requests", quick ? 5 : 40));
 const CHUNK_MS = Number(arg("chunk-ms", 40));
 const JSON_OUT = arg("json", null);
 

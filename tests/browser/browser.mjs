@@ -62,9 +62,16 @@ export async function screenshot(page, selector, name) {
 /** Sets the Config panel's JSON view (the whole configuration) and waits until it applied. */
 export async function setConfig(page, vars) {
   await page.fill("#config-json", JSON.stringify(vars, null, 2));
+  // Applied means every form field shows this config: the ones named here hold their value,
+  // the salt field is empty when no salt is given. Checking the rollout field alone let a test
+  // that changes only the salt read the table drawn under the previous salt.
   await page.waitForFunction((v) => {
-    const f = document.getElementById("var-LIGHTRAG_ROLLOUT_PERCENTAGE");
-    return f && f.value === (v.LIGHTRAG_ROLLOUT_PERCENTAGE === undefined ? "" : String(v.LIGHTRAG_ROLLOUT_PERCENTAGE));
+    const want = { LIGHTRAG_USER_HASH_SALT: "", ...v };
+    return Object.entries(want).every(([name, value]) => {
+      if (typeof value !== "string" && typeof value !== "number") return true; // rules: JSON, own panel
+      const f = document.getElementById(`var-${name}`);
+      return !f || f.value === String(value);
+    });
   }, vars, { timeout: 10_000 });
 }
 
