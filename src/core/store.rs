@@ -224,6 +224,10 @@ pub struct MetricsFlush {
     /// `cmo_router_decisions_total`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reasons: BTreeMap<String, Window>,
+    /// Shadow calls' window (docs/answer-aware.md#shadow-comparison): LightRAG's answers to
+    /// questions Perplexity served, a series of its own, never an arm's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Window>,
 }
 
 /// The windows of the traffic an isolate routed at one rollout stage.

@@ -16,6 +16,7 @@ use crate::core::controller::{
     read_projection, view, ControllerDoc, ReadError, RoutingDoc, Writer, CONTROLLER_KEY,
     ROUTING_KEY,
 };
+use crate::core::experiment::report::ShadowSummary;
 use crate::core::identity::new_id;
 use crate::core::rollout::command::COMMAND_MAX_AGE_MS;
 use crate::core::rollout::request::parse_plan;
@@ -220,7 +221,12 @@ pub async fn experiment(env: &Env) -> Result<Response> {
         );
     };
     let stats = book.stats();
-    let r = report(&stats, book.percentage, Some(&book.memory));
+    let shadow = doc
+        .as_ref()
+        .and_then(|d| d.aggregate.as_ref())
+        .and_then(|a| a.shadow.as_ref())
+        .map(ShadowSummary::from_stats);
+    let r = report(&stats, book.percentage, Some(&book.memory), shadow.as_ref());
     let mut out = serde_json::to_value(&r).unwrap_or(Value::Null);
     if let Some(o) = out.as_object_mut() {
         o.insert("status".into(), json!("running"));

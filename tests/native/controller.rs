@@ -63,6 +63,9 @@ fn ok(latency_ms: u64) -> Sample {
         latency_ms,
         fallback: false,
         quality: None,
+        no_context: false,
+        query_type: None,
+        total_ms: None,
     }
 }
 
@@ -83,6 +86,7 @@ fn flush(isolate: &str, n: u64, at: u64) -> String {
         windows,
         split: None,
         reasons: BTreeMap::from([("rollout_in".to_string(), w)]),
+        shadow: None,
     })
     .unwrap()
 }

@@ -6,7 +6,7 @@ use cmo_edge_router::core::fleet::KvHealth;
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
-use cmo_edge_router::core::report::{prometheus, status_document, ReportInputs};
+use cmo_edge_router::core::report::{prometheus, status_document, AnswerInputs, ReportInputs};
 use cmo_edge_router::core::store::OpCounts;
 use cmo_edge_router::core::window::{MetricKey, Sample, Stats};
 use serde_json::{json, Map};
@@ -38,6 +38,9 @@ fn fixture() -> (
             latency_ms: ms,
             fallback: false,
             quality: q,
+            no_context: false,
+            query_type: None,
+            total_ms: None,
         });
     }
     let mut local = BTreeMap::new();
@@ -67,6 +70,7 @@ fn status_has_the_seed_shape() {
         first_load_wait_ms: 50,
         last_tick: None,
         quota: &Default::default(),
+        answer: &AnswerInputs::default(),
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
     assert_eq!(doc["timestamp_iso"], json!("2023-11-14T22:13:20.000Z"));
@@ -118,6 +122,7 @@ fn prometheus_text_is_well_formed() {
         first_load_wait_ms: 50,
         last_tick: None,
         quota: &Default::default(),
+        answer: &AnswerInputs::default(),
     });
     let iso = "scope=\"isolate\"";
     assert!(text.contains("# TYPE cmo_router_isolate_requests gauge\n"));
@@ -176,6 +181,9 @@ fn fleet_counters_and_histogram() {
             latency_ms: ms,
             fallback: false,
             quality: Some(0.5),
+            no_context: false,
+            query_type: None,
+            total_ms: None,
         });
     }
     s.record(&Sample {
@@ -183,6 +191,9 @@ fn fleet_counters_and_histogram() {
         latency_ms: 40,
         fallback: false,
         quality: None,
+        no_context: false,
+        query_type: None,
+        total_ms: None,
     });
     doc.reason_totals.insert("rollout_in".into(), s.clone());
     // A reason read from KV is escaped, not trusted.
@@ -212,6 +223,7 @@ fn fleet_counters_and_histogram() {
         first_load_wait_ms: 50,
         last_tick: None,
         quota: &Default::default(),
+        answer: &AnswerInputs::default(),
     });
     let lt = "upstream=\"lightrag\",arm=\"treatment\"";
     assert!(text.contains("# TYPE cmo_router_requests_total counter\n"));

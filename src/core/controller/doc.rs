@@ -35,6 +35,10 @@ pub struct Aggregate {
     pub ticks: u64,
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    /// The shadow series summed over the isolates' flushes (last hour;
+    /// docs/answer-aware.md#shadow-comparison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
 }
 
 /// A pass in progress (resumes at `cursor` on the next tick).
@@ -50,6 +54,9 @@ pub struct PassProgress {
     pub stats: BTreeMap<MetricKey, Stats>,
     /// The boundary this pass commits up to ([`super::ledger::closed_ms`] at its start).
     pub closed_ms: u64,
+    /// The shadow series summed over the isolates' flushes (last hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
     /// Fleet slots to commit to the totals.
     pub fresh: BTreeMap<MetricKey, Stats>,
     /// The same by reason, to commit to `reason_totals`.

@@ -6,6 +6,7 @@
 //! the experiment (arm `none`: forced, rule-routed, keyless) are left out.
 
 use crate::core::cohort::Percent;
+use crate::core::experiment::report::ShadowSummary;
 use crate::core::experiment::{
     experiment_report, ArmSummary, ExperimentInput, ExperimentReport, ExperimentSettings, Memory,
     Moments, Proportion,
@@ -83,14 +84,18 @@ pub fn arm_summary(s: &Stats) -> ArmSummary {
         quality,
         latency_p50_ms: s.p50(),
         latency_p95_ms: s.p95(),
+        no_context: Proportion::try_new(s.no_context.min(s.count), s.count).unwrap_or_default(),
+        no_context_by_type: s.by_type.clone(),
     }
 }
 
-/// The experiment report on a stage's cumulative statistics, carrying `previous`.
+/// The experiment report on a stage's cumulative statistics, carrying `previous`; `shadow`
+/// (the fleet's last-hour shadow series) is reported beside the arms, never compared.
 pub fn report(
     stats: &BTreeMap<MetricKey, Stats>,
     percentage: Percent,
     previous: Option<&Memory>,
+    shadow: Option<&ShadowSummary>,
 ) -> ExperimentReport {
     let treatment = arm_summary(&arm_stats(stats, Arm::Treatment));
     let control = arm_summary(&arm_stats(stats, Arm::Control));
@@ -100,5 +105,6 @@ pub fn report(
         expected_treatment_share: percentage.percent() / 100.0,
         settings: &settings(),
         previous,
+        shadow,
     })
 }

@@ -123,6 +123,9 @@ mod tests {
             latency_ms: 100,
             fallback: false,
             quality: None,
+            no_context: false,
+            query_type: None,
+            total_ms: None,
         }
     }
 

@@ -239,6 +239,11 @@ fn fold_flush(pass: &mut PassProgress, flush: &MetricsFlush, split: Split, stage
         let mut ignored = std::collections::BTreeMap::new();
         sort_slots(*k, w, split, &mut pass.fresh, &mut ignored);
     }
+    if let Some(w) = &flush.shadow {
+        pass.shadow
+            .get_or_insert_with(Stats::default)
+            .merge(&w.total(now));
+    }
     for (r, w) in &flush.reasons {
         let mut ignored = std::collections::BTreeMap::new();
         sort_slots(r.clone(), w, split, &mut pass.reasons_fresh, &mut ignored);
@@ -326,7 +331,7 @@ pub async fn controller_tick<S: StateStore>(store: &S, input: &ControllerInput<'
                 .saturating_sub(book.trips_at_open);
             let evidence = stage_evidence(&stats, trips, book.percentage);
             if switches.ab_testing {
-                let look = report(&stats, book.percentage, Some(&book.memory));
+                let look = report(&stats, book.percentage, Some(&book.memory), None);
                 book.memory = look.memory;
             }
             book.looks = book.looks.saturating_add(1);
@@ -423,6 +428,7 @@ fn complete_pass(doc: &mut ControllerDoc, pass: PassProgress, now: u64, config: 
         corrupt: pass.corrupt,
         ticks: pass.ticks,
         stats: pass.stats,
+        shadow: pass.shadow,
     });
     doc.pass = None;
 }
