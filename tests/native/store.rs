@@ -146,6 +146,27 @@ fn op_counts_keep_the_shortest_gap_between_writes_of_a_key() {
 }
 
 #[test]
+fn booked_writes_of_a_key_start_a_second_apart_however_close_they_are_asked_for() {
+    let mut o = OpCounts::default();
+    assert_eq!(
+        o.book_write("breaker/lightrag", 10_000),
+        0,
+        "first write: at once"
+    );
+    // Asked for 992 ms later (the gap seen in workerd under load): held back 8 ms.
+    assert_eq!(o.book_write("breaker/lightrag", 10_992), 8);
+    // Two writers racing at the same instant queue up behind the booked one.
+    assert_eq!(o.book_write("breaker/lightrag", 11_000), 1_000);
+    assert_eq!(o.book_write("breaker/lightrag", 11_000), 2_000);
+    // Other keys are not held back by this one.
+    assert_eq!(o.book_write("metrics/a", 11_000), 0);
+    // Long after: at once again.
+    assert_eq!(o.book_write("breaker/lightrag", 60_000), 0);
+    assert_eq!(o.min_write_gap_ms["breaker/lightrag"], 1_000);
+    assert_eq!(o.writes_by_key["breaker/lightrag"], 5);
+}
+
+#[test]
 fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
     let s = MemoryStore::new();
     s.insert("metrics/a", &flush("a", 40, 0.3));
