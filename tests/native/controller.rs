@@ -607,3 +607,75 @@ fn breaker_trips_count_once_per_trip_of_the_fleet() {
     let doc = controller_doc(&store);
     assert_eq!(doc.breaker_trips[&Upstream::Lightrag], 5);
 }
+
+/// A flush carrying only shadow calls (docs/answer-aware.md#shadow-comparison), `n` at each
+/// of `at`.
+fn shadow_flush(isolate: &str, calls: &[(u64, u64)], flushed: u64) -> String {
+    let mut w = Window::default();
+    for &(at, n) in calls {
+        for _ in 0..n {
+            w.record(at, &ok(900));
+        }
+    }
+    serde_json::to_string(&MetricsFlush {
+        isolate: isolate.into(),
+        flushed_ms: flushed,
+        windows: BTreeMap::new(),
+        split: None,
+        reasons: BTreeMap::new(),
+        shadow: Some(w),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_stage_counts_the_shadow_calls_made_since_it_opened_once_each() {
+    let store = MemoryStore::new();
+    let c = cfg(&[]);
+    let mut a = isolate(
+        "a",
+        vars(&[("LIGHTRAG_ROLLOUT_PERCENTAGE", json!("0"))]),
+        T0,
+    );
+    step(&mut a, &store, T0);
+    let plan = json!({"strategy": "steps", "stage_duration": 0, "min_requests": 1000,
+                      "min_shadow_samples": 50, "stages": [{"target_percentage": 50}]});
+    operator(&store, &mut a, "c-start", start(plan), T0);
+    // The tick at T0 + 1 min applies the start and opens the stage's book.
+    tick(&store, &c, T0 + MIN);
+    // Shadow calls: 4 long before the stage, 3 in the minute it opened, 2 a few minutes later.
+    store.insert(
+        "metrics/a",
+        &shadow_flush(
+            "a",
+            &[(T0 - 10 * MIN, 4), (T0 + MIN + 5 * SEC, 3)],
+            T0 + MIN + 10 * SEC,
+        ),
+    );
+    let shadow_gate = |store: &MemoryStore| {
+        let state = stored(store);
+        let eval = state.run().unwrap().last_evaluation.clone().unwrap();
+        eval.gates
+            .into_iter()
+            .find(|g| g.name == GateName::ShadowSamples)
+            .and_then(|g| g.observed)
+            .unwrap()
+    };
+    // T0 + 5 min: the stage's minute has settled and is committed; the old calls are not
+    // the stage's.
+    tick(&store, &c, T0 + 5 * MIN);
+    assert_eq!(shadow_gate(&store), 3.0);
+    assert_eq!(controller_doc(&store).stage.unwrap().shadow.count, 3);
+    // Another isolate's recent calls count at once (not yet committed); the committed ones are
+    // not counted again.
+    store.insert(
+        "metrics/b",
+        &shadow_flush("b", &[(T0 + 5 * MIN + SEC, 2)], T0 + 5 * MIN + 2 * SEC),
+    );
+    tick(&store, &c, T0 + 6 * MIN);
+    assert_eq!(shadow_gate(&store), 5.0);
+    tick(&store, &c, T0 + 9 * MIN);
+    assert_eq!(shadow_gate(&store), 5.0, "each call once");
+    let book = controller_doc(&store).stage.unwrap();
+    assert_eq!((book.shadow.count, book.shadow_recent.count), (5, 0));
+}

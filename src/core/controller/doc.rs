@@ -8,7 +8,7 @@
 //! history, commands); this one is the controller's bookkeeping, rebuilt from the isolates'
 //! flushes. Its size does not grow with the number of isolates (see [`super::ledger`]).
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, MINUTE_MS};
 use super::routing::{RoutingDoc, SplitTag};
 use crate::core::cohort::Percent;
 use crate::core::experiment::Memory;
@@ -66,6 +66,9 @@ pub struct PassProgress {
     /// That stage's slots to commit, and its recent ones.
     pub stage_fresh: BTreeMap<MetricKey, Stats>,
     pub stage_recent: BTreeMap<MetricKey, Stats>,
+    /// The shadow series' slots since the stage opened, to commit, and its recent ones.
+    pub stage_shadow_fresh: Stats,
+    pub stage_shadow_recent: Stats,
 }
 
 /// The current stage's evidence.
@@ -92,6 +95,17 @@ pub struct StageBook {
     /// Passes folded in (looks taken).
     #[serde(default)]
     pub looks: u64,
+    /// Shadow calls (docs/answer-aware.md#shadow-comparison) committed since the stage opened:
+    /// the shadow series is not tagged with a stage, so it is counted by time, from the start
+    /// of the minute the controller opened this book (calls earlier in that minute count too).
+    #[serde(default)]
+    pub shadow: Stats,
+    /// Shadow slots not yet committed, as the last completed pass saw them.
+    #[serde(default)]
+    pub shadow_recent: Stats,
+    /// The shadow watermark: slots starting before it are committed (or predate the stage).
+    #[serde(default)]
+    pub shadow_through_ms: u64,
 }
 
 impl StageBook {
@@ -105,7 +119,15 @@ impl StageBook {
             trips_at_open: trips,
             memory: Memory::default(),
             looks: 0,
+            shadow: Stats::default(),
+            shadow_recent: Stats::default(),
+            shadow_through_ms: now_ms - now_ms % MINUTE_MS,
         }
+    }
+
+    /// Shadow calls since the stage opened, committed plus recent.
+    pub fn shadow_calls(&self) -> u64 {
+        self.shadow.count.saturating_add(self.shadow_recent.count)
     }
 
     /// Committed plus recent: the stage's cumulative data.

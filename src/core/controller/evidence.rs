@@ -53,13 +53,14 @@ pub fn stage_evidence(
     stats: &BTreeMap<MetricKey, Stats>,
     breaker_trips: u64,
     percentage: Percent,
+    shadow_calls: u64,
 ) -> StageEvidence {
     StageEvidence {
         treatment: ArmEvidence::from_stats(&arm_stats(stats, Arm::Treatment)),
         control: ArmEvidence::from_stats(&arm_stats(stats, Arm::Control)),
         breaker_trips,
         expected_treatment_percentage: percentage,
-        shadow_samples: None,
+        shadow_samples: Some(shadow_calls),
     }
 }
 

@@ -37,6 +37,7 @@ use crate::core::store::{
 };
 use crate::core::window::Stats;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Most queued commands read in one tick (they expire after an hour).
 pub const MAX_COMMANDS: u32 = 100;
@@ -186,7 +187,7 @@ async fn run_pass<S: StateStore>(
     store: &S,
     pass: &mut PassProgress,
     split: Split,
-    stage_through: u64,
+    stage_through: StageThrough,
     rep: &mut TickReport,
     max_ops: u32,
 ) -> bool {
@@ -231,7 +232,19 @@ async fn run_pass<S: StateStore>(
     }
 }
 
-fn fold_flush(pass: &mut PassProgress, flush: &MetricsFlush, split: Split, stage_through: u64) {
+/// The current stage's watermarks: its arms' ledger and its shadow count.
+#[derive(Debug, Clone, Copy, Default)]
+struct StageThrough {
+    arms_ms: u64,
+    shadow_ms: u64,
+}
+
+fn fold_flush(
+    pass: &mut PassProgress,
+    flush: &MetricsFlush,
+    split: Split,
+    stage_through: StageThrough,
+) {
     pass.isolates = pass.isolates.saturating_add(1);
     let now = pass.started_ms;
     for (k, w) in &flush.windows {
@@ -243,6 +256,21 @@ fn fold_flush(pass: &mut PassProgress, flush: &MetricsFlush, split: Split, stage
         pass.shadow
             .get_or_insert_with(Stats::default)
             .merge(&w.total(now));
+        if pass.split.is_some() {
+            // The stage's shadow calls, by time (the series carries no stage tag).
+            let shadow_split = Split {
+                through_ms: stage_through.shadow_ms,
+                closed_ms: split.closed_ms,
+            };
+            let (mut fresh, mut recent) = (BTreeMap::new(), BTreeMap::new());
+            sort_slots((), w, shadow_split, &mut fresh, &mut recent);
+            for s in fresh.values() {
+                pass.stage_shadow_fresh.merge(s);
+            }
+            for s in recent.values() {
+                pass.stage_shadow_recent.merge(s);
+            }
+        }
     }
     for (r, w) in &flush.reasons {
         let mut ignored = std::collections::BTreeMap::new();
@@ -251,7 +279,7 @@ fn fold_flush(pass: &mut PassProgress, flush: &MetricsFlush, split: Split, stage
     if let (Some(want), Some(theirs)) = (&pass.split, &flush.split) {
         if want == &theirs.tag {
             let stage_split = Split {
-                through_ms: stage_through,
+                through_ms: stage_through.arms_ms,
                 closed_ms: split.closed_ms,
             };
             for (k, w) in &theirs.windows {
@@ -307,7 +335,13 @@ pub async fn controller_tick<S: StateStore>(store: &S, input: &ControllerInput<'
         through_ms: doc.totals.through_ms,
         closed_ms: pass.closed_ms,
     };
-    let stage_through = doc.stage.as_ref().map_or(0, |b| b.ledger.through_ms);
+    let stage_through = doc
+        .stage
+        .as_ref()
+        .map_or(StageThrough::default(), |b| StageThrough {
+            arms_ms: b.ledger.through_ms,
+            shadow_ms: b.shadow_through_ms,
+        });
     let completed = run_pass(
         store,
         &mut pass,
@@ -329,7 +363,7 @@ pub async fn controller_tick<S: StateStore>(store: &S, input: &ControllerInput<'
                 .copied()
                 .unwrap_or(0)
                 .saturating_sub(book.trips_at_open);
-            let evidence = stage_evidence(&stats, trips, book.percentage);
+            let evidence = stage_evidence(&stats, trips, book.percentage, book.shadow_calls());
             if switches.ab_testing {
                 let look = report(&stats, book.percentage, Some(&book.memory), None);
                 book.memory = look.memory;
@@ -410,6 +444,9 @@ fn complete_pass(doc: &mut ControllerDoc, pass: PassProgress, now: u64, config: 
         if pass.split.as_ref() == Some(&book.split) {
             book.ledger.commit(&pass.stage_fresh, pass.closed_ms);
             book.recent = pass.stage_recent;
+            book.shadow.merge(&pass.stage_shadow_fresh);
+            book.shadow_recent = pass.stage_shadow_recent;
+            book.shadow_through_ms = book.shadow_through_ms.max(pass.closed_ms);
         }
     }
     let per = per_upstream(&pass.stats);
