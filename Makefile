@@ -57,8 +57,8 @@ preview:
 test-worker: build preview
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
-# The short soak (tests/soak/soak.test.mjs): `make soak`'s phases compressed (~800 requests,
-# ~40 s), every check a subtest.
+# The short soak (tests/soak/soak.test.mjs): `make soak`'s phases compressed (~1,000 requests,
+# ~45 s), every check a subtest.
 test-soak: build
 	node --test --test-concurrency=1 tests/soak/
 
@@ -102,7 +102,7 @@ bench: setup build preview
 # (500, 429, hang, reset, slow first byte, cut streams, malformed JSON, a 60 s slow-but-healthy
 # stream, Perplexity down), >= 5,000 requests at concurrency 20 from thousands of users in both
 # cohorts. Prints a table (statuses, fallbacks, breaker transitions, p50/p95 per phase, KV
-# writes per key) and checks; exits 1 if one failed. ~3 min. SOAK_SEED=<n> repeats a run.
+# writes per key) and checks; exits 1 if one failed. ~2.5 min. SOAK_SEED=<n> repeats a run.
 soak: setup build
 	node tests/soak/run.mjs
 

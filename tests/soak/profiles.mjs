@@ -94,7 +94,7 @@ export const PROFILES = {
     slowBackgroundPaceMs: 1000,
     deadlineMs: 120_000,
   }),
-  // `make test`: the same phases compressed (~600–900 requests, well under 90 s).
+  // `make test`: the same phases compressed (~1,000 requests, ~45 s; well under 90 s).
   short: profile("short", {
     concurrency: 20,
     paceMs: 400,

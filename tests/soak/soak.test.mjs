@@ -1,5 +1,5 @@
 // The short soak (`make test-soak`, a layer of `make test`): the same phases as `make soak`
-// compressed to well under a minute and ~800 requests. Each check of the soak (tests/soak/soak.mjs)
+// compressed to well under a minute and ~1,000 requests. Each check of the soak (tests/soak/soak.mjs)
 // is a subtest, so a failure names what broke; the report table is printed either way.
 import { test } from "node:test";
 import assert from "node:assert/strict";
