@@ -53,19 +53,23 @@ preview:
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 wasm-pack build --target web --out-dir www/pkg --out-name cmo_edge_router --no-pack -- --no-default-features
 	@rm -f www/pkg/.gitignore
 
+# The worker and preview builds, unless the caller built them already (`make test` builds both
+# once, then runs these layers with BUILT=1).
+BUILDS := $(if $(BUILT),,build preview)
+
 # The preview build too: tests/node/front_door checks the page's decide() against the worker.
-test-worker: build preview
+test-worker: $(BUILDS)
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
 # The short soak (tests/soak/soak.test.mjs): `make soak`'s phases compressed (~1,000 requests,
 # ~45 s), every check a subtest.
-test-soak: build
+test-soak: $(if $(BUILT),,build)
 	node --test --test-concurrency=1 tests/soak/
 
 # The console page in Chromium: its panels against www/pkg, and its Live panel against the
 # release worker (build/) in workerd, which serves the page at /preview; the OFREP-CORS and
 # preview-CSP pages talk to the worker too.
-test-browser: build preview
+test-browser: $(BUILDS)
 	node --test --test-concurrency=1 tests/browser/
 
 # Smoke run of `make bench` (BENCH_QUICK, without criterion): the harness runs and our cohort
@@ -76,9 +80,9 @@ test-bench:
 
 test: setup
 	@start=$$(date +%s); \
-	for t in fmt lint test-native test-wasm-node test-wasm-chrome test-worker test-soak test-browser test-bench; do \
+	for t in fmt lint test-native test-wasm-node test-wasm-chrome build preview test-worker test-soak test-browser test-bench; do \
 	  echo "==> make $$t"; s=$$(date +%s); \
-	  $(MAKE) --no-print-directory $$t; \
+	  $(MAKE) --no-print-directory BUILT=1 $$t; \
 	  echo "<== make $$t ok ($$(( $$(date +%s) - s ))s)"; \
 	done; \
 	echo "make test: all layers passed in $$(( $$(date +%s) - start ))s"

@@ -445,13 +445,20 @@ impl Router {
     /// JS object: bit 0 = upstream (1 LightRAG, 0 Perplexity); bits 1–3 = reason code
     /// (0 disabled, 1 forced, 2 rollback, 3 circuit_open, 4 quality_gate, 5 rule, 6 rollout_in,
     /// 7 rollout_out); bit 4 = in experiment; bits 8 and up = position in hundredths.
-    /// Borrows `key` and `query` ([`RouteRequest`]): no copy beyond the one wasm-bindgen makes to
-    /// pass each string in.
-    pub fn route(&self, key: &str, query: &str) -> u32 {
+    /// `query` crosses into wasm only when the configuration has a rule that could read it
+    /// ([`decide::reads_query`]); otherwise it stays a JS string and is never copied, so a
+    /// plain rollout costs one string copy (the key), not two. A `query` that is not a string
+    /// (`undefined`, a number…) is the empty query.
+    pub fn route(&self, key: &str, query: &JsValue) -> u32 {
+        let text = if decide::reads_query(&self.loaded.config) {
+            query.as_string()
+        } else {
+            None
+        };
         pack(&decide::decide(
             &self.loaded.config,
             &self.state,
-            &RouteRequest::new(Some(key), query),
+            &RouteRequest::new(Some(key), text.as_deref().unwrap_or("")),
         ))
     }
 }

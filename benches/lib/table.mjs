@@ -32,7 +32,7 @@ function peerRows(r) {
   const c = r.cohortCheck;
   rows.push([
     "wasm vs peers (Node)",
-    "cohort = unleash-client's at every whole % 1..100 (DESIGN §2)",
+    "cohort = unleash-client's at every whole % 1..100 (docs/architecture.md#cohort-hashing)",
     "equal",
     "0 disagreements",
     `${int(c.comparisons)} comparisons`,

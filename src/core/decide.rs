@@ -83,11 +83,27 @@ impl Default for RouteState {
 pub struct QueryText<'a> {
     text: &'a str,
     facts: Option<&'a QueryFacts>,
+    /// The class the caller declared (the seed `/query`'s `query_type`), which rules then use
+    /// instead of the classifier's guess.
+    declared: Option<QueryType>,
 }
 
 impl<'a> QueryText<'a> {
     pub fn new(text: &'a str) -> QueryText<'a> {
-        QueryText { text, facts: None }
+        QueryText {
+            text,
+            facts: None,
+            declared: None,
+        }
+    }
+
+    /// A query whose class the caller declared (`query_type` conditions match on it).
+    pub fn with_declared_type(text: &'a str, declared: Option<QueryType>) -> QueryText<'a> {
+        QueryText {
+            text,
+            facts: None,
+            declared,
+        }
     }
 
     pub fn text(&self) -> &'a str {
@@ -130,6 +146,7 @@ impl PreparedQuery {
         QueryText {
             text: &self.text,
             facts: Some(&self.facts),
+            declared: None,
         }
     }
 }
@@ -256,6 +273,14 @@ impl Decision {
     }
 }
 
+/// Whether [`decide`] can read the request's query, headers or length under `cfg`: only the
+/// conditional rules do. A caller whose query is costly to obtain (a JS string to copy into
+/// wasm, a body to parse) may pass the empty query when this is false; the decision is the
+/// same.
+pub fn reads_query(cfg: &Config) -> bool {
+    cfg.enable_conditional_routing && !cfg.routing_rules.is_empty()
+}
+
 /// Decides which upstream answers `req` (see the module docs for the order).
 pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decision {
     let key = req.key;
@@ -336,8 +361,9 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
     }
 
     // 6. Conditional rules.
-    if cfg.enable_conditional_routing && !cfg.routing_rules.is_empty() {
-        let q = Query::new(req.query.text, req.query.facts, key, req.headers);
+    if reads_query(cfg) {
+        let q = Query::new(req.query.text, req.query.facts, key, req.headers)
+            .with_declared_type(req.query.declared);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());
             if let Some(u) = rule.action().upstream() {

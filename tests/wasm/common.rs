@@ -172,7 +172,7 @@ fn prepared_route_matches_route_and_decide() {
         router.prepare_query(query);
         for i in 0..300 {
             let key = format!("user-{i}");
-            let packed = router.route(&key, query);
+            let packed = router.route(&key, &JsValue::from_str(query));
             assert_eq!(router.route_prepared(&key), packed, "{key} / {query}");
             let d = from_js(
                 preview::decide(
@@ -187,6 +187,38 @@ fn prepared_route_matches_route_and_decide() {
             assert_eq!(packed >> 8, pos);
         }
     }
+}
+
+#[wasm_bindgen_test]
+fn route_reads_the_query_only_when_a_rule_can() {
+    let plain = to_js(&serde_json::json!({
+        "LIGHTRAG_INTEGRATION_ENABLED": "true",
+        "LIGHTRAG_ROLLOUT_PERCENTAGE": "40"
+    }));
+    let ruled = to_js(&serde_json::json!({
+        "LIGHTRAG_INTEGRATION_ENABLED": "true",
+        "LIGHTRAG_ROLLOUT_PERCENTAGE": "40",
+        "LIGHTRAG_ENABLE_CONDITIONAL_ROUTING": "true",
+        "LIGHTRAG_ROUTING_RULES": [{"name": "news", "when": {"query_type": "temporal"}, "action": "perplexity"}]
+    }));
+    let news = JsValue::from_str("What are the latest 2025 guidelines?");
+    let plain = preview::Router::new(plain, JsValue::UNDEFINED).unwrap();
+    let ruled = preview::Router::new(ruled, JsValue::UNDEFINED).unwrap();
+    let mut ruled_out = 0;
+    for i in 0..200 {
+        let key = format!("user-{i}");
+        // Without rules the query cannot matter: a string, undefined or a number decide alike.
+        let p = plain.route(&key, &news);
+        assert_eq!(plain.route(&key, &JsValue::UNDEFINED), p, "{key}");
+        assert_eq!(plain.route(&key, &JsValue::from_f64(7.0)), p, "{key}");
+        // With a query_type rule the text is read: the temporal question goes to Perplexity by
+        // rule (reason 5), the missing query falls through to the hash like `plain`.
+        let r = ruled.route(&key, &news);
+        assert_eq!((r & 1, (r >> 1) & 7), (0, 5), "{key}");
+        assert_eq!(ruled.route(&key, &JsValue::UNDEFINED), p, "{key}");
+        ruled_out += usize::from(p & 1 == 1);
+    }
+    assert!(ruled_out > 40 && ruled_out < 120, "{ruled_out} of 200 in the 40 % rollout");
 }
 
 // ---- the operator's console exports ------------------------------------------------------
