@@ -105,7 +105,7 @@ pub(super) struct Routed {
 }
 
 /// Identity, decision and per-request parameters.
-fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
+async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option<Routed> {
     let cookie = req.headers().get("cookie").ok().flatten();
     let ident = identity::identify(a.user, a.session, cookie.as_deref(), random_bytes);
     let override_cohort = req
@@ -137,6 +137,7 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
     let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
+    super::isolate::before_routing(env, ctx, &rr).await;
     let now = now_ms();
     let (mut decision, admission, params) = with(|i| {
         let (d, admission) = i.decide(&rr, now);
@@ -716,7 +717,7 @@ async fn chat_completions_inner(
         timeout_seconds: None,
         seed: false,
     };
-    let Some(routed) = route(&req, env, &asker) else {
+    let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let ask = Ask {
@@ -834,7 +835,7 @@ async fn seed_query_inner(
         timeout_seconds: q.timeout_seconds,
         seed: true,
     };
-    let Some(routed) = route(&req, env, &asker) else {
+    let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let messages = [ChatMessage::new("user", &q.query_text)];
