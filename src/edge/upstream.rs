@@ -129,6 +129,15 @@ impl AbortOnDrop {
     }
 }
 
+impl AbortOnDrop {
+    /// The call is over (its body read to the end): nothing is left to abort, and aborting a
+    /// finished fetch is not free (workerd builds the abort reason, an exception; the largest
+    /// self time in a profile of the router, benches/profile_edge.mjs).
+    fn finished(&mut self) {
+        self.controller = None;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(c) = self.controller.take() {
@@ -245,11 +254,25 @@ async fn send(
     }
 }
 
+/// The whole body as text, read by the runtime in one call (`Response.text()`): the `worker`
+/// crate's `text()` pipes a fetched body through a stream reader chunk by chunk (a read and a
+/// lock release crossing into JS each time: ~13 % of the router's CPU in a workerd profile,
+/// benches/profile_edge.mjs).
+async fn body_text(resp: Response) -> Result<String, String> {
+    let raw: web_sys::Response = resp.into();
+    let promise = raw.text().map_err(|e| format!("{e:?}"))?;
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .as_string()
+        .ok_or_else(|| "the body is not text".to_string())
+}
+
 /// A non-2xx response: its status (or a context-length error its body reports) and a redacted
 /// excerpt of the body for the log. The body is read for at most 2 s.
-async fn status_failure(t: &Targets, mut resp: Response, u: Upstream, by_ms: u64) -> Miss {
+async fn status_failure(t: &Targets, resp: Response, u: Upstream, by_ms: u64) -> Miss {
     let status = resp.status_code();
-    let body = until(resp.text(), by_ms.min(now().saturating_add(2_000)))
+    let body = until(body_text(resp), by_ms.min(now().saturating_add(2_000)))
         .await
         .and_then(Result::ok)
         .unwrap_or_default();
@@ -262,13 +285,13 @@ async fn status_failure(t: &Targets, mut resp: Response, u: Upstream, by_ms: u64
 /// A complete (non-streamed) call.
 pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<Complete, Miss> {
     let req = build_request(t, u, ask, false)?;
-    let abort = AbortOnDrop::new(t.client.as_ref());
-    let mut resp = send(req, &abort, c.first_byte_by_ms, u).await?;
+    let mut abort = AbortOnDrop::new(t.client.as_ref());
+    let resp = send(req, &abort, c.first_byte_by_ms, u).await?;
     let head_ms = now();
     if !(200..300).contains(&resp.status_code()) {
         return Err(status_failure(t, resp, u, c.complete_by_ms).await);
     }
-    let text = match until(resp.text(), c.complete_by_ms).await {
+    let text = match until(body_text(resp), c.complete_by_ms).await {
         None => {
             return Err(Miss::Failed(
                 Fault::BodyTimeout,
@@ -283,6 +306,7 @@ pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<C
         }
         Some(Ok(t)) => t,
     };
+    abort.finished();
     let parsed = match u {
         Upstream::Lightrag => lightrag::parse_query_response(&text),
         Upstream::Perplexity => perplexity::parse_chat_response(&text),
@@ -350,7 +374,7 @@ pub struct UpstreamStream {
     ended: bool,
     /// The body broke off while the answer was held back: reported by the next read.
     broken: Option<String>,
-    _abort: AbortOnDrop,
+    abort: AbortOnDrop,
     /// Our keys, to redact from what the upstream writes into the stream.
     keys: Vec<String>,
     /// Items decoded so far and not yet consumed (starts with the first text).
@@ -399,6 +423,7 @@ impl UpstreamStream {
             None => Next::Timer,
             Some(None) => {
                 self.ended = true;
+                self.abort.finished();
                 Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default())
             }
             Some(Some(Err(e))) => Next::Broken(format!("{u} stream broke: {e}")),
@@ -437,7 +462,7 @@ pub async fn open_stream(
         decoder: Some(decoder),
         ended: false,
         broken: None,
-        _abort: abort,
+        abort,
         keys: [&t.lightrag_key, &t.perplexity_key]
             .into_iter()
             .flatten()
@@ -456,6 +481,7 @@ pub async fn open_stream(
             None => return Err(no_text()),
             Some(None) => {
                 s.ended = true;
+                s.abort.finished();
                 s.decoder.take().map(|d| d.finish(u)).unwrap_or_default()
             }
             Some(Some(Err(e))) => {
