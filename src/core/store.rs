@@ -64,10 +64,20 @@ pub fn metrics_key(isolate: &str) -> String {
     format!("{METRICS_PREFIX}{isolate}")
 }
 
-/// The expiry of a metrics flush: three flush periods, so a live isolate's key never lapses
-/// between two flushes and a dead one's disappears soon after (never below KV's 60 s minimum).
+/// The span of a flushed metric window (60 one-minute buckets, `core::window::Window`).
+pub const METRICS_WINDOW_SECONDS: u64 = 3_600;
+
+/// The expiry of a metrics flush: as long as the window it holds, at least three flush periods.
+/// A flush's samples stay in the controller's last-hour aggregate until they age out of the
+/// window, whether or not the isolate is still alive; a dead isolate's key disappears an hour
+/// after its last flush. (It used to expire after three flush periods, which dropped every
+/// isolate that had no request for three minutes from the aggregate: the fleet simulation
+/// measured a 50 % undercount at 1,000 isolates, issue 14.)
 pub fn metrics_ttl_seconds(flush_seconds: u64) -> u64 {
-    flush_seconds.saturating_mul(3).max(MIN_TTL_SECONDS)
+    flush_seconds
+        .saturating_mul(3)
+        .max(METRICS_WINDOW_SECONDS)
+        .max(MIN_TTL_SECONDS)
 }
 
 /// One page of a `list`.

@@ -61,8 +61,18 @@ fn key_layout() {
     );
     assert_eq!(metrics_key("abc"), "metrics/abc");
     assert_eq!(ROLLOUT_KEY, "rollout/state");
-    assert_eq!(metrics_ttl_seconds(10), 60, "never below KV's minimum");
-    assert_eq!(metrics_ttl_seconds(60), 180);
+    // A flush lives as long as the hour its window holds (longer when flushes are rarer).
+    assert_eq!(metrics_ttl_seconds(10), 3_600);
+    assert_eq!(metrics_ttl_seconds(60), 3_600);
+    assert_eq!(metrics_ttl_seconds(1_800), 5_400);
+    // The defect this guards (issue 14): a flush that expires before its window ages out drops
+    // an idle isolate's last hour from the controller's aggregate.
+    let w = Window::default();
+    let span_s = w.bucket_ms() * w.len() as u64 / 1000;
+    assert_eq!(METRICS_WINDOW_SECONDS, span_s);
+    for flush in [1, 10, 60, 600, 3_600] {
+        assert!(metrics_ttl_seconds(flush) >= span_s, "flush {flush} s");
+    }
 }
 
 #[test]
