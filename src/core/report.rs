@@ -210,6 +210,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "refresh": {
                 "in_flight_since_ms": i.health.refresh_in_flight_since_ms,
                 "stalled": i.health.stalled_refreshes,
+                "stale_routes": i.health.stale_routes,
                 "deadline_ms": crate::core::fleet::REFRESH_DEADLINE_MS,
             },
             "first_load": {

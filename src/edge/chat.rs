@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use worker::{console_error, console_log, Env, Request, Response, Result};
+use worker::{console_error, console_log, Context, Env, Request, Response, Result};
 
 /// Header an operator (with the admin token) may use to pick a cohort for one request.
 pub const OVERRIDE_HEADER: &str = "x-route-override";
@@ -80,7 +80,7 @@ struct Routed {
 }
 
 /// Identity, decision and per-request parameters.
-fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
+async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option<Routed> {
     let cookie = req.headers().get("cookie").ok().flatten();
     let ident = identity::identify(a.user, a.session, cookie.as_deref(), random_bytes);
     let override_cohort = req
@@ -112,6 +112,7 @@ fn route(req: &Request, env: &Env, a: &Asker<'_>) -> Option<Routed> {
     let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
+    super::isolate::before_routing(env, ctx, &rr).await;
     let now = now_ms();
     let (mut decision, admission, key, params) = with(|i| {
         let (d, admission) = i.decide(&rr, now);
@@ -501,12 +502,17 @@ fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(req: Request, env: &Env) -> Result<Response> {
+pub async fn chat_completions(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let rid = request_id();
-    with_request_id(chat_completions_inner(req, env, &rid).await, &rid)
+    with_request_id(chat_completions_inner(req, env, ctx, &rid).await, &rid)
 }
 
-async fn chat_completions_inner(mut req: Request, env: &Env, rid: &str) -> Result<Response> {
+async fn chat_completions_inner(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    rid: &str,
+) -> Result<Response> {
     let start_ms = now_ms();
     let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
         Ok(c) => c,
@@ -526,7 +532,7 @@ async fn chat_completions_inner(mut req: Request, env: &Env, rid: &str) -> Resul
         query: &chat.query,
         model: Some(&upstream_model),
     };
-    let Some(routed) = route(&req, env, &asker) else {
+    let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let ask = Ask {
@@ -580,12 +586,17 @@ async fn chat_completions_inner(mut req: Request, env: &Env, rid: &str) -> Resul
 }
 
 /// `POST /query` (the seed's shape).
-pub async fn seed_query(req: Request, env: &Env) -> Result<Response> {
+pub async fn seed_query(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let rid = request_id();
-    with_request_id(seed_query_inner(req, env, &rid).await, &rid)
+    with_request_id(seed_query_inner(req, env, ctx, &rid).await, &rid)
 }
 
-async fn seed_query_inner(mut req: Request, env: &Env, rid: &str) -> Result<Response> {
+async fn seed_query_inner(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    rid: &str,
+) -> Result<Response> {
     let start_ms = now_ms();
     let q = match read_parsed(&mut req, seed::parse_query_request).await {
         Ok(q) => q,
@@ -605,7 +616,7 @@ async fn seed_query_inner(mut req: Request, env: &Env, rid: &str) -> Result<Resp
         query: &q.query_text,
         model: Some(&upstream_model),
     };
-    let Some(routed) = route(&req, env, &asker) else {
+    let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
     };
     let messages = [ChatMessage::new("user", &q.query_text)];

@@ -8,6 +8,7 @@
 
 use super::kv::{self, Kv};
 use crate::core::config::{self, SECRET_VARIABLES};
+use crate::core::decide::RouteRequest;
 use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS};
 use crate::core::keytag::TagSecret;
 use crate::core::store::{self, StateStore};
@@ -108,9 +109,15 @@ const FIRST_LOAD_POLL_MS: u64 = 5;
 
 /// Waits until the first KV load has arrived or `wait_ms` have passed; whether it arrived.
 async fn wait_first_load(wait_ms: u64) -> bool {
+    wait_for(|i| i.first_load_arrived(), wait_ms).await
+}
+
+/// Waits until `ready` holds on the isolate state (or there is none) or `wait_ms` have passed;
+/// whether it held.
+async fn wait_for(ready: impl Fn(&IsolateState) -> bool, wait_ms: u64) -> bool {
     let deadline = now_ms().saturating_add(wait_ms);
     loop {
-        if with(|i| i.first_load_arrived()).unwrap_or(true) {
+        if with(|i| ready(i)).unwrap_or(true) {
             return true;
         }
         let now = now_ms();
@@ -153,6 +160,29 @@ pub async fn ensure(env: &Env, ctx: &Context) {
     let wait_ms = with(|i| i.config().first_load_wait_ms).unwrap_or(0);
     if !wait_first_load(wait_ms).await {
         with(|i| i.note_cold_route(now_ms()));
+    }
+}
+
+/// Before routing `rr`: when the isolate's state is older than `STATE_REFRESH_SECONDS` (it had
+/// no request for a while), starts the refresh under `wait_until` and, when that old state
+/// could send `rr` to LightRAG, waits for it at most `STATE_FIRST_LOAD_WAIT_MS`; a request that
+/// gave up is counted (`kv.refresh.stale_routes`). Why: `core::fleet::schedule`.
+pub async fn before_routing(env: &Env, ctx: &Context, rr: &RouteRequest<'_>) {
+    let Some(store) = Kv::open(env) else {
+        return; // no KV: the vars are all there is, never stale
+    };
+    let Some(b) = with(|i| i.before_routing(rr, now_ms())) else {
+        return;
+    };
+    if let Some(ticket) = b.start {
+        ctx.wait_until(async move { refresh(&store, ticket).await });
+    }
+    let Some(ticket) = b.wait_for else {
+        return;
+    };
+    let wait_ms = with(|i| i.config().first_load_wait_ms).unwrap_or(0);
+    if !wait_for(|i| i.refresh_applied(ticket), wait_ms).await {
+        with(|i| i.note_stale_route(now_ms()));
     }
 }
 

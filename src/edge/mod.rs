@@ -99,9 +99,9 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
                 return refused;
             }
             let r = if segs[0] == "query" {
-                chat::seed_query(req, env).await
+                chat::seed_query(req, env, ctx).await
             } else {
-                chat::chat_completions(req, env).await
+                chat::chat_completions(req, env, ctx).await
             };
             isolate::background(env, ctx);
             r

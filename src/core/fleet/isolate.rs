@@ -9,7 +9,7 @@
 
 use super::quota::KeyQuota;
 use super::rng::Rng;
-use super::schedule::{KvHealth, RefreshTicket, Schedule};
+use super::schedule::{KvHealth, RefreshTicket, Schedule, Stale};
 use crate::core::breaker::{
     Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
 };
@@ -77,6 +77,16 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// The caller's keyed tag ([`IsolateState::tag`]), never the raw key.
     pub key: KeyTag,
+}
+
+/// What to do before routing a request ([`IsolateState::before_routing`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BeforeRouting {
+    /// A refresh to run now: the state is older than the refresh interval.
+    pub start: Option<RefreshTicket>,
+    /// The refresh to wait for (bounded) before routing: the stale state could send this
+    /// request to LightRAG.
+    pub wait_for: Option<RefreshTicket>,
 }
 
 /// The last controller tick this isolate ran, for the status API.
@@ -502,6 +512,51 @@ impl IsolateState {
     /// Whether the first KV load has arrived (until then the isolate runs on its vars).
     pub fn first_load_arrived(&self) -> bool {
         self.sched.first_load_arrived()
+    }
+
+    /// Before routing `req`: when this isolate's state is older than `STATE_REFRESH_SECONDS`
+    /// (it had no request for a while), the refresh to start and the one to wait for. The
+    /// caller starts [`BeforeRouting::start`] (under `wait_until`) and, when
+    /// [`BeforeRouting::wait_for`] is set, waits for it at most `STATE_FIRST_LOAD_WAIT_MS`
+    /// ([`IsolateState::refresh_applied`]), counting a request that gave up
+    /// ([`IsolateState::note_stale_route`]). See [`super::schedule`] for why.
+    ///
+    /// It waits only when the stale state could send `req` to LightRAG: every safety step — a
+    /// rollback, an open breaker, a closed quality gate — moves requests away from LightRAG,
+    /// so old state can only be wrong in the unsafe direction when it routes there. A request
+    /// it sends to Perplexity is routed at once (the refresh still runs), which spares the
+    /// wait to most requests of a fleet early in a rollout and to every request while
+    /// LightRAG is off.
+    pub fn before_routing(&mut self, req: &RouteRequest<'_>, now_ms: u64) -> BeforeRouting {
+        let refresh_s = self.config().state_refresh_seconds;
+        let Some(stale) = self.sched.stale(now_ms, refresh_s) else {
+            return BeforeRouting::default();
+        };
+        // The most permissive reading of the current state: any probe admitted.
+        let mut state = self.route_state(now_ms);
+        state.quality_probe_roll = 0.0;
+        if state.lightrag_breaker == BreakerView::HalfOpenReject {
+            state.lightrag_breaker = BreakerView::HalfOpenProbe;
+        }
+        let risky = decide::decide(&self.loaded.config, &state, req).upstream == Upstream::Lightrag;
+        BeforeRouting {
+            start: match stale {
+                Stale::Start(t) => Some(t),
+                Stale::InFlight(_) => None,
+            },
+            wait_for: risky.then_some(stale.ticket()),
+        }
+    }
+
+    /// Whether `ticket`'s refresh (or a newer one) has been applied.
+    pub fn refresh_applied(&self, ticket: RefreshTicket) -> bool {
+        self.sched.applied(ticket)
+    }
+
+    /// A request was routed on state older than the refresh interval: the refresh it waited
+    /// for did not arrive within `STATE_FIRST_LOAD_WAIT_MS`.
+    pub fn note_stale_route(&mut self, _now_ms: u64) {
+        self.sched.note_stale_route();
     }
 
     /// A request gave up waiting for the first load and was routed on the vars alone.

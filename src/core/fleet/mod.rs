@@ -16,7 +16,9 @@
 //!    [`IsolateState::start_refresh`] and, with the result of
 //!    [`crate::core::store::load_remote`], [`IsolateState::refresh_done`] (the first load;
 //!    [`IsolateState::first_load_arrived`] says whether it is in).
-//! 2. Per request: [`IsolateState::tag`] the stickiness key, [`IsolateState::decide`] (draws a
+//! 2. Per request: [`IsolateState::before_routing`] — when the state is older than the refresh
+//!    interval, start the refresh it names and, if it says so, wait for it (bounded like the
+//!    first load); [`IsolateState::tag`] the stickiness key, [`IsolateState::decide`] (draws a
 //!    half-open permit when the request goes to LightRAG), [`IsolateState::take_permit`] before
 //!    a fallback call, [`IsolateState::record_call`] for each upstream call (a
 //!    [`CallRecord`] with the tag) and [`IsolateState::record_request`] once per request.
@@ -34,8 +36,9 @@ pub mod rng;
 pub mod schedule;
 
 pub use isolate::{
-    AdminAction, Background, CallRecord, IsolateInit, IsolateState, KvWrite, TickNote,
+    AdminAction, Background, BeforeRouting, CallRecord, IsolateInit, IsolateState, KvWrite,
+    TickNote,
 };
 pub use quota::{KeyQuota, QuotaStatus};
 pub use rng::Rng;
-pub use schedule::{KvHealth, RefreshTicket, REFRESH_DEADLINE_MS};
+pub use schedule::{KvHealth, RefreshTicket, Stale, REFRESH_DEADLINE_MS};

@@ -13,6 +13,18 @@
 //! read returns. The driver waits for it, bounded by `STATE_FIRST_LOAD_WAIT_MS`; a request that
 //! gave up waiting is counted (`routed_before_kv`), so the status says when an isolate routed
 //! on the vars alone.
+//!
+//! Why a request may refresh before it is routed ([`Schedule::stale`]): the background refresh
+//! runs after a request, so an isolate that had no request for ten minutes holds ten-minute-old
+//! state when the next one comes, and would route it — to a LightRAG whose breaker every other
+//! isolate opened long ago. The fleet simulation (issue 14) showed it: with 1,000 isolates at 10 M
+//! requests a month, 82 % of requests were routed on state older than the refresh interval and
+//! the fleet took 20 minutes to stop sending users to a failed LightRAG. So a request that finds
+//! the state older than `STATE_REFRESH_SECONDS` starts the refresh (or joins the one in flight)
+//! and, when that old state could send it to LightRAG, waits for it like the first load, at
+//! most `STATE_FIRST_LOAD_WAIT_MS` (`IsolateState::before_routing`); one that gave up is
+//! counted (`kv.refresh.stale_routes`). A busy isolate is unaffected but for the one request
+//! per interval that finds the refresh due, which now reads before it routes instead of after.
 
 use serde::Serialize;
 
@@ -46,6 +58,26 @@ pub struct KvHealth {
     pub first_load_ms: Option<u64>,
     /// Requests routed on the vars alone because the first load did not arrive in time.
     pub cold_routes: u64,
+    /// Requests routed on state older than the refresh interval because the refresh they
+    /// waited for did not arrive in time.
+    pub stale_routes: u64,
+}
+
+/// The state is older than the refresh interval: the refresh a request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Run this refresh now (it is marked in flight), then wait for it.
+    Start(RefreshTicket),
+    /// A refresh is already in flight: wait for it.
+    InFlight(RefreshTicket),
+}
+
+impl Stale {
+    pub fn ticket(self) -> RefreshTicket {
+        match self {
+            Stale::Start(t) | Stale::InFlight(t) => t,
+        }
+    }
 }
 
 /// The refresh and flush timing of one isolate.
@@ -105,6 +137,35 @@ impl Schedule {
             .last_refresh_ms
             .is_none_or(|t| now_ms >= t.saturating_add(refresh_seconds.saturating_mul(1000)));
         due.then(|| self.start_refresh(now_ms))
+    }
+
+    /// Whether the state is older than the refresh interval at `now_ms` (or was never
+    /// loaded), and so which refresh a request should wait for before it is routed.
+    pub fn stale(&mut self, now_ms: u64, refresh_seconds: u64) -> Option<Stale> {
+        let fresh = self
+            .health
+            .last_refresh_ms
+            .is_some_and(|t| now_ms < t.saturating_add(refresh_seconds.saturating_mul(1000)));
+        if fresh {
+            return None;
+        }
+        if let Some(t) = self.in_flight {
+            if now_ms < t.started_ms.saturating_add(REFRESH_DEADLINE_MS) {
+                return Some(Stale::InFlight(t));
+            }
+        }
+        self.refresh_if_due(now_ms, refresh_seconds)
+            .map(Stale::Start)
+    }
+
+    /// Whether `ticket`'s result, or a newer one, has been applied.
+    pub fn applied(&self, ticket: RefreshTicket) -> bool {
+        self.applied_ticket >= ticket.id
+    }
+
+    /// A request was routed on stale state: its refresh did not arrive in time.
+    pub fn note_stale_route(&mut self) {
+        self.health.stale_routes = self.health.stale_routes.saturating_add(1);
     }
 
     /// A refresh result arrived. Returns whether to apply it: not when a newer one already
