@@ -141,6 +141,12 @@ impl fmt::Display for StoreError {
 
 /// The few KV operations the router uses. (No `Send` bounds: Workers futures are
 /// single-threaded.)
+///
+/// Two operations have a default built from the three basic ones, for a backend whose every
+/// call is a round trip to somewhere else to override: [`StateStore::get_many`] (a refresh's
+/// reads in one request) and [`StateStore::run_tick`] (the controller run next to the data).
+/// Workers KV keeps the defaults; the Durable Object backend (`core::hub`) answers each in one
+/// request.
 pub trait StateStore {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>>;
     fn put(
@@ -155,6 +161,34 @@ pub trait StateStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> impl Future<Output = Result<ListPage, StoreError>>;
+
+    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each.
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Vec<Result<Option<String>, StoreError>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.get(k).await);
+            }
+            out
+        }
+    }
+
+    /// One controller tick over this store. Default: [`controller_tick`] here, with the
+    /// operations it makes counted against `max_ops`.
+    fn run_tick(
+        &self,
+        now_ms: u64,
+        gate: &GatePolicy,
+        max_ops: u32,
+    ) -> impl Future<Output = TickReport>
+    where
+        Self: Sized,
+    {
+        controller_tick(self, now_ms, gate, max_ops)
+    }
 }
 
 /// Operation counters, kept by every store implementation the router uses (the Worker's KV
@@ -291,58 +325,78 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Res
     })
 }
 
-async fn fetch<S: StateStore, T: serde::de::DeserializeOwned>(
-    store: &S,
+/// What one read of `key` came to: a missing key, a parsed value, or a failed read / a value
+/// that did not parse (with a warning naming the key).
+fn fetched<T: serde::de::DeserializeOwned>(
     key: &str,
+    raw: Option<Result<Option<String>, StoreError>>,
     warnings: &mut Vec<String>,
 ) -> Fetched<T> {
-    match store.get(key).await {
-        Ok(Some(text)) => match parse_value(key, &text) {
+    match raw {
+        Some(Ok(Some(text))) => match parse_value(key, &text) {
             Ok(v) => Fetched::Found(v),
             Err(w) => {
                 warnings.push(w.to_string());
                 Fetched::Unreadable
             }
         },
-        Ok(None) => Fetched::Absent,
-        Err(e) => {
+        Some(Ok(None)) => Fetched::Absent,
+        Some(Err(e)) => {
             warnings.push(e.to_string());
+            Fetched::Unreadable
+        }
+        None => {
+            warnings.push(StoreError::failed(StoreOp::Read, key, "no value returned").to_string());
             Fetched::Unreadable
         }
     }
 }
 
-async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
-    store: &S,
-    key: &str,
-    warnings: &mut Vec<String>,
-) -> Option<T> {
-    match fetch(store, key, warnings).await {
+fn found<T>(f: Fetched<T>) -> Option<T> {
+    match f {
         Fetched::Found(v) => Some(v),
         Fetched::Absent | Fetched::Unreadable => None,
     }
 }
 
-/// Reads everything the hot path needs: 6 reads (overrides, two snapshots, two admin
-/// commands, the rollout document), done in the background at most every
-/// `STATE_REFRESH_SECONDS` (and once when an isolate starts).
+/// The keys a refresh reads: overrides, the two breaker snapshots, the two operator commands,
+/// the rollout document.
+pub fn refresh_keys() -> Vec<String> {
+    let mut keys = vec![CONFIG_KEY.to_string()];
+    keys.extend(Upstream::ALL.map(breaker_key));
+    keys.extend(Upstream::ALL.map(breaker_admin_key));
+    keys.push(ROLLOUT_KEY.to_string());
+    keys
+}
+
+/// Reads everything the hot path needs ([`refresh_keys`]: six reads on KV, one request to the
+/// Durable Object), done in the background at most every `STATE_REFRESH_SECONDS` (and once
+/// when an isolate starts).
 pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
+    let keys = refresh_keys();
+    // One result per key, in the order of `refresh_keys`.
+    let mut raw = store.get_many(&keys).await.into_iter();
     let mut warnings = Vec::new();
-    let overrides = read::<S, OverridesDoc>(store, CONFIG_KEY, &mut warnings).await;
+    let overrides = found(fetched::<OverridesDoc>(
+        CONFIG_KEY,
+        raw.next(),
+        &mut warnings,
+    ));
     let mut breakers = Vec::new();
     for u in Upstream::ALL {
-        if let Some(s) = read::<S, BreakerSnapshot>(store, &breaker_key(u), &mut warnings).await {
+        let key = breaker_key(u);
+        if let Some(s) = found(fetched::<BreakerSnapshot>(&key, raw.next(), &mut warnings)) {
             breakers.push((u, s));
         }
     }
     let mut admin = Vec::new();
     for u in Upstream::ALL {
         let key = breaker_admin_key(u);
-        if let Some(c) = read::<S, AdminCommand>(store, &key, &mut warnings).await {
+        if let Some(c) = found(fetched::<AdminCommand>(&key, raw.next(), &mut warnings)) {
             admin.push((u, c));
         }
     }
-    let rollout = fetch::<S, RolloutDoc>(store, ROLLOUT_KEY, &mut warnings).await;
+    let rollout = fetched::<RolloutDoc>(ROLLOUT_KEY, raw.next(), &mut warnings);
     RemoteState {
         overrides,
         breakers,
@@ -421,7 +475,7 @@ pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, St
 }
 
 /// Why a controller tick did nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TickSkipped {
     /// `rollout/state` could not be read: without it the controller cannot know the gate's
@@ -430,10 +484,13 @@ pub enum TickSkipped {
     /// `rollout/state` did not parse: kept as it is for an operator to inspect (the status
     /// API shows the warning), never overwritten with defaults.
     Corrupt,
+    /// The state backend did not answer the tick (the Durable Object, `core::hub`).
+    Unreachable,
 }
 
 /// What one controller tick did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TickReport {
     /// Set when the tick did nothing (and wrote nothing).
     pub skipped: Option<TickSkipped>,
