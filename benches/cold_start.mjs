@@ -11,10 +11,10 @@
 // run of each absorbs Node's own first-use costs. Same mock upstream for both.
 import { Miniflare } from "miniflare";
 import { writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { bareOptions, once, routerOptions } from "./edge_latency.mjs";
 import { summarize } from "./lib/stats.mjs";
+import { arg, isMain, quick } from "./lib/cli.mjs";
 
 async function coldStart(options, pathname) {
   const t0 = performance.now();
@@ -60,12 +60,7 @@ export async function runColdStart({ runs, log = console.error }) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.env.BENCH_QUICK === "1";
-  const arg = (name, dflt) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : dflt;
-  };
+if (isMain(import.meta.url)) {
   const r = await runColdStart({ runs: Number(arg("runs", quick ? 2 : 7)) });
   const out = arg("json", undefined);
   if (out) writeFileSync(out, JSON.stringify(r, null, 2));

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { compatibilityFlags, wranglerVars } from "../tests/node/harness.mjs";
 import { percentile, summarize } from "./lib/stats.mjs";
+import { arg, isMain, quick } from "./lib/cli.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -166,12 +167,7 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.env.BENCH_QUICK === "1";
-  const arg = (name, dflt) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : dflt;
-  };
+if (isMain(import.meta.url)) {
   const r = await runEdge({
     rounds: Number(arg("rounds", quick ? 3 : 7)),
     requests: Number(arg("requests", quick ? 60 : 300)),

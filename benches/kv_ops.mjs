@@ -1,7 +1,7 @@
 // Workers KV operations per 1,000 requests, read from the worker's own counters
 // (`GET /admin/status` → `kv.ops`, which src/edge/kv.rs increments on every get/put/list).
 // Why: KV bills per operation (writes at 10× reads) and allows one write per second per key,
-// so the budget in DESIGN §5 — zero reads on the hot path, writes on transitions and periodic
+// so the budget in docs/architecture.md#workers-kv-budget — zero reads on the hot path, writes on transitions and periodic
 // flushes only — is a running cost worth tracking next to latency.
 //
 //   make build && node benches/kv_ops.mjs [--runs 5] [--requests 1000] [--json out.json]
@@ -14,10 +14,10 @@
 //            the periodic refresh and flush show up: their cost follows time, not requests.
 import { Miniflare } from "miniflare";
 import { writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { once, routerOptions } from "./edge_latency.mjs";
 import { summarize } from "./lib/stats.mjs";
+import { arg, isMain, quick } from "./lib/cli.mjs";
 
 const TOKEN = "bench-admin-token";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -103,12 +103,7 @@ export async function runKvOps({ runs, requests, rate, log = console.error }) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.env.BENCH_QUICK === "1";
-  const arg = (name, dflt) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : dflt;
-  };
+if (isMain(import.meta.url)) {
   const r = await runKvOps({
     runs: Number(arg("runs", quick ? 1 : 5)),
     requests: Number(arg("requests", quick ? 200 : 1000)),

@@ -4,7 +4,7 @@
 //
 // Why: the router replaces a flag service for this one decision, so its per-call cost should be
 // judged against what teams would otherwise run in-process (issue 13, items 3 and 4), and the
-// cohort formula promises Unleash compatibility (DESIGN §2), which only a real Unleash client
+// cohort formula promises Unleash compatibility (docs/architecture.md#cohort-hashing), which only a real Unleash client
 // can confirm.
 //
 //   make preview && node benches/peers.mjs [--ids 1000000] [--runs 5] [--json out.json]
@@ -13,7 +13,8 @@
 // Each implementation answers "is this id in the 25 % rollout?" for every id; one run is one
 // pass over all ids, runs are interleaved (rotating order) so machine noise hits every side
 // alike, and the table gives the median ns/call over runs with min–max.
-//   ours/route          Router.route(key, query): the full decision (config parsed once), query scanned per call
+//   ours/route          Router.route(key, query): the full decision (config parsed once); the query
+//                       string is copied into wasm only when a rule could read it
 //   ours/routePrepared  Router.routePrepared(key): the same decision, query scanned once
 //   ours/route+rules    Router.route with the preview bench's three conditional rules on
 //   ours/bucket         bucket(salt, key): the cohort hash alone
@@ -30,6 +31,7 @@ import { fileURLToPath } from "node:url";
 import { GrowthBookClient } from "@growthbook/growthbook";
 import { FlagdCore } from "@openfeature/flagd-core";
 import { summarize } from "./lib/stats.mjs";
+import { arg, isMain, quick } from "./lib/cli.mjs";
 
 const require = createRequire(import.meta.url);
 const { Unleash, InMemStorageProvider } = require("unleash-client");
@@ -104,7 +106,7 @@ export const flexibleRollout = ({ name, percentage, groupId }) => ({
  * Deterministic ids in the shapes real user ids take (counter, uuid, e-mail, numeric), ASCII
  * only: unleash-client hashes with murmurhash3js, which takes each UTF-16 code unit masked to
  * one byte (`charCodeAt(i) & 0xff`), not UTF-8, so on non-ASCII ids it differs from the UTF-8
- * murmur3 of DESIGN §2 (it did for every non-ASCII id tried).
+ * murmur3 of docs/architecture.md#cohort-hashing (it did for every non-ASCII id tried).
  */
 export function makeIds(n) {
   let s = 0x9e3779b9;
@@ -126,7 +128,7 @@ export function makeIds(n) {
 }
 
 /**
- * DESIGN §2 checked against the real unleash-client: for every id and every whole percentage
+ * The formula in docs/architecture.md#cohort-hashing, checked against the real unleash-client: for every id and every whole percentage
  * 1..100, our full decision (Router at that rollout, `groupId = salt`) puts the id in LightRAG
  * exactly when Unleash's flexibleRollout enables the toggle; and the whole part of our
  * position is Unleash's bucket − 1. Throws, naming the first disagreements, if they differ.
@@ -268,12 +270,7 @@ export async function runPeers({ nIds, runs, cohortIds, log = console.error }) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.env.BENCH_QUICK === "1";
-  const arg = (name, dflt) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : dflt;
-  };
+if (isMain(import.meta.url)) {
   const result = await runPeers({
     nIds: Number(arg("ids", quick ? 20_000 : 1_000_000)),
     runs: Number(arg("runs", quick ? 3 : 5)),

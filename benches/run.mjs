@@ -11,7 +11,7 @@
 //   node benches/run.mjs            # needs `make build preview` (make bench does it)
 //   BENCH_QUICK=1 node benches/run.mjs    # smoke run: few ids, few runs, seconds not minutes
 //   BENCH_OUT=<dir>                  # where to write latest.{md,json} (default bench-results/)
-//   BENCH_SKIP=criterion,kv          # sections to leave out (criterion, peers, edge, cold, bundle, kv)
+//   BENCH_SKIP=criterion,kv          # sections to leave out (criterion, peers, edge, cold, bundle, kv, page)
 //
 // Exits non-zero if any section failed — in particular if our cohort disagrees with
 // unleash-client's — after writing what it measured.
@@ -33,6 +33,7 @@ const SECTIONS = [
   ["cold", "cold_start.mjs"],
   ["bundle", "bundle_size.mjs"],
   ["kv", "kv_ops.mjs"],
+  ["page", "page_simulate.mjs"],
 ];
 for (const s of SKIP) {
   if (!SECTIONS.some(([name]) => name === s)) throw new Error(`BENCH_SKIP: unknown section '${s}' (known: ${SECTIONS.map(([n]) => n).join(", ")})`);

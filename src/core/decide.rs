@@ -256,6 +256,14 @@ impl Decision {
     }
 }
 
+/// Whether [`decide`] can read the request's query, headers or length under `cfg`: only the
+/// conditional rules do. A caller whose query is costly to obtain (a JS string to copy into
+/// wasm, a body to parse) may pass the empty query when this is false; the decision is the
+/// same.
+pub fn reads_query(cfg: &Config) -> bool {
+    cfg.enable_conditional_routing && !cfg.routing_rules.is_empty()
+}
+
 /// Decides which upstream answers `req` (see the module docs for the order).
 pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decision {
     let key = req.key;
@@ -336,7 +344,7 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
     }
 
     // 6. Conditional rules.
-    if cfg.enable_conditional_routing && !cfg.routing_rules.is_empty() {
+    if reads_query(cfg) {
         let q = Query::new(req.query.text, req.query.facts, key, req.headers);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());

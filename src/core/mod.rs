@@ -17,6 +17,11 @@ pub mod classify;
 pub mod config;
 pub mod decide;
 pub mod rules;
+
+// The preview page's questions (who moves, N users, a running router), answered by `decide`.
+pub mod live;
+pub mod movers;
+pub mod population;
 pub mod simulate;
 pub mod text;
 

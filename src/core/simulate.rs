@@ -6,8 +6,9 @@
 //! than re-deriving the outcome, so the preview can never show something the worker would not do.
 
 use crate::core::config::Config;
-use crate::core::decide::{decide, PreparedQuery, RouteRequest, RouteState};
+use crate::core::decide::{decide, Decision, PreparedQuery, RouteRequest, RouteState};
 use crate::core::model::{Arm, Reason, Upstream};
+use crate::core::population::Population;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -23,8 +24,59 @@ pub struct Simulation {
     pub per_arm: BTreeMap<Arm, u64>,
     /// Keys per whole-percent position bucket, 100 entries (`histogram[9]` is 9.00–9.99).
     pub histogram: Vec<u64>,
+    /// Of those, the keys routed to LightRAG (per bucket), so a chart can show where the
+    /// rollout, rules and safety steps actually sent each part of the line.
+    pub histogram_lightrag: Vec<u64>,
     /// Share of requests routed to LightRAG, in `[0, 1]` (0 when empty).
     pub lightrag_share: f64,
+}
+
+/// Running counts, one decision at a time.
+struct Tally {
+    sim: Simulation,
+    lightrag: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            sim: Simulation {
+                total: 0,
+                per_upstream: BTreeMap::new(),
+                per_reason: BTreeMap::new(),
+                per_arm: BTreeMap::new(),
+                histogram: vec![0; 100],
+                histogram_lightrag: vec![0; 100],
+                lightrag_share: 0.0,
+            },
+            lightrag: 0,
+        }
+    }
+
+    fn add(&mut self, d: Decision) {
+        let sim = &mut self.sim;
+        sim.total += 1;
+        *sim.per_upstream.entry(d.upstream).or_default() += 1;
+        *sim.per_arm.entry(d.arm).or_default() += 1;
+        let bucket = d.position.map(|p| usize::from(p.bucket()));
+        if let Some(slot) = bucket.and_then(|b| sim.histogram.get_mut(b)) {
+            *slot += 1;
+        }
+        if d.upstream == Upstream::Lightrag {
+            self.lightrag += 1;
+            if let Some(slot) = bucket.and_then(|b| sim.histogram_lightrag.get_mut(b)) {
+                *slot += 1;
+            }
+        }
+        *sim.per_reason.entry(d.reason).or_default() += 1;
+    }
+
+    fn finish(mut self) -> Simulation {
+        if self.sim.total > 0 {
+            self.sim.lightrag_share = self.lightrag as f64 / self.sim.total as f64;
+        }
+        self.sim
+    }
 }
 
 /// Decides for each key with the same `query` and no headers, and counts the outcomes.
@@ -33,41 +85,47 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let mut sim = Simulation {
-        total: 0,
-        per_upstream: BTreeMap::new(),
-        per_reason: BTreeMap::new(),
-        per_arm: BTreeMap::new(),
-        histogram: vec![0; 100],
-        lightrag_share: 0.0,
-    };
     // The query is the same for every key: classify it once.
     let prepared = PreparedQuery::new(query);
-    let mut lightrag = 0u64;
+    let mut tally = Tally::new();
     for key in keys {
-        let d = decide(
+        tally.add(decide(
             cfg,
             state,
             &RouteRequest::new(Some(key.as_ref()), prepared.as_query()),
-        );
-        sim.total += 1;
-        *sim.per_upstream.entry(d.upstream).or_default() += 1;
-        *sim.per_arm.entry(d.arm).or_default() += 1;
-        if let Some(slot) = d
-            .position
-            .and_then(|p| sim.histogram.get_mut(usize::from(p.bucket())))
-        {
-            *slot += 1;
-        }
-        if d.upstream == Upstream::Lightrag {
-            lightrag += 1;
-        }
-        *sim.per_reason.entry(d.reason).or_default() += 1;
+        ));
     }
-    if sim.total > 0 {
-        sim.lightrag_share = lightrag as f64 / sim.total as f64;
+    tally.finish()
+}
+
+/// The counts of decisions already taken (the page's "who goes where" list, where each request
+/// may carry its own headers).
+pub fn summarize<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Simulation {
+    let mut tally = Tally::new();
+    for d in decisions {
+        tally.add(d.clone());
     }
-    sim
+    tally.finish()
+}
+
+/// [`simulate`] over a synthetic population (`user-0 … user-(n-1)`), generated inside the core
+/// so that a million users never exist as a million strings anywhere.
+pub fn simulate_population(
+    cfg: &Config,
+    state: &RouteState,
+    population: Population<'_>,
+    query: &str,
+) -> Simulation {
+    let prepared = PreparedQuery::new(query);
+    let mut tally = Tally::new();
+    population.for_each(|key| {
+        tally.add(decide(
+            cfg,
+            state,
+            &RouteRequest::new(Some(key), prepared.as_query()),
+        ));
+    });
+    tally.finish()
 }
 
 #[cfg(test)]
@@ -97,6 +155,8 @@ mod tests {
             lr
         );
         assert_eq!(s.histogram[..30].iter().sum::<u64>(), lr);
+        assert_eq!(s.histogram_lightrag[..30], s.histogram[..30]);
+        assert!(s.histogram_lightrag[30..].iter().all(|&n| n == 0));
         assert!(
             (s.lightrag_share - 0.3).abs() < 0.04,
             "{}",
@@ -104,5 +164,13 @@ mod tests {
         );
         let empty = simulate(&c, &RouteState::default(), Vec::<String>::new(), "");
         assert_eq!((empty.total, empty.lightrag_share), (0, 0.0));
+        // The synthetic population is exactly those keys.
+        let by_count = simulate_population(
+            &c,
+            &RouteState::default(),
+            Population::users(2000),
+            "what is a metabolite",
+        );
+        assert_eq!(by_count, s);
     }
 }

@@ -33,7 +33,7 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     assert.match(doc.git.commit ?? "", /^[0-9a-f]{40}$/);
     assert.equal(doc.machine.loadStart.length, 3);
     assert.equal(doc.machine.loadEnd.length, 3);
-    assert.deepEqual(Object.keys(doc.results).sort(), ["bundle", "cold", "edge", "kv", "peers"]);
+    assert.deepEqual(Object.keys(doc.results).sort(), ["bundle", "cold", "edge", "kv", "page", "peers"]);
 
     const p = doc.results.peers;
     assert.equal(p.cohortCheck.ok, true);

@@ -70,8 +70,11 @@ test("the page works under its CSP in Chromium: wasm loads, decisions show, no v
   await page.goto(`${w.url.origin}/preview/`);
   await page.waitForSelector("body[data-ready=true]", { timeout: 30_000 });
   assert.equal((await page.textContent("#status")).trim(), "ready");
-  await page.fill("#users", "user-42");
-  const pos = await page.locator('#decisions tbody tr[data-user="user-42"] td.position').textContent();
+  await page.fill("#who-users", "user-42");
+  const row = page.locator('#who-table tbody tr[data-user="user-42"]');
+  await row.waitFor({ timeout: 30_000 });
+  // The second cell is the position (see tests/browser/console.test.mjs).
+  const pos = await row.locator("td").nth(1).textContent();
   assert.equal(pos.trim(), "76.52");
   const violations = await page.evaluate(() => window.__cspViolations);
   assert.deepEqual(violations, [], JSON.stringify(messages));

@@ -8,7 +8,8 @@ const TYPES = {
   ".css": "text/css; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
 };
 
-export async function serveDir(root) {
+/** Serves `root`; `headers` are added to every answer (e.g. the CSP the router sends on /preview). */
+export async function serveDir(root, { headers = {} } = {}) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://x");
     let rel = decodeURIComponent(url.pathname);
@@ -17,10 +18,10 @@ export async function serveDir(root) {
     if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
     try {
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", ...headers });
       res.end(body);
     } catch {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      res.writeHead(404, { "content-type": "text/plain", ...headers }).end("not found");
     }
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));

@@ -14,6 +14,7 @@ mod spec_driver;
 mod before_routing;
 mod breaker;
 mod breaker_keys;
+mod breaker_replay;
 mod breaker_replication;
 mod cohort_props;
 mod cohort_vectors;

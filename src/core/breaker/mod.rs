@@ -35,7 +35,9 @@
 //! have to thread the admission through); results arriving while open are counted in the
 //! totals but cannot change the state, since they describe calls started before the trip.
 
+pub mod replay;
 pub mod replica;
+pub mod scenario;
 pub mod settings;
 pub mod state;
 mod window;

@@ -95,6 +95,10 @@ macro_rules! variables {
         /// Every variable [`load`] reads, in table order.
         pub const KNOWN_VARIABLES: &[&str] = &[$($ck,)* $($($gk,)*)*];
 
+        /// `(Config field, variable)` for every `config` row: how a serialized [`Config`]
+        /// maps back onto the variables that produce it ([`crate::core::live`]).
+        pub const CONFIG_FIELDS: &[(&str, &str)] = &[$((stringify!($cf), $cn),)*];
+
         /// The router's configuration. Serializable for the status API (holds no secrets).
         #[derive(Debug, Clone, Serialize)]
         pub struct Config {
