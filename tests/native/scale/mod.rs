@@ -117,6 +117,8 @@ fn fleet_at_scale() {
     let mut rows = Vec::new();
     for &n in &sizes {
         for kind in [BackendKind::Kv, BackendKind::Hub] {
+            // Wall-clock time of the run, printed only (how long `make simulate` takes).
+            #[allow(clippy::disallowed_types)]
             let started = std::time::Instant::now();
             let o = run::run(&scenario(n, kind, hours));
             let r = report::row(&o);

@@ -110,7 +110,7 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut isolates: Vec<Option<SimIsolate>> = (0..s.isolates).map(|_| None).collect();
     let mut pick = Rng::new(s.seed ^ 0x150_1a7e);
     let mut up = Upstreams {
-        rng: Rng::new(s.seed ^ 0x0b57_ea3),
+        rng: Rng::new(s.seed ^ 0x00b5_7ea3),
         lightrag_down: down,
     };
     let mut truth = Truth::default();
