@@ -5,6 +5,8 @@
 //   persisted KV directory: one trips its LightRAG breaker, the other adopts the open state
 //   within the refresh interval; an admin reset on either closes both; every request meanwhile
 //   is answered 2xx (by Perplexity while LightRAG fails).
+// - A router idle for longer than the refresh interval reads the shared state before routing
+//   its next request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -171,6 +173,43 @@ test("two routers on one KV store: a trip in one opens the other; an admin reset
     // Nothing was lost: every request was answered 2xx, LightRAG's failures by Perplexity.
     assert.ok(answers.every((x) => x.status === 200));
     console.log(`# two routers: B adopted A's open breaker after ${adoptMs} ms (refresh interval 1 s); ${answers.length} requests, all 2xx`);
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an idle router's next request reads the shared state before it is routed", async () => {
+  // Issue 14's fleet simulation: the refresh ran only after a request, so a router idle for
+  // longer than STATE_REFRESH_SECONDS routed its next request on old state — here, to a
+  // LightRAG an operator had cut off through the other router. Now that request refreshes
+  // first (waiting at most STATE_FIRST_LOAD_WAIT_MS, generous here for a loaded machine).
+  const dir = mkdtempSync(path.join(tmpdir(), "fleet-idle-"));
+  const up = await startUpstreams({ lightragKey: "lr-key", perplexityKey: "px-key" });
+  const vars = { STATE_REFRESH_SECONDS: "1", STATE_FIRST_LOAD_WAIT_MS: "5000", LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0" };
+  const a = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
+  const b = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
+  const ask = (w, user) => post(w, "/v1/chat/completions", chatBody(Q, { user }));
+  try {
+    const warm = await ask(b, "idle-1");
+    assert.equal(warm.headers.get("x-route-upstream"), "lightrag");
+    await warm.arrayBuffer();
+    // An operator opens LightRAG's breaker through A (the command is in KV when this returns).
+    const r = await a.fetch("/admin/breaker/lightrag/open", { method: "POST", headers: auth });
+    assert.equal((await r.json()).breaker.state, "open");
+    // B stays idle until its state is older than the refresh interval (the precondition of
+    // this test is elapsed time, not an effect to wait for).
+    await new Promise((res) => setTimeout(res, 1_500));
+    // B's very next request is routed on the new state.
+    const next = await ask(b, "idle-2");
+    await next.arrayBuffer();
+    assert.equal(next.headers.get("x-route-reason"), "circuit_open");
+    assert.equal(next.headers.get("x-route-upstream"), "perplexity");
+    const st = await status(b);
+    assert.equal(st.kv.refresh.stale_routes, 0, "the refresh arrived within the wait");
+    assert.equal(up.requests("lightrag").length, 1, "only the warm-up request reached LightRAG");
   } finally {
     await a.close();
     await b.close();
