@@ -83,11 +83,27 @@ impl Default for RouteState {
 pub struct QueryText<'a> {
     text: &'a str,
     facts: Option<&'a QueryFacts>,
+    /// The class the caller declared (the seed `/query`'s `query_type`), which rules then use
+    /// instead of the classifier's guess.
+    declared: Option<QueryType>,
 }
 
 impl<'a> QueryText<'a> {
     pub fn new(text: &'a str) -> QueryText<'a> {
-        QueryText { text, facts: None }
+        QueryText {
+            text,
+            facts: None,
+            declared: None,
+        }
+    }
+
+    /// A query whose class the caller declared (`query_type` conditions match on it).
+    pub fn with_declared_type(text: &'a str, declared: Option<QueryType>) -> QueryText<'a> {
+        QueryText {
+            text,
+            facts: None,
+            declared,
+        }
     }
 
     pub fn text(&self) -> &'a str {
@@ -130,6 +146,7 @@ impl PreparedQuery {
         QueryText {
             text: &self.text,
             facts: Some(&self.facts),
+            declared: None,
         }
     }
 }
@@ -345,7 +362,8 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
 
     // 6. Conditional rules.
     if reads_query(cfg) {
-        let q = Query::new(req.query.text, req.query.facts, key, req.headers);
+        let q = Query::new(req.query.text, req.query.facts, key, req.headers)
+            .with_declared_type(req.query.declared);
         if let Some(rule) = first_match(&cfg.routing_rules, &q) {
             d.rule = Some(rule.name().to_string());
             if let Some(u) = rule.action().upstream() {

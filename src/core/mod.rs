@@ -26,6 +26,8 @@ pub mod simulate;
 pub mod text;
 
 // Resilience (docs/architecture.md#circuit-breaker) and measurement.
+// Answer-aware routing (docs/answer-aware.md): no-context detection, shadow calls, the cache key.
+pub mod answer;
 pub mod breaker;
 pub mod exchange;
 pub mod fallback;

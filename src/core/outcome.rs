@@ -61,6 +61,11 @@ pub enum OutcomeKind {
     /// answer check through [`crate::core::exchange::Verdict`]). Neither a success nor a failure
     /// for the breaker: it proves nothing about the upstream's health.
     NoAnswer,
+    /// A no-answer counted as a failure: the upstream's no-answer rate over several distinct
+    /// callers crossed `LIGHTRAG_NO_CONTEXT_BREAKER_RATE` ([`crate::core::answer::watch`]),
+    /// which is how a LightRAG whose own LLM is down looks from outside (it still answers 200,
+    /// with its no-context text, after ~8 s of retries). A failure: the breaker may trip.
+    NoAnswerOutage,
     /// Connection refused/reset, DNS, TLS: no HTTP response at all.
     NetworkError,
     /// No response headers/first byte within the time-to-first-byte budget.
@@ -100,6 +105,7 @@ impl OutcomeKind {
             | OutcomeKind::FirstByteTimeout
             | OutcomeKind::TotalTimeout
             | OutcomeKind::SlowCall
+            | OutcomeKind::NoAnswerOutage
             | OutcomeKind::TruncatedStream => Class::Failure,
         }
     }
@@ -126,6 +132,7 @@ impl OutcomeKind {
             OutcomeKind::ContextLength => "context_length",
             OutcomeKind::NotSent => "not_sent",
             OutcomeKind::NoAnswer => "no_answer",
+            OutcomeKind::NoAnswerOutage => "no_answer_outage",
             OutcomeKind::NetworkError => "network_error",
             OutcomeKind::FirstByteTimeout => "first_byte_timeout",
             OutcomeKind::TotalTimeout => "total_timeout",

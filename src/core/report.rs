@@ -5,9 +5,14 @@
 //! controller's last aggregate, KV warnings); keeping them here makes their shape testable
 //! natively and keeps the Worker a thin caller. No raw user id ever reaches these inputs.
 
+use crate::core::answer::cache::CacheCounts;
+use crate::core::answer::shadow::ShadowCounts;
+use crate::core::answer::watch::WatchStatus;
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
+use crate::core::experiment::report::ShadowSummary;
 use crate::core::fleet::{KvHealth, QuotaStatus, TickNote};
+use crate::core::model::Arm;
 use crate::core::model::Upstream;
 use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
 use crate::core::window::{Histogram, MetricKey, Stats};
@@ -38,6 +43,20 @@ pub struct ReportInputs<'a> {
     pub last_tick: Option<&'a TickNote>,
     /// The per-key cap on metric samples.
     pub quota: &'a QuotaStatus,
+    /// The answer-aware features' state.
+    pub answer: &'a AnswerInputs,
+}
+
+/// What the answer-aware features report (docs/answer-aware.md): the no-context watch, the
+/// shadow gate and this isolate's shadow series, the response cache's counts.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerInputs {
+    /// `None` before the isolate kept any.
+    pub watch: Option<WatchStatus>,
+    pub shadow_counts: ShadowCounts,
+    /// This isolate's shadow window (last hour).
+    pub shadow: Stats,
+    pub cache: BTreeMap<Upstream, CacheCounts>,
 }
 
 fn round3(v: f64) -> f64 {
@@ -69,6 +88,110 @@ fn performance(s: &Stats) -> Value {
         "p95_response_time": s.p95(),
         "avg_quality_score": s.mean_quality().map(round3),
         "quality_samples": s.quality_count,
+        "no_context_count": s.no_context,
+        "no_context_rate": s.no_context_rate().map(round3),
+    })
+}
+
+/// `{"mechanism": {"requests": 40, "no_context": 2, "rate": 0.05}, …}`.
+fn by_type(s: &Stats) -> Value {
+    Value::Object(
+        s.by_type
+            .iter()
+            .map(|(t, c)| {
+                (
+                    t.as_str().to_string(),
+                    json!({
+                        "requests": c.requests,
+                        "no_context": c.no_context,
+                        "rate": c.no_context_rate().map(round3),
+                    }),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Per arm (all upstreams of the arm added up): requests, no-context replies, their share, and
+/// per query type.
+fn no_context_by_arm(stats: &BTreeMap<MetricKey, Stats>) -> Value {
+    let mut m = serde_json::Map::new();
+    for a in Arm::ALL {
+        let mut s = Stats::default();
+        for (k, v) in stats {
+            if k.arm == a {
+                s.merge(v);
+            }
+        }
+        m.insert(
+            a.as_str().to_string(),
+            json!({
+                "requests": s.count,
+                "no_context": s.no_context,
+                "rate": s.no_context_rate().map(round3),
+                "by_query_type": by_type(&s),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn shadow_series(s: &Stats) -> Value {
+    let sum = ShadowSummary::from_stats(s);
+    let mut v = serde_json::to_value(&sum).unwrap_or(Value::Null);
+    if let Value::Object(o) = &mut v {
+        o.insert(
+            "no_context_rate".into(),
+            json!(sum.no_context_rate().map(round3)),
+        );
+        o.insert("errors".into(), json!(s.errors));
+        o.insert("rejected".into(), json!(s.rejected));
+    }
+    v
+}
+
+/// The `answer_aware` section of the status document.
+fn answer_section(i: &ReportInputs<'_>) -> Value {
+    let c = i.config;
+    let a = i.answer;
+    let fleet_shadow = i
+        .rollout
+        .and_then(|r| r.aggregate.as_ref())
+        .and_then(|g| g.shadow.as_ref())
+        .map(shadow_series);
+    let cache: serde_json::Map<String, Value> = a
+        .cache
+        .iter()
+        .map(|(u, n)| {
+            (
+                u.as_str().to_string(),
+                serde_json::to_value(n).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    json!({
+        "no_context": {
+            "fallback": c.no_context_fallback,
+            "patterns": c.no_context_patterns.len(),
+            "hold_back_ms": c.no_context_hold_back_ms,
+            "scope": "this isolate, last hour",
+            "by_arm": no_context_by_arm(i.local),
+            "breaker_watch": a.watch,
+            "fleet_by_arm": i.rollout.and_then(|r| r.aggregate.as_ref()).map(|g| no_context_by_arm(&g.stats)),
+        },
+        "shadow": {
+            "percentage": c.shadow_percentage.percent(),
+            "max_per_minute": c.shadow_max_per_minute,
+            "gate": a.shadow_counts,
+            "series": shadow_series(&a.shadow),
+            "scope": "this isolate, last hour",
+            "fleet_series": fleet_shadow,
+        },
+        "response_cache": {
+            "ttl_seconds": c.response_cache_seconds,
+            "enabled": c.response_cache_seconds > 0,
+            "counts": cache,
+        },
     })
 }
 
@@ -166,6 +289,9 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "query_mode": c.query_mode.as_str(),
             "lightrag_base_url": c.lightrag_base_url,
             "perplexity_base_url": c.perplexity_base_url,
+            "no_context_fallback": c.no_context_fallback,
+            "shadow_percentage": c.shadow_percentage.percent(),
+            "response_cache_seconds": c.response_cache_seconds,
         },
         "service_performance": {
             "circuit_breaker": lightrag_breaker.map(|b| json!({
@@ -201,6 +327,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "untracked_samples": i.quota.untracked_samples,
             "keys_this_hour": i.quota.keys_this_period,
         },
+        "answer_aware": answer_section(i),
         "config_problems": i.problems,
         "kv": {
             "warnings": i.kv_warnings,
@@ -299,6 +426,89 @@ pub fn prometheus(i: &ReportInputs<'_>) -> String {
         "gauge",
         "95th percentile latency (ms) in the window.",
         by_key(&|s| s.p95().map(|v| v as f64).unwrap_or(f64::NAN)),
+    );
+    family(
+        "cmo_router_no_context",
+        "gauge",
+        "Requests in the window in which an upstream's answer was a no-context reply (served by a fallback or not).",
+        by_key(&|s| s.no_context as f64),
+    );
+    let mut rows = Vec::new();
+    for (k, s) in i.local {
+        for (t, c) in &s.by_type {
+            rows.push((
+                format!(
+                    "upstream=\"{}\",arm=\"{}\",query_type=\"{}\"",
+                    k.upstream.as_str(),
+                    k.arm.as_str(),
+                    t.as_str()
+                ),
+                c.no_context as f64,
+            ));
+        }
+    }
+    family(
+        "cmo_router_no_context_by_type",
+        "gauge",
+        "No-context replies in the window, per query type.",
+        rows,
+    );
+    let sh = &i.answer.shadow;
+    family(
+        "cmo_router_shadow_calls",
+        "gauge",
+        "Shadow calls (LightRAG asked unseen) that reached a verdict in the window.",
+        vec![(String::new(), sh.count as f64)],
+    );
+    family(
+        "cmo_router_shadow_no_context",
+        "gauge",
+        "Shadow calls answered with a no-context reply in the window.",
+        vec![(String::new(), sh.no_context as f64)],
+    );
+    family(
+        "cmo_router_shadow_errors",
+        "gauge",
+        "Shadow calls that failed in the window.",
+        vec![(String::new(), sh.errors as f64)],
+    );
+    family(
+        "cmo_router_shadow_skipped_total",
+        "counter",
+        "Shadow calls not made, by reason.",
+        vec![
+            (
+                "reason=\"cap\"".to_string(),
+                i.answer.shadow_counts.skipped_cap as f64,
+            ),
+            (
+                "reason=\"breaker\"".to_string(),
+                i.answer.shadow_counts.skipped_breaker as f64,
+            ),
+            (
+                "reason=\"rollback\"".to_string(),
+                i.answer.shadow_counts.skipped_rollback as f64,
+            ),
+        ],
+    );
+    family(
+        "cmo_router_cache_hits_total",
+        "counter",
+        "Answers served from the response cache.",
+        i.answer
+            .cache
+            .iter()
+            .map(|(u, c)| (format!("upstream=\"{}\"", u.as_str()), c.hits as f64))
+            .collect(),
+    );
+    family(
+        "cmo_router_no_context_escalated",
+        "gauge",
+        "1 while LightRAG's no-context replies count as breaker failures (LIGHTRAG_NO_CONTEXT_BREAKER_RATE crossed).",
+        vec![(
+            String::new(),
+            f64::from(u8::from(i.answer.watch.is_some_and(|w| w.escalated))),
+        )],
     );
     let states = ["closed", "open", "half_open"];
     let mut rows = Vec::new();

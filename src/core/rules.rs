@@ -489,6 +489,9 @@ pub struct Query<'a> {
     pub key: Option<&'a str>,
     pub headers: &'a [(String, String)],
     facts: Option<&'a QueryFacts>,
+    /// A class the caller declared (the seed `/query`'s `query_type`): used instead of the
+    /// classifier.
+    declared: Option<QueryType>,
     query_type: OnceCell<QueryType>,
     char_len: OnceCell<usize>,
     lower: OnceCell<String>,
@@ -507,14 +510,24 @@ impl<'a> Query<'a> {
             key,
             headers,
             facts,
+            declared: None,
             query_type: OnceCell::new(),
             char_len: OnceCell::new(),
             lower: OnceCell::new(),
         }
     }
 
+    /// The same query with a class the caller declared, if any.
+    pub fn with_declared_type(mut self, declared: Option<QueryType>) -> Query<'a> {
+        self.declared = declared;
+        self
+    }
+
     /// The query's class ([`classify::classify`]).
     pub fn query_type(&self) -> QueryType {
+        if let Some(t) = self.declared {
+            return t;
+        }
         match self.facts {
             Some(f) => f.query_type,
             None => *self

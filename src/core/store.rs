@@ -216,6 +216,20 @@ impl OpCounts {
         self.reads + self.writes + self.lists
     }
 
+    /// Books the next write of `key`, asked for at `now_ms`: returns how long the writer must
+    /// wait so that it starts at least [`MIN_WRITE_INTERVAL_MS`] after the key's previous write
+    /// (booked writes included, so two writers racing for one key queue up), and counts it at
+    /// the time it will start. The write throttle decides when a write is due, but the write
+    /// runs later (after the ones queued before it in the same background task), so two writes
+    /// due 1,100 ms apart reached KV 992 ms apart under load; this is the check at the door.
+    pub fn book_write(&mut self, key: &str, now_ms: u64) -> u64 {
+        let start = self.last_write_ms.get(key).map_or(now_ms, |last| {
+            now_ms.max(last.saturating_add(MIN_WRITE_INTERVAL_MS))
+        });
+        self.note_write(key, start);
+        start - now_ms
+    }
+
     /// Counts one write of `key` at `now_ms`.
     pub fn note_write(&mut self, key: &str, now_ms: u64) {
         self.writes += 1;
@@ -245,6 +259,10 @@ pub struct MetricsFlush {
     pub flushed_ms: u64,
     #[serde(default)]
     pub windows: BTreeMap<MetricKey, Window>,
+    /// Shadow calls' window (docs/answer-aware.md#shadow-comparison): LightRAG's answers to
+    /// questions Perplexity served, a series of its own, never an arm's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Window>,
 }
 
 /// A finished pass over every isolate's flush.
@@ -261,6 +279,9 @@ pub struct Aggregate {
     pub ticks: u64,
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    /// The shadow series summed over the isolates' flushes (last hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
 }
 
 /// A pass in progress (resumes at `cursor` on the next tick).
@@ -275,6 +296,8 @@ pub struct PassProgress {
     pub ticks: u64,
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Stats>,
 }
 
 /// `rollout/state`.
@@ -573,6 +596,11 @@ pub async fn controller_tick<S: StateStore>(
                         for (k, w) in &flush.windows {
                             pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
                         }
+                        if let Some(w) = &flush.shadow {
+                            pass.shadow
+                                .get_or_insert_with(Stats::default)
+                                .merge(&w.total(now_ms));
+                        }
                     }
                     Err(w) => {
                         pass.corrupt = pass.corrupt.saturating_add(1);
@@ -607,6 +635,7 @@ pub async fn controller_tick<S: StateStore>(
             corrupt: pass.corrupt,
             ticks: pass.ticks,
             stats: pass.stats,
+            shadow: pass.shadow,
         });
         doc.pass = None;
     } else {

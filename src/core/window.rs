@@ -16,10 +16,12 @@
 //! sparse list of `[bucket, count]` pairs, zero fields are omitted, and a window only writes
 //! its non-empty minutes.
 
+use crate::core::classify::QueryType;
 use crate::core::model::{Arm, Upstream};
 use crate::core::outcome::OutcomeKind;
 use crate::core::policy::PolicyError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Exact buckets for 0..8 ms, then 4 per power of two up to 2^24 ms (~4.7 h); larger values
@@ -183,6 +185,61 @@ pub struct Sample {
     /// The answer's quality score in [0, 1], when scored. Non-finite or out-of-range scores are
     /// ignored.
     pub quality: Option<f64>,
+    /// An upstream's answer to this request was judged a no-context reply (whether a fallback
+    /// then served it or not).
+    pub no_context: bool,
+    /// The query's class, for the per-type counts.
+    pub query_type: Option<QueryType>,
+    /// The whole answer's time (a stream's end), when measured: kept in its own histogram.
+    pub total_ms: Option<u64>,
+}
+
+impl Sample {
+    /// A sample of `kind` taking `latency_ms`, with nothing else known.
+    pub fn new(kind: OutcomeKind, latency_ms: u64) -> Sample {
+        Sample {
+            kind,
+            latency_ms,
+            fallback: false,
+            quality: None,
+            no_context: false,
+            query_type: None,
+            total_ms: None,
+        }
+    }
+}
+
+/// Requests of one query type, and how many of them had a no-context reply.
+///
+/// Serde shape: `[requests, no_context]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u64, u64)", into = "(u64, u64)")]
+pub struct TypeCounts {
+    pub requests: u64,
+    pub no_context: u64,
+}
+
+impl From<(u64, u64)> for TypeCounts {
+    fn from((requests, no_context): (u64, u64)) -> Self {
+        TypeCounts {
+            requests,
+            no_context,
+        }
+    }
+}
+
+impl From<TypeCounts> for (u64, u64) {
+    fn from(t: TypeCounts) -> Self {
+        (t.requests, t.no_context)
+    }
+}
+
+impl TypeCounts {
+    /// no_context / requests; `None` without requests.
+    pub fn no_context_rate(&self) -> Option<f64> {
+        (self.requests > 0)
+            .then(|| (self.no_context.min(self.requests)) as f64 / self.requests as f64)
+    }
 }
 
 const QUALITY_SCALE: f64 = 1_000_000.0;
@@ -194,8 +251,9 @@ fn is_zero(v: &u64) -> bool {
 /// Mergeable counters for one key over some period.
 ///
 /// Serde shape: `{"count":120,"successes":117,"errors":3,"fallbacks":2,"truncated":1,
-/// "rejected":4,"quality_sum":95400000,"quality_count":118,"latency":[[40,3],[41,10],…]}`; zero
-/// counters and an empty histogram are omitted.
+/// "rejected":4,"quality_sum":95400000,"quality_count":118,"latency":[[40,3],[41,10],…],
+/// "no_context":9,"by_type":{"mechanism":[40,2]},"total_latency":[…]}`; zero counters, empty
+/// maps and empty histograms are omitted.
 ///
 /// Requests the upstream refused because of the request itself (a 422, a query too short for
 /// LightRAG, see [`OutcomeKind::is_request_caused`]) are counted in `rejected` only: not in
@@ -223,6 +281,15 @@ pub struct Stats {
     pub quality_count: u64,
     #[serde(skip_serializing_if = "Histogram::is_empty")]
     pub latency: Histogram,
+    /// Requests in which an upstream's answer was a no-context reply (in `count` too).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub no_context: u64,
+    /// Per query type: requests and no-context replies (`{"mechanism": [12, 3]}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_type: BTreeMap<QueryType, TypeCounts>,
+    /// Whole-answer times, for samples that measured one (shadow calls).
+    #[serde(skip_serializing_if = "Histogram::is_empty")]
+    pub total_latency: Histogram,
 }
 
 impl Stats {
@@ -242,6 +309,19 @@ impl Stats {
         }
         if s.kind == OutcomeKind::TruncatedStream {
             self.truncated = self.truncated.saturating_add(1);
+        }
+        if s.no_context {
+            self.no_context = self.no_context.saturating_add(1);
+        }
+        if let Some(t) = s.query_type {
+            let c = self.by_type.entry(t).or_default();
+            c.requests = c.requests.saturating_add(1);
+            if s.no_context {
+                c.no_context = c.no_context.saturating_add(1);
+            }
+        }
+        if let Some(total) = s.total_ms {
+            self.total_latency.record(total);
         }
         if let Some(q) = s
             .quality
@@ -265,6 +345,13 @@ impl Stats {
         self.quality_sum = self.quality_sum.saturating_add(o.quality_sum);
         self.quality_count = self.quality_count.saturating_add(o.quality_count);
         self.latency.merge(&o.latency);
+        self.no_context = self.no_context.saturating_add(o.no_context);
+        for (t, c) in &o.by_type {
+            let mine = self.by_type.entry(*t).or_default();
+            mine.requests = mine.requests.saturating_add(c.requests);
+            mine.no_context = mine.no_context.saturating_add(c.no_context);
+        }
+        self.total_latency.merge(&o.total_latency);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -274,6 +361,11 @@ impl Stats {
     /// Successes / count; `None` without data.
     pub fn success_rate(&self) -> Option<f64> {
         (self.count > 0).then(|| self.successes as f64 / self.count as f64)
+    }
+
+    /// No-context replies / count; `None` without data.
+    pub fn no_context_rate(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.no_context.min(self.count) as f64 / self.count as f64)
     }
 
     /// Errors / count; `None` without data.

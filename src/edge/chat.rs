@@ -1,32 +1,43 @@
 //! The front door: `POST /v1/chat/completions` (OpenAI-compatible, JSON or SSE) and the seed's
 //! `POST /query`. Parse (400/413 with a message), identify (user, session, cookie), decide,
 //! then drive one [`Exchange`] (core): perform each step it returns — draw a permit, call an
-//! upstream, commit and pipe a stream, answer or fail — report what happened, and record what
-//! it says to record. Every answer carries `X-Request-Id`; upstream error text goes to the log
-//! (redacted), never to the client.
+//! upstream, hold an answer back for the no-context check (docs/answer-aware.md), commit and
+//! pipe a stream, answer or fail — report what happened, and record what it says to record.
+//! A request Perplexity served may start a shadow call ([`super::shadow`]); a complete
+//! single-question answer may come from or go to the response cache ([`super::answer`]).
+//! Every answer carries `X-Request-Id`; upstream error text goes to the log (redacted), never
+//! to the client.
 
+use super::answer::{self as answers, CacheSpot};
 use super::isolate::{now_ms, random_bytes, secret, with};
-use super::upstream::{self, Ask, Miss, Next, Targets, UpstreamStream};
+use super::shadow;
+use super::upstream::{self, Ask, Miss, Next, PerplexityQuery, Targets, UpstreamStream};
 use super::{guard, http, ratelimit};
+use crate::core::answer::NoContextDetector;
 use crate::core::breaker::Admission;
-use crate::core::decide::{Decision, RouteRequest};
+use crate::core::classify::{self, QueryType};
+use crate::core::decide::{Decision, QueryText, RouteRequest};
 use crate::core::exchange::{
-    AttemptResult, Commit, Exchange, ExchangePolicy, FailCode, Failed, Mode, Plan, Purpose, Record,
-    Served, Step, StreamEnd, Verdict,
+    AttemptResult, Commit, Exchange, ExchangePolicy, FailCode, Failed, Fallback, FallbackCause,
+    Mode, NoAnswerBlame, Plan, Purpose, Record, RequestRecord, Served, Step, StreamEnd,
 };
 use crate::core::fleet::CallRecord;
 use crate::core::guard::models;
 use crate::core::identity::{self, AdminAuth, Identity};
 use crate::core::keytag::KeyTag;
 use crate::core::model::Upstream;
+use crate::core::outcome::OutcomeKind;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
 use crate::core::window::{MetricKey, Sample};
+use crate::core::wire::conversation::conversation;
 use crate::core::wire::error::wire_error_response;
 use crate::core::wire::openai::{self, ChatMessage, RoutingInfo};
+use crate::core::wire::perplexity::DEFAULT_MODEL;
+use crate::core::wire::perplexity_query::extract_confidence;
 use crate::core::wire::seed::{self, SeedResponse};
 use crate::core::wire::{StreamAccumulator, StreamItem, UpstreamAnswer};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -39,13 +50,24 @@ pub const OVERRIDE_HEADER: &str = "x-route-override";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Per-request parameters copied out of the cached config.
-struct Params {
+pub(super) struct Params {
     /// The decision's upstream.
-    primary: Upstream,
-    policy: ExchangePolicy,
-    targets: Targets,
+    pub(super) primary: Upstream,
+    pub(super) policy: ExchangePolicy,
+    pub(super) targets: Targets,
     /// `LIGHTRAG_ENABLE_QUALITY_METRICS`: score answers (and record quality) only when on.
-    score: bool,
+    pub(super) score: bool,
+    /// The no-context detector (`LIGHTRAG_NO_CONTEXT_PATTERNS`).
+    pub(super) detector: NoContextDetector,
+    /// Whom a no-context reply blames now (the no-context watch).
+    pub(super) blame: NoAnswerBlame,
+    /// The caller's keyed tag: what the breakers, the metric quotas and the no-context watch
+    /// count (never the raw key).
+    pub(super) key_tag: KeyTag,
+    /// The query's class: declared by the caller, else the classifier's.
+    pub(super) query_type: QueryType,
+    /// `LIGHTRAG_RESPONSE_CACHE_SECONDS`.
+    pub(super) cache_ttl: u64,
 }
 
 fn request_headers(req: &Request) -> Vec<(String, String)> {
@@ -65,18 +87,21 @@ struct Asker<'a> {
     session: Option<&'a str>,
     query: &'a str,
     model: Option<&'a str>,
+    /// The seed `/query`'s `query_type`, when it names one of the router's classes.
+    declared_type: Option<QueryType>,
+    /// The seed `/query`'s `timeout_seconds`: shortens the budget, never lengthens it.
+    timeout_seconds: Option<f64>,
+    /// `POST /query`: the router builds the Perplexity request (the previous service's).
+    seed: bool,
 }
 
 /// What the routing step settled for one request.
-struct Routed {
-    ident: Identity,
-    /// The caller's keyed tag: what the breakers and the metric quotas count (never the raw
-    /// key).
-    key: KeyTag,
-    decision: Decision,
+pub(super) struct Routed {
+    pub(super) ident: Identity,
+    pub(super) decision: Decision,
     /// What LightRAG's breaker said if the decision drew its permit.
-    admission: Admission,
-    params: Params,
+    pub(super) admission: Admission,
+    pub(super) params: Params,
 }
 
 /// Identity, decision and per-request parameters.
@@ -103,7 +128,7 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
     };
     let rr = RouteRequest {
         key: Some(&ident.key),
-        query: a.query.into(),
+        query: QueryText::with_declared_type(a.query, a.declared_type),
         headers: &headers,
         override_cohort,
         override_authorized,
@@ -114,13 +139,18 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
     let perplexity_key = secret(env, "PERPLEXITY_API");
     super::isolate::before_routing(env, ctx, &rr).await;
     let now = now_ms();
-    let (mut decision, admission, key, params) = with(|i| {
+    let (mut decision, admission, params) = with(|i| {
         let (d, admission) = i.decide(&rr, now);
-        let key = i.tag(&ident.key);
+        let blame = i.no_answer_blame();
+        let key_tag = i.tag(&ident.key);
         let c = i.config();
+        let mut policy = ExchangePolicy::from_config(c);
+        if let Some(t) = a.timeout_seconds {
+            policy.budget_ms = policy.budget_ms.min(((t * 1000.0).round() as u64).max(1));
+        }
         let p = Params {
             primary: d.upstream,
-            policy: ExchangePolicy::from_config(c),
+            policy,
             targets: Targets {
                 lightrag_base: c.lightrag_base_url.clone(),
                 perplexity_base: c.perplexity_base_url.clone(),
@@ -130,10 +160,23 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
                 model: a.model.map(str::to_string),
                 client: Some(req.inner().signal()),
                 url_policy,
+                perplexity_query: a.seed.then(|| PerplexityQuery {
+                    model: c.perplexity_query_model.clone(),
+                    temperature: c.perplexity_query_temperature,
+                    search_domain_filter: c.perplexity_query_search_domain_filter.clone(),
+                    system_prompt: c.perplexity_query_system_prompt.clone(),
+                }),
             },
             score: c.quality_gate.settings().enabled,
+            detector: NoContextDetector::new(c.no_context_patterns.iter().map(String::as_str)),
+            blame,
+            key_tag,
+            query_type: a
+                .declared_type
+                .unwrap_or_else(|| classify::classify(a.query)),
+            cache_ttl: c.response_cache_seconds,
         };
-        (d, admission, key, p)
+        (d, admission, p)
     })?;
     // The position is operator detail (core::guard::exposure), in headers and bodies alike.
     if !detail.shown() {
@@ -141,21 +184,32 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
     }
     Some(Routed {
         ident,
-        key,
         decision,
         admission,
         params,
     })
 }
 
-fn routing_info(d: &Decision, served: Upstream, fallback: bool) -> RoutingInfo {
+/// Why a fallback served, as clients read it (`routing.fallback_reason`, `X-Route-Fallback`
+/// for a no-context reply).
+fn fallback_reason(f: &Fallback) -> &'static str {
+    match f.cause {
+        FallbackCause::NoAnswer => "no_context",
+        FallbackCause::Failed(_) => "failed",
+        FallbackCause::NotSent => "not_sent",
+    }
+}
+
+fn routing_info(d: &Decision, served: Upstream, fallback: Option<&Fallback>) -> RoutingInfo {
     RoutingInfo {
         upstream: served,
         reason: d.reason.clone(),
         arm: d.arm,
         position: d.position_percent,
-        fallback_used: fallback,
+        fallback_used: fallback.is_some(),
+        fallback_reason: fallback.map(|f| fallback_reason(f).to_string()),
         config_version: d.config_version,
+        cache: None,
     }
 }
 
@@ -164,7 +218,7 @@ fn set_route_headers(
     d: &Decision,
     ident: &Identity,
     served: Upstream,
-    fallback_from: Option<Upstream>,
+    fallback: Option<&Fallback>,
 ) -> Result<()> {
     let h = resp.headers();
     h.set("x-route-upstream", served.as_str())?;
@@ -175,11 +229,16 @@ fn set_route_headers(
         h.set("x-route-position", &format!("{p:.2}"))?;
     }
     h.set("x-route-config-version", &d.config_version.to_string())?;
-    if let Some(from) = fallback_from {
-        h.set(
+    // A no-context reply says so (`no_context`); a failure names the way it went.
+    match fallback {
+        Some(f) if f.cause == FallbackCause::NoAnswer => {
+            h.set("x-route-fallback", fallback_reason(f))?
+        }
+        Some(f) => h.set(
             "x-route-fallback",
-            &format!("{}->{}", from.as_str(), served.as_str()),
-        )?;
+            &format!("{}->{}", f.from.as_str(), served.as_str()),
+        )?,
+        None => {}
     }
     if let Some(c) = ident.set_cookie() {
         h.set("set-cookie", &c)?;
@@ -207,38 +266,62 @@ fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
 }
 
 /// What an answer is scored on, when the exchange served one.
-struct Answered<'a> {
-    query: &'a str,
-    answer: &'a UpstreamAnswer,
+pub(super) struct Answered<'a> {
+    pub(super) query: &'a str,
+    pub(super) answer: &'a UpstreamAnswer,
 }
 
 /// One exchange and what the edge needs to record its results: the [`Exchange`] (core) with
 /// the decision it serves. When the client goes away before the end ([`ClientWatch`], or the
 /// driver dropped with the response) it tells the exchange so, which hands back a probe permit
 /// in flight.
-struct Driver {
-    ex: Exchange,
-    decision: Decision,
-    /// The caller's keyed tag, for the breaker's distinct-key rule and the metric quota.
-    key: KeyTag,
-    score: bool,
-    rid: String,
+pub(super) struct Driver {
+    pub(super) ex: Exchange,
+    pub(super) decision: Decision,
+    pub(super) score: bool,
+    pub(super) rid: String,
+    /// The caller's keyed tag, for the breaker's distinct-key rule, the metric quota and the
+    /// no-context watch.
+    pub(super) key_tag: KeyTag,
+    pub(super) query_type: QueryType,
+    /// When the exchange started (a shadow call's whole time is measured from it).
+    pub(super) started_ms: u64,
+    /// The request's record, once the exchange produced it.
+    pub(super) last_request: Option<RequestRecord>,
 }
 
 impl Driver {
+    /// A driver for `ex`, started now, for a request routed with `p`.
+    pub(super) fn new(ex: Exchange, decision: Decision, p: &Params, rid: &str) -> Driver {
+        Driver {
+            ex,
+            decision,
+            score: p.score,
+            rid: rid.to_string(),
+            key_tag: p.key_tag,
+            query_type: p.query_type,
+            started_ms: now_ms(),
+            last_request: None,
+        }
+    }
+
     /// Performs the records the exchange produced since the last call. `answered` is the
     /// served answer when the exchange just ended with one; returns its quality score when
-    /// scored.
-    fn book(&mut self, answered: Option<&Answered<'_>>) -> Option<f64> {
+    /// scored. A shadow call's records go to the shadow series only: it never feeds a breaker
+    /// (it holds no permit, and its outcome must not change any user's routing), the no-context
+    /// watch or the arms.
+    pub(super) fn book(&mut self, answered: Option<&Answered<'_>>) -> Option<f64> {
         let now = now_ms();
+        let shadow = self.ex.plan().purpose == Purpose::Shadow;
         let mut quality = None;
         for r in self.ex.take_records() {
             match r {
+                Record::Breaker { .. } | Record::Release { .. } if shadow => {}
                 Record::Breaker { upstream, outcome } => {
                     let call = CallRecord {
                         upstream,
                         outcome,
-                        key: self.key,
+                        key: self.key_tag,
                     };
                     if let Some(t) = with(|i| i.record_call(&call, now)).flatten() {
                         console_log!(
@@ -255,21 +338,43 @@ impl Driver {
                     with(|i| i.release_permit(upstream, now));
                 }
                 Record::Request(q) => {
+                    self.last_request = Some(q);
                     quality = match (answered, q.first_byte_ms) {
                         (Some(a), Some(first_byte)) if self.score => {
                             Some(score(a.query, a.answer, first_byte, q.upstream))
                         }
                         _ => None,
                     };
-                    let sample = Sample {
+                    let mut sample = Sample {
                         kind: q.kind,
                         latency_ms: q.latency_ms,
                         fallback: q.fallback,
                         quality,
+                        no_context: q.no_answer.is_some(),
+                        query_type: Some(self.query_type),
+                        total_ms: None,
                     };
+                    if shadow {
+                        // The upstream's own first byte and its whole answer.
+                        sample.latency_ms = q.first_byte_ms.unwrap_or(q.latency_ms);
+                        sample.total_ms = Some(now.saturating_sub(self.started_ms));
+                        with(|i| i.record_shadow(&sample, now));
+                        continue;
+                    }
                     let key = MetricKey::new(q.upstream, self.decision.arm);
-                    let (caller, now) = (self.key, now);
-                    with(|i| i.record_request(key, &sample, caller, now));
+                    let tag = self.key_tag;
+                    with(|i| {
+                        i.record_request(key, &sample, tag, now);
+                        // The no-context watch sees LightRAG's replies that reached a verdict.
+                        if q.no_answer == Some(Upstream::Lightrag) {
+                            i.observe_reply(true, tag);
+                        } else if q.upstream == Upstream::Lightrag
+                            && !q.kind.is_failure()
+                            && !q.kind.is_request_caused()
+                        {
+                            i.observe_reply(false, tag);
+                        }
+                    });
                 }
             }
         }
@@ -277,14 +382,14 @@ impl Driver {
     }
 
     /// Draws the permit a [`Step::Acquire`] asks for and reports it.
-    fn acquire(&mut self, u: Upstream) -> Step {
+    pub(super) fn acquire(&mut self, u: Upstream) -> Step {
         let now = now_ms();
         let admission = with(|i| i.take_permit(u, now)).unwrap_or(Admission::Allowed);
         self.ex.on_permit(admission, now)
     }
 
     /// Reports a missed attempt, logging why.
-    fn missed(&mut self, u: Upstream, miss: Miss) -> (Step, Option<String>) {
+    pub(super) fn missed(&mut self, u: Upstream, miss: Miss) -> (Step, Option<String>) {
         let now = now_ms();
         match miss {
             Miss::NotSent(why) => {
@@ -320,7 +425,7 @@ impl Drop for Driver {
 
 /// A [`Driver`] shared with the [`ClientWatch`] that may end it. Never borrowed across an
 /// `.await`.
-type Shared = Rc<RefCell<Driver>>;
+pub(super) type Shared = Rc<RefCell<Driver>>;
 
 /// Tells an exchange when its client disconnects. Workers signal that on the incoming request's
 /// `signal` (compatibility flag `enable_request_signal`), and it is the only notice: the
@@ -363,6 +468,27 @@ enum Ending {
     Failed(Failed),
 }
 
+/// Each upstream's answer (or stream) of one exchange, kept until the exchange says which is
+/// served: an answer judged a no-context reply is served after all when its fallback fails.
+struct PerUpstream<T>(Vec<(Upstream, T)>);
+
+impl<T> PerUpstream<T> {
+    fn new() -> Self {
+        PerUpstream(Vec::new())
+    }
+    fn put(&mut self, u: Upstream, v: T) {
+        self.0.retain(|(k, _)| *k != u);
+        self.0.push((u, v));
+    }
+    fn get_mut(&mut self, u: Upstream) -> Option<&mut T> {
+        self.0.iter_mut().find(|(k, _)| *k == u).map(|(_, v)| v)
+    }
+    fn take(&mut self, u: Upstream) -> Option<T> {
+        let i = self.0.iter().position(|(k, _)| *k == u)?;
+        Some(self.0.swap_remove(i).1)
+    }
+}
+
 /// Drives a complete (non-streamed) exchange to its end. `not_sent` keeps the router's own
 /// reason when it refused to send the request somewhere (safe to show the client).
 async fn complete(
@@ -373,7 +499,7 @@ async fn complete(
     not_sent: &mut Option<String>,
 ) -> Ending {
     let mut step = first;
-    let mut answer = None;
+    let mut answers: PerUpstream<UpstreamAnswer> = PerUpstream::new();
     loop {
         step = match step {
             Step::Acquire { upstream } => drv.borrow_mut().acquire(upstream),
@@ -382,7 +508,7 @@ async fn complete(
                 let mut d = drv.borrow_mut();
                 match got {
                     Ok(done) => {
-                        answer = Some(done.answer);
+                        answers.put(c.upstream, done.answer);
                         let head_ms = done.head_ms;
                         d.ex.on_result(AttemptResult::Answered { head_ms }, now_ms())
                     }
@@ -395,14 +521,17 @@ async fn complete(
                     }
                 }
             }
-            // The answer check (answer-aware routing) judges `answer` here; until it exists
-            // every answer answers.
-            Step::Inspect { .. } => {
-                let now = now_ms();
-                drv.borrow_mut().ex.on_answer_head(Verdict::Answer, now)
+            // The no-context check (docs/answer-aware.md): a complete answer is whole.
+            Step::Inspect { upstream, .. } => {
+                let v = answers::judge_complete(
+                    &p.detector,
+                    upstream,
+                    answers.get_mut(upstream).map(|a| &*a),
+                );
+                drv.borrow_mut().ex.on_answer_head(v, now_ms())
             }
             Step::Respond(served) => {
-                return match answer.take() {
+                return match answers.take(served.upstream) {
                     Some(a) => Ending::Served(served, a),
                     None => Ending::Failed(internal_failure(served.upstream)),
                 }
@@ -480,16 +609,50 @@ fn start(r: &Routed, mode: Mode, rid: &str) -> (Shared, Step) {
         mode,
         purpose: Purpose::Serve,
         primary_admission: r.admission,
+        no_answer_blame: r.params.blame,
     };
     let (ex, step) = Exchange::start(&r.params.policy, plan, now_ms());
-    let drv = Driver {
-        ex,
-        decision: r.decision.clone(),
-        key: r.key,
-        score: r.params.score,
-        rid: rid.to_string(),
-    };
+    let drv = Driver::new(ex, r.decision.clone(), &r.params, rid);
     (Rc::new(RefCell::new(drv)), step)
+}
+
+/// Starts a shadow call (docs/answer-aware.md#shadow-comparison) for a request Perplexity
+/// served as decided, when the shadow gate admits it: in the background, after the response.
+fn maybe_shadow(ctx: &Context, r: &Routed, ask: &Ask<'_>, served: &Served, rid: &str) {
+    let admitted = with(|i| {
+        i.admit_shadow(
+            r.decision.upstream,
+            served.upstream,
+            served.fallback.is_some(),
+            now_ms(),
+        )
+    });
+    if !matches!(admitted, Some(Ok(()))) {
+        return;
+    }
+    let job = shadow::ShadowJob::new(r, ask, rid);
+    ctx.wait_until(shadow::run(job));
+}
+
+/// The cache spot of a request: the decision's upstream (its cohort), the question and how it
+/// is asked. Only single-question requests (no earlier turns, no system prompt) are cached.
+fn cache_spot(r: &Routed, u: Upstream, ask: &Ask<'_>) -> Option<CacheSpot> {
+    if r.params.cache_ttl == 0 {
+        return None;
+    }
+    let c = conversation(ask.messages);
+    if !c.history.is_empty() || c.user_prompt.is_some() {
+        return None;
+    }
+    let t = &r.params.targets;
+    let mode = match u {
+        Upstream::Lightrag => t.query_mode.as_str().to_string(),
+        Upstream::Perplexity => match &t.perplexity_query {
+            Some(q) => format!("query:{}", q.model),
+            None => format!("chat:{}", t.model.as_deref().unwrap_or(DEFAULT_MODEL)),
+        },
+    };
+    CacheSpot::new(u, &mode, ask.query, r.params.cache_ttl)
 }
 
 /// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
@@ -505,6 +668,19 @@ fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<
 pub async fn chat_completions(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let rid = request_id();
     with_request_id(chat_completions_inner(req, env, ctx, &rid).await, &rid)
+}
+
+/// Whether the exchange's served answer may be cached: an answer (a success or a slow one),
+/// never a no-context reply served after all.
+fn cacheable(drv: &Shared) -> bool {
+    drv.borrow().last_request.is_some_and(|q| {
+        q.no_answer.is_none() && matches!(q.kind, OutcomeKind::Success | OutcomeKind::SlowCall)
+    })
+}
+
+/// Marks a response as served from the cache.
+fn mark_cached(resp: &Response) -> Result<()> {
+    resp.headers().set("x-route-cache", "hit")
 }
 
 async fn chat_completions_inner(
@@ -531,6 +707,9 @@ async fn chat_completions_inner(
         session,
         query: &chat.query,
         model: Some(&upstream_model),
+        declared_type: None,
+        timeout_seconds: None,
+        seed: false,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
@@ -544,21 +723,15 @@ async fn chat_completions_inner(
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(&req, routed, &ask, model, start_ms, rid).await;
+        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid).await;
     }
-    let (drv, first) = start(&routed, Mode::Complete, rid);
-    let _watch = ClientWatch::new(&req, &drv);
-    let mut not_sent = None;
-    let ending = complete(&drv, first, &routed.params, &ask, &mut not_sent).await;
     let d = &routed.decision;
-    match ending {
-        Ending::Served(s, answer) => {
-            drv.borrow_mut().book(Some(&Answered {
-                query: &chat.query,
-                answer: &answer,
-            }));
-            let fallback = s.fallback.is_some();
-            let routing = routing_info(d, s.upstream, fallback);
+    let spot = cache_spot(&routed, d.upstream, &ask);
+    if let Some(spot) = &spot {
+        if let Some(answer) = answers::lookup(spot).await {
+            // A hit says nothing new about the upstream: no breaker, window or experiment.
+            let mut routing = routing_info(d, d.upstream, None);
+            routing.cache = Some("hit".into());
             let text = openai::chat_response(
                 &completion_id(),
                 start_ms / 1000,
@@ -568,13 +741,38 @@ async fn chat_completions_inner(
                 &routing,
             );
             let resp = http::raw_json(200, text)?;
-            set_route_headers(
-                &resp,
-                d,
-                &routed.ident,
-                s.upstream,
-                s.fallback.map(|f| f.from),
-            )?;
+            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
+            mark_cached(&resp)?;
+            return Ok(resp);
+        }
+    }
+    let (drv, first) = start(&routed, Mode::Complete, rid);
+    let _watch = ClientWatch::new(&req, &drv);
+    let mut not_sent = None;
+    let ending = complete(&drv, first, &routed.params, &ask, &mut not_sent).await;
+    match ending {
+        Ending::Served(s, answer) => {
+            drv.borrow_mut().book(Some(&Answered {
+                query: &chat.query,
+                answer: &answer,
+            }));
+            if cacheable(&drv) {
+                if let Some(spot) = cache_spot(&routed, s.upstream, &ask) {
+                    answers::store(ctx, spot, &answer);
+                }
+            }
+            maybe_shadow(ctx, &routed, &ask, &s, rid);
+            let routing = routing_info(d, s.upstream, s.fallback.as_ref());
+            let text = openai::chat_response(
+                &completion_id(),
+                start_ms / 1000,
+                &model,
+                &answer.content,
+                &answer.citations,
+                &routing,
+            );
+            let resp = http::raw_json(200, text)?;
+            set_route_headers(&resp, d, &routed.ident, s.upstream, s.fallback.as_ref())?;
             Ok(resp)
         }
         Ending::Failed(f) => {
@@ -589,6 +787,18 @@ async fn chat_completions_inner(
 pub async fn seed_query(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let rid = request_id();
     with_request_id(seed_query_inner(req, env, ctx, &rid).await, &rid)
+}
+
+/// The seed response for an answer served by `u`: a Perplexity answer (asked with the previous
+/// service's prompt) has its confidence annotations read out and stripped.
+fn seed_content(u: Upstream, a: &UpstreamAnswer) -> (String, BTreeMap<String, f64>) {
+    match u {
+        Upstream::Perplexity => {
+            let s = extract_confidence(&a.content);
+            (s.content, s.confidence_scores)
+        }
+        Upstream::Lightrag => (a.content.clone(), BTreeMap::new()),
+    }
 }
 
 async fn seed_query_inner(
@@ -615,6 +825,9 @@ async fn seed_query_inner(
         session,
         query: &q.query_text,
         model: Some(&upstream_model),
+        declared_type: q.query_type.as_deref().and_then(QueryType::parse),
+        timeout_seconds: q.timeout_seconds,
+        seed: true,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
@@ -624,42 +837,71 @@ async fn seed_query_inner(
         query: &q.query_text,
         messages: &messages,
     };
+    let d = &routed.decision;
+    let spot = cache_spot(&routed, d.upstream, &ask);
+    if let Some(spot) = &spot {
+        if let Some(answer) = answers::lookup(spot).await {
+            let routing = routing_info(d, d.upstream, None);
+            let (content, scores) = seed_content(d.upstream, &answer);
+            let text = seed::query_response(&SeedResponse {
+                content: &content,
+                citations: &answer.citations,
+                service_used: Some(d.upstream),
+                routing: &routing,
+                processing_time_ms: now_ms().saturating_sub(start_ms),
+                quality_score: None,
+                confidence_scores: &scores,
+                cached: true,
+                success: true,
+                error: None,
+            });
+            let resp = http::raw_json(200, text)?;
+            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
+            mark_cached(&resp)?;
+            return Ok(resp);
+        }
+    }
     let (drv, first) = start(&routed, Mode::Complete, rid);
     let _watch = ClientWatch::new(&req, &drv);
     let mut not_sent = None;
     let ending = complete(&drv, first, &routed.params, &ask, &mut not_sent).await;
-    let d = &routed.decision;
     match ending {
         Ending::Served(s, answer) => {
+            let (content, scores) = seed_content(s.upstream, &answer);
+            let stripped = UpstreamAnswer {
+                content,
+                ..answer.clone()
+            };
             let quality = drv.borrow_mut().book(Some(&Answered {
                 query: &q.query_text,
-                answer: &answer,
+                answer: &stripped,
             }));
-            let fallback = s.fallback.is_some();
-            let routing = routing_info(d, s.upstream, fallback);
+            if cacheable(&drv) {
+                if let Some(spot) = cache_spot(&routed, s.upstream, &ask) {
+                    answers::store(ctx, spot, &answer);
+                }
+            }
+            maybe_shadow(ctx, &routed, &ask, &s, rid);
+            let routing = routing_info(d, s.upstream, s.fallback.as_ref());
             let text = seed::query_response(&SeedResponse {
-                content: &answer.content,
+                content: &stripped.content,
                 citations: &answer.citations,
                 service_used: Some(s.upstream),
                 routing: &routing,
                 processing_time_ms: now_ms().saturating_sub(start_ms),
                 quality_score: quality,
+                confidence_scores: &scores,
+                cached: false,
                 success: true,
                 error: None,
             });
             let resp = http::raw_json(200, text)?;
-            set_route_headers(
-                &resp,
-                d,
-                &routed.ident,
-                s.upstream,
-                s.fallback.map(|f| f.from),
-            )?;
+            set_route_headers(&resp, d, &routed.ident, s.upstream, s.fallback.as_ref())?;
             Ok(resp)
         }
         Ending::Failed(f) => {
             drv.borrow_mut().book(None);
-            let routing = routing_info(d, d.upstream, false);
+            let routing = routing_info(d, d.upstream, None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
             let text = seed::query_response(&SeedResponse {
                 content: "",
@@ -668,6 +910,8 @@ async fn seed_query_inner(
                 routing: &routing,
                 processing_time_ms: now_ms().saturating_sub(start_ms),
                 quality_score: None,
+                confidence_scores: &BTreeMap::new(),
+                cached: false,
                 success: false,
                 error: Some(&msg),
             });
@@ -720,7 +964,7 @@ impl Pipe {
                     self.acc.apply(&item);
                     return Some(StreamEnd::Done);
                 }
-                StreamItem::Citations(_) => {}
+                StreamItem::Citations(_) | StreamItem::NotGenerated => {}
             }
             self.acc.apply(&item);
         }
@@ -798,7 +1042,7 @@ impl Pipe {
 }
 
 /// The pre-commit half of a stream: drive the exchange until it commits to a stream (or fails).
-async fn open(
+pub(super) async fn open(
     drv: &Shared,
     first: Step,
     p: &Params,
@@ -806,7 +1050,7 @@ async fn open(
     not_sent: &mut Option<String>,
 ) -> std::result::Result<(Commit, UpstreamStream), Failed> {
     let mut step = first;
-    let mut opened: Option<UpstreamStream> = None;
+    let mut opened: PerUpstream<UpstreamStream> = PerUpstream::new();
     loop {
         step = match step {
             Step::Acquire { upstream } => drv.borrow_mut().acquire(upstream),
@@ -815,7 +1059,7 @@ async fn open(
                 let mut d = drv.borrow_mut();
                 match got {
                     Ok(s) => {
-                        opened = Some(s);
+                        opened.put(c.upstream, s);
                         d.ex.on_first_byte(now_ms())
                     }
                     Err(miss) => {
@@ -827,14 +1071,18 @@ async fn open(
                     }
                 }
             }
-            // The answer check (answer-aware routing) reads on from `opened` here, within
-            // the hold-back; until it exists every answer answers.
-            Step::Inspect { .. } => {
-                let now = now_ms();
-                drv.borrow_mut().ex.on_answer_head(Verdict::Answer, now)
+            // The no-context check (docs/answer-aware.md): read on within the hold-back until
+            // the detector decides. A stream judged a no-context reply is kept (it has ended:
+            // LightRAG sends that reply as one line) in case its fallback fails.
+            Step::Inspect { upstream, until_ms } => {
+                let v = match opened.get_mut(upstream) {
+                    Some(s) => answers::judge_stream(&p.detector, s, until_ms).await,
+                    None => crate::core::exchange::Verdict::Answer,
+                };
+                drv.borrow_mut().ex.on_answer_head(v, now_ms())
             }
             Step::Commit(c) => {
-                return match opened.take() {
+                return match opened.take(c.served.upstream) {
                     Some(s) => Ok((c, s)),
                     None => Err(internal_failure(c.served.upstream)),
                 }
@@ -848,6 +1096,7 @@ async fn open(
 
 async fn stream_chat(
     req: &Request,
+    ctx: &Context,
     routed: Routed,
     ask: &Ask<'_>,
     model: String,
@@ -867,6 +1116,7 @@ async fn stream_chat(
         }
     };
     let served = commit.served;
+    maybe_shadow(ctx, &routed, ask, &served, rid);
     let initial = std::mem::take(&mut s.initial);
     let mut pipe = Pipe {
         drv,
@@ -881,7 +1131,7 @@ async fn stream_chat(
         created: start_ms / 1000,
         model,
         query: ask.query.to_string(),
-        routing: routing_info(d, served.upstream, served.fallback.is_some()),
+        routing: routing_info(d, served.upstream, served.fallback.as_ref()),
     };
     // What the attempts before the commit recorded (a failed primary, say).
     pipe.drv.borrow_mut().book(None);
@@ -909,7 +1159,7 @@ async fn stream_chat(
         d,
         &routed.ident,
         served.upstream,
-        served.fallback.map(|f| f.from),
+        served.fallback.as_ref(),
     )?;
     Ok(resp)
 }

@@ -1,5 +1,7 @@
 //! The KV namespace behind [`StateStore`], counting every operation (reads, writes per key,
-//! lists) so the status API, `/metrics` and the workerd tests can prove the KV budget.
+//! lists) so the status API, `/metrics` and the workerd tests can prove the KV budget, and
+//! holding a write back until a second has passed since the key's previous write (KV's limit),
+//! whatever the caller's timing.
 
 use crate::core::store::{ListPage, OpCounts, StateStore, StoreError, StoreOp};
 use std::cell::RefCell;
@@ -47,7 +49,11 @@ impl StateStore for Kv {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
         let now = worker::Date::now().as_millis();
-        count(|o| o.note_write(key, now));
+        let mut wait_ms = 0;
+        count(|o| wait_ms = o.book_write(key, now));
+        if wait_ms > 0 {
+            worker::Delay::from(std::time::Duration::from_millis(wait_ms)).await;
+        }
         let failed = |e: worker::kv::KvError| StoreError::failed(StoreOp::Write, key, e);
         let mut b = self.store.put(key, value).map_err(failed)?;
         if let Some(ttl) = ttl_seconds {

@@ -5,6 +5,8 @@
 //!
 //! - [`chat`]: the front door (`/v1/chat/completions`, `/query`).
 //! - [`upstream`]: LightRAG and Perplexity calls with timeouts and stream piping.
+//! - [`answer`], [`shadow`]: the no-context hold-back, the response cache, shadow calls
+//!   (docs/answer-aware.md).
 //! - [`isolate`]: the isolate's cached state and its background KV refresh / writes.
 //! - [`kv`]: the KV namespace behind `core::store::StateStore`, with operation counters.
 //! - [`admin`], [`ofrep`]: the operator API and OpenFeature remote evaluation.
@@ -22,6 +24,7 @@ use worker::{
 };
 
 mod admin;
+mod answer;
 mod body;
 mod chat;
 mod cors;
@@ -31,6 +34,7 @@ mod isolate;
 mod kv;
 mod ofrep;
 mod ratelimit;
+mod shadow;
 mod upstream;
 
 /// The KV namespace binding (see wrangler.toml).

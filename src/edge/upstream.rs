@@ -17,13 +17,16 @@ use crate::core::exchange::{Call, Fault};
 use crate::core::guard::deployment::UrlPolicy;
 use crate::core::model::Upstream;
 use crate::core::redact::{redact, DEFAULT_MAX_CHARS};
+use crate::core::wire::conversation::conversation;
 use crate::core::wire::lightrag::QueryMode;
 use crate::core::wire::ndjson::NdjsonDecoder;
 use crate::core::wire::openai::ChatMessage;
+use crate::core::wire::perplexity_query::{self, QueryParams};
 use crate::core::wire::sse::SseDecoder;
 use crate::core::wire::{lightrag, perplexity, StreamItem, UpstreamAnswer};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use std::collections::BTreeSet;
 use std::pin::pin;
 use std::time::Duration;
 use worker::{
@@ -44,6 +47,18 @@ pub struct Targets {
     pub client: Option<web_sys::AbortSignal>,
     /// Which base URLs may receive a key (https only outside development).
     pub url_policy: UrlPolicy,
+    /// `POST /query`: the router builds the Perplexity request itself, with the previous
+    /// service's parameters ([`perplexity_query`]); `None` for the chat pass-through.
+    pub perplexity_query: Option<PerplexityQuery>,
+}
+
+/// `POST /query`'s Perplexity parameters (`PERPLEXITY_QUERY_*`), owned.
+#[derive(Clone)]
+pub struct PerplexityQuery {
+    pub model: String,
+    pub temperature: f64,
+    pub search_domain_filter: BTreeSet<String>,
+    pub system_prompt: String,
 }
 
 impl Targets {
@@ -136,13 +151,15 @@ fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Resul
         .check(u, base)
         .map_err(|why| Miss::Failed(Fault::Connect, format!("{u} refused locally: {why}")))?;
     let (url, body) = match u {
+        // The whole conversation: earlier turns as `conversation_history`, system messages as
+        // `user_prompt`, trimmed to the server's limits (core::wire::conversation).
         Upstream::Lightrag => (
             format!(
                 "{}{}",
                 t.lightrag_base.trim_end_matches('/'),
                 lightrag::query_path(stream)
             ),
-            lightrag::query_body(ask.query, t.query_mode, stream)
+            lightrag::conversation_body(&conversation(ask.messages), t.query_mode, stream)
                 .map_err(|e| not_sent(e.to_string()))?,
         ),
         Upstream::Perplexity => (
@@ -151,8 +168,20 @@ fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Resul
                 t.perplexity_base.trim_end_matches('/'),
                 perplexity::PATH
             ),
-            perplexity::chat_body(ask.messages, t.model.as_deref(), stream)
-                .map_err(|e| not_sent(e.to_string()))?,
+            match &t.perplexity_query {
+                Some(q) => perplexity_query::query_body(
+                    ask.query,
+                    &QueryParams {
+                        model: &q.model,
+                        temperature: q.temperature,
+                        search_domain_filter: &q.search_domain_filter,
+                        system_prompt: &q.system_prompt,
+                    },
+                    stream,
+                ),
+                None => perplexity::chat_body(ask.messages, t.model.as_deref(), stream),
+            }
+            .map_err(|e| not_sent(e.to_string()))?,
         ),
     };
     let broken = |e: worker::Error| {
@@ -319,6 +348,8 @@ pub struct UpstreamStream {
     decoder: Option<Decoder>,
     /// The body already ended while the first text was awaited.
     ended: bool,
+    /// The body broke off while the answer was held back: reported by the next read.
+    broken: Option<String>,
     _abort: AbortOnDrop,
     /// Our keys, to redact from what the upstream writes into the stream.
     keys: Vec<String>,
@@ -345,9 +376,22 @@ impl UpstreamStream {
         redact(text, &keys, DEFAULT_MAX_CHARS)
     }
 
+    /// Whether the body has ended (nothing more will arrive).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Keeps a break seen while the answer was held back, for the next read to report.
+    pub fn defer_break(&mut self, detail: String) {
+        self.broken = Some(detail);
+    }
+
     /// Reads until the next chunk, the end, or epoch ms `wake_at_ms`.
     pub async fn next(&mut self, wake_at_ms: u64) -> Next {
         let u = self.upstream;
+        if let Some(d) = self.broken.take() {
+            return Next::Broken(d);
+        }
         if self.ended {
             return Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default());
         }
@@ -392,6 +436,7 @@ pub async fn open_stream(
         body,
         decoder: Some(decoder),
         ended: false,
+        broken: None,
         _abort: abort,
         keys: [&t.lightrag_key, &t.perplexity_key]
             .into_iter()

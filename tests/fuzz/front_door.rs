@@ -7,12 +7,12 @@
 //! upstream request built from it is valid JSON.
 
 use crate::gen::{any_json, body, hostile_string, object, scalar};
-use cmo_edge_router::core::wire::lightrag;
 use cmo_edge_router::core::wire::ofrep::{self, OfrepErrorCode};
 use cmo_edge_router::core::wire::openai::{self, ChatRequest, ROLES};
 use cmo_edge_router::core::wire::perplexity;
 use cmo_edge_router::core::wire::seed;
 use cmo_edge_router::core::wire::WireError;
+use cmo_edge_router::core::wire::{conversation, lightrag, perplexity_query};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
@@ -149,6 +149,24 @@ pub fn chat_request() {
                         Err(e) => check_refusal(&e)?,
                     }
                 }
+                // The whole conversation for LightRAG: within its limits, valid JSON.
+                let c = conversation::conversation(&r.messages);
+                prop_assert_eq!(&c.query, &r.query);
+                prop_assert!(c.history.len() <= conversation::MAX_MESSAGES);
+                prop_assert!(c
+                    .history
+                    .iter()
+                    .all(|h| h.content.chars().count() <= conversation::MAX_MESSAGE_CHARS));
+                if r.query.chars().count() <= conversation::MAX_QUERY_CHARS {
+                    prop_assert!(conversation::request_chars(&c) <= conversation::MAX_TOTAL_CHARS);
+                }
+                match lightrag::conversation_body(&c, lightrag::QueryMode::Mix, r.stream) {
+                    Ok(b) => {
+                        serde_json::from_str::<Value>(&b)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    }
+                    Err(e) => check_refusal(&e)?,
+                }
                 Ok(())
             }
         }
@@ -168,6 +186,14 @@ fn seed_doc() -> BoxedStrategy<Value> {
             ]
             .boxed(),
         ),
+        (
+            "timeout_seconds",
+            prop_oneof![
+                3 => (0.001f64..600.0).prop_map(|x| json!(x)),
+                1 => scalar(),
+            ]
+            .boxed(),
+        ),
     ])
 }
 
@@ -180,15 +206,50 @@ pub fn seed_query() {
             Ok(q) => {
                 prop_assert!(!q.query_text.is_empty() && q.query_text.trim() == q.query_text);
                 prop_assert!(!blank(&q.user_id) && !blank(&q.session_id) && !blank(&q.query_type));
+                prop_assert!(q.timeout_seconds.is_none_or(|t| t.is_finite() && t > 0.0));
                 let again = seed::parse_query_request(
                     &serde_json::to_vec(&json!({
                         "query_text": q.query_text, "user_id": q.user_id,
                         "session_id": q.session_id, "query_type": q.query_type,
+                        "timeout_seconds": q.timeout_seconds,
                     }))
                     .unwrap_or_default(),
                 )
                 .map_err(|e| TestCaseError::fail(format!("re-serialised query refused: {e}")))?;
-                prop_assert_eq!(again, q.clone());
+                // A float that crossed JSON text may differ in its last place (serde_json).
+                let close = match (again.timeout_seconds, q.timeout_seconds) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs(),
+                    (a, b) => a == b,
+                };
+                prop_assert!(
+                    close,
+                    "{:?} vs {:?}",
+                    again.timeout_seconds,
+                    q.timeout_seconds
+                );
+                prop_assert_eq!(
+                    seed::SeedQuery {
+                        timeout_seconds: q.timeout_seconds,
+                        ..again
+                    },
+                    q.clone()
+                );
+                prop_assert!(q
+                    .timeout_seconds
+                    .is_none_or(|t| t <= seed::MAX_TIMEOUT_SECONDS));
+                // The previous service's Perplexity request for it.
+                let filter = perplexity_query::default_domain_filter();
+                let params = perplexity_query::QueryParams {
+                    model: perplexity_query::DEFAULT_MODEL,
+                    temperature: perplexity_query::DEFAULT_TEMPERATURE,
+                    search_domain_filter: &filter,
+                    system_prompt: perplexity_query::SYSTEM_PROMPT,
+                };
+                let b = perplexity_query::query_body(&q.query_text, &params, false)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let v: Value =
+                    serde_json::from_str(&b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&v["messages"][1]["content"], &json!(q.query_text));
                 match perplexity::chat_body_for_query(&q.query_text, None, false) {
                     Ok(b) => {
                         serde_json::from_str::<Value>(&b)

@@ -12,6 +12,7 @@
 use crate::gen::{any_json, close, edge_number, hostile_string, object, scalar, stored};
 use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::breaker::{Breaker, BreakerSnapshot, BreakerState};
+use cmo_edge_router::core::classify::QueryType;
 use cmo_edge_router::core::config;
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::Upstream;
@@ -200,6 +201,11 @@ fn sample(kind: u8, latency: u64, q: Option<f64>) -> Sample {
         latency_ms: latency,
         fallback: latency.is_multiple_of(7),
         quality: q,
+        no_context: latency.is_multiple_of(3),
+        query_type: QueryType::ALL.get((latency % 6) as usize).copied(),
+        total_ms: latency
+            .is_multiple_of(2)
+            .then_some(latency.saturating_mul(3)),
     }
 }
 
@@ -236,10 +242,19 @@ fn flush_doc() -> BoxedStrategy<Value> {
                 }
                 windows.insert(key, w);
             }
+            // A shadow window too, on some flushes (the same samples).
+            let shadow = (flushed % 2 == 0).then(|| {
+                let mut w = Window::try_new(bucket, len).unwrap_or_default();
+                for (kind, lat, q, dt) in &samples {
+                    w.record(flushed.saturating_sub(*dt), &sample(*kind, *lat, *q));
+                }
+                w
+            });
             serde_json::to_value(MetricsFlush {
                 isolate,
                 flushed_ms: flushed,
                 windows,
+                shadow,
             })
             .unwrap_or(Value::Null)
         })
@@ -297,10 +312,14 @@ fn rollout_doc_corpus() -> &'static [Value] {
                 }),
                 w,
             );
+            let shadow = (i % 3 == 0)
+                .then(|| windows.values().next().cloned())
+                .flatten();
             let f = MetricsFlush {
                 isolate: format!("i{i}"),
                 flushed_ms: now,
                 windows,
+                shadow,
             };
             s.insert(
                 &store::metrics_key(&format!("i{i}")),

@@ -10,10 +10,10 @@
 //! | `config_load` | wrangler vars + runtime overrides | `core::config::load` |
 //! | `admin_config_body` | `PUT /admin/config` body → KV document | `load`, `store::OverridesDoc` |
 //! | `routing_rules` | `LIGHTRAG_ROUTING_RULES` lists, regexes | `core::rules::parse`, `first_match` |
-//! | `chat_request` | `POST /v1/chat/completions` body | `wire::openai::parse_chat_request` |
-//! | `seed_query` | `POST /query` body | `wire::seed::parse_query_request` |
+//! | `chat_request` | `POST /v1/chat/completions` body | `wire::openai::parse_chat_request`, `wire::conversation` |
+//! | `seed_query` | `POST /query` body | `wire::seed::parse_query_request`, `wire::perplexity_query::query_body` |
 //! | `ofrep_request` | OFREP body, `If-None-Match` | `wire::ofrep::parse_eval_request` |
-//! | `lightrag_reply` | LightRAG `/query` JSON | `wire::lightrag::parse_query_response` |
+//! | `lightrag_reply` | LightRAG `/query` JSON | `wire::lightrag::parse_query_response`, the no-context detector, `extract_confidence` (every parsed answer) |
 //! | `lightrag_stream` | LightRAG NDJSON stream | `NdjsonDecoder` + `parse_stream_line` |
 //! | `perplexity_reply` | Perplexity chat JSON | `wire::perplexity::parse_chat_response` |
 //! | `perplexity_stream` | Perplexity SSE stream | `SseDecoder` + `parse_stream_event` |

@@ -7,7 +7,9 @@
 //! through its incremental decoder gives the same answer whatever the chunking.
 
 use crate::gen::{any_json, apply, body, cuts, edit, hostile_string, object, scalar, split, Edit};
+use cmo_edge_router::core::answer::{AnswerHead, Judgement, NoContextDetector};
 use cmo_edge_router::core::wire::ndjson::NdjsonDecoder;
+use cmo_edge_router::core::wire::perplexity_query;
 use cmo_edge_router::core::wire::sse::SseDecoder;
 use cmo_edge_router::core::wire::{
     lightrag, perplexity, StreamAccumulator, StreamItem, UpstreamAnswer,
@@ -93,6 +95,35 @@ fn check_answer(a: &UpstreamAnswer) -> Result<(), TestCaseError> {
         prop_assert!(c.url.is_some() || c.title.is_some(), "empty citation");
         prop_assert!(!a.citations[..i].contains(c), "duplicate citation {:?}", c);
     }
+    // The no-context check always decides a complete answer.
+    let d = NoContextDetector::new(["not enough information"]);
+    let j = d.judge(&AnswerHead {
+        text: &a.content,
+        llm_generated: a.llm_generated,
+        complete: true,
+    });
+    prop_assert_ne!(j, Judgement::Undecided);
+    // /query's confidence scores: finite, and no annotation left in the text.
+    let s = perplexity_query::extract_confidence(&a.content);
+    prop_assert!(s.confidence_scores.values().all(|x| x.is_finite()));
+    prop_assert!(s
+        .confidence_scores
+        .keys()
+        .all(|k| k.chars().all(|c| c.is_ascii_digit())));
+    let lower = s.content.to_lowercase();
+    prop_assert!(
+        !lower.contains("(confidence score:") || {
+            // Only a malformed one (no number, or no closing paren) may remain.
+            lower.match_indices("(confidence score:").all(|(i, _)| {
+                !lower[i + 18..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                    || !lower[i..].contains(')')
+            })
+        },
+        "annotation left in {:?}",
+        s.content
+    );
     Ok(())
 }
 
@@ -115,7 +146,8 @@ pub fn lightrag_reply_json() {
                     .map(|c| json!({"reference_id": "1", "file_path": c.title}))
                     .collect();
                 let again = lightrag::parse_query_response(
-                    &json!({"response": a.content, "references": refs}).to_string(),
+                    &json!({"response": a.content, "references": refs, "llm_generated": a.llm_generated})
+                        .to_string(),
                 )
                 .map_err(|e| TestCaseError::fail(format!("re-encoded reply refused: {e}")))?;
                 prop_assert_eq!(again, a);
@@ -138,7 +170,7 @@ fn accumulate(
                     prop_assert!(x.url.is_some() || x.title.is_some(), "empty citation");
                 }
             }
-            StreamItem::Done => {}
+            StreamItem::Done | StreamItem::NotGenerated => {}
         }
         acc.apply(&it);
     }
@@ -213,6 +245,7 @@ pub fn lightrag_stream() {
             check_answer(&UpstreamAnswer {
                 content: acc.content.clone(),
                 citations: acc.citations.clone(),
+                llm_generated: acc.llm_generated,
             })?;
             prop_assert!(!acc.done, "LightRAG has no end marker");
             Ok(())
@@ -437,6 +470,7 @@ pub fn perplexity_stream() {
             check_answer(&UpstreamAnswer {
                 content: acc.content.clone(),
                 citations: acc.citations.clone(),
+                llm_generated: acc.llm_generated,
             })?;
             // An undamaged stream is complete exactly when it carried [DONE] or a finish_reason.
             if frames

@@ -5,7 +5,15 @@
 // The LightRAG half speaks what the real lightrag-server 1.5.7 sends, captured from it
 // (tests/fixtures/lightrag/README.md, re-checked live by tests/real/lightrag_wire.test.mjs):
 // behaviours `noContext`, `llmDown`, `cacheHit` give its three single-line replies, and requests
-// are validated as its QueryRequest model does (422 bodies in FastAPI's shape).
+// are validated as its QueryRequest model does (422 bodies in FastAPI's shape). `lineSplits`
+// delivers each NDJSON line in pieces (cut after each given string or at each character offset):
+// the server writes a line at once, but TCP and any proxy on the way may split it anywhere, so
+// the router must not care where (the "marker split across chunks" case). `answerText` replaces
+// the mock LLM's answer text (an LLM that declines in its own words).
+//
+// The Perplexity half annotates its claims with `(confidence score: X.X)` before their citation
+// numbers when the system prompt asks for it (the previous service's prompt does; the real model
+// follows that instruction, as the previous service's own parser of those annotations shows).
 //
 // Node 20+, ESM, no dependencies.
 //
@@ -207,14 +215,18 @@ function lightragAnswer(query, mode) {
   return { response, references };
 }
 
-function perplexityAnswer(query, model) {
+function perplexityAnswer(query, model, annotate = false) {
   const terms = keyTerms(query);
   const topic = terms.length ? terms.join(', ') : 'the question';
   const q = encodeURIComponent(terms.join(' ') || 'metabolomics');
-  const content =
-    `[Perplexity ${model}] Web answer about ${topic}. ` +
-    `According to recent sources [1][2], research on ${terms[0] || 'this topic'} ` +
-    `continues to evolve, with new clinical metabolomics findings published this year.`;
+  // With a prompt asking for confidence scores, each claim carries one before its citations.
+  const content = annotate
+    ? `[Perplexity ${model}] Web answer about ${topic}. ` +
+      `Research on ${terms[0] || 'this topic'} links it to glycolysis (confidence score: 0.9) [1] ` +
+      `and new clinical metabolomics findings were published this year (confidence score: 0.7) [2].`
+    : `[Perplexity ${model}] Web answer about ${topic}. ` +
+      `According to recent sources [1][2], research on ${terms[0] || 'this topic'} ` +
+      `continues to evolve, with new clinical metabolomics findings published this year.`;
   const citations = [`https://pubmed.ncbi.nlm.nih.gov/?term=${q}`, `https://hmdb.ca/unearth/q?query=${q}`];
   const search_results = [
     { title: `PubMed results for ${topic}`, url: citations[0], date: '2025-01-15' },
@@ -333,7 +345,10 @@ function logRequest(state, upstream, req, res, raw) {
   } catch {
     /* keep the raw text */
   }
-  const entry = { method: req.method, path: req.url, headers: { ...req.headers }, body, raw, closedEarly: false };
+  const entry = { method: req.method, path: req.url, headers: { ...req.headers }, body, raw, closedEarly: false, receivedAt: Date.now(), finishedAt: null };
+  res.on('finish', () => {
+    entry.finishedAt = Date.now();
+  });
   res.on('close', () => {
     if (!res.writableFinished && !res.mockCut) entry.closedEarly = true;
   });
@@ -349,6 +364,32 @@ function jsonInvalid(raw, e) {
 /** lightrag/api/utils_api.py internal_server_error(): generic text plus a 12-hex correlation id. */
 export function lightrag500Body() {
   return { detail: `Internal server error (error_id: ${randomBytes(6).toString('hex')})` };
+}
+
+/**
+ * Cuts `text` into pieces after each of `splits`: a string (cut right after its first occurrence)
+ * or a character offset. Pieces are never empty.
+ */
+export function splitAt(text, splits = []) {
+  const cuts = [];
+  for (const sp of splits) {
+    const at = typeof sp === 'number' ? sp : text.indexOf(sp) >= 0 ? text.indexOf(sp) + sp.length : -1;
+    if (at > 0 && at < text.length) cuts.push(at);
+  }
+  cuts.sort((a, b) => a - b);
+  const out = [];
+  let from = 0;
+  for (const c of cuts) {
+    if (c > from) out.push(text.slice(from, c));
+    from = c;
+  }
+  out.push(text.slice(from));
+  return out;
+}
+
+/** NDJSON lines as the chunks to write: each line whole, or in pieces with `lineSplits`. */
+function lineChunks(lines, behaviour) {
+  return behaviour.lineSplits ? lines.flatMap((l) => splitAt(l, behaviour.lineSplits)) : lines;
 }
 
 /** The single NDJSON line LightRAG writes for a complete (non-streamed) result (query_routes.py). */
@@ -430,10 +471,11 @@ function lightragHandler(state) {
           llm_generated: false,
         });
       }
-      return streamChunks(res, [completeLine(canned.text, false, [], includeRefs)], behaviour, 'application/x-ndjson');
+      return streamChunks(res, lineChunks([completeLine(canned.text, false, [], includeRefs)], behaviour), behaviour, 'application/x-ndjson');
     }
 
     const answer = lightragAnswer(query, mode);
+    if (behaviour.answerText !== undefined) answer.response = String(behaviour.answerText);
     if (!stream) {
       if (behaviour.cutAfterChunks !== undefined) {
         // A non-streamed body cut half-way.
@@ -455,7 +497,7 @@ function lightragHandler(state) {
     // `stream: false` and LLM-cache hits are one complete line, no references line first
     // (fixtures query_stream_stream_false.ndjson, query_stream_cache_hit.ndjson).
     if (body.stream === false || behaviour.cacheHit) {
-      return streamChunks(res, [completeLine(answer.response, true, answer.references, includeRefs)], behaviour, 'application/x-ndjson');
+      return streamChunks(res, lineChunks([completeLine(answer.response, true, answer.references, includeRefs)], behaviour), behaviour, 'application/x-ndjson');
     }
     // fixture query_stream_answer.ndjson: a references line first, then {"response": chunk} lines.
     const lines = [];
@@ -463,7 +505,7 @@ function lightragHandler(state) {
     for (const c of splitChunks(answer.response, behaviour.chunks ?? 5)) lines.push(pyJson({ response: c }) + '\n');
     // fixture query_stream_cut.ndjson: a generation error mid-stream is an {"error": ...} line.
     if (behaviour.streamError) lines.push(pyJson({ error: String(behaviour.streamError) }) + '\n');
-    await streamChunks(res, lines, behaviour, 'application/x-ndjson');
+    await streamChunks(res, lineChunks(lines, behaviour), behaviour, 'application/x-ndjson');
   };
 }
 
@@ -512,7 +554,8 @@ function perplexityHandler(state) {
     if (last.role !== 'user') {
       return sendJson(res, 400, perplexityError(400, 'Last message must have role `user`'));
     }
-    const answer = perplexityAnswer(last.content, body.model);
+    const asksScores = messages.some((m) => m.role === 'system' && /confidence score/i.test(m.content));
+    const answer = perplexityAnswer(last.content, body.model, asksScores);
     const id = `mock-${Date.now().toString(36)}-${state.logs.perplexity.length}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = { prompt_tokens: 10, completion_tokens: 40, total_tokens: 50 };
@@ -628,7 +671,10 @@ export async function startUpstreams(opts = {}) {
       check(upstream);
       state.keys[upstream] = key ?? null;
     },
-    /** The log of requests one upstream received: [{method, path, headers, body, raw}]. */
+    /**
+     * The log of requests one upstream received: [{method, path, headers, body, raw, closedEarly,
+     * receivedAt, finishedAt}] (`finishedAt`: when the mock's response ended, else null).
+     */
     requests(upstream) {
       check(upstream);
       return state.logs[upstream].slice();

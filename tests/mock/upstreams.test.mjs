@@ -12,6 +12,7 @@ import {
   LIGHTRAG_NO_CONTEXT,
   LIGHTRAG_NO_RESULT,
   LIGHTRAG_LLM_DOWN_MS,
+  splitAt,
 } from './upstreams.mjs';
 import { CASES, ACCEPTED, elideInputs } from '../real/cases.mjs';
 
@@ -421,4 +422,34 @@ test('LightRAG 500 body as utils_api.internal_server_error writes it: generic te
   const r = await lr('/query', { query: 'glucose' });
   assert.equal(r.status, 500);
   assert.match((await r.json()).detail, /^Internal server error \(error_id: [0-9a-f]{12}\)$/);
+});
+
+test('LightRAG lineSplits: the same bytes, delivered in pieces cut where asked (the marker split across chunks)', async () => {
+  assert.deepEqual(splitAt('abc[no-context]xyz', ['[no-con']), ['abc[no-con', 'text]xyz']);
+  assert.deepEqual(splitAt('abcdef', [4, 2, 99, 'zz']), ['ab', 'cd', 'ef']);
+  up.setBehaviour('lightrag', { noContext: true, lineSplits: ['[no-con'], chunkDelayMs: 30 });
+  const r = await lr('/query/stream', { query: 'Who won the football world cup in 1998?' });
+  const pieces = [];
+  const dec = new TextDecoder();
+  for await (const chunk of r.body) pieces.push(dec.decode(chunk));
+  assert.equal(pieces.join(''), fixture('query_stream_no_context.ndjson'), 'byte-identical to the captured reply');
+  assert.ok(pieces.length >= 2, `arrived in ${pieces.length} piece(s)`);
+  assert.ok(pieces[0].endsWith('[no-con'), JSON.stringify(pieces[0]));
+});
+
+test('LightRAG answerText replaces the LLM text; Perplexity annotates claims when its prompt asks for confidence scores', async () => {
+  up.setBehaviour('lightrag', { answerText: 'I do not have enough information to answer.' });
+  const j = await (await lr('/query', { query: 'How is pyruvate turned into lactate?' })).json();
+  assert.equal(j.response, 'I do not have enough information to answer.');
+  assert.equal(j.llm_generated, true);
+  const ask = (system) =>
+    fetch(up.perplexityUrl + '/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer px-key' },
+      body: JSON.stringify({ model: 'sonar', messages: [...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: 'glucose?' }] }),
+    }).then((r) => r.json());
+  const plain = await ask(null);
+  assert.doesNotMatch(plain.choices[0].message.content, /confidence score/);
+  const scored = await ask('For each source/claim, provide a confidence score from 0.0-1.0, formatted as (confidence score: X.X)');
+  assert.match(scored.choices[0].message.content, /\(confidence score: 0\.9\) \[1\]/);
 });

@@ -8,8 +8,8 @@ use cmo_edge_router::core::breaker::{
 };
 use cmo_edge_router::core::exchange::{
     mentions_context_length, AttemptResult, Attempted, Call, Commit, Cut, CutCause, Exchange,
-    ExchangePolicy, FailCode, Failed, Fallback, FallbackCause, Fault, Inspect, Mode, Plan, Purpose,
-    Record, RequestRecord, Served, Step, StreamEnd, StreamLimits, Verdict,
+    ExchangePolicy, FailCode, Failed, Fallback, FallbackCause, Fault, Inspect, Mode, NoAnswerBlame,
+    Plan, Purpose, Record, RequestRecord, Served, Step, StreamEnd, StreamLimits, Verdict,
 };
 use cmo_edge_router::core::fallback::{
     Attempt, FallbackPolicy, FallbackSettings, NoFallbackReason,
@@ -38,6 +38,7 @@ fn plan(primary: Upstream, mode: Mode) -> Plan {
         mode,
         purpose: Purpose::Serve,
         primary_admission: Admission::Allowed,
+        no_answer_blame: NoAnswerBlame::Nobody,
     }
 }
 
@@ -94,6 +95,7 @@ fn request(
         fallback: false,
         first_byte_ms,
         purpose: Purpose::Serve,
+        no_answer: None,
     })
 }
 
@@ -680,7 +682,13 @@ fn a_held_back_answer_that_does_not_answer_falls_back_without_blame() {
     assert_eq!(step, Step::Respond(served(Lightrag)));
     assert_eq!(
         ex.take_records(),
-        [request(Lightrag, OutcomeKind::NoAnswer, 800, Some(700))]
+        [Record::Request(RequestRecord {
+            no_answer: Some(Lightrag),
+            ..match request(Lightrag, OutcomeKind::NoAnswer, 800, Some(700)) {
+                Record::Request(q) => q,
+                other => panic!("{other:?}"),
+            }
+        })]
     );
 }
 

@@ -21,6 +21,7 @@ fn arm(successes: u64, n: u64, latency: Moments, quality: Moments) -> ArmSummary
         quality,
         latency_p50_ms: Some(1_800),
         latency_p95_ms: Some(4_100),
+        ..ArmSummary::default()
     }
 }
 
@@ -36,6 +37,7 @@ fn report(
         expected_treatment_share: share,
         settings: &ExperimentSettings::default(),
         previous,
+        shadow: None,
     })
 }
 
@@ -338,6 +340,7 @@ fn arb_arm() -> impl Strategy<Value = ArmSummary> {
             quality: q,
             latency_p50_ms: None,
             latency_p95_ms: None,
+            ..ArmSummary::default()
         }
     })
 }

@@ -208,10 +208,8 @@ fn a_skipped_controller_tick_is_reported_in_the_status() {
 
 fn lightrag_sample(quality: f64) -> cmo_edge_router::core::window::Sample {
     cmo_edge_router::core::window::Sample {
-        kind: OutcomeKind::Success,
-        latency_ms: 900,
-        fallback: false,
         quality: Some(quality),
+        ..cmo_edge_router::core::window::Sample::new(OutcomeKind::Success, 900)
     }
 }
 

@@ -50,3 +50,12 @@ mod rollout_timelines;
 mod experiment_aa;
 mod experiment_report;
 mod experiment_stats;
+
+// Answer-aware routing (core::answer, docs/answer-aware.md): the no-context detector, the watch,
+// shadow gate and cache key; the exchange's no-answer paths; conversations for LightRAG; the
+// previous service's /query; the no-context counts in metrics and the experiment report.
+mod answer_detect;
+mod answer_exchange;
+mod answer_gates;
+mod answer_metrics;
+mod answer_wire;

@@ -161,6 +161,9 @@ fn scored(q: f64) -> Sample {
         latency_ms: 1_000,
         fallback: false,
         quality: Some(q),
+        no_context: false,
+        query_type: None,
+        total_ms: None,
     }
 }
 

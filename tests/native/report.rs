@@ -6,7 +6,7 @@ use cmo_edge_router::core::fleet::KvHealth;
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
-use cmo_edge_router::core::report::{prometheus, status_document, ReportInputs};
+use cmo_edge_router::core::report::{prometheus, status_document, AnswerInputs, ReportInputs};
 use cmo_edge_router::core::store::OpCounts;
 use cmo_edge_router::core::window::{MetricKey, Sample, Stats};
 use serde_json::{json, Map};
@@ -38,6 +38,9 @@ fn fixture() -> (
             latency_ms: ms,
             fallback: false,
             quality: q,
+            no_context: false,
+            query_type: None,
+            total_ms: None,
         });
     }
     let mut local = BTreeMap::new();
@@ -65,6 +68,7 @@ fn status_has_the_seed_shape() {
         first_load_wait_ms: 50,
         last_tick: None,
         quota: &Default::default(),
+        answer: &AnswerInputs::default(),
     });
     assert_eq!(doc["timestamp"], json!(1_700_000_000.0));
     assert_eq!(doc["timestamp_iso"], json!("2023-11-14T22:13:20.000Z"));
@@ -114,6 +118,7 @@ fn prometheus_text_is_well_formed() {
         first_load_wait_ms: 50,
         last_tick: None,
         quota: &Default::default(),
+        answer: &AnswerInputs::default(),
     });
     assert!(text.contains("# TYPE cmo_router_requests gauge\n"));
     assert!(text.contains("cmo_router_requests{upstream=\"lightrag\",arm=\"treatment\"} 3\n"));

@@ -37,6 +37,9 @@ fn flush(isolate: &str, n: usize, quality: f64) -> String {
                 latency_ms: 120,
                 fallback: false,
                 quality: Some(quality),
+                no_context: false,
+                query_type: None,
+                total_ms: None,
             },
         );
     }
@@ -46,6 +49,7 @@ fn flush(isolate: &str, n: usize, quality: f64) -> String {
         isolate: isolate.into(),
         flushed_ms: NOW,
         windows,
+        shadow: None,
     })
     .unwrap()
 }
@@ -149,6 +153,27 @@ fn op_counts_keep_the_shortest_gap_between_writes_of_a_key() {
     let v = serde_json::to_value(&o).unwrap();
     assert_eq!(v["min_write_gap_ms"]["breaker/lightrag"], 1_100);
     assert!(v.get("last_write_ms").is_none());
+}
+
+#[test]
+fn booked_writes_of_a_key_start_a_second_apart_however_close_they_are_asked_for() {
+    let mut o = OpCounts::default();
+    assert_eq!(
+        o.book_write("breaker/lightrag", 10_000),
+        0,
+        "first write: at once"
+    );
+    // Asked for 992 ms later (the gap seen in workerd under load): held back 8 ms.
+    assert_eq!(o.book_write("breaker/lightrag", 10_992), 8);
+    // Two writers racing at the same instant queue up behind the booked one.
+    assert_eq!(o.book_write("breaker/lightrag", 11_000), 1_000);
+    assert_eq!(o.book_write("breaker/lightrag", 11_000), 2_000);
+    // Other keys are not held back by this one.
+    assert_eq!(o.book_write("metrics/a", 11_000), 0);
+    // Long after: at once again.
+    assert_eq!(o.book_write("breaker/lightrag", 60_000), 0);
+    assert_eq!(o.min_write_gap_ms["breaker/lightrag"], 1_000);
+    assert_eq!(o.writes_by_key["breaker/lightrag"], 5);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Windowed statistics: the histogram agrees with a naive sorted-vector reference (proptest),
 //! merging is associative and commutative, and the window forgets old minutes.
 
+use cmo_edge_router::core::classify::QueryType;
 use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
@@ -25,6 +26,9 @@ fn sample(kind: OutcomeKind, latency_ms: u64, fallback: bool, quality: Option<f6
         latency_ms,
         fallback,
         quality,
+        no_context: false,
+        query_type: None,
+        total_ms: None,
     }
 }
 
@@ -46,8 +50,17 @@ fn arb_sample() -> impl Strategy<Value = Sample> {
         0u64..200_000,
         any::<bool>(),
         prop::option::of(0.0f64..=1.0),
+        // The answer-aware fields: a no-context reply, the query's class, a whole-answer time.
+        any::<bool>(),
+        prop::option::of(prop::sample::select(QueryType::ALL.to_vec())),
+        prop::option::of(0u64..300_000),
     )
-        .prop_map(|(k, l, f, q)| sample(k, l, f, q))
+        .prop_map(|(k, l, f, q, nc, t, total)| Sample {
+            no_context: nc,
+            query_type: t,
+            total_ms: total,
+            ..sample(k, l, f, q)
+        })
 }
 
 /// A window built from (minute offset, sample) events.

@@ -10,6 +10,7 @@ use cmo_edge_router::core::wire::openai::{self, ChatMessage, RoutingInfo};
 use cmo_edge_router::core::wire::seed::{self, SeedResponse};
 use cmo_edge_router::core::wire::{sse, Citation, WireError};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 fn routing() -> RoutingInfo {
     RoutingInfo {
@@ -18,7 +19,9 @@ fn routing() -> RoutingInfo {
         arm: Arm::Treatment,
         position: Some(9.77),
         fallback_used: true,
+        fallback_reason: Some("no_context".into()),
         config_version: 4,
+        cache: None,
     }
 }
 
@@ -273,6 +276,8 @@ fn seed_response_success_and_failure() {
         routing: &r,
         processing_time_ms: 812,
         quality_score: Some(0.82),
+        confidence_scores: &BTreeMap::from([("1".to_string(), 0.9)]),
+        cached: false,
         success: true,
         error: None,
     }));
@@ -285,7 +290,9 @@ fn seed_response_success_and_failure() {
             "routing": {"upstream": "perplexity", "reason": "rollout_in", "arm": "treatment", "position": 9.77},
             "processing_time_ms": 812,
             "quality_score": 0.82,
+            "confidence_scores": {"1": 0.9},
             "fallback_used": true,
+            "cached": false,
             "success": true
         })
     );
@@ -296,6 +303,8 @@ fn seed_response_success_and_failure() {
         routing: &r,
         processing_time_ms: 30000,
         quality_score: None,
+        confidence_scores: &BTreeMap::new(),
+        cached: false,
         success: false,
         error: Some("both upstreams failed: lightrag timeout, perplexity 500"),
     }));

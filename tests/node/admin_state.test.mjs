@@ -170,11 +170,13 @@ test("KV budget: zero KV reads per request in steady state; ≤ 1 write/s per ke
     assert.equal(mid.reads - before.reads, 0, "no KV reads for 100 requests");
     assert.equal(mid.writes - before.writes, 0, "no KV writes either (no transitions, flush not due)");
 
-    // Under load with the breaker flapping (admin open/reset as fast as possible): transitions
-    // are written at most once per second per key.
+    // Under load with the breaker flapping (admin open/reset as fast as the worker answers
+    // them: each admin call writes its record key, which KV allows once a second, so the worker
+    // holds each call until its key's second has passed): transitions are written at most once
+    // per second per key, the breaker's own key included.
     const t0 = Date.now();
     let n = 0;
-    while (Date.now() - t0 < 2500) {
+    while (Date.now() - t0 < 3500) {
       const a = await t.w.fetch(`/admin/breaker/lightrag/${n % 2 ? "reset" : "open"}`, { method: "POST", headers: auth });
       await a.arrayBuffer();
       const q = await post(t.w, "/v1/chat/completions", chatBody("glucose?", { user: `flap-${n}` }));
@@ -194,13 +196,12 @@ test("KV budget: zero KV reads per request in steady state; ≤ 1 write/s per ke
     const elapsed = (Date.now() - t0) / 1000;
     const after = (await getStatus(t.w)).kv.ops;
     const writes = after.writes_by_key["breaker/lightrag"] ?? 0;
-    assert.ok(n > 20, `${n} transitions offered`);
+    assert.ok(n >= 3, `${n} transitions offered`);
     assert.ok(writes >= 2, `some writes happened (${writes})`);
     assert.ok(writes <= Math.ceil(elapsed) + 1, `${writes} writes in ${elapsed.toFixed(1)} s`);
     // The worker's own measure: the shortest gap it left between two writes of each key.
-    for (const [key, gap] of Object.entries(after.min_write_gap_ms)) {
-      if (key.startsWith("breaker/") && !key.endsWith("/admin")) assert.ok(gap >= 1000, `${key}: ${gap} ms between two writes`);
-    }
+    for (const [key, gap] of Object.entries(after.min_write_gap_ms)) assert.ok(gap >= 1000, `${key}: ${gap} ms between two writes`);
+    assert.ok(after.min_write_gap_ms["breaker/lightrag/admin"] >= 1000, "the admin calls wrote their record more than once");
     assert.ok(after.min_write_gap_ms["breaker/lightrag"] >= 1000);
   } finally {
     await t.close();

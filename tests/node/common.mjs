@@ -126,3 +126,32 @@ export async function waitFor(what, check, { timeoutMs = 30_000, intervalMs = 50
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Replaces the override set (PUT /admin/config with the current ETag); returns the response. */
+export async function putConfig(w, overrides) {
+  const g = await w.fetch("/admin/config", { headers: auth });
+  const etag = g.headers.get("etag");
+  await g.text();
+  return w.fetch("/admin/config", {
+    method: "PUT",
+    headers: { ...auth, "content-type": "application/json", "if-match": etag },
+    body: JSON.stringify(overrides),
+  });
+}
+
+/** GET /admin/status as JSON. */
+export async function adminStatus(w) {
+  return (await w.fetch("/admin/status", { headers: auth })).json();
+}
+
+/** The text of an OpenAI SSE body's content deltas, and whether it ended with [DONE]. */
+export function sseContent(text) {
+  const frames = sseData(text);
+  const objs = frames.filter((f) => f !== "[DONE]").map((f) => JSON.parse(f));
+  return {
+    content: objs.map((o) => o.choices?.[0]?.delta?.content ?? "").join(""),
+    done: frames.at(-1) === "[DONE]",
+    errors: objs.filter((o) => o.error),
+    last: objs.at(-1),
+  };
+}

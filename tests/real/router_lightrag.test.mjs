@@ -1,7 +1,8 @@
 // The router (release bundle, real workerd via Miniflare) in front of the REAL lightrag-server:
 // a LightRAG-cohort user gets the server's own answer and its references as citations, streamed
-// and not; a Perplexity-cohort user gets the mock Perplexity. One test records what the router
-// does today with LightRAG's no-context reply, so the answer-aware work (issue 11) can flip it.
+// and not; a Perplexity-cohort user gets the mock Perplexity; the server's no-context reply (and
+// its LLM-down reply) falls back to Perplexity (issue 11); a conversation reaches the server
+// whole, within its limits.
 // Run by `make test-lightrag` (needs `make build` and the server, scripts/lightrag/setup.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +33,10 @@ before(async () => {
       PERPLEXITY_BASE_URL: up.perplexityUrl,
       PERPLEXITY_API: PX_KEY,
       ADMIN_TOKEN: ADMIN,
+      // Room for a conversation over the server's own limits (the router trims it).
+      LIGHTRAG_MAX_BODY_BYTES: '1048576',
+      // The cohort header is operator detail (hidden by default).
+      ROUTER_EXPOSE_ROUTING_DETAIL: 'true',
       // A real server with a mock LLM answers in ~0.1 s; leave the default budget alone.
     },
   });
@@ -111,28 +116,85 @@ test('Perplexity cohort: answered by the mock Perplexity, LightRAG not asked', a
   assert.equal(rag.llm.requests().length, before, 'the LightRAG server did no work');
 });
 
-// CURRENT BEHAVIOUR, recorded on purpose: there is no no-context fallback yet (issue 11, Deliver 1).
-// When it lands, this test must flip: the client then gets Perplexity's answer with
-// `X-Route-Fallback: no_context`, and nothing of the LightRAG reply.
-test('CURRENT (pre issue 11): the real no-context reply reaches the client as a LightRAG answer', async () => {
+// Issue 11, Deliver 1 (this test recorded the pre-issue behaviour as `CURRENT (pre issue 11)…` and
+// is now flipped): the real no-context reply never reaches the client; Perplexity answers
+// instead, marked `X-Route-Fallback: no_context`, and LightRAG's breaker stays closed.
+test('the real no-context reply falls back to Perplexity (JSON and stream), nothing of it reaches the client', async () => {
   const expected = await direct(UNANSWERABLE);
   assert.equal(expected.response, LIGHTRAG_NO_CONTEXT);
   assert.equal(expected.llm_generated, false);
 
+  up.reset();
   const r = await post(w, '/v1/chat/completions', chatBody(UNANSWERABLE, { user: LR }));
-  const b = await r.json();
-  assert.equal(r.status, 200);
-  assert.equal(r.headers.get('x-route-upstream'), 'lightrag');
-  assert.equal(r.headers.get('x-route-fallback'), null);
-  assert.equal(b.choices[0].message.content, LIGHTRAG_NO_CONTEXT);
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  assert.equal(r.headers.get('x-route-upstream'), 'perplexity');
+  assert.equal(r.headers.get('x-route-cohort'), 'lightrag');
+  assert.equal(r.headers.get('x-route-fallback'), 'no_context');
+  const b = JSON.parse(text);
+  assert.match(b.choices[0].message.content, /^\[Perplexity/);
+  assert.equal(b.routing.fallback_used, true);
+  assert.doesNotMatch(text, /no-context|not able to provide/);
 
   const s = await post(w, '/v1/chat/completions', chatBody(UNANSWERABLE, { user: LR, stream: true }));
+  const stext = await s.text();
   assert.equal(s.status, 200);
-  assert.equal(s.headers.get('x-route-upstream'), 'lightrag');
-  assert.equal(s.headers.get('x-route-fallback'), null);
-  assert.equal(sseAnswer(await s.text()).content, LIGHTRAG_NO_CONTEXT);
+  assert.equal(s.headers.get('x-route-upstream'), 'perplexity');
+  assert.equal(s.headers.get('x-route-fallback'), 'no_context');
+  assert.match(sseAnswer(stext).content, /^\[Perplexity/);
+  assert.doesNotMatch(stext, /no-context|not able to provide/);
+  assert.equal(up.requests('perplexity').length, 2);
 
-  // And what the server sent for it on /query/stream: one complete line, no references line first.
+  // What the server sent for it on /query/stream: one complete line, no references line first.
   const raw = await rag.fetch('/query/stream', { method: 'POST', body: JSON.stringify({ query: UNANSWERABLE, include_references: true }) });
   assert.deepEqual(ndjson(await raw.text()), [{ response: LIGHTRAG_NO_CONTEXT, llm_generated: false, references: [] }]);
+
+  const st = await (await w.fetch('/admin/status', { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  assert.equal(st.service_performance.circuit_breakers.lightrag.state, 'closed');
+  assert.ok(st.answer_aware.no_context.by_arm.treatment.no_context >= 2, JSON.stringify(st.answer_aware.no_context));
+});
+
+test('a multi-turn chat reaches the real server with its conversation_history and user_prompt, over-long ones trimmed', async () => {
+  const before = rag.llm.requests().filter((x) => x.kind === 'answer').length;
+  const messages = [
+    { role: 'system', content: 'Answer for clinicians.' },
+    { role: 'user', content: 'What does glycolysis produce?' },
+    { role: 'assistant', content: 'Pyruvate, ATP and NADH.' },
+    { role: 'user', content: ANSWERABLE },
+  ];
+  const r = await post(w, '/v1/chat/completions', JSON.stringify({ model: 'sonar', user: LR, messages }));
+  const b = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(b));
+  assert.equal(r.headers.get('x-route-upstream'), 'lightrag', 'the real server accepted the conversation');
+  // The server put the earlier turns into its LLM call.
+  const answers = rag.llm.requests().filter((x) => x.kind === 'answer');
+  assert.ok(answers.length > before);
+  assert.match(JSON.stringify(answers.at(-1).body), /Pyruvate, ATP and NADH/);
+  // Over every limit (140 turns, one turn over 32,768 characters, > 131,072 in all): trimmed, accepted.
+  const long = [];
+  for (let i = 0; i < 140; i++) long.push({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}: ` + 'glycolysis '.repeat(100) });
+  long[131] = { role: 'assistant', content: 'y'.repeat(40_000) };
+  long.push({ role: 'user', content: ANSWERABLE });
+  const r2 = await post(w, '/v1/chat/completions', JSON.stringify({ model: 'sonar', user: LR, messages: long }));
+  const b2 = await r2.json();
+  assert.equal(r2.status, 200, JSON.stringify(b2));
+  assert.equal(r2.headers.get('x-route-upstream'), 'lightrag');
+  assert.equal(r2.headers.get('x-route-fallback'), null, 'no 422 from the real server');
+});
+
+test("the real server with its LLM down: its slow no-context reply falls back too", async (t) => {
+  rag.llm.setFailure({ status: 500 });
+  try {
+    up.reset();
+    const t0 = Date.now();
+    const r = await post(w, '/v1/chat/completions', chatBody(ANSWERABLE, { user: LR }));
+    const text = await r.text();
+    t.diagnostic(`answered after ${Date.now() - t0} ms (LightRAG's own retries first)`);
+    assert.equal(r.status, 200, text);
+    assert.equal(r.headers.get('x-route-upstream'), 'perplexity');
+    assert.equal(r.headers.get('x-route-fallback'), 'no_context');
+    assert.doesNotMatch(text, /No relevant context/);
+  } finally {
+    rag.llm.setFailure(null);
+  }
 });

@@ -44,6 +44,7 @@ pub mod problem;
 pub use parse::parse_bool;
 pub use problem::{Problem, Severity, Source};
 
+use crate::core::answer::{cache, shadow};
 use crate::core::breaker::settings as cb;
 use crate::core::breaker::{BreakerPolicy, BreakerSettings};
 use crate::core::cohort::{Percent, Salt};
@@ -57,6 +58,7 @@ use crate::core::model::Upstream;
 use crate::core::policy::{Bounds, PolicyError};
 use crate::core::rules::Rule;
 use crate::core::wire::lightrag::QueryMode;
+use crate::core::wire::perplexity_query as pq;
 use parse::Loader;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -205,6 +207,34 @@ variables! {
         FIRST_LOAD_WAIT_MS = "STATE_FIRST_LOAD_WAIT_MS" => first_load_wait_ms: u64 = 50, whole(&Bounds::whole(0, 10_000));
         /// How often an isolate flushes its metric windows to KV.
         METRICS_FLUSH_SECONDS = "METRICS_FLUSH_SECONDS" => metrics_flush_seconds: u64 = 60, whole(&Bounds::whole(10, 86_400));
+        /// Answer-aware routing (docs/answer-aware.md): judge answers before they reach the
+        /// client and let Perplexity answer instead of a no-context reply. Off: answers are
+        /// released as they come and not judged (nor counted as no-context).
+        NO_CONTEXT_FALLBACK = "LIGHTRAG_NO_CONTEXT_FALLBACK" => no_context_fallback: bool = true, boolean;
+        /// Operator patterns of no-context replies: case-insensitive substrings looked for in
+        /// an answer's first 256 characters (besides the built-in marker and canned texts).
+        NO_CONTEXT_PATTERNS = "LIGHTRAG_NO_CONTEXT_PATTERNS" => no_context_patterns: BTreeSet<String> = BTreeSet::new(), list;
+        /// Longest a stream's first text is held back for the no-context check (ms).
+        NO_CONTEXT_HOLD_BACK_MS = "LIGHTRAG_NO_CONTEXT_HOLD_BACK_MS" => no_context_hold_back_ms: u64 = answer_defaults::HOLD_BACK_MS, whole(&answer_defaults::HOLD_BACK_BOUNDS);
+        /// No-context share of LightRAG's recent replies from which they count as breaker
+        /// failures (unset: never).
+        NO_CONTEXT_BREAKER_RATE = "LIGHTRAG_NO_CONTEXT_BREAKER_RATE" => no_context_breaker_rate: Option<f64> = None, optional_number(&Bounds::open_closed(0.0, 1.0));
+        /// Distinct callers the no-context replies must come from for that.
+        NO_CONTEXT_BREAKER_MIN_KEYS = "LIGHTRAG_NO_CONTEXT_BREAKER_MIN_KEYS" => no_context_breaker_min_keys: u32 = 3, whole_u32(&Bounds::whole(1, 128));
+        /// Share of requests Perplexity served that LightRAG also answers, unseen (dark launch).
+        SHADOW_PERCENTAGE = "LIGHTRAG_SHADOW_PERCENTAGE" => shadow_percentage: Percent = Percent::ZERO, percent;
+        /// Most shadow calls one isolate starts per minute.
+        SHADOW_MAX_PER_MINUTE = "LIGHTRAG_SHADOW_MAX_PER_MINUTE" => shadow_max_per_minute: u64 = shadow::DEFAULT_MAX_PER_MINUTE, whole(&shadow::MAX_PER_MINUTE);
+        /// Seconds a successful complete answer is cached (0: no cache).
+        RESPONSE_CACHE_SECONDS = "LIGHTRAG_RESPONSE_CACHE_SECONDS" => response_cache_seconds: u64 = 0, whole(&Bounds::whole(0, cache::MAX_TTL_SECONDS));
+        /// `POST /query`'s Perplexity model (the previous service's).
+        PERPLEXITY_QUERY_MODEL = "PERPLEXITY_QUERY_MODEL" => perplexity_query_model: String = pq::DEFAULT_MODEL.to_string(), text;
+        /// `POST /query`'s Perplexity temperature.
+        PERPLEXITY_QUERY_TEMPERATURE = "PERPLEXITY_QUERY_TEMPERATURE" => perplexity_query_temperature: f64 = pq::DEFAULT_TEMPERATURE, number(&pq::TEMPERATURE);
+        /// `POST /query`'s Perplexity `search_domain_filter` (`[]` for none).
+        PERPLEXITY_QUERY_SEARCH_DOMAIN_FILTER = "PERPLEXITY_QUERY_SEARCH_DOMAIN_FILTER" => perplexity_query_search_domain_filter: BTreeSet<String> = pq::default_domain_filter(), list;
+        /// `POST /query`'s Perplexity system prompt (asks for `(confidence score: X.X)`).
+        PERPLEXITY_QUERY_SYSTEM_PROMPT = "PERPLEXITY_QUERY_SYSTEM_PROMPT" => perplexity_query_system_prompt: String = pq::SYSTEM_PROMPT.to_string(), text;
         /// Perplexity models a chat request may name (400 otherwise); none named → the default.
         ALLOWED_MODELS = "LIGHTRAG_ALLOWED_MODELS" => allowed_models: BTreeSet<String> = models::default_allowed(), list;
         /// Origins whose pages may call the chat and OFREP routes (CORS); none by default.
@@ -247,6 +277,17 @@ variables! {
 
 /// `LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS`.
 pub const TIMEOUT_SECONDS: Bounds = Bounds::open_closed(0.0, 600.0);
+
+/// Defaults and bounds of the answer-aware variables.
+pub mod answer_defaults {
+    use crate::core::policy::Bounds;
+
+    /// `LIGHTRAG_NO_CONTEXT_HOLD_BACK_MS`: measured in docs/answer-aware.md — a real answer
+    /// commits on its first chunk, so the limit only matters for a stream that keeps looking
+    /// like a no-context reply (or, with operator patterns, until 256 characters arrived).
+    pub const HOLD_BACK_MS: u64 = 1_500;
+    pub const HOLD_BACK_BOUNDS: Bounds = Bounds::whole(0, 10_000);
+}
 
 impl Default for Config {
     fn default() -> Self {

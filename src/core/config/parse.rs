@@ -253,6 +253,26 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// A non-empty string of at most [`TEXT_MAX`] bytes (`POST /query`'s Perplexity model and
+    /// system prompt).
+    pub(super) fn text(&mut self, name: &str, default: String) -> String {
+        let Some((v, src)) = self.raw(name) else {
+            return default;
+        };
+        match v.as_str() {
+            Some(s) if s.len() <= TEXT_MAX => s.to_string(),
+            _ => {
+                self.problem(
+                    name,
+                    v,
+                    src,
+                    format!("expected a non-empty string of at most {TEXT_MAX} bytes; using the default"),
+                );
+                default
+            }
+        }
+    }
+
     /// The cohort salt: a string of at most [`TEXT_MAX`] bytes; a refused value is never echoed.
     pub(super) fn salt(&mut self, name: &str, default: Salt) -> Salt {
         let Some((v, src)) = self.raw(name) else {

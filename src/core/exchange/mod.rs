@@ -40,10 +40,14 @@
 //!
 //! Extension points (answer-aware routing and shadow calls build on them):
 //! - [`Inspect::HoldBack`] makes the exchange hold an answer back ([`Step::Inspect`]) before it
-//!   reaches the client; the edge judges it and reports [`Exchange::on_answer_head`] with a
+//!   reaches the client; the edge judges it (the no-context detector,
+//!   [`crate::core::answer::detect`]) and reports [`Exchange::on_answer_head`] with a
 //!   [`Verdict`]. [`Verdict::NoAnswer`] falls back like a failure (before the first byte) but
-//!   blames nobody: no breaker record, the permit is released, and if no fallback can be made
-//!   the held answer is released after all.
+//!   blames nobody — no breaker record, the permit is released — unless the plan says the
+//!   upstream's no-answers are an outage ([`NoAnswerBlame::Upstream`], from the no-context
+//!   watch): then it is a breaker failure. If no fallback can be made, or the fallback fails,
+//!   the held answer is served after all (kind [`OutcomeKind::NoAnswer`]): a poor answer beats
+//!   an error. Every request record says which upstream gave a no-answer, if one did.
 //! - [`Purpose::Shadow`] runs the same machine for a call nobody waits for: no fallback, and
 //!   its [`RequestRecord`] says it is a shadow so the edge can keep a separate series.
 
@@ -88,6 +92,21 @@ pub struct Plan {
     /// [`Admission::Probe`] when this request is a half-open probe, else
     /// [`Admission::Allowed`] (also for an upstream whose breaker the decision does not ask).
     pub primary_admission: Admission,
+    /// Whom a [`Verdict::NoAnswer`] blames.
+    pub no_answer_blame: NoAnswerBlame,
+}
+
+/// Whom an answer judged [`Verdict::NoAnswer`] blames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoAnswerBlame {
+    /// Nobody: it proves nothing about the upstream's health (its probe permit goes back).
+    #[default]
+    Nobody,
+    /// The upstream: recorded as a breaker failure ([`OutcomeKind::NoAnswerOutage`]). The
+    /// edge asks for this while the no-context watch is escalated
+    /// ([`crate::core::answer::watch`]).
+    Upstream,
 }
 
 /// The call in flight.
@@ -160,6 +179,8 @@ pub struct Exchange {
     phase: Phase,
     attempts: Vec<Attempted>,
     fallback: Option<Fallback>,
+    /// An answer judged [`Verdict::NoAnswer`] while its fallback is tried: served if that fails.
+    no_answer_held: Option<Held>,
     records: Vec<Record>,
 }
 
@@ -173,6 +194,7 @@ impl Exchange {
             phase: Phase::Done,
             attempts: Vec::new(),
             fallback: None,
+            no_answer_held: None,
             records: Vec::new(),
         };
         let step = ex.call(
@@ -210,6 +232,7 @@ impl Exchange {
             // The no-answer reply is still better than an error.
             Some(h) => {
                 self.fallback = None;
+                self.no_answer_held = None;
                 self.serve(h, now_ms)
             }
             None => self.fail(Some(NoFallbackReason::OtherUnhealthy), now_ms),
@@ -286,13 +309,22 @@ impl Exchange {
                     ..held
                 };
                 self.note(held.active.upstream, OutcomeKind::NoAnswer);
-                self.release(&held.active);
+                match self.plan.no_answer_blame {
+                    NoAnswerBlame::Nobody => self.release(&held.active),
+                    NoAnswerBlame::Upstream => self.records.push(Record::Breaker {
+                        upstream: held.active.upstream,
+                        outcome: Outcome::new(OutcomeKind::NoAnswerOutage, held.first_byte_ms()),
+                    }),
+                }
                 let a = held.active;
                 if self.plan.purpose == Purpose::Shadow || a.attempt == Attempt::Fallback {
                     return self.serve(held, now_ms);
                 }
                 match self.fallback_to(a.upstream, Trigger::NoAnswer, now_ms) {
-                    Ok(to) => self.acquire(a.upstream, to, FallbackCause::NoAnswer, Some(held)),
+                    Ok(to) => {
+                        self.no_answer_held = Some(held);
+                        self.acquire(a.upstream, to, FallbackCause::NoAnswer, Some(held))
+                    }
                     Err(_) => self.serve(held, now_ms),
                 }
             }
@@ -397,6 +429,11 @@ impl Exchange {
     /// After an attempt that did not serve: fall back, or fail.
     fn after(&mut self, a: Active, trigger: Trigger, now: u64) -> Step {
         if self.plan.purpose == Purpose::Shadow || a.attempt == Attempt::Fallback {
+            // The fallback after a no-answer failed: the held answer is better than an error.
+            if let Some(h) = self.no_answer_held.take() {
+                self.fallback = None;
+                return self.serve(h, now);
+            }
             return self.fail(None, now);
         }
         let cause = match trigger {
@@ -542,6 +579,11 @@ impl Exchange {
             fallback: self.fallback.is_some(),
             first_byte_ms: first_byte,
             purpose: self.plan.purpose,
+            no_answer: self
+                .attempts
+                .iter()
+                .find(|a| a.kind == OutcomeKind::NoAnswer)
+                .map(|a| a.upstream),
         }));
     }
 

@@ -95,7 +95,15 @@ impl ExchangePolicy {
             budget_ms: Deadline::from_timeout_seconds(0, c.integration_timeout_seconds).total_ms,
             slow_call_ms: c.breaker.settings().slow_call_ms,
             stream: StreamLimits::from_seconds(c.stream_idle_timeout_seconds, c.stream_max_seconds),
-            inspect: Inspect::Off,
+            // The no-context fallback (docs/answer-aware.md): answers are judged before they
+            // reach the client; a stream is held back at most this long.
+            inspect: if c.no_context_fallback {
+                Inspect::HoldBack {
+                    hold_back_ms: c.no_context_hold_back_ms,
+                }
+            } else {
+                Inspect::Off
+            },
         }
     }
 }

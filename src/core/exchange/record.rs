@@ -42,6 +42,9 @@ pub struct RequestRecord {
     /// one the quality scorer's latency part uses. `None` when nothing was served.
     pub first_byte_ms: Option<u64>,
     pub purpose: Purpose,
+    /// The upstream whose answer was judged [`super::Verdict::NoAnswer`] (a no-context reply),
+    /// if one was — whether a fallback then served or the held answer was served after all.
+    pub no_answer: Option<Upstream>,
 }
 
 /// Whom the exchange serves.

@@ -21,13 +21,16 @@ use super::settings::ExperimentSettings;
 use super::srm::{sample_ratio_mismatch, SampleRatio};
 use super::verdict;
 use super::welch::welch_t_test;
+use crate::core::classify::QueryType;
+use crate::core::window::{Stats, TypeCounts};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One arm's sufficient statistics over the period analysed (one rollout stage, cumulative).
 ///
 /// Serde shape: `{"outcomes":{"successes":117,"n":120},"latency_ms":{"n":120,"mean":1840.5,
 /// "m2":3.1e7},"quality":{"n":80,"mean":0.78,"m2":1.9},"latency_p50_ms":1700,"latency_p95_ms":3900}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArmSummary {
     /// Requests assigned to the arm by cohort, and how many ended in an answer for the user.
     pub outcomes: Proportion,
@@ -40,6 +43,60 @@ pub struct ArmSummary {
     pub latency_p50_ms: Option<u64>,
     #[serde(default)]
     pub latency_p95_ms: Option<u64>,
+    /// Requests of the arm (the same `n` as `outcomes`) and how many had a no-context reply
+    /// (docs/answer-aware.md): `Proportion` of no-context replies.
+    #[serde(default)]
+    pub no_context: Proportion,
+    /// The same, per query type (`{"mechanism": [40, 2]}`).
+    #[serde(default)]
+    pub no_context_by_type: BTreeMap<QueryType, TypeCounts>,
+}
+
+/// The shadow series (dark launch, docs/answer-aware.md#shadow-comparison): LightRAG's answers
+/// to questions Perplexity served, measured and discarded. Never an arm of the comparison: the
+/// users never saw these answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShadowSummary {
+    /// Shadow calls that reached a verdict (rejected requests are not counted).
+    pub calls: u64,
+    /// Of those, how many answered (a no-context reply counts as answered, and is counted in
+    /// `no_context` as well).
+    pub successes: u64,
+    pub no_context: u64,
+    /// Time to the first answer text, ms.
+    pub first_byte_p50_ms: Option<u64>,
+    pub first_byte_p95_ms: Option<u64>,
+    /// Time to the whole answer, ms.
+    pub total_p50_ms: Option<u64>,
+    pub total_p95_ms: Option<u64>,
+    /// Answers scored, and their mean quality.
+    pub quality_n: u64,
+    pub quality_mean: Option<f64>,
+    pub no_context_by_type: BTreeMap<QueryType, TypeCounts>,
+}
+
+impl ShadowSummary {
+    /// The shadow series' window statistics, summarised.
+    pub fn from_stats(s: &Stats) -> ShadowSummary {
+        ShadowSummary {
+            calls: s.count,
+            successes: s.successes,
+            no_context: s.no_context,
+            first_byte_p50_ms: s.p50(),
+            first_byte_p95_ms: s.p95(),
+            total_p50_ms: s.total_latency.p50(),
+            total_p95_ms: s.total_latency.p95(),
+            quality_n: s.quality_count,
+            quality_mean: s.mean_quality(),
+            no_context_by_type: s.by_type.clone(),
+        }
+    }
+
+    /// no_context / calls.
+    pub fn no_context_rate(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.no_context.min(self.calls) as f64 / self.calls as f64)
+    }
 }
 
 /// Sequential memory for every metric, carried by the controller from one look to the next.
@@ -49,6 +106,7 @@ pub struct Memory {
     pub success_rate: Option<Carried>,
     pub latency_ms: Option<Carried>,
     pub quality: Option<Carried>,
+    pub no_context_rate: Option<Carried>,
 }
 
 /// Everything [`experiment_report`] reads.
@@ -63,6 +121,8 @@ pub struct ExperimentInput<'a> {
     pub settings: &'a ExperimentSettings,
     /// The memory returned by the previous look at the same sequence, if any.
     pub previous: Option<&'a Memory>,
+    /// The shadow series, when shadow calls ran (reported beside the arms, never compared).
+    pub shadow: Option<&'a ShadowSummary>,
 }
 
 /// One arm, as reported.
@@ -78,6 +138,9 @@ pub struct ArmReport {
     pub quality_n: u64,
     /// Mean over scored answers.
     pub quality_mean: Option<f64>,
+    /// Requests with a no-context reply, and their share.
+    pub no_context: u64,
+    pub no_context_rate: Option<f64>,
 }
 
 impl ArmReport {
@@ -91,6 +154,8 @@ impl ArmReport {
             latency_p95_ms: arm.latency_p95_ms,
             quality_n: arm.quality.n(),
             quality_mean: arm.quality.mean(),
+            no_context: arm.no_context.successes(),
+            no_context_rate: arm.no_context.rate(),
         }
     }
 }
@@ -138,6 +203,7 @@ pub enum Metric {
     SuccessRate,
     LatencyMs,
     Quality,
+    NoContextRate,
 }
 
 /// A metric compared between the arms.
@@ -189,6 +255,16 @@ pub struct ExperimentReport {
     pub success_rate: MetricReport,
     pub latency_ms: MetricReport,
     pub quality: MetricReport,
+    /// The share of no-context replies, treatment vs control (the same two-proportion tests as
+    /// the success rate). Reported, not part of the verdict: control's upstream is rarely
+    /// judged, so a difference is expected.
+    pub no_context_rate: MetricReport,
+    /// "LightRAG had no context for 14.0 % of treatment queries (70 of 500)".
+    pub no_context_summary: Option<String>,
+    /// Per arm, per query type: requests and no-context replies.
+    pub no_context_by_type: ArmsByType,
+    /// The shadow series and its no-context share, when shadow calls ran.
+    pub shadow: Option<ShadowReport>,
     pub alpha: f64,
     pub mixing_effect_size: f64,
     pub min_samples_per_arm: u64,
@@ -196,6 +272,21 @@ pub struct ExperimentReport {
     pub verdict: String,
     /// Store this and pass it back as `previous` at the next look.
     pub memory: Memory,
+}
+
+/// Per-type counts of both arms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ArmsByType {
+    pub treatment: BTreeMap<QueryType, TypeCounts>,
+    pub control: BTreeMap<QueryType, TypeCounts>,
+}
+
+/// The shadow series as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowReport {
+    #[serde(flatten)]
+    pub summary: ShadowSummary,
+    pub no_context_rate: Option<f64>,
 }
 
 /// What one metric's comparison is made from.
@@ -324,6 +415,36 @@ pub fn experiment_report(input: &ExperimentInput<'_>) -> ExperimentReport {
         settings,
     });
 
+    let pooled_no_context = {
+        let n = t.no_context.n() + c.no_context.n();
+        let k = t.no_context.successes() + c.no_context.successes();
+        if n > 0 {
+            let p = k as f64 / n as f64;
+            p * (1.0 - p)
+        } else {
+            0.0
+        }
+    };
+    let (no_context_rate, no_context_mem) = compare(MetricInput {
+        metric: Metric::NoContextRate,
+        treatment_mean: t.no_context.rate(),
+        control_mean: c.no_context.rate(),
+        treatment_n: t.no_context.n(),
+        control_n: c.no_context.n(),
+        evidence: proportions_evidence(&t.no_context, &c.no_context, settings),
+        fixed: enough(t.no_context.n(), c.no_context.n())
+            .and_then(|()| two_proportion_z_test(&t.no_context, &c.no_context, alpha))
+            .map(|z| FixedHorizon {
+                test: "two_proportion_z",
+                p_value: z.p_value,
+                ci_low: z.ci_low,
+                ci_high: z.ci_high,
+            }),
+        per_request_variance: (pooled_no_context, pooled_no_context),
+        previous: previous.no_context_rate.as_ref(),
+        settings,
+    });
+
     let means = |metric: Metric, a: &Moments, b: &Moments, prev: Option<&Carried>| {
         compare(MetricInput {
             metric,
@@ -365,6 +486,19 @@ pub fn experiment_report(input: &ExperimentInput<'_>) -> ExperimentReport {
         success_rate,
         latency_ms,
         quality,
+        no_context_rate,
+        no_context_summary: verdict::no_context_line(
+            (t.no_context.successes(), t.no_context.n()),
+            (c.no_context.successes(), c.no_context.n()),
+        ),
+        no_context_by_type: ArmsByType {
+            treatment: t.no_context_by_type.clone(),
+            control: c.no_context_by_type.clone(),
+        },
+        shadow: input.shadow.map(|s| ShadowReport {
+            summary: s.clone(),
+            no_context_rate: s.no_context_rate(),
+        }),
         alpha: alpha.get(),
         mixing_effect_size: settings.mixing_effect_size(),
         min_samples_per_arm: min,
@@ -373,6 +507,7 @@ pub fn experiment_report(input: &ExperimentInput<'_>) -> ExperimentReport {
             success_rate: success_mem,
             latency_ms: latency_mem,
             quality: quality_mem,
+            no_context_rate: no_context_mem,
         },
     };
     report.verdict = verdict::overall_line(&report);

@@ -16,13 +16,14 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::SuccessRate => "success rate",
         Metric::LatencyMs => "mean latency",
         Metric::Quality => "mean quality",
+        Metric::NoContextRate => "no-context rate",
     }
 }
 
 /// A difference in the metric's display units (points, ms, score) and its decimals.
 fn display(metric: Metric, value: f64) -> (f64, usize) {
     match metric {
-        Metric::SuccessRate => (value * 100.0, 1),
+        Metric::SuccessRate | Metric::NoContextRate => (value * 100.0, 1),
         Metric::LatencyMs => (value, 0),
         Metric::Quality => (value, 3),
     }
@@ -51,7 +52,7 @@ fn signed(v: f64, decimals: usize) -> String {
 
 fn with_unit(metric: Metric, s: String) -> String {
     match metric {
-        Metric::SuccessRate => format!("{s} points"),
+        Metric::SuccessRate | Metric::NoContextRate => format!("{s} points"),
         Metric::LatencyMs => format!("{s} ms"),
         Metric::Quality => s,
     }
@@ -116,7 +117,7 @@ pub(crate) fn metric_line(metric: Metric, c: &Comparison, alpha: Alpha) -> Strin
                 "lower"
             };
         let interval = match metric {
-            Metric::SuccessRate | Metric::Quality => {
+            Metric::SuccessRate | Metric::NoContextRate | Metric::Quality => {
                 format!("{} to {}", signed(lo, dec), signed(hi, dec))
             }
             Metric::LatencyMs => format!("{} to {} ms", signed(lo, dec), signed(hi, dec)),
@@ -151,6 +152,32 @@ pub(crate) fn metric_line(metric: Metric, c: &Comparison, alpha: Alpha) -> Strin
         }
         line
     }
+}
+
+/// "LightRAG had no context for 14.0 % of treatment queries (70 of 500)": the treatment arm's
+/// no-context share (its upstream is LightRAG), plus the control arm's when it had any (a
+/// fallback to LightRAG); `None` without treatment requests.
+pub(crate) fn no_context_line(treatment: (u64, u64), control: (u64, u64)) -> Option<String> {
+    let share = |(k, n): (u64, u64)| number(100.0 * k.min(n) as f64 / n.max(1) as f64, 1);
+    let (k, n) = treatment;
+    if n == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "LightRAG had no context for {} % of treatment queries ({} of {})",
+        share(treatment),
+        grouped(k.min(n)),
+        grouped(n)
+    );
+    if control.0 > 0 && control.1 > 0 {
+        line.push_str(&format!(
+            " and {} % of control queries ({} of {})",
+            share(control),
+            grouped(control.0.min(control.1)),
+            grouped(control.1)
+        ));
+    }
+    Some(line)
 }
 
 /// The report's one-line verdict: a sample-ratio mismatch first (nothing else can be trusted),

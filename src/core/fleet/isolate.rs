@@ -10,17 +10,21 @@
 use super::quota::KeyQuota;
 use super::rng::Rng;
 use super::schedule::{KvHealth, RefreshTicket, Schedule, Stale};
+use crate::core::answer::cache::CacheCounts;
+use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
+use crate::core::answer::watch::{NoContextWatch, WatchSettings};
 use crate::core::breaker::{
     Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
+use crate::core::exchange::NoAnswerBlame;
 use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::keytag::{KeyTag, TagSecret};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
-use crate::core::report::ReportInputs;
+use crate::core::report::{AnswerInputs, ReportInputs};
 use crate::core::store::{
     breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
     OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
@@ -129,6 +133,24 @@ pub struct IsolateState {
     last_tick: Option<TickNote>,
     quota: KeyQuota,
     setup: SetupFacts,
+    /// Answer-aware routing (docs/answer-aware.md): LightRAG's recent replies (when no-context
+    /// replies count as breaker failures), the shadow gate, the shadow series, the cache's counts.
+    watch: NoContextWatch<KeyTag>,
+    shadow_gate: ShadowGate,
+    shadow_window: Window,
+    cache: BTreeMap<Upstream, CacheCounts>,
+}
+
+/// The no-context watch's settings from the config: its own two variables and the breaker's
+/// window (docs/answer-aware.md#no-context-and-the-breaker).
+fn watch_settings(c: &Config) -> WatchSettings {
+    let b = c.breaker.settings();
+    WatchSettings {
+        rate: c.no_context_breaker_rate,
+        min_keys: c.no_context_breaker_min_keys,
+        window: b.window_size,
+        minimum: b.minimum_calls,
+    }
 }
 
 impl IsolateState {
@@ -139,6 +161,7 @@ impl IsolateState {
             .into_iter()
             .map(|u| (u, Breaker::new(loaded.config.breaker)))
             .collect();
+        let watch = NoContextWatch::new(watch_settings(&loaded.config));
         IsolateState {
             id: init.id,
             vars: init.vars,
@@ -156,6 +179,10 @@ impl IsolateState {
             setup: init.setup,
             last_tick: None,
             quota: KeyQuota::default(),
+            watch,
+            shadow_gate: ShadowGate::new(),
+            shadow_window: Window::default(),
+            cache: BTreeMap::new(),
         }
     }
 
@@ -213,6 +240,7 @@ impl IsolateState {
         let policy_changed = loaded.config.breaker != self.loaded.config.breaker;
         self.overrides = doc;
         self.loaded = loaded;
+        self.watch.set_settings(watch_settings(&self.loaded.config));
         if policy_changed {
             for b in self.breakers.values_mut() {
                 let snap = b.snapshot();
@@ -365,6 +393,56 @@ impl IsolateState {
         true
     }
 
+    /// Whom a no-context reply blames now: LightRAG while the no-context watch is escalated.
+    pub fn no_answer_blame(&self) -> NoAnswerBlame {
+        if self.watch.escalated() {
+            NoAnswerBlame::Upstream
+        } else {
+            NoAnswerBlame::Nobody
+        }
+    }
+
+    /// One LightRAG reply that reached a verdict, from the caller `key`, for the watch.
+    pub fn observe_reply(&mut self, no_context: bool, key: KeyTag) {
+        self.watch.observe(no_context, key);
+    }
+
+    /// Whether to start a shadow call for a request served by `served` (the decision's
+    /// upstream `decided`); counts it against this minute's cap, or why it was skipped.
+    pub fn admit_shadow(
+        &mut self,
+        decided: Upstream,
+        served: Upstream,
+        fallback: bool,
+        now_ms: u64,
+    ) -> Result<(), ShadowSkip> {
+        let state = self.route_state(now_ms);
+        let c = &self.loaded.config;
+        let settings = ShadowSettings {
+            share: c.shadow_percentage,
+            max_per_minute: c.shadow_max_per_minute,
+        };
+        let ask = ShadowAsk {
+            decided,
+            served,
+            fallback,
+            lightrag_breaker_closed: state.lightrag_breaker == BreakerView::Closed,
+            rollback_active: state.rollback_active || c.emergency_rollback,
+            roll: self.rng.roll(),
+        };
+        self.shadow_gate.admit(&settings, &ask, now_ms)
+    }
+
+    /// Records one shadow call's result in the shadow series (never the arms').
+    pub fn record_shadow(&mut self, sample: &Sample, now_ms: u64) {
+        self.shadow_window.record(now_ms, sample);
+    }
+
+    /// Counts what the response cache did for `u`.
+    pub fn count_cache(&mut self, u: Upstream, f: impl FnOnce(&mut CacheCounts)) {
+        f(self.cache.entry(u).or_default());
+    }
+
     /// This isolate's last-hour stats per metric key.
     pub fn local_stats(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
         self.windows
@@ -395,6 +473,12 @@ impl IsolateState {
         let mut problems = self.problems().to_vec();
         problems.extend(config_problems(self.config()));
         problems.extend(setup_problems(self.config().deployment, &self.setup));
+        let answer = AnswerInputs {
+            watch: Some(self.watch.status()),
+            shadow_counts: self.shadow_gate.counts(now_ms),
+            shadow: self.shadow_window.total(now_ms),
+            cache: self.cache.clone(),
+        };
         f(&ReportInputs {
             now_ms,
             isolate: &self.id,
@@ -411,6 +495,7 @@ impl IsolateState {
             last_tick: self.last_tick.as_ref(),
             quota: &self.quota.status(),
             first_load_wait_ms: self.config().first_load_wait_ms,
+            answer: &answer,
         })
     }
 
@@ -421,10 +506,12 @@ impl IsolateState {
         for w in self.windows.values_mut() {
             w.prune(now_ms);
         }
+        self.shadow_window.prune(now_ms);
         let doc = MetricsFlush {
             isolate: self.id.clone(),
             flushed_ms: now_ms,
             windows: self.windows.clone(),
+            shadow: (!self.shadow_window.is_empty()).then(|| self.shadow_window.clone()),
         };
         KvWrite {
             key: metrics_key(&self.id),
@@ -447,7 +534,9 @@ impl IsolateState {
                 ttl_seconds: None,
             });
         }
-        if self.sched.flush_due(now_ms, flush_s) && !self.windows.is_empty() {
+        if self.sched.flush_due(now_ms, flush_s)
+            && !(self.windows.is_empty() && self.shadow_window.is_empty())
+        {
             writes.push(self.take_flush(now_ms));
         }
         let refresh = self.sched.refresh_if_due(now_ms, refresh_s);

@@ -50,7 +50,9 @@ impl ArmEvidence {
             scored: s.quality_count,
             quality_mean: s.mean_quality(),
             latency_p95_ms: s.p95(),
-            no_context: None,
+            // Counted by the edge's answer check (docs/answer-aware.md); the
+            // `max_no_context_rate` gate reads it.
+            no_context: Some(s.no_context),
         }
     }
 
@@ -92,7 +94,10 @@ pub struct StageEvidence {
     /// expects (treatment share of the experiment's users).
     #[serde(with = "pct")]
     pub expected_treatment_percentage: Percent,
-    /// Shadow (dark-launch) samples this stage, when such a feature reports them.
+    /// Shadow (dark-launch) samples this stage, when such a feature reports them. The edge
+    /// feeds it from the shadow series (docs/answer-aware.md#shadow-comparison): the calls in
+    /// the controller's aggregate `shadow` stats (`Stats::count`) summed since
+    /// `stage_started_at`, the same way the arms' counts are.
     #[serde(default)]
     pub shadow_samples: Option<u64>,
 }
@@ -139,6 +144,9 @@ mod tests {
                 latency_ms: 100,
                 fallback,
                 quality: q,
+                no_context: false,
+                query_type: None,
+                total_ms: None,
             });
         }
         let a = ArmEvidence::from_stats(&s);

@@ -9,6 +9,7 @@
 //! keeps that 422 from counting as an upstream failure in the breaker.
 
 use super::answer::{json_type, to_json, Citation, StreamItem, UpstreamAnswer, WireError};
+use super::conversation::Conversation;
 use crate::core::model::Upstream;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -95,13 +96,47 @@ pub fn validate_query(query: &str, mode: QueryMode) -> Result<(), WireError> {
 /// The JSON body for `POST /query` (`stream = false`) or `POST /query/stream` (`stream = true`).
 /// References are requested explicitly so answers always carry their sources.
 pub fn query_body(query: &str, mode: QueryMode, stream: bool) -> Result<String, WireError> {
-    validate_query(query, mode)?;
-    Ok(to_json(&json!({
-        "query": query.trim(),
+    conversation_body(
+        &Conversation {
+            query: query.trim().to_string(),
+            ..Conversation::default()
+        },
+        mode,
+        stream,
+    )
+}
+
+/// As [`query_body`], for a whole conversation ([`super::conversation::conversation`]): adds
+/// `conversation_history` and `user_prompt` when there are any.
+pub fn conversation_body(
+    c: &Conversation,
+    mode: QueryMode,
+    stream: bool,
+) -> Result<String, WireError> {
+    validate_query(&c.query, mode)?;
+    let mut body = json!({
+        "query": c.query.trim(),
         "mode": mode,
         "stream": stream,
         "include_references": true,
-    })))
+    });
+    if let Value::Object(o) = &mut body {
+        if !c.history.is_empty() {
+            o.insert(
+                "conversation_history".into(),
+                Value::Array(
+                    c.history
+                        .iter()
+                        .map(|m| json!({"role": m.role, "content": m.content}))
+                        .collect(),
+                ),
+            );
+        }
+        if let Some(p) = &c.user_prompt {
+            o.insert("user_prompt".into(), Value::String(p.clone()));
+        }
+    }
+    Ok(to_json(&body))
 }
 
 /// The path to post a query to.
@@ -187,7 +222,11 @@ pub fn parse_query_response(body: &str) -> Result<UpstreamAnswer, WireError> {
         }
     };
     let citations = parse_references(obj.get("references").unwrap_or(&Value::Null), "references")?;
-    Ok(UpstreamAnswer { content, citations })
+    Ok(UpstreamAnswer {
+        content,
+        citations,
+        llm_generated: obj.get("llm_generated").and_then(Value::as_bool),
+    })
 }
 
 fn error_message(v: Option<&Value>) -> Option<String> {
@@ -229,6 +268,11 @@ pub fn parse_stream_value(v: &Value) -> Vec<StreamItem> {
             msg
         }));
         return items;
+    }
+    // A complete result on the stream (no-context, LLM down, LLM-cache hit) is one line with
+    // `llm_generated`; streamed chunks carry none. Reported before the text it qualifies.
+    if obj.get("llm_generated") == Some(&Value::Bool(false)) {
+        items.push(StreamItem::NotGenerated);
     }
     if let Some(r) = obj.get("references") {
         match parse_references(r, "references") {

@@ -9,6 +9,9 @@
 //!   split of the byte stream into chunks.
 //! - [`lightrag`] / [`perplexity`]: the two upstreams' request bodies and responses (docs/architecture.md#upstreams-and-the-front-door),
 //!   normalised into [`UpstreamAnswer`] and [`StreamItem`].
+//! - [`conversation`]: a chat's earlier turns and system prompt for LightRAG, within its limits.
+//! - [`perplexity_query`]: `POST /query`'s Perplexity request as the previous service built it,
+//!   and its confidence scores read out of the answer.
 //! - [`openai`] / [`seed`]: the router's front door (OpenAI chat completions, the seed's
 //!   `POST /query`), parsed with errors that name the offending field (docs/architecture.md#bad-input-and-failure).
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol for flag `lightrag-routing`.
@@ -17,12 +20,14 @@
 //! Nothing here panics, reads a clock or performs I/O; errors are values ([`WireError`]).
 
 pub mod answer;
+pub mod conversation;
 pub mod error;
 pub mod lightrag;
 pub mod ndjson;
 pub mod ofrep;
 pub mod openai;
 pub mod perplexity;
+pub mod perplexity_query;
 pub mod seed;
 pub mod sse;
 

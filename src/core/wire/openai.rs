@@ -65,7 +65,13 @@ pub struct RoutingInfo {
     /// The user's hashed position in [0, 100), when one was computed.
     pub position: Option<f64>,
     pub fallback_used: bool,
+    /// Why a fallback served (`no_context`, `failed`, `not_sent`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
     pub config_version: u64,
+    /// `hit` when the answer came from the response cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 /// Parses and validates a chat-completions request body.

@@ -249,6 +249,7 @@ pub fn parse_chat_response(body: &str) -> Result<UpstreamAnswer, WireError> {
     Ok(UpstreamAnswer {
         content,
         citations: parse_citations(obj)?,
+        llm_generated: None,
     })
 }
 

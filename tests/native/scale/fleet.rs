@@ -10,7 +10,7 @@ use crate::fleet_support::block_on;
 use cmo_edge_router::core::breaker::{Admission, BreakerState};
 use cmo_edge_router::core::decide::{Decision, RouteRequest};
 use cmo_edge_router::core::exchange::{
-    Exchange, ExchangePolicy, Mode, Plan, Purpose, Record, Step,
+    Exchange, ExchangePolicy, Mode, Plan, Purpose, Record, Step, Verdict,
 };
 use cmo_edge_router::core::fallback::Attempt;
 use cmo_edge_router::core::fleet::{Background, CallRecord, IsolateState};
@@ -160,6 +160,7 @@ pub fn serve<S: StateStore>(
         mode: Mode::Complete,
         purpose: Purpose::Serve,
         primary_admission: admission,
+        no_answer_blame: iso.no_answer_blame(),
     };
     let (mut ex, mut step) = Exchange::start(&policy, plan, t);
     let mut now = t;
@@ -199,6 +200,11 @@ pub fn serve<S: StateStore>(
             Step::Acquire { upstream } => {
                 let a = iso.take_permit(upstream, now);
                 step = ex.on_permit(a, now);
+            }
+            // The no-context check (core::answer): the simulated upstreams always answer with
+            // context.
+            Step::Inspect { .. } => {
+                step = ex.on_answer_head(Verdict::Answer, now);
             }
             Step::Fail(_) => {
                 ctx.obs.failed_requests += 1;
@@ -251,6 +257,9 @@ fn book(
                     latency_ms: q.latency_ms,
                     fallback: q.fallback,
                     quality: q.first_byte_ms.and(quality),
+                    no_context: q.no_answer.is_some(),
+                    query_type: None,
+                    total_ms: None,
                 };
                 let key = MetricKey::new(q.upstream, d.arm);
                 if iso.record_request(key, &sample, tag, now) {
