@@ -11,12 +11,14 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-browser test-bench test-lightrag bench aa simulate reference fuzz clean
+        test-wasm-chrome test-worker test-soak test-browser test-bench test-lightrag bench aa simulate reference \
+        fuzz soak clean
 
 help:
 	@echo "make dev   - build, start demo upstreams + the router under workerd (wrangler dev)"
 	@echo "make test  - install tools if needed, then run every test layer"
 	@echo "make test-lightrag - the router and the mock LightRAG against the real lightrag-server"
+	@echo "make soak  - >= 5,000 requests through the router in workerd under upstream faults"
 
 setup:
 	@bash scripts/setup.sh
@@ -59,6 +61,11 @@ BUILDS := $(if $(BUILT),,build preview)
 test-worker: $(BUILDS)
 	node --test --test-concurrency=1 tests/mock/ tests/node/
 
+# The short soak (tests/soak/soak.test.mjs): `make soak`'s phases compressed (~1,000 requests,
+# ~45 s), every check a subtest.
+test-soak: $(if $(BUILT),,build)
+	node --test --test-concurrency=1 tests/soak/
+
 # The console page in Chromium: its panels against www/pkg, and its Live panel against the
 # release worker (build/) in workerd, which serves the page at /preview; the OFREP-CORS and
 # preview-CSP pages talk to the worker too.
@@ -73,7 +80,7 @@ test-bench:
 
 test: setup
 	@start=$$(date +%s); \
-	for t in fmt lint test-native test-wasm-node test-wasm-chrome build preview test-worker test-browser test-bench; do \
+	for t in fmt lint test-native test-wasm-node test-wasm-chrome build preview test-worker test-soak test-browser test-bench; do \
 	  echo "==> make $$t"; s=$$(date +%s); \
 	  $(MAKE) --no-print-directory BUILT=1 $$t; \
 	  echo "<== make $$t ok ($$(( $$(date +%s) - s ))s)"; \
@@ -96,6 +103,14 @@ dev: setup build-dev preview
 # BENCH_QUICK=1 for a fast smoke run; BENCH_SKIP=criterion,kv,... to leave sections out.
 bench: setup build preview
 	node benches/run.mjs
+
+# The soak (issue 8): the release router in workerd, mock upstreams switching through faults
+# (500, 429, hang, reset, slow first byte, cut streams, malformed JSON, a 60 s slow-but-healthy
+# stream, Perplexity down), >= 5,000 requests at concurrency 20 from thousands of users in both
+# cohorts. Prints a table (statuses, fallbacks, breaker transitions, p50/p95 per phase, KV
+# writes per key) and checks; exits 1 if one failed. ~2.5 min. SOAK_SEED=<n> repeats a run.
+soak: setup build
+	node tests/soak/run.mjs
 
 # Fuzz every parser that reads outside input (tests/fuzz/: config, rules, front-door bodies,
 # upstream replies, SSE / NDJSON decoders, KV documents, identity) with FUZZ_CASES inputs per

@@ -388,10 +388,12 @@ impl Driver {
         self.ex.on_permit(admission, now)
     }
 
-    /// Reports a missed attempt, logging why.
+    /// Reports a missed attempt, logging why, and records what the exchange says about it at
+    /// once: the breaker learns of a failure when it happens, not when a fallback answer
+    /// (which may take seconds) has finished.
     pub(super) fn missed(&mut self, u: Upstream, miss: Miss) -> (Step, Option<String>) {
         let now = now_ms();
-        match miss {
+        let (step, why) = match miss {
             Miss::NotSent(why) => {
                 console_log!("request {}: not sent to {u}: {why}", self.rid);
                 (self.ex.on_result(AttemptResult::NotSent, now), Some(why))
@@ -404,7 +406,9 @@ impl Driver {
                 );
                 (self.ex.on_result(AttemptResult::Failed(fault), now), None)
             }
-        }
+        };
+        self.book(None);
+        (step, why)
     }
 
     /// The client left: the exchange hands back a probe permit in flight; nothing is judged.

@@ -221,7 +221,9 @@ async fn write(store: &Kv, w: &KvWrite) {
 }
 
 /// After a request: runs the background work that is due (throttled writes, a metrics flush,
-/// a refresh) under `wait_until`, each at most as often as the KV budget allows.
+/// a refresh) under `wait_until`, each at most as often as the KV budget allows. The writes
+/// start together, at the time the throttle handed them out (one waiting for another would
+/// shift it later and bring it closer to the key's next write), then the refresh reads.
 pub fn background(env: &Env, ctx: &Context) {
     let now = now_ms();
     let Some(store) = Kv::open(env) else {
@@ -234,9 +236,7 @@ pub fn background(env: &Env, ctx: &Context) {
         return;
     }
     ctx.wait_until(async move {
-        for w in &due.writes {
-            write(&store, w).await;
-        }
+        futures_util::future::join_all(due.writes.iter().map(|w| write(&store, w))).await;
         if let Some(ticket) = due.refresh {
             refresh(&store, ticket).await;
         }

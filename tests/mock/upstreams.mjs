@@ -1,6 +1,7 @@
 // Mock upstreams for the edge router: a LightRAG-like server and a Perplexity-like server, real
 // HTTP on 127.0.0.1, speaking the real wire formats (see src/core/wire/). Used by `make dev` and
-// by integration tests, with fault injection (status, delays, resets, cut streams, HTML bodies).
+// by integration tests, with fault injection (status, delays, resets, cut streams, HTML bodies,
+// and `echo`: an error body quoting the credentials and headers the mock received).
 //
 // The LightRAG half speaks what the real lightrag-server 1.5.7 sends, captured from it
 // (tests/fixtures/lightrag/README.md, re-checked live by tests/real/lightrag_wire.test.mjs):
@@ -263,7 +264,10 @@ function destroy(res) {
 /**
  * Writes `chunks` as a streamed body, honouring ttfbDelayMs / chunkDelayMs / cutAfterChunks and
  * stallAfterChunks + stallMs (a healthy start, then silence, then the rest: a stalled stream).
- * Returns once the body is ended (or cut, or the client went away).
+ * `fastChunks` (default 1) chunks go out before the first gap; `streamForMs` spreads the rest
+ * evenly over that long instead of chunkDelayMs (a slow but steady stream of a known length,
+ * whatever the answer's chunk count: LightRAG's references line and first text at once, then
+ * the text over `streamForMs`). Returns once the body is ended (or cut, or the client went away).
  */
 async function streamChunks(res, chunks, behaviour, contentType) {
   res.writeHead(200, {
@@ -274,17 +278,19 @@ async function streamChunks(res, chunks, behaviour, contentType) {
   res.flushHeaders();
   if (behaviour.ttfbDelayMs) await sleep(behaviour.ttfbDelayMs);
   const cut = Number.isInteger(behaviour.cutAfterChunks) ? behaviour.cutAfterChunks : Infinity;
-  const gap = behaviour.chunkDelayMs ?? 2;
+  const fast = Math.max(1, behaviour.fastChunks ?? 1);
+  const gap = behaviour.streamForMs ? behaviour.streamForMs / Math.max(1, chunks.length - fast) : (behaviour.chunkDelayMs ?? 2);
   for (let i = 0; i < chunks.length; i++) {
     if (i >= cut) {
       destroy(res);
       return;
     }
-    if (i > 0 && gap) await sleep(gap);
+    if (i >= fast && gap) await sleep(gap);
     if (i > 0 && i === behaviour.stallAfterChunks) await sleep(behaviour.stallMs ?? 0);
     if (res.destroyed) return;
     // Wait until the chunk is handed to the socket, so a later cut never swallows it.
     await new Promise((resolve) => res.write(chunks[i], () => resolve()));
+    if (res.mockEntry) res.mockEntry.chunksSent += 1;
   }
   res.end();
 }
@@ -296,6 +302,15 @@ async function applyFaults(req, res, behaviour, errorBody) {
   if (behaviour.reset) {
     res.mockCut = true;
     req.socket.destroy();
+    return true;
+  }
+  if (behaviour.echo) {
+    // Not something LightRAG or Perplexity send: a misbehaving upstream (or a proxy in front of
+    // one) whose error quotes what it received, the router's key among it, as some provider
+    // errors quote a refused key. The router must keep all of it from clients, logs and KV.
+    const key = req.headers['x-api-key'] ?? req.headers.authorization ?? '';
+    const text = `Incorrect API key provided: ${key}. Request headers: ${JSON.stringify(req.headers)}`;
+    sendJson(res, behaviour.status ?? 500, { detail: text, error: { message: text } });
     return true;
   }
   if (behaviour.body !== undefined) {
@@ -336,7 +351,10 @@ function takeBehaviour(state, upstream) {
 
 /**
  * Logs a request. `closedEarly` becomes true when the caller (the router) closed the connection
- * before the mock finished its response — an aborted fetch — as opposed to a cut the mock made.
+ * before the mock finished its response — an aborted fetch — as opposed to a cut the mock made;
+ * `behaviour` is the behaviour it was answered with ({} when healthy); `chunksSent` counts the
+ * streamed chunks handed to the socket; `endAt` is when its connection's response closed
+ * (epoch ms; `finishedAt` when the mock finished it, null when it did not).
  */
 function logRequest(state, upstream, req, res, raw) {
   let body = raw;
@@ -345,14 +363,28 @@ function logRequest(state, upstream, req, res, raw) {
   } catch {
     /* keep the raw text */
   }
-  const entry = { method: req.method, path: req.url, headers: { ...req.headers }, body, raw, closedEarly: false, receivedAt: Date.now(), finishedAt: null };
+  const entry = {
+    method: req.method,
+    path: req.url,
+    headers: { ...req.headers },
+    body,
+    raw,
+    closedEarly: false,
+    behaviour: {},
+    chunksSent: 0,
+    receivedAt: Date.now(),
+    finishedAt: null,
+  };
+  res.mockEntry = entry;
   res.on('finish', () => {
     entry.finishedAt = Date.now();
   });
   res.on('close', () => {
+    entry.endAt = Date.now();
     if (!res.writableFinished && !res.mockCut) entry.closedEarly = true;
   });
   state.logs[upstream].push(entry);
+  return entry;
 }
 
 /** FastAPI's JSON-decode 422 (fixture 422_json_invalid.json; ctx.error is Python's json message). */
@@ -403,8 +435,9 @@ function lightragHandler(state) {
   return async (req, res) => {
     const raw = await readBody(req);
     const path = (req.url || '/').split('?')[0];
-    logRequest(state, 'lightrag', req, res, raw);
+    const entry = logRequest(state, 'lightrag', req, res, raw);
     const behaviour = takeBehaviour(state, 'lightrag');
+    entry.behaviour = behaviour;
     const errorBody = (s) => (s === 500 ? lightrag500Body() : { detail: `mock LightRAG failure (status ${s})` });
     if (await applyFaults(req, res, behaviour, errorBody)) return;
 
@@ -517,8 +550,9 @@ function perplexityHandler(state) {
   return async (req, res) => {
     const raw = await readBody(req);
     const path = (req.url || '/').split('?')[0];
-    logRequest(state, 'perplexity', req, res, raw);
+    const entry = logRequest(state, 'perplexity', req, res, raw);
     const behaviour = takeBehaviour(state, 'perplexity');
+    entry.behaviour = behaviour;
     if (await applyFaults(req, res, behaviour, (s) => perplexityError(s, `mock Perplexity failure (status ${s})`, 'api_error')))
       return;
 
@@ -673,7 +707,8 @@ export async function startUpstreams(opts = {}) {
     },
     /**
      * The log of requests one upstream received: [{method, path, headers, body, raw, closedEarly,
-     * receivedAt, finishedAt}] (`finishedAt`: when the mock's response ended, else null).
+     * receivedAt, finishedAt, endAt, behaviour, chunksSent}] (`finishedAt`: when the mock's
+     * response ended, else null; `endAt`: when its connection's response closed).
      */
     requests(upstream) {
       check(upstream);

@@ -424,6 +424,62 @@ test('LightRAG 500 body as utils_api.internal_server_error writes it: generic te
   assert.match((await r.json()).detail, /^Internal server error \(error_id: [0-9a-f]{12}\)$/);
 });
 
+test('behaviour: echo answers an error quoting the key and headers it received', async () => {
+  up.setBehaviour('lightrag', { echo: true });
+  const r = await lr('/query', { query: 'glucose metabolism' });
+  assert.equal(r.status, 500);
+  const text = await r.text();
+  assert.match(text, /Incorrect API key provided: lr-key/);
+  assert.match(text, /x-api-key/);
+  up.setBehaviour('perplexity', { echo: true, status: 401 });
+  const p = await px(ask('glucose'));
+  assert.equal(p.status, 401);
+  assert.match(await p.text(), /Bearer px-key/);
+});
+
+test('behaviour: fastChunks + streamForMs: the first lines at once, the rest spread over the time', async () => {
+  up.setBehaviour('lightrag', { chunks: 6, fastChunks: 2, streamForMs: 600 });
+  const t0 = Date.now();
+  const r = await lr('/query/stream', { query: 'glucose metabolism' });
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  let firstText = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += dec.decode(value, { stream: true });
+    if (firstText === null && text.split('\n').length > 2) firstText = Date.now() - t0;
+  }
+  const took = Date.now() - t0;
+  assert.ok(firstText < 300, `the references and the first text after ${firstText} ms`);
+  assert.ok(took >= 580, `the stream took ${took} ms`);
+  const e = up.requests('lightrag')[0];
+  assert.equal(e.chunksSent, text.trim().split('\n').length);
+});
+
+test('the log records each request\'s behaviour, the chunks sent and when its response closed', async () => {
+  up.setBehaviour('lightrag', { status: 500, times: 1 });
+  assert.equal((await lr('/query', { query: 'glucose metabolism' })).status, 500);
+  assert.equal((await lr('/query/stream', { query: 'glucose metabolism' })).status, 200);
+  await waitForClose(() => up.requests('lightrag'));
+  const [a, b] = up.requests('lightrag');
+  assert.deepEqual(a.behaviour, { status: 500, times: 1 });
+  assert.deepEqual(b.behaviour, {});
+  assert.equal(a.chunksSent, 0);
+  assert.equal(b.chunksSent, 6, 'references + 5 chunks');
+  for (const e of [a, b]) assert.ok(e.endAt >= e.receivedAt && !e.closedEarly);
+});
+
+/** Polls until every logged response has closed (its 'close' event may follow the body). */
+async function waitForClose(log) {
+  const deadline = Date.now() + 5000;
+  while (!log().every((e) => e.endAt !== undefined)) {
+    if (Date.now() > deadline) throw new Error('responses did not close');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 test('LightRAG lineSplits: the same bytes, delivered in pieces cut where asked (the marker split across chunks)', async () => {
   assert.deepEqual(splitAt('abc[no-context]xyz', ['[no-con']), ['abc[no-con', 'text]xyz']);
   assert.deepEqual(splitAt('abcdef', [4, 2, 99, 'zz']), ['ab', 'cd', 'ef']);

@@ -43,16 +43,14 @@ fn an_admin_reset_through_one_isolate_closes_an_isolate_with_a_higher_generation
     step(&mut a, &store, T0);
     step(&mut b, &store, T0);
     // t=0..: an operator flaps A's breaker (open, reset, open): A's generation is 3, open; the
-    // throttle lets the first write through and keeps the last one pending.
-    for (n, action) in [
-        BreakerAction::Open,
-        BreakerAction::Reset,
-        BreakerAction::Open,
-    ]
-    .into_iter()
-    .enumerate()
+    // throttle hands out the first snapshot at once and keeps the last one pending.
+    admin(&mut a, &store, BreakerAction::Open, T0);
+    step(&mut a, &store, T0);
+    for (n, action) in [BreakerAction::Reset, BreakerAction::Open]
+        .into_iter()
+        .enumerate()
     {
-        admin(&mut a, &store, action, T0 + n as u64);
+        admin(&mut a, &store, action, T0 + 1 + n as u64);
     }
     step(&mut a, &store, T0 + 10);
     assert_eq!(
@@ -262,4 +260,57 @@ fn one_client_cannot_close_the_quality_gate() {
         );
     }
     assert!(flush_and_tick(&mut iso, &store, T0 + 502 * SEC));
+}
+
+/// The `breaker/lightrag` writes `bg` hands out.
+fn lightrag_writes(bg: &cmo_edge_router::core::fleet::Background) -> Vec<String> {
+    bg.writes
+        .iter()
+        .filter(|w| w.key == "breaker/lightrag")
+        .map(|w| w.value.clone())
+        .collect()
+}
+
+#[test]
+fn writes_of_one_key_are_handed_out_a_throttle_interval_apart_however_late_they_are_performed() {
+    use cmo_edge_router::core::store::THROTTLE_INTERVAL_MS;
+    // A transition recorded when no request ends soon after it (a stream's last chunk, a quiet
+    // isolate) waits for the next background run. The throttle must count from when it hands
+    // a write out, which is when the write is made, not from when the transition happened:
+    // otherwise a transition 1.15 s after the first rides out in the same batch or right after
+    // it, and KV sees two writes of one key well under a second apart (the soak saw 890 ms).
+    let mut iso = isolate("a", vars(&[]), T0);
+    let _ = iso.background(T0);
+    // t=0: three users fail: open.
+    for user in 1..=3 {
+        fail_from(&mut iso, user, T0);
+    }
+    assert_eq!(lightrag_state(&iso, T0), BreakerState::Open);
+    // t=1.15 s: an operator resets it (its snapshot goes through the throttle too).
+    let mut handed_out: Vec<(u64, String)> = Vec::new();
+    // The next requests end at 0.9 s, 1.15 s (just after the reset), then every 50 ms.
+    let mut times = vec![T0 + 900, T0 + 1_150];
+    times.extend((1..60).map(|i| T0 + 1_150 + 50 * i));
+    for t in times {
+        if t == T0 + 1_150 {
+            iso.breaker_action(Upstream::Lightrag, BreakerAction::Reset, t)
+                .unwrap();
+        }
+        for v in lightrag_writes(&iso.background(t)) {
+            handed_out.push((t, v));
+        }
+    }
+    let at: Vec<u64> = handed_out.iter().map(|(t, _)| *t).collect();
+    assert_eq!(at.len(), 2, "the open state, then the reset: {at:?}");
+    assert!(
+        at[1] - at[0] >= THROTTLE_INTERVAL_MS,
+        "handed out {} ms apart",
+        at[1] - at[0]
+    );
+    let last: BreakerSnapshot = serde_json::from_str(&handed_out[1].1).unwrap();
+    assert_eq!(
+        last.state,
+        BreakerState::Closed,
+        "the latest state is written"
+    );
 }

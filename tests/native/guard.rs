@@ -404,3 +404,36 @@ fn the_salt_is_shown_only_as_a_fingerprint() {
         .unwrap()
         .contains("sssss"));
 }
+
+#[test]
+fn the_salt_is_never_a_runtime_override() {
+    // The salt is a secret in production (knowing it, anyone can choose ids in the LightRAG
+    // cohort): an override would store it in KV and GET /admin/config would echo it. Found by
+    // the secrets test (tests/node/secrets.test.mjs): PUT /admin/config accepted it.
+    let vars = map(json!({"LIGHTRAG_USER_HASH_SALT": "vars-salt"}));
+    let ov = map(json!({"LIGHTRAG_USER_HASH_SALT": "override-salt-Xy7"}));
+    match apply_put(&Put {
+        vars: &vars,
+        current: &OverridesDoc::default(),
+        if_match: "*",
+        overrides: &ov,
+        now_ms: 1,
+    }) {
+        PutOutcome::Rejected(p) => {
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].variable, "LIGHTRAG_USER_HASH_SALT");
+            assert_eq!(p[0].source, Source::Override);
+            let shown = serde_json::to_string(&p).unwrap();
+            assert!(!shown.contains("override-salt"), "{shown}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An override stored before this rule is ignored (with a problem that does not echo it).
+    let l = config::load(&vars, Some(&ov), 3);
+    assert_eq!(l.config.user_hash_salt.as_str(), "vars-salt");
+    let shown = serde_json::to_string(&l.problems).unwrap();
+    assert!(
+        shown.contains("LIGHTRAG_USER_HASH_SALT") && !shown.contains("override-salt"),
+        "{shown}"
+    );
+}

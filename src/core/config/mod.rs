@@ -74,8 +74,15 @@ pub const SECRET_VARIABLES: &[&str] = &[
 
 /// Variables read from wrangler vars (or secrets) only: a runtime override of one is refused
 /// (422 naming it), because it would let whoever holds the admin token send the upstream keys
-/// to another host or switch the development loosening on (docs/architecture.md#the-front-door-guard).
-pub const VARS_ONLY: &[&str] = &[LIGHTRAG_BASE_URL, PERPLEXITY_BASE_URL, ROUTER_ENV];
+/// to another host or switch the development loosening on (docs/architecture.md#the-front-door-guard),
+/// or, for the cohort salt (a secret in production), store it in KV and echo it in
+/// `GET /admin/config`.
+pub const VARS_ONLY: &[&str] = &[
+    LIGHTRAG_BASE_URL,
+    PERPLEXITY_BASE_URL,
+    ROUTER_ENV,
+    USER_HASH_SALT,
+];
 
 const CB: BreakerSettings = BreakerSettings::DEFAULT;
 const GATE: GateSettings = GateSettings::DEFAULT;

@@ -136,9 +136,16 @@ impl<'a> Loader<'a> {
                         index: None,
                     });
                 } else if VARS_ONLY.contains(&k.as_str()) {
+                    // The salt is never echoed (see `salt`); the other values help the operator.
+                    let redacted = Value::String("<redacted>".into());
+                    let shown = if k == super::USER_HASH_SALT {
+                        &redacted
+                    } else {
+                        v
+                    };
                     self.problem(
                         k,
-                        v,
+                        shown,
                         Source::Override,
                         "comes from wrangler vars or secrets only; a runtime override of it is refused".into(),
                     );

@@ -124,8 +124,6 @@ pub struct IsolateState {
     windows: BTreeMap<MetricKey, Window>,
     sched: Schedule,
     throttle: WriteThrottle,
-    /// Writes allowed when they were offered, not yet handed to the caller.
-    outbox: Vec<KvWrite>,
     rollout: Option<RolloutDoc>,
     warnings: Vec<String>,
     rng: Rng,
@@ -171,7 +169,6 @@ impl IsolateState {
             windows: BTreeMap::new(),
             sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
-            outbox: Vec::new(),
             rollout: None,
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
@@ -325,7 +322,7 @@ impl IsolateState {
             .breakers
             .get_mut(&call.upstream)
             .and_then(|b| b.record(&call.outcome, call.key, now_ms, roll))?;
-        self.note_transition(call.upstream, now_ms);
+        self.note_transition(call.upstream);
         Some(t)
     }
 
@@ -340,7 +337,7 @@ impl IsolateState {
         now_ms: u64,
     ) -> Option<AdminAction> {
         let (cmd, transition) = self.breakers.get_mut(&u)?.apply(action, now_ms);
-        self.note_transition(u, now_ms);
+        self.note_transition(u);
         let status = self.breakers.get(&u)?.status(now_ms);
         Some(AdminAction {
             transition,
@@ -353,22 +350,13 @@ impl IsolateState {
         })
     }
 
-    /// Offers `u`'s snapshot to the KV throttle: written now if allowed, else kept pending
-    /// (replaced by any later transition) until a second has passed.
-    fn note_transition(&mut self, u: Upstream, now_ms: u64) {
+    /// Hands `u`'s snapshot to the KV throttle: kept pending (replaced by any later transition)
+    /// until [`IsolateState::background`] hands it out, at most once per
+    /// [`THROTTLE_INTERVAL_MS`] counted from the last write it handed out.
+    fn note_transition(&mut self, u: Upstream) {
         if let Some(b) = self.breakers.get(&u) {
             let text = serde_json::to_string(&b.snapshot()).unwrap_or_default();
-            self.offer(&breaker_key(u), text, now_ms);
-        }
-    }
-
-    fn offer(&mut self, key: &str, value: String, now_ms: u64) {
-        if let Some((key, value)) = self.throttle.offer(key, value, now_ms) {
-            self.outbox.push(KvWrite {
-                key,
-                value,
-                ttl_seconds: None,
-            });
+            self.throttle.hold(&breaker_key(u), text);
         }
     }
 
@@ -526,7 +514,7 @@ impl IsolateState {
             self.config().state_refresh_seconds,
             self.config().metrics_flush_seconds,
         );
-        let mut writes = std::mem::take(&mut self.outbox);
+        let mut writes = Vec::new();
         for (key, value) in self.throttle.due(now_ms) {
             writes.push(KvWrite {
                 key,
