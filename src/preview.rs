@@ -534,7 +534,7 @@ fn route_state(state: &JsValue) -> Result<RouteState, JsValue> {
     }
     from_js(state).map_err(|e| {
         error(&format!(
-            "state must be {{rollback_active, lightrag_breaker, quality_gate_closed, quality_probe_roll}}: {e}"
+            "state must be {{rollback_active, lightrag_breaker, quality_gate_closed, quality_probe_roll, rollout_percentage}}: {e}"
         ))
     })
 }

@@ -12,8 +12,12 @@
 //! 2. `forced`, in this order: deny list → Perplexity (beats everything but `disabled`);
 //!    an override header, honoured only when the request carried the admin/preview token;
 //!    allow list → LightRAG; the global `LIGHTRAG_FORCE_USER_COHORT`. Most specific first, so an
-//!    operator can test one request or one user while everybody else is forced.
-//! 3. `rollback` — `LIGHTRAG_EMERGENCY_ROLLBACK` or the controller's rollback state → Perplexity.
+//!    operator can test one request or one user while everybody else is forced. A forced route
+//!    to Perplexity is final; a forced route to LightRAG still meets step 3.
+//! 3. `rollback` — `LIGHTRAG_EMERGENCY_ROLLBACK` or the controller's rollback state → Perplexity,
+//!    **forced LightRAG routes included** (allow list, override header, global force): "roll
+//!    back" means everybody, as the README promises. A forced request keeps arm `none` (it was
+//!    never in the experiment); the others keep their assigned arm.
 //! 4. `circuit_open` — breaker enabled and open, or half-open and this request not admitted as
 //!    a probe → Perplexity. A probe (`HalfOpenProbe`) continues and is flagged `probe`.
 //! 5. `quality_gate` — quality metrics enabled and the gate closed → Perplexity, except when
@@ -23,7 +27,9 @@
 //! 6. `rule:<name>` — conditional routing enabled and a rule with action `lightrag` or
 //!    `perplexity` matches first. A first-matching `rollout` rule stops rule evaluation and goes
 //!    to step 7; its name is still reported in `rule`.
-//! 7. `rollout_in` / `rollout_out` — `pos < R` → LightRAG, else Perplexity.
+//! 7. `rollout_in` / `rollout_out` — `pos < R` → LightRAG, else Perplexity. `R` is the
+//!    running rollout's percentage when the controller drives one
+//!    ([`RouteState::rollout_percentage`]), else `LIGHTRAG_ROLLOUT_PERCENTAGE`.
 //!
 //! # Arms (A/B)
 //! The arm is the user's assignment by hash: treatment iff `pos < R`, else control. Requests
@@ -48,7 +54,7 @@
 //!   keyword rule meets a non-ASCII query (lower-cased once).
 
 use crate::core::classify::QueryType;
-use crate::core::cohort::{in_rollout, position, Position};
+use crate::core::cohort::{in_rollout, position, Percent, Position};
 use crate::core::config::Config;
 use crate::core::model::{Arm, BreakerView, Reason, Upstream};
 use crate::core::rules::{first_match, Action, Query, QueryFacts};
@@ -64,6 +70,11 @@ pub struct RouteState {
     /// A roll in `[0, 1)`; the request is a quality probe iff the gate admits it as one.
     /// Defaults to `1.0`: never a probe.
     pub quality_probe_roll: f64,
+    /// The running rollout's percentage (`core::rollout`), which replaces
+    /// `LIGHTRAG_ROLLOUT_PERCENTAGE` while the controller drives a rollout; `None` (absent in
+    /// JSON): the configured percentage applies.
+    #[serde(with = "opt_percent")]
+    pub rollout_percentage: Option<Percent>,
 }
 
 impl Default for RouteState {
@@ -73,6 +84,28 @@ impl Default for RouteState {
             lightrag_breaker: BreakerView::Closed,
             quality_gate_closed: false,
             quality_probe_roll: 1.0,
+            rollout_percentage: None,
+        }
+    }
+}
+
+/// `Option<Percent>` as a plain percentage number or `null`.
+mod opt_percent {
+    use crate::core::cohort::Percent;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Option<Percent>, s: S) -> Result<S::Ok, S::Error> {
+        p.map(Percent::percent).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Percent>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            None => Ok(None),
+            Some(v) => Percent::from_percent(v).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "rollout_percentage must be a number in [0, 100], got {v}"
+                ))
+            }),
         }
     }
 }
@@ -285,7 +318,8 @@ pub fn reads_query(cfg: &Config) -> bool {
 pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decision {
     let key = req.key;
     let pos = position(cfg.user_hash_salt.as_str(), key.unwrap_or(""));
-    let assigned = if in_rollout(pos, cfg.rollout_percentage) {
+    let percentage = state.rollout_percentage.unwrap_or(cfg.rollout_percentage);
+    let assigned = if in_rollout(pos, percentage) {
         Arm::Treatment
     } else {
         Arm::Control
@@ -318,10 +352,19 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
     } else {
         cfg.force_user_cohort
     };
-    if let Some(u) = forced {
-        d.upstream = u;
-        d.reason = Reason::Forced;
-        return d;
+    let rollback = cfg.emergency_rollback || state.rollback_active;
+    match forced {
+        // 3. for forced routes: rollback beats a forced LightRAG route (arm stays `none`).
+        Some(Upstream::Lightrag) if rollback => {
+            d.reason = Reason::Rollback;
+            return d;
+        }
+        Some(u) => {
+            d.upstream = u;
+            d.reason = Reason::Forced;
+            return d;
+        }
+        None => {}
     }
 
     // From here on the request keeps its assigned arm (intention to treat).
@@ -330,7 +373,7 @@ pub fn decide(cfg: &Config, state: &RouteState, req: &RouteRequest<'_>) -> Decis
     d.in_experiment = in_experiment;
 
     // 3. Emergency rollback.
-    if cfg.emergency_rollback || state.rollback_active {
+    if rollback {
         d.reason = Reason::Rollback;
         return d;
     }

@@ -24,10 +24,9 @@
 //! by side with KV; the Worker does not bind a Durable Object yet (no `wrangler.toml` entry, no
 //! `#[durable_object]` class) — README "Scale" says what is missing.
 
-use crate::core::gate::{GatePolicy, GateSettings};
-use crate::core::store::{
-    controller_tick, ListPage, StateStore, StoreError, StoreOp, TickReport, TickSkipped,
-};
+use crate::core::config::Config;
+use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};
+use crate::core::store::{ListPage, StateStore, StoreError, StoreOp};
 use serde::{Deserialize, Serialize};
 
 /// A controller tick inside the hub reads its own storage, where no per-invocation operation
@@ -39,7 +38,7 @@ pub const HUB_MAX_OPS: u32 = 1_000_000;
 /// Serde shape: `{"op":"get","keys":["config/overrides",…]}`,
 /// `{"op":"put","key":"metrics/abc","value":"…","ttl_seconds":3600}`,
 /// `{"op":"list","prefix":"metrics/","cursor":null,"limit":1000}`,
-/// `{"op":"tick","gate":{…}}`.
+/// `{"op":"tick"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HubRequest {
@@ -58,10 +57,9 @@ pub enum HubRequest {
         cursor: Option<String>,
         limit: u32,
     },
-    /// One controller tick over the hub's storage, with the calling isolate's gate settings.
-    Tick {
-        gate: GateSettings,
-    },
+    /// One controller tick (`core::controller::controller_tick`) over the hub's storage, with
+    /// the hub's own config ([`Hub::config`]).
+    Tick,
 }
 
 /// One key's value as the hub read it: `{"value": "…"}`, `{"value": null}` (absent), or
@@ -96,8 +94,18 @@ pub enum HubResponse {
     },
 }
 
-/// Answers one request over `store` at `now_ms`.
-pub async fn serve<S: StateStore>(store: &S, req: HubRequest, now_ms: u64) -> HubResponse {
+/// What the hub answers with besides its storage.
+#[derive(Debug, Clone, Copy)]
+pub struct Hub<'a> {
+    pub now_ms: u64,
+    /// The config the controller's tick runs with (switches, quality gate, flush period). The
+    /// Durable Object loads it from the same environment variables as the Worker
+    /// (`core::config::load`), so the tick it runs is the one the Worker's cron would run.
+    pub config: &'a Config,
+}
+
+/// Answers one request over `store`.
+pub async fn serve<S: StateStore>(store: &S, req: HubRequest, hub: &Hub<'_>) -> HubResponse {
     match req {
         HubRequest::Get { keys } => HubResponse::Values {
             values: store
@@ -137,16 +145,15 @@ pub async fn serve<S: StateStore>(store: &S, req: HubRequest, now_ms: u64) -> Hu
                 message: e.to_string(),
             },
         },
-        HubRequest::Tick { gate } => {
-            // The caller's settings were validated when its config loaded; a request that
-            // carries invalid ones runs on the defaults and says so.
-            let (gate, warning) = match GatePolicy::try_new(gate) {
-                Ok(g) => (g, None),
-                Err(e) => (GatePolicy::default(), Some(format!("hub tick: gate {e}"))),
+        HubRequest::Tick => {
+            let input = ControllerInput {
+                now_ms: hub.now_ms,
+                config: hub.config,
+                max_ops: HUB_MAX_OPS,
             };
-            let mut report = controller_tick(store, now_ms, &gate, HUB_MAX_OPS).await;
-            report.warnings.extend(warning);
-            HubResponse::Ticked { report }
+            HubResponse::Ticked {
+                report: controller_tick(store, &input).await,
+            }
         }
     }
 }

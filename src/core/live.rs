@@ -11,7 +11,7 @@
 //! older router, or a salt kept secret) is left unset and named in a note, so the page can say
 //! that its preview uses the default there.
 
-use crate::core::cohort::{Salt, DEFAULT_SALT};
+use crate::core::cohort::{Percent, Salt, DEFAULT_SALT};
 use crate::core::config::{self, Config};
 use crate::core::decide::RouteState;
 use crate::core::model::BreakerView;
@@ -260,12 +260,29 @@ pub fn route_state_of_status(status: &Value) -> Result<LiveState, String> {
     };
     let rollback_active = flag("/rollout_status/rollback_active", &mut notes);
     let quality_gate_closed = flag("/rollout_status/quality_gate_closed", &mut notes);
+    // While a rollout drives the split, its stage's percentage replaces the configured one.
+    let rollout_percentage = match status.pointer("/rollout_status/routing") {
+        Some(Value::String(r)) if r == "percentage" => {
+            let p = status
+                .pointer("/rollout_status/rollout_percentage")
+                .and_then(Value::as_f64)
+                .and_then(Percent::from_percent);
+            if p.is_none() {
+                notes.push(
+                    "a rollout is running but the status did not report its percentage; using the configured one".into(),
+                );
+            }
+            p
+        }
+        _ => None,
+    };
     Ok(LiveState {
         state: RouteState {
             rollback_active,
             lightrag_breaker: view,
             quality_gate_closed,
             quality_probe_roll: 1.0,
+            rollout_percentage,
         },
         breaker: breaker.to_string(),
         notes,
@@ -364,5 +381,23 @@ mod tests {
         let l = route_state_of_status(&json!({})).unwrap();
         assert_eq!(l.state, RouteState::default());
         assert_eq!(l.notes.len(), 3);
+        assert_eq!(l.state.rollout_percentage, None);
+    }
+
+    #[test]
+    fn a_running_rollout_routes_by_its_stage() {
+        let s = |routing: &str| {
+            json!({"service_performance": {"circuit_breaker": {"state": "closed"}},
+                   "rollout_status": {"rollback_active": false, "quality_gate_closed": false,
+                                      "routing": routing, "rollout_percentage": 15.0,
+                                      "configured_percentage": 5.0}})
+        };
+        let l = route_state_of_status(&s("percentage")).unwrap();
+        assert_eq!(l.state.rollout_percentage, Percent::from_percent(15.0));
+        assert!(l.notes.is_empty());
+        for other in ["inactive", "rolled_back"] {
+            let l = route_state_of_status(&s(other)).unwrap();
+            assert_eq!(l.state.rollout_percentage, None, "{other}");
+        }
     }
 }

@@ -38,6 +38,7 @@ pub mod quality;
 pub mod window;
 
 // The self-driving rollout (docs/rollout.md): plan, gates, state machine, commands, status.
+pub mod controller;
 pub mod rollout;
 
 // Upstream and front-door wire formats (docs/architecture.md#upstreams-and-the-front-door).

@@ -2,20 +2,34 @@
 //! `get_system_status`) and the `GET /metrics` Prometheus text exposition.
 //!
 //! Why pure: both are pure functions of the isolate's state (config, breakers, windows, the
-//! controller's last aggregate, KV warnings); keeping them here makes their shape testable
-//! natively and keeps the Worker a thin caller. No raw user id ever reaches these inputs.
+//! routing document) and of the controller's documents the admin API read for them; keeping
+//! them here makes their shape testable natively and keeps the Worker a thin caller. No raw
+//! user id ever reaches these inputs.
+//!
+//! `/metrics` serves two scopes. The **fleet** series are what a scraper can `rate()` and sum:
+//! monotonic `_total` counters and a latency histogram from the controller's committed totals
+//! (`core::controller::ledger`: every isolate's flushes, each minute counted once, never
+//! shrinking when isolates die), whichever isolate the scrape lands on. The **isolate** series
+//! (`cmo_router_isolate_*`, label `scope="isolate"`) are the answering isolate's own last-hour
+//! gauges, breaker state and KV counters: useful for looking at one isolate, not for
+//! aggregation.
 
 use crate::core::answer::cache::CacheCounts;
 use crate::core::answer::shadow::ShadowCounts;
 use crate::core::answer::watch::WatchStatus;
 use crate::core::breaker::BreakerStatus;
 use crate::core::config::{Config, Problem};
+use crate::core::controller::{ControllerDoc, RolloutView, RoutingDoc};
 use crate::core::experiment::report::ShadowSummary;
 use crate::core::fleet::{KvHealth, QuotaStatus, TickNote};
 use crate::core::model::Arm;
 use crate::core::model::Upstream;
-use crate::core::store::{per_upstream, OpCounts, RolloutDoc};
+use crate::core::store::{per_upstream, OpCounts};
 use crate::core::window::{Histogram, MetricKey, Stats};
+
+/// The rollout as `GET /admin/rollout` shows it (the stored state with the queued commands
+/// applied), or why it could not be read.
+pub type RolloutSummary = Result<RolloutView, String>;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -30,7 +44,12 @@ pub struct ReportInputs<'a> {
     pub breakers: &'a [(Upstream, BreakerStatus)],
     /// This isolate's windows (last hour).
     pub local: &'a BTreeMap<MetricKey, Stats>,
-    pub rollout: Option<&'a RolloutDoc>,
+    /// The routing document this isolate routes by.
+    pub routing: Option<&'a RoutingDoc>,
+    /// `controller/state`, when the caller read it (the admin API does; requests never do).
+    pub controller: Option<&'a ControllerDoc>,
+    /// The rollout's projected status, when the caller read it.
+    pub rollout: Option<&'a RolloutSummary>,
     pub kv_warnings: &'a [String],
     pub kv_ops: &'a OpCounts,
     pub last_refresh_ms: Option<u64>,
@@ -155,7 +174,7 @@ fn answer_section(i: &ReportInputs<'_>) -> Value {
     let c = i.config;
     let a = i.answer;
     let fleet_shadow = i
-        .rollout
+        .controller
         .and_then(|r| r.aggregate.as_ref())
         .and_then(|g| g.shadow.as_ref())
         .map(shadow_series);
@@ -177,7 +196,7 @@ fn answer_section(i: &ReportInputs<'_>) -> Value {
             "scope": "this isolate, last hour",
             "by_arm": no_context_by_arm(i.local),
             "breaker_watch": a.watch,
-            "fleet_by_arm": i.rollout.and_then(|r| r.aggregate.as_ref()).map(|g| no_context_by_arm(&g.stats)),
+            "fleet_by_arm": i.controller.and_then(|r| r.aggregate.as_ref()).map(|g| no_context_by_arm(&g.stats)),
         },
         "shadow": {
             "percentage": c.shadow_percentage.percent(),
@@ -247,7 +266,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             )
         })
         .collect();
-    let fleet = i.rollout.and_then(|r| r.aggregate.as_ref()).map(|a| {
+    let fleet = i.controller.and_then(|r| r.aggregate.as_ref()).map(|a| {
         json!({
             "completed_ms": a.completed_ms,
             "isolates": a.isolates,
@@ -257,7 +276,7 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "performance": perf_by_upstream(&a.stats),
         })
     });
-    let pass = i.rollout.and_then(|r| r.pass.as_ref()).map(|p| {
+    let pass = i.controller.and_then(|r| r.pass.as_ref()).map(|p| {
         json!({
             "in_progress": true,
             "started_ms": p.started_ms,
@@ -266,7 +285,13 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "note": "more isolate keys than one cron invocation may read; the pass continues on the next tick",
         })
     });
-    let rollback = c.emergency_rollback || i.rollout.is_some_and(|r| r.rollback_active);
+    let rollback = c.emergency_rollback || i.routing.is_some_and(RoutingDoc::rolled_back);
+    let routes_at = i
+        .routing
+        .and_then(RoutingDoc::route_percentage)
+        .unwrap_or(c.rollout_percentage);
+    let view = i.rollout.and_then(|r| r.as_ref().ok());
+    let rollout_error = i.rollout.and_then(|r| r.as_ref().err());
     json!({
         "timestamp": i.now_ms as f64 / 1000.0,
         "timestamp_ms": i.now_ms,
@@ -311,11 +336,24 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
             "fleet": fleet,
         },
         "rollout_status": {
-            "rollout_percentage": c.rollout_percentage.percent(),
+            "rollout_percentage": routes_at.percent(),
+            "configured_percentage": c.rollout_percentage.percent(),
+            "phase": view.map(|v| v.status.phase),
+            "current_percentage": view.map(|v| v.status.current_percentage.percent()),
+            "routing": view.map(|v| v.status.routing),
+            "rollout_id": view.and_then(|v| v.status.rollout_id.clone()),
+            "strategy": view.and_then(|v| v.status.strategy),
+            "current_stage_index": view.and_then(|v| v.status.current_stage_index),
+            "stage_count": view.and_then(|v| v.status.stage_count),
+            "pending_commands": view.map(|v| v.pending_commands.len()),
+            "rollout_error": rollout_error,
+            "routing_document": i.routing.map(|r| json!({
+                "revision": r.revision, "by": r.by, "phase": r.phase, "updated_ms": r.updated_ms,
+            })),
             "rollback_active": rollback,
-            "quality_gate_closed": i.rollout.is_some_and(|r| r.quality_gate_closed),
-            "quality_gate": i.rollout.and_then(|r| r.gate),
-            "controller_updated_ms": i.rollout.map(|r| r.updated_ms),
+            "quality_gate_closed": i.routing.is_some_and(|r| r.quality_gate_closed),
+            "quality_gate": i.controller.and_then(|r| r.gate),
+            "controller_updated_ms": i.controller.map(|r| r.updated_ms),
             "aggregation_pass": pass,
             "controller_last_tick": i.last_tick,
         },
@@ -349,216 +387,416 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
     })
 }
 
-/// The `GET /metrics` text (Prometheus exposition format 0.0.4). Counters are this isolate's
-/// last-hour window, labelled by upstream and arm.
-pub fn prometheus(i: &ReportInputs<'_>) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, v) in rows {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {v}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
-            }
+/// A sample value: integers as integers, NaN as `NaN`.
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Writes one metric family: `# HELP`, `# TYPE`, then its samples (`suffix{labels} value`).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, rows: &[(String, String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (suffix, labels, v) in rows {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name}{suffix} {}", value(*v));
+        } else {
+            let _ = writeln!(out, "{name}{suffix}{{{labels}}} {}", value(*v));
         }
-    };
-    let by_key = |f: &dyn Fn(&Stats) -> f64| -> Vec<(String, f64)> {
-        i.local
+    }
+}
+
+fn key_labels(k: &MetricKey) -> String {
+    format!(
+        "upstream=\"{}\",arm=\"{}\"",
+        k.upstream.as_str(),
+        k.arm.as_str()
+    )
+}
+
+/// Histogram `le` bounds in seconds: (2^k − 1) ms for k = 1..=24, the edges of the window's
+/// log buckets, so every bucket count is exact for integer-millisecond latencies (a latency
+/// below 2^k ms is at most 2^k − 1 ms).
+fn latency_bounds() -> impl Iterator<Item = (u64, String)> {
+    (1..=24u32).map(|k| {
+        let ms = (1u64 << k) - 1;
+        (ms, value(ms as f64 / 1000.0))
+    })
+}
+
+/// Cumulative count of the histogram's values below `limit_ms` (exclusive).
+fn count_below(h: &Histogram, limit_ms: u64) -> u64 {
+    let pairs: Vec<(u8, u64)> = h.clone().into();
+    pairs
+        .iter()
+        .filter(|(b, _)| Histogram::bucket_range(usize::from(*b)).1 <= limit_ms)
+        .fold(0u64, |a, (_, c)| a.saturating_add(*c))
+}
+
+/// A label value as the exposition format writes it (`\\`, `\"` and `\n` escaped): the
+/// reasons come from KV, so they are escaped rather than trusted.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The fleet's counters: the controller's committed totals.
+fn fleet_families(out: &mut String, doc: &ControllerDoc) {
+    let totals = &doc.totals.stats;
+    let mut rows = Vec::new();
+    for (k, s) in totals {
+        for (outcome, n) in [("success", s.successes), ("error", s.errors)] {
+            rows.push((
+                String::new(),
+                format!("{},outcome=\"{outcome}\"", key_labels(k)),
+                n as f64,
+            ));
+        }
+    }
+    family(
+        out,
+        "cmo_router_requests_total",
+        "counter",
+        "Requests, fleet-wide, by the upstream that served them, the arm the user was assigned to (intention to treat) and the outcome for the user. Each minute is counted once it has settled (two flush periods), from every isolate's flushes.",
+        &rows,
+    );
+    let mut rows = Vec::new();
+    for (reason, s) in &doc.reason_totals {
+        for (outcome, n) in [("success", s.successes), ("error", s.errors)] {
+            rows.push((
+                String::new(),
+                format!("reason=\"{}\",outcome=\"{outcome}\"", escape_label(reason)),
+                n as f64,
+            ));
+        }
+    }
+    family(
+        out,
+        "cmo_router_decisions_total",
+        "counter",
+        "The requests of cmo_router_requests_total by why they were routed where they were (X-Route-Reason; rules are counted as reason=\"rule\"), fleet-wide.",
+        &rows,
+    );
+    let per_key = |f: &dyn Fn(&Stats) -> u64| -> Vec<(String, String, f64)> {
+        totals
             .iter()
-            .map(|(k, s)| {
-                (
-                    format!(
-                        "upstream=\"{}\",arm=\"{}\"",
-                        k.upstream.as_str(),
-                        k.arm.as_str()
-                    ),
-                    f(s),
-                )
-            })
+            .map(|(k, s)| (String::new(), key_labels(k), f(s) as f64))
             .collect()
     };
     family(
-        "cmo_router_requests",
-        "gauge",
-        "Requests served in this isolate's last-hour window.",
-        by_key(&|s| s.count as f64),
+        out,
+        "cmo_router_fallbacks_total",
+        "counter",
+        "Requests a fallback served, fleet-wide.",
+        &per_key(&|s| s.fallbacks),
     );
     family(
-        "cmo_router_errors",
-        "gauge",
-        "Failed requests in the window.",
-        by_key(&|s| s.errors as f64),
+        out,
+        "cmo_router_truncated_streams_total",
+        "counter",
+        "Streams cut after their first byte, fleet-wide.",
+        &per_key(&|s| s.truncated),
     );
     family(
-        "cmo_router_fallbacks",
-        "gauge",
-        "Requests served by a fallback in the window.",
-        by_key(&|s| s.fallbacks as f64),
+        out,
+        "cmo_router_rejected_total",
+        "counter",
+        "Requests the upstream refused for what they asked (400/404/413/422, context length), fleet-wide; not in cmo_router_requests_total.",
+        &per_key(&|s| s.rejected),
+    );
+    let mut rows = Vec::new();
+    for (k, s) in totals {
+        let labels = key_labels(k);
+        for (ms, le) in latency_bounds() {
+            rows.push((
+                "_bucket".to_string(),
+                format!("{labels},le=\"{le}\""),
+                count_below(&s.latency, ms.saturating_add(1)) as f64,
+            ));
+        }
+        rows.push((
+            "_bucket".to_string(),
+            format!("{labels},le=\"+Inf\""),
+            s.latency.count() as f64,
+        ));
+        rows.push((
+            "_sum".to_string(),
+            labels.clone(),
+            s.latency_sum as f64 / 1000.0,
+        ));
+        rows.push(("_count".to_string(), labels, s.latency.count() as f64));
+    }
+    family(
+        out,
+        "cmo_router_latency_seconds",
+        "histogram",
+        "Time to the first byte of the answer (the whole answer for a complete JSON reply), fleet-wide.",
+        &rows,
+    );
+    let mut rows = Vec::new();
+    for (k, s) in totals {
+        let labels = key_labels(k);
+        rows.push((
+            "_sum".to_string(),
+            labels.clone(),
+            s.quality_sum as f64 / 1_000_000.0,
+        ));
+        rows.push(("_count".to_string(), labels, s.quality_count as f64));
+    }
+    family(
+        out,
+        "cmo_router_quality_score",
+        "summary",
+        "Answer quality scores (0-1) of the scored answers, fleet-wide; unscored answers are not counted.",
+        &rows,
+    );
+    let rows: Vec<(String, String, f64)> = doc
+        .breaker_trips
+        .iter()
+        .map(|(u, n)| {
+            (
+                String::new(),
+                format!("upstream=\"{}\"", u.as_str()),
+                *n as f64,
+            )
+        })
+        .collect();
+    family(
+        out,
+        "cmo_router_breaker_trips_total",
+        "counter",
+        "Circuit breaker trips, fleet-wide (one outage counts once, not once per isolate).",
+        &rows,
     );
     family(
-        "cmo_router_truncated_streams",
+        out,
+        "cmo_router_fleet_counted_through_seconds",
         "gauge",
-        "Streams cut after the first byte in the window.",
-        by_key(&|s| s.truncated as f64),
+        "The fleet counters include every minute that ended at or before this time (Unix seconds).",
+        &[(
+            String::new(),
+            String::new(),
+            (doc.totals.through_ms / 1000) as f64,
+        )],
     );
+}
+
+/// One isolate-local gauge: name suffix, help, value per key.
+type LocalGauge<'a> = (&'a str, &'a str, &'a dyn Fn(&Stats) -> f64);
+
+/// The `GET /metrics` text (Prometheus exposition format 0.0.4): the fleet's counters (from
+/// `controller/state`, when the caller read it) and this isolate's own series, labelled
+/// `scope="isolate"`.
+pub fn prometheus(i: &ReportInputs<'_>) -> String {
+    let mut out = String::new();
+    if let Some(doc) = i.controller {
+        fleet_families(&mut out, doc);
+    }
+    let scope = "scope=\"isolate\"";
+    let by_key = |f: &dyn Fn(&Stats) -> f64| -> Vec<(String, String, f64)> {
+        i.local
+            .iter()
+            .map(|(k, s)| (String::new(), format!("{scope},{}", key_labels(k)), f(s)))
+            .collect()
+    };
+    let local: [LocalGauge<'_>; 8] = [
+        ("requests", "Requests served in this isolate's last-hour window.", &|s| s.count as f64),
+        ("errors", "Failed requests in this isolate's window.", &|s| s.errors as f64),
+        ("fallbacks", "Requests served by a fallback in this isolate's window.", &|s| s.fallbacks as f64),
+        ("truncated_streams", "Streams cut after the first byte in this isolate's window.", &|s| s.truncated as f64),
+        ("rejected", "Requests the upstream refused for what they asked, in this isolate's window; not in cmo_router_isolate_requests.", &|s| s.rejected as f64),
+        ("quality_mean", "Mean answer quality score in this isolate's window.", &|s| s.mean_quality().unwrap_or(f64::NAN)),
+        ("latency_p50_ms", "Median latency (ms) in this isolate's window.", &|s| s.p50().map(|v| v as f64).unwrap_or(f64::NAN)),
+        ("latency_p95_ms", "95th percentile latency (ms) in this isolate's window.", &|s| s.p95().map(|v| v as f64).unwrap_or(f64::NAN)),
+    ];
+    for (name, help, f) in local {
+        family(
+            &mut out,
+            &format!("cmo_router_isolate_{name}"),
+            "gauge",
+            help,
+            &by_key(f),
+        );
+    }
     family(
-        "cmo_router_rejected",
+        &mut out,
+        "cmo_router_isolate_no_context",
         "gauge",
-        "Requests the upstream refused for what they asked (400/404/413/422, context length, too short for LightRAG), in the window; not in cmo_router_requests.",
-        by_key(&|s| s.rejected as f64),
-    );
-    family(
-        "cmo_router_quality_mean",
-        "gauge",
-        "Mean answer quality score in the window.",
-        by_key(&|s| s.mean_quality().unwrap_or(f64::NAN)),
-    );
-    family(
-        "cmo_router_latency_p50_ms",
-        "gauge",
-        "Median latency (ms) in the window.",
-        by_key(&|s| s.p50().map(|v| v as f64).unwrap_or(f64::NAN)),
-    );
-    family(
-        "cmo_router_latency_p95_ms",
-        "gauge",
-        "95th percentile latency (ms) in the window.",
-        by_key(&|s| s.p95().map(|v| v as f64).unwrap_or(f64::NAN)),
-    );
-    family(
-        "cmo_router_no_context",
-        "gauge",
-        "Requests in the window in which an upstream's answer was a no-context reply (served by a fallback or not).",
-        by_key(&|s| s.no_context as f64),
+        "Requests in this isolate's window in which an upstream's answer was a no-context reply (served by a fallback or not).",
+        &by_key(&|s| s.no_context as f64),
     );
     let mut rows = Vec::new();
     for (k, s) in i.local {
         for (t, c) in &s.by_type {
             rows.push((
-                format!(
-                    "upstream=\"{}\",arm=\"{}\",query_type=\"{}\"",
-                    k.upstream.as_str(),
-                    k.arm.as_str(),
-                    t.as_str()
-                ),
+                String::new(),
+                format!("{scope},{},query_type=\"{}\"", key_labels(k), t.as_str()),
                 c.no_context as f64,
             ));
         }
     }
     family(
-        "cmo_router_no_context_by_type",
+        &mut out,
+        "cmo_router_isolate_no_context_by_type",
         "gauge",
-        "No-context replies in the window, per query type.",
-        rows,
+        "No-context replies in this isolate's window, per query type.",
+        &rows,
     );
     let sh = &i.answer.shadow;
+    let one = |v: f64| [(String::new(), scope.to_string(), v)];
     family(
-        "cmo_router_shadow_calls",
+        &mut out,
+        "cmo_router_isolate_shadow_calls",
         "gauge",
-        "Shadow calls (LightRAG asked unseen) that reached a verdict in the window.",
-        vec![(String::new(), sh.count as f64)],
+        "Shadow calls (LightRAG asked unseen) that reached a verdict in this isolate's window.",
+        &one(sh.count as f64),
     );
     family(
-        "cmo_router_shadow_no_context",
+        &mut out,
+        "cmo_router_isolate_shadow_no_context",
         "gauge",
-        "Shadow calls answered with a no-context reply in the window.",
-        vec![(String::new(), sh.no_context as f64)],
+        "Shadow calls answered with a no-context reply in this isolate's window.",
+        &one(sh.no_context as f64),
     );
     family(
-        "cmo_router_shadow_errors",
+        &mut out,
+        "cmo_router_isolate_shadow_errors",
         "gauge",
-        "Shadow calls that failed in the window.",
-        vec![(String::new(), sh.errors as f64)],
+        "Shadow calls that failed in this isolate's window.",
+        &one(sh.errors as f64),
     );
+    let sc = &i.answer.shadow_counts;
     family(
-        "cmo_router_shadow_skipped_total",
+        &mut out,
+        "cmo_router_isolate_shadow_skipped_total",
         "counter",
-        "Shadow calls not made, by reason.",
-        vec![
-            (
-                "reason=\"cap\"".to_string(),
-                i.answer.shadow_counts.skipped_cap as f64,
-            ),
-            (
-                "reason=\"breaker\"".to_string(),
-                i.answer.shadow_counts.skipped_breaker as f64,
-            ),
-            (
-                "reason=\"rollback\"".to_string(),
-                i.answer.shadow_counts.skipped_rollback as f64,
-            ),
-        ],
+        "Shadow calls this isolate did not make since it started, by reason.",
+        &[
+            ("cap", sc.skipped_cap),
+            ("breaker", sc.skipped_breaker),
+            ("rollback", sc.skipped_rollback),
+        ]
+        .map(|(r, n)| (String::new(), format!("{scope},reason=\"{r}\""), n as f64)),
     );
+    let rows: Vec<(String, String, f64)> = i
+        .answer
+        .cache
+        .iter()
+        .map(|(u, c)| {
+            (
+                String::new(),
+                format!("{scope},upstream=\"{}\"", u.as_str()),
+                c.hits as f64,
+            )
+        })
+        .collect();
     family(
-        "cmo_router_cache_hits_total",
+        &mut out,
+        "cmo_router_isolate_cache_hits_total",
         "counter",
-        "Answers served from the response cache.",
-        i.answer
-            .cache
-            .iter()
-            .map(|(u, c)| (format!("upstream=\"{}\"", u.as_str()), c.hits as f64))
-            .collect(),
+        "Answers this isolate served from the response cache since it started.",
+        &rows,
     );
     family(
-        "cmo_router_no_context_escalated",
+        &mut out,
+        "cmo_router_isolate_no_context_escalated",
         "gauge",
-        "1 while LightRAG's no-context replies count as breaker failures (LIGHTRAG_NO_CONTEXT_BREAKER_RATE crossed).",
-        vec![(
-            String::new(),
-            f64::from(u8::from(i.answer.watch.is_some_and(|w| w.escalated))),
-        )],
+        "1 while LightRAG's no-context replies count as breaker failures in this isolate (LIGHTRAG_NO_CONTEXT_BREAKER_RATE crossed).",
+        &one(f64::from(u8::from(
+            i.answer.watch.is_some_and(|w| w.escalated),
+        ))),
     );
     let states = ["closed", "open", "half_open"];
     let mut rows = Vec::new();
     for (u, b) in i.breakers {
         for st in states {
             rows.push((
-                format!("upstream=\"{}\",state=\"{st}\"", u.as_str()),
+                String::new(),
+                format!("{scope},upstream=\"{}\",state=\"{st}\"", u.as_str()),
                 f64::from(u8::from(b.state.as_str() == st)),
             ));
         }
     }
     family(
-        "cmo_router_breaker_state",
+        &mut out,
+        "cmo_router_isolate_breaker_state",
         "gauge",
-        "Circuit breaker state (1 for the current state).",
-        rows,
+        "Circuit breaker state in this isolate (1 for the current state).",
+        &rows,
+    );
+    let routes_at = i
+        .routing
+        .and_then(RoutingDoc::route_percentage)
+        .unwrap_or(i.config.rollout_percentage);
+    family(
+        &mut out,
+        "cmo_router_isolate_rollout_percentage",
+        "gauge",
+        "The LightRAG percentage this isolate routes by (the running rollout's, else the configured one).",
+        &[(String::new(), scope.to_string(), routes_at.percent())],
     );
     family(
-        "cmo_router_rollout_percentage",
+        &mut out,
+        "cmo_router_isolate_rollback_active",
         "gauge",
-        "Configured LightRAG rollout percentage.",
-        vec![(String::new(), i.config.rollout_percentage.percent())],
+        "1 while this isolate sends everybody to Perplexity (rollout rolled back or LIGHTRAG_EMERGENCY_ROLLBACK).",
+        &[(
+            String::new(),
+            scope.to_string(),
+            f64::from(u8::from(
+                i.config.emergency_rollback || i.routing.is_some_and(RoutingDoc::rolled_back),
+            )),
+        )],
     );
     family(
-        "cmo_router_config_version",
+        &mut out,
+        "cmo_router_isolate_config_version",
         "gauge",
-        "Version of the config overrides in use.",
-        vec![(String::new(), i.config.version as f64)],
+        "Version of the config overrides this isolate runs on.",
+        &[(String::new(), scope.to_string(), i.config.version as f64)],
     );
     family(
-        "cmo_router_config_problems",
+        &mut out,
+        "cmo_router_isolate_config_problems",
         "gauge",
-        "Rejected configuration values.",
-        vec![(String::new(), i.problems.len() as f64)],
+        "Rejected configuration values in this isolate.",
+        &[(String::new(), scope.to_string(), i.problems.len() as f64)],
     );
     family(
-        "cmo_router_kv_operations_total",
+        &mut out,
+        "cmo_router_isolate_kv_operations_total",
         "counter",
-        "KV operations made by this isolate.",
-        vec![
-            ("op=\"read\"".to_string(), i.kv_ops.reads as f64),
-            ("op=\"write\"".to_string(), i.kv_ops.writes as f64),
-            ("op=\"list\"".to_string(), i.kv_ops.lists as f64),
+        "KV operations made by this isolate since it started.",
+        &[
+            (
+                String::new(),
+                format!("{scope},op=\"read\""),
+                i.kv_ops.reads as f64,
+            ),
+            (
+                String::new(),
+                format!("{scope},op=\"write\""),
+                i.kv_ops.writes as f64,
+            ),
+            (
+                String::new(),
+                format!("{scope},op=\"list\""),
+                i.kv_ops.lists as f64,
+            ),
         ],
     );
     family(
-        "cmo_router_kv_warnings",
+        &mut out,
+        "cmo_router_isolate_kv_warnings",
         "gauge",
-        "Corrupt or unreadable KV values seen at the last refresh.",
-        vec![(String::new(), i.kv_warnings.len() as f64)],
+        "Corrupt or unreadable KV values this isolate saw at its last refresh.",
+        &[(String::new(), scope.to_string(), i.kv_warnings.len() as f64)],
     );
     out
 }

@@ -1,5 +1,6 @@
 //! Router state in Workers KV (docs/architecture.md#workers-kv-budget): the key layout, the documents stored under each key,
-//! the per-key write throttle, the background refresh and the cron controller's aggregation.
+//! the per-key write throttle and the background refresh. The cron controller that reads the
+//! metric flushes and drives the rollout is `core::controller`.
 //!
 //! Why here and not in `edge`: every rule of the KV budget (what is read when, what may be
 //! written how often, what a corrupt value does, how the controller stays under 1,000
@@ -15,16 +16,23 @@
 //!   at most once a second per key ([`WriteThrottle`]).
 //! - `breaker/<upstream>/admin` → the operator's last [`AdminCommand`] on that breaker (reset or
 //!   force-open), which dominates every generation (see `core::breaker::replica`).
-//! - `metrics/<isolate id>` → [`MetricsFlush`] — one isolate's windows, written at most every
-//!   `METRICS_FLUSH_SECONDS`, with an expiry so dead isolates disappear on their own.
-//! - `rollout/state` → [`RolloutDoc`] — written by the cron controller: the fleet aggregate,
-//!   the quality gate verdict, and the progress of a paged pass over `metrics/`.
+//! - `metrics/<isolate id>` → [`MetricsFlush`] — one isolate's windows (and its windows of the
+//!   rollout stage it routes at), written at most every `METRICS_FLUSH_SECONDS`, with an expiry
+//!   so dead isolates disappear on their own.
+//! - `rollout/state` → the rollout machine's document (`core::rollout::state`), written by the
+//!   cron controller only.
+//! - `rollout/commands/<issued_at>-<id>` → one queued operator command (`core::rollout::command`),
+//!   written by the admin API with a one-hour expiry, applied by the controller.
+//! - `rollout/routing` → [`RoutingDoc`], the small document isolates route by (controller, and
+//!   the admin API's projection of a queued command).
+//! - `controller/state` → the controller's bookkeeping (`core::controller::doc`): paged pass,
+//!   last-hour aggregate, quality gate, fleet totals, the stage's evidence ledger.
 //!
 //! A value that fails to parse is ignored: the loader returns a warning naming the key (for the
 //! log and the status API) and the router keeps running on what it had.
 
 use crate::core::breaker::{AdminCommand, BreakerSnapshot};
-use crate::core::gate::{evaluate, GatePolicy, GateStatus};
+use crate::core::controller::{RoutingDoc, SplitTag, ROUTING_KEY};
 use crate::core::model::Upstream;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
@@ -65,19 +73,15 @@ pub fn metrics_key(isolate: &str) -> String {
     format!("{METRICS_PREFIX}{isolate}")
 }
 
-/// The span of a flushed metric window (60 one-minute buckets, `core::window::Window`).
-pub const METRICS_WINDOW_SECONDS: u64 = 3_600;
-
-/// The expiry of a metrics flush: as long as the window it holds, at least three flush periods.
-/// A flush's samples stay in the controller's last-hour aggregate until they age out of the
-/// window, whether or not the isolate is still alive; a dead isolate's key disappears an hour
-/// after its last flush. (It used to expire after three flush periods, which dropped every
-/// isolate that had no request for three minutes from the aggregate: the fleet simulation
-/// measured a 50 % undercount at 1,000 isolates, issue 14.)
+/// The expiry of a metrics flush: three flush periods, so a live isolate's key never lapses
+/// between two flushes and a dead one's disappears soon after — but at least two minutes longer
+/// than the controller waits before it commits a minute (`core::controller::ledger`), so a dead
+/// isolate's last minutes are counted before its key goes (never below KV's 60 s minimum).
 pub fn metrics_ttl_seconds(flush_seconds: u64) -> u64 {
+    let settle_s = crate::core::controller::settle_ms(flush_seconds) / 1000;
     flush_seconds
         .saturating_mul(3)
-        .max(METRICS_WINDOW_SECONDS)
+        .max(settle_s.saturating_add(120))
         .max(MIN_TTL_SECONDS)
 }
 
@@ -142,12 +146,6 @@ impl fmt::Display for StoreError {
 
 /// The few KV operations the router uses. (No `Send` bounds: Workers futures are
 /// single-threaded.)
-///
-/// Two operations have a default built from the three basic ones, for a backend whose every
-/// call is a round trip to somewhere else to override: [`StateStore::get_many`] (a refresh's
-/// reads in one request) and [`StateStore::run_tick`] (the controller run next to the data).
-/// Workers KV keeps the defaults; the Durable Object backend (`core::hub`) answers each in one
-/// request.
 pub trait StateStore {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>>;
     fn put(
@@ -163,7 +161,9 @@ pub trait StateStore {
         limit: u32,
     ) -> impl Future<Output = Result<ListPage, StoreError>>;
 
-    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each.
+    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each
+    /// (Workers KV); a backend whose every call is a round trip (the Durable Object,
+    /// `core::hub`) answers them in one request.
     fn get_many(
         &self,
         keys: &[String],
@@ -175,20 +175,6 @@ pub trait StateStore {
             }
             out
         }
-    }
-
-    /// One controller tick over this store. Default: [`controller_tick`] here, with the
-    /// operations it makes counted against `max_ops`.
-    fn run_tick(
-        &self,
-        now_ms: u64,
-        gate: &GatePolicy,
-        max_ops: u32,
-    ) -> impl Future<Output = TickReport>
-    where
-        Self: Sized,
-    {
-        controller_tick(self, now_ms, gate, max_ops)
     }
 }
 
@@ -260,61 +246,27 @@ pub struct MetricsFlush {
     pub flushed_ms: u64,
     #[serde(default)]
     pub windows: BTreeMap<MetricKey, Window>,
+    /// The experiment's traffic routed at the rollout stage `tag` (treatment and control arms
+    /// only), recorded since this isolate adopted that stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitFlush>,
+    /// The same requests by why they were routed where they were (`Reason::as_str`: rule names
+    /// are folded into `rule`, so the label's values stay a fixed set); the fleet's
+    /// `cmo_router_decisions_total`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, Window>,
     /// Shadow calls' window (docs/answer-aware.md#shadow-comparison): LightRAG's answers to
     /// questions Perplexity served, a series of its own, never an arm's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Window>,
 }
 
-/// A finished pass over every isolate's flush.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Aggregate {
-    pub completed_ms: u64,
-    pub isolates: u64,
-    /// Flushes that failed to parse and were skipped.
+/// The windows of the traffic an isolate routed at one rollout stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitFlush {
+    pub tag: SplitTag,
     #[serde(default)]
-    pub corrupt: u64,
-    /// How many controller ticks the pass took (more than one when there were too many isolate
-    /// keys for one invocation's 1,000 KV operations).
-    #[serde(default)]
-    pub ticks: u64,
-    #[serde(default)]
-    pub stats: BTreeMap<MetricKey, Stats>,
-    /// The shadow series summed over the isolates' flushes (last hour).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Stats>,
-}
-
-/// A pass in progress (resumes at `cursor` on the next tick).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PassProgress {
-    pub cursor: Option<String>,
-    pub started_ms: u64,
-    pub isolates: u64,
-    #[serde(default)]
-    pub corrupt: u64,
-    #[serde(default)]
-    pub ticks: u64,
-    #[serde(default)]
-    pub stats: BTreeMap<MetricKey, Stats>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Stats>,
-}
-
-/// `rollout/state`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RolloutDoc {
-    pub updated_ms: u64,
-    #[serde(default)]
-    pub quality_gate_closed: bool,
-    #[serde(default)]
-    pub gate: Option<GateStatus>,
-    #[serde(default)]
-    pub rollback_active: bool,
-    #[serde(default)]
-    pub aggregate: Option<Aggregate>,
-    #[serde(default)]
-    pub pass: Option<PassProgress>,
+    pub windows: BTreeMap<MetricKey, Window>,
 }
 
 /// One KV value as a refresh found it. A failed read or a corrupt value is not the same as a
@@ -336,7 +288,8 @@ pub struct RemoteState {
     pub breakers: Vec<(Upstream, BreakerSnapshot)>,
     /// The operators' last commands, applied before the snapshots.
     pub admin: Vec<(Upstream, AdminCommand)>,
-    pub rollout: Fetched<RolloutDoc>,
+    /// `rollout/routing`.
+    pub routing: Fetched<RoutingDoc>,
     /// Corrupt values and failed reads, naming the key.
     pub warnings: Vec<String>,
 }
@@ -384,12 +337,12 @@ fn found<T>(f: Fetched<T>) -> Option<T> {
 }
 
 /// The keys a refresh reads: overrides, the two breaker snapshots, the two operator commands,
-/// the rollout document.
+/// the routing document.
 pub fn refresh_keys() -> Vec<String> {
     let mut keys = vec![CONFIG_KEY.to_string()];
     keys.extend(Upstream::ALL.map(breaker_key));
     keys.extend(Upstream::ALL.map(breaker_admin_key));
-    keys.push(ROLLOUT_KEY.to_string());
+    keys.push(ROUTING_KEY.to_string());
     keys
 }
 
@@ -420,12 +373,12 @@ pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
             admin.push((u, c));
         }
     }
-    let rollout = fetched::<RolloutDoc>(ROLLOUT_KEY, raw.next(), &mut warnings);
+    let routing = fetched::<RoutingDoc>(ROUTING_KEY, raw.next(), &mut warnings);
     RemoteState {
         overrides,
         breakers,
         admin,
-        rollout,
+        routing,
         warnings,
     }
 }
@@ -503,160 +456,4 @@ pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, St
         out.entry(k.upstream).or_default().merge(s);
     }
     out
-}
-
-/// Why a controller tick did nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TickSkipped {
-    /// `rollout/state` could not be read: without it the controller cannot know the gate's
-    /// state, a rollback or the pass in progress, and writing defaults would undo them.
-    ReadFailed,
-    /// `rollout/state` did not parse: kept as it is for an operator to inspect (the status
-    /// API shows the warning), never overwritten with defaults.
-    Corrupt,
-    /// The state backend did not answer the tick (the Durable Object, `core::hub`).
-    Unreachable,
-}
-
-/// What one controller tick did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TickReport {
-    /// Set when the tick did nothing (and wrote nothing).
-    pub skipped: Option<TickSkipped>,
-    pub ops: u32,
-    pub keys_read: u64,
-    pub corrupt: u64,
-    /// The pass finished this tick (the aggregate and the gate were updated).
-    pub completed: bool,
-    /// The pass continues on the next tick from this cursor.
-    pub resume_cursor: Option<String>,
-    pub gate_closed: bool,
-    pub warnings: Vec<String>,
-}
-
-/// One cron tick: reads `rollout/state` (a failed read or a corrupt value skips the tick
-/// and writes nothing, see [`TickSkipped`]; only a missing key starts from defaults), continues
-/// (or starts) a pass over `metrics/`, reading as many isolate flushes
-/// as `max_ops` allows (one list per page, one get per key, plus one read and one write of
-/// `rollout/state`), merges them, and when the pass is complete evaluates the quality gate and
-/// publishes the aggregate. A pass that does not fit resumes on the next tick; the status API
-/// says so (`pass` present, `aggregate.ticks` > 1).
-pub async fn controller_tick<S: StateStore>(
-    store: &S,
-    now_ms: u64,
-    gate: &GatePolicy,
-    max_ops: u32,
-) -> TickReport {
-    let mut rep = TickReport {
-        ops: 1,
-        ..TickReport::default()
-    };
-    let mut doc: RolloutDoc = match store.get(ROLLOUT_KEY).await {
-        Ok(Some(t)) => match parse_value(ROLLOUT_KEY, &t) {
-            Ok(d) => d,
-            Err(w) => {
-                rep.warnings.push(w.to_string());
-                rep.skipped = Some(TickSkipped::Corrupt);
-                return rep;
-            }
-        },
-        Ok(None) => RolloutDoc::default(),
-        Err(e) => {
-            rep.warnings.push(e.to_string());
-            rep.skipped = Some(TickSkipped::ReadFailed);
-            return rep;
-        }
-    };
-    let mut pass = doc.pass.take().unwrap_or(PassProgress {
-        started_ms: now_ms,
-        ..Default::default()
-    });
-    // Saturating: the counters come back from KV, where any value may sit.
-    pass.ticks = pass.ticks.saturating_add(1);
-    let mut completed = false;
-    loop {
-        // Reserve one op for the list itself and one for the final write.
-        let room = max_ops.saturating_sub(rep.ops + 2);
-        if room == 0 {
-            break;
-        }
-        let page = match store
-            .list(METRICS_PREFIX, pass.cursor.as_deref(), room.min(1000))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                rep.warnings.push(e.to_string());
-                rep.ops += 1;
-                break;
-            }
-        };
-        rep.ops += 1;
-        for key in &page.keys {
-            rep.ops += 1;
-            rep.keys_read += 1;
-            match store.get(key).await {
-                Ok(Some(text)) => match parse_value::<MetricsFlush>(key, &text) {
-                    Ok(flush) => {
-                        pass.isolates = pass.isolates.saturating_add(1);
-                        for (k, w) in &flush.windows {
-                            pass.stats.entry(*k).or_default().merge(&w.total(now_ms));
-                        }
-                        if let Some(w) = &flush.shadow {
-                            pass.shadow
-                                .get_or_insert_with(Stats::default)
-                                .merge(&w.total(now_ms));
-                        }
-                    }
-                    Err(w) => {
-                        pass.corrupt = pass.corrupt.saturating_add(1);
-                        rep.corrupt += 1;
-                        rep.warnings.push(w.to_string());
-                    }
-                },
-                Ok(None) => {} // expired between list and get
-                Err(e) => rep.warnings.push(e.to_string()),
-            }
-        }
-        pass.cursor = page.cursor.clone();
-        if page.complete {
-            completed = true;
-            break;
-        }
-    }
-    if completed {
-        let per = per_upstream(&pass.stats);
-        let empty = Stats::default();
-        let status = evaluate(
-            per.get(&Upstream::Lightrag).unwrap_or(&empty),
-            per.get(&Upstream::Perplexity).unwrap_or(&empty),
-            gate,
-            doc.quality_gate_closed,
-        );
-        doc.quality_gate_closed = status.closed;
-        doc.gate = Some(status);
-        doc.aggregate = Some(Aggregate {
-            completed_ms: now_ms,
-            isolates: pass.isolates,
-            corrupt: pass.corrupt,
-            ticks: pass.ticks,
-            stats: pass.stats,
-            shadow: pass.shadow,
-        });
-        doc.pass = None;
-    } else {
-        rep.resume_cursor = pass.cursor.clone();
-        doc.pass = Some(pass);
-    }
-    doc.updated_ms = now_ms;
-    rep.completed = completed;
-    rep.gate_closed = doc.quality_gate_closed;
-    let text = serde_json::to_string(&doc).unwrap_or_default();
-    rep.ops += 1;
-    if let Err(e) = store.put(ROLLOUT_KEY, &text, None).await {
-        rep.warnings.push(e.to_string());
-    }
-    rep
 }

@@ -248,6 +248,10 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+fn is_zero_wide(v: &u128) -> bool {
+    *v == 0
+}
+
 /// Mergeable counters for one key over some period.
 ///
 /// Serde shape: `{"count":120,"successes":117,"errors":3,"fallbacks":2,"truncated":1,
@@ -260,6 +264,12 @@ fn is_zero(v: &u64) -> bool {
 /// `count`, the rates or the latency histogram, so requests made to fail cannot move an arm's
 /// error rate either way. `quality_sum` is in millionths (integer, so merging is
 /// exactly associative): mean quality = `quality_sum / 1e6 / quality_count`.
+///
+/// The sums of squares (`latency_sum_sq` in ms², `quality_sum_sq` in millionths²) and
+/// `latency_sum` are what the A/B statistics need (`core::experiment::Moments::from_integer_sums`)
+/// and what a Prometheus histogram's `_sum` reports: exact integers, so they merge associatively
+/// too. The squares are u128 (a quality square alone is up to 10¹², so a u64 would overflow
+/// after ~1.8·10⁷ scored answers); JSON carries them as plain integers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Stats {
@@ -281,6 +291,15 @@ pub struct Stats {
     pub quality_count: u64,
     #[serde(skip_serializing_if = "Histogram::is_empty")]
     pub latency: Histogram,
+    /// Σ latency (ms) of the requests in `count`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub latency_sum: u64,
+    /// Σ latency² (ms²).
+    #[serde(skip_serializing_if = "is_zero_wide")]
+    pub latency_sum_sq: u128,
+    /// Σ quality² of the scored answers (millionths²).
+    #[serde(skip_serializing_if = "is_zero_wide")]
+    pub quality_sum_sq: u128,
     /// Requests in which an upstream's answer was a no-context reply (in `count` too).
     #[serde(skip_serializing_if = "is_zero")]
     pub no_context: u64,
@@ -327,12 +346,18 @@ impl Stats {
             .quality
             .filter(|q| q.is_finite() && (0.0..=1.0).contains(q))
         {
-            self.quality_sum = self
-                .quality_sum
-                .saturating_add((q * QUALITY_SCALE).round() as u64);
+            let millionths = (q * QUALITY_SCALE).round() as u64;
+            self.quality_sum = self.quality_sum.saturating_add(millionths);
+            self.quality_sum_sq = self
+                .quality_sum_sq
+                .saturating_add(u128::from(millionths) * u128::from(millionths));
             self.quality_count = self.quality_count.saturating_add(1);
         }
         self.latency.record(s.latency_ms);
+        self.latency_sum = self.latency_sum.saturating_add(s.latency_ms);
+        self.latency_sum_sq = self
+            .latency_sum_sq
+            .saturating_add(u128::from(s.latency_ms) * u128::from(s.latency_ms));
     }
 
     pub fn merge(&mut self, o: &Stats) {
@@ -345,6 +370,9 @@ impl Stats {
         self.quality_sum = self.quality_sum.saturating_add(o.quality_sum);
         self.quality_count = self.quality_count.saturating_add(o.quality_count);
         self.latency.merge(&o.latency);
+        self.latency_sum = self.latency_sum.saturating_add(o.latency_sum);
+        self.latency_sum_sq = self.latency_sum_sq.saturating_add(o.latency_sum_sq);
+        self.quality_sum_sq = self.quality_sum_sq.saturating_add(o.quality_sum_sq);
         self.no_context = self.no_context.saturating_add(o.no_context);
         for (t, c) in &o.by_type {
             let mine = self.by_type.entry(*t).or_default();
@@ -471,6 +499,11 @@ impl Window {
 
     pub fn bucket_ms(&self) -> u64 {
         self.bucket_ms
+    }
+
+    /// The non-empty slots, in ring order (not time order).
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
     }
 
     pub fn len(&self) -> usize {

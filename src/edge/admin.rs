@@ -1,15 +1,18 @@
 //! The admin API (bearer `ADMIN_TOKEN`, constant-time compare; 401 without it, 403 when no
 //! token is configured): status, config overrides with `If-Match`, breaker open/reset, the
-//! Prometheus text, and on-demand metric flush / controller tick.
+//! Prometheus text, and on-demand metric flush / controller tick. The rollout's own endpoints
+//! are in [`super::rollout`].
 
 use super::http;
 use super::isolate::{self, now_ms, secret, with};
 use super::kv::Kv;
 use crate::core::breaker::BreakerAction;
+use crate::core::controller::{self, read_projection, view, ControllerInput};
+use crate::core::fleet::FleetView;
 use crate::core::identity::{check_admin, AdminAuth};
 use crate::core::model::Upstream;
 use crate::core::overrides::{self, Put, PutOutcome};
-use crate::core::report::{prometheus, status_document};
+use crate::core::report::{prometheus, status_document, RolloutSummary};
 use crate::core::store::{self, OverridesDoc, StateStore, CONFIG_KEY, CONTROLLER_MAX_OPS};
 use serde_json::{json, Value};
 use worker::{Env, Request, Response, Result};
@@ -37,19 +40,54 @@ fn unauthorized(msg: &str) -> Result<Response> {
     Ok(r)
 }
 
-/// `GET /admin/status`.
-pub fn status() -> Result<Response> {
+/// `GET /admin/status`: this isolate's view, plus the controller's document and the rollout's
+/// projected status read from KV (the same phase and percentage `GET /admin/rollout` shows).
+pub async fn status(env: &Env) -> Result<Response> {
     let now = now_ms();
-    match with(|i| i.report(now, &isolate::kv_ops(), status_document)) {
+    let (controller, rollout) = match Kv::open(env) {
+        Some(store) => {
+            let c = super::rollout::controller_doc(&store)
+                .await
+                .unwrap_or_else(|e| {
+                    worker::console_error!("{e}");
+                    None
+                });
+            let r: RolloutSummary = read_projection(&store, now)
+                .await
+                .map(|(p, _)| view(&p, now))
+                .map_err(|e| e.to_string());
+            (c, Some(r))
+        }
+        None => (None, None),
+    };
+    let fleet = FleetView {
+        controller: controller.as_ref(),
+        rollout: rollout.as_ref(),
+    };
+    match with(|i| i.report(now, &isolate::kv_ops(), &fleet, status_document)) {
         Some(doc) => http::json(200, &doc),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
 }
 
-/// `GET /metrics`.
-pub fn metrics() -> Result<Response> {
+/// `GET /metrics`: the fleet's counters (one KV read of `controller/state`) and this isolate's
+/// own series.
+pub async fn metrics(env: &Env) -> Result<Response> {
+    let controller = match Kv::open(env) {
+        Some(store) => super::rollout::controller_doc(&store)
+            .await
+            .unwrap_or_else(|e| {
+                worker::console_error!("{e}");
+                None
+            }),
+        None => None,
+    };
+    let fleet = FleetView {
+        controller: controller.as_ref(),
+        rollout: None,
+    };
     let now = now_ms();
-    match with(|i| i.report(now, &isolate::kv_ops(), prometheus)) {
+    match with(|i| i.report(now, &isolate::kv_ops(), &fleet, prometheus)) {
         Some(text) => http::text(200, text, "text/plain; version=0.0.4; charset=utf-8"),
         None => http::error(503, "not_ready", "router state unavailable"),
     }
@@ -220,32 +258,59 @@ pub async fn flush(env: &Env) -> Result<Response> {
     }
 }
 
-/// `POST /admin/controller/tick`: runs one controller tick now (what the cron does).
-pub async fn tick(env: &Env) -> Result<Response> {
+/// `POST /admin/controller/tick`: runs one controller tick now (what the cron does); the
+/// webhooks of its transitions go out under `wait_until`.
+pub async fn tick(env: &Env, ctx: &worker::Context) -> Result<Response> {
+    let started = now_ms();
     match run_tick(env).await {
-        Some(rep) => http::json(200, &serde_json::to_value(rep).unwrap_or(Value::Null)),
+        Some(rep) => {
+            let mut doc = serde_json::to_value(&rep).unwrap_or(Value::Null);
+            if let Some(o) = doc.as_object_mut() {
+                o.insert("started_ms".into(), json!(started));
+                o.insert("finished_ms".into(), json!(now_ms()));
+            }
+            if let Some(url) = super::webhook::target() {
+                if !rep.transitions.is_empty() {
+                    ctx.wait_until(super::webhook::send_all(url, rep.transitions));
+                }
+            }
+            http::json(200, &doc)
+        }
         None => http::error(503, "kv_unavailable", "the KV binding is missing"),
     }
 }
 
 /// One controller tick, shared by the cron handler and the admin endpoint. Refreshes this
-/// isolate's view of the rollout document afterwards.
-pub async fn run_tick(env: &Env) -> Option<store::TickReport> {
+/// isolate's view of the routing document afterwards.
+pub async fn run_tick(env: &Env) -> Option<controller::TickReport> {
     isolate::ensure_loaded(env).await;
     let store = Kv::open(env)?;
-    let gate = with(|i| i.config().quality_gate).unwrap_or_default();
-    let rep = store::controller_tick(&store, now_ms(), &gate, CONTROLLER_MAX_OPS).await;
+    let config = with(|i| i.config().clone())?;
+    let rep = controller::controller_tick(
+        &store,
+        &ControllerInput {
+            now_ms: now_ms(),
+            config: &config,
+            max_ops: CONTROLLER_MAX_OPS,
+        },
+    )
+    .await;
     with(|i| i.note_tick(&rep, now_ms()));
     for w in &rep.warnings {
         worker::console_error!("{}", w);
     }
+    for t in &rep.transitions {
+        worker::console_log!("rollout {}: {}", t.event.as_str(), t.reason);
+    }
     worker::console_log!(
-        "controller tick: skipped {:?}, {} ops, {} keys, completed {}, gate closed {}",
+        "controller tick: skipped {:?}, {} ops, {} keys, completed {}, gate closed {}, phase {:?}, {}",
         rep.skipped,
         rep.ops,
         rep.keys_read,
         rep.completed,
-        rep.gate_closed
+        rep.gate_closed,
+        rep.phase,
+        rep.decision.as_deref().unwrap_or("-")
     );
     isolate::refresh_now(&store).await;
     Some(rep)

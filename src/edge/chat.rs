@@ -362,9 +362,11 @@ impl Driver {
                         continue;
                     }
                     let key = MetricKey::new(q.upstream, self.decision.arm);
-                    let tag = self.key_tag;
+                    let (tag, reason) = (self.key_tag, &self.decision.reason);
                     with(|i| {
-                        i.record_request(key, &sample, tag, now);
+                        if i.record_request(key, &sample, tag, now) {
+                            i.record_reason(reason, &sample, now);
+                        }
                         // The no-context watch sees LightRAG's replies that reached a verdict.
                         if q.no_answer == Some(Upstream::Lightrag) {
                             i.observe_reply(true, tag);

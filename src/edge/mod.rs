@@ -34,8 +34,10 @@ mod isolate;
 mod kv;
 mod ofrep;
 mod ratelimit;
+mod rollout;
 mod shadow;
 mod upstream;
+mod webhook;
 
 /// The KV namespace binding (see wrangler.toml).
 pub const KV_BINDING: &str = "ROUTER_STATE";
@@ -69,8 +71,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let _ = admin::run_tick(&env).await;
+async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    let Some(rep) = admin::run_tick(&env).await else {
+        return;
+    };
+    if let Some(url) = webhook::target() {
+        if !rep.transitions.is_empty() {
+            ctx.wait_until(webhook::send_all(url, rep.transitions));
+        }
+    }
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -132,7 +141,17 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             if let Some(denied) = admin::authorize(&req, env) {
                 return denied;
             }
-            if method == "PUT" {
+            // JSON only for every admin body: PUT and POST /admin/rollout always carry one;
+            // the other POSTs may come bare (`curl -X POST`), but a body they carry is JSON.
+            let carries_body = req.headers().has("content-type").unwrap_or(false)
+                || req
+                    .headers()
+                    .get("content-length")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|l| l.trim() != "0");
+            let always = method == "PUT" || (method == "POST" && segs == ["admin", "rollout"]);
+            if always || (method == "POST" && carries_body) {
                 if let Some(refused) = guard::require_json(&req, method, &path) {
                     return refused;
                 }
@@ -160,9 +179,9 @@ async fn admin_route(
 ) -> Result<Response> {
     let path = req.path();
     match (method, segs) {
-        ("GET", ["metrics"]) => admin::metrics(),
+        ("GET", ["metrics"]) => admin::metrics(env).await,
         (_, ["metrics"]) => http::method_not_allowed(method, &path, "GET"),
-        ("GET", ["admin", "status"]) => admin::status(),
+        ("GET", ["admin", "status"]) => admin::status(env).await,
         (_, ["admin", "status"]) => http::method_not_allowed(method, &path, "GET"),
         ("GET", ["admin", "config"]) => admin::get_config(),
         ("PUT", ["admin", "config"]) => admin::put_config(req, env).await,
@@ -172,7 +191,14 @@ async fn admin_route(
         }
         (_, ["admin", "breaker", _, _]) => http::method_not_allowed(method, &path, "POST"),
         ("POST", ["admin", "metrics", "flush"]) => admin::flush(env).await,
-        ("POST", ["admin", "controller", "tick"]) => admin::tick(env).await,
+        ("POST", ["admin", "controller", "tick"]) => admin::tick(env, ctx).await,
+        ("GET", ["admin", "rollout"]) => rollout::get(env).await,
+        ("POST", ["admin", "rollout"]) => rollout::start(req, env).await,
+        (_, ["admin", "rollout"]) => http::method_not_allowed(method, &path, "GET, POST"),
+        ("POST", ["admin", "rollout", op]) => rollout::operate(op, req, env).await,
+        (_, ["admin", "rollout", _]) => http::method_not_allowed(method, &path, "POST"),
+        ("GET", ["admin", "experiment"]) => rollout::experiment(env).await,
+        (_, ["admin", "experiment"]) => http::method_not_allowed(method, &path, "GET"),
         _ => http::error(404, "not_found", &format!("no route for {method} {path}")),
     }
 }

@@ -97,7 +97,10 @@ test("decisions shown for the live config equal the worker's, request by request
   await connect(ADMIN);
   await until(page, () => document.getElementById("live-result").dataset.connected === "true");
   assert.equal(await page.textContent("#live-error"), "");
-  assert.match(await page.textContent("#live-rollout"), /no rollout API yet/);
+  // The router has the rollout API (GET /admin/rollout); no rollout has been started.
+  assert.equal(await page.getAttribute("#live-rollout", "data-missing"), null);
+  assert.match(await page.textContent("#live-rollout"), /phase\s*idle/);
+  assert.match(await page.textContent("#live-rollout"), /current percentage\s*none: no rollout running/);
   assert.doesNotMatch(await page.textContent("#live-result"), /\bnull\b|undefined|NaN/);
   await page.click("#live-use");
   await until(page, () => document.getElementById("var-LIGHTRAG_ROLLOUT_PERCENTAGE").value === "30");

@@ -14,6 +14,9 @@ use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::breaker::{Breaker, BreakerSnapshot, BreakerState};
 use cmo_edge_router::core::classify::QueryType;
 use cmo_edge_router::core::config;
+use cmo_edge_router::core::controller::{
+    controller_tick, ControllerDoc, ControllerInput, CONTROLLER_KEY,
+};
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
@@ -23,9 +26,7 @@ use cmo_edge_router::core::rollout::status::status;
 use cmo_edge_router::core::rollout::{
     ArmEvidence, Command, Operation, Rollout, RolloutId, StageEvidence, Switches,
 };
-use cmo_edge_router::core::store::{
-    self, controller_tick, MetricsFlush, RolloutDoc, CONFIG_KEY, ROLLOUT_KEY,
-};
+use cmo_edge_router::core::store::{self, MetricsFlush, CONFIG_KEY};
 use cmo_edge_router::core::window::{MetricKey, Sample, Window};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -254,6 +255,8 @@ fn flush_doc() -> BoxedStrategy<Value> {
                 isolate,
                 flushed_ms: flushed,
                 windows,
+                split: None,
+                reasons: Default::default(),
                 shadow,
             })
             .unwrap_or(Value::Null)
@@ -282,13 +285,25 @@ fn overrides_doc() -> BoxedStrategy<Value> {
     ])
 }
 
-/// `rollout/state` as the controller writes it, after ticks over random flushes.
-fn rollout_doc_corpus() -> &'static [Value] {
+/// One controller tick with the default config.
+fn tick(s: &MemoryStore, now: u64, max_ops: u32) -> cmo_edge_router::core::controller::TickReport {
+    let c = config::defaults();
+    block_on(controller_tick(
+        s,
+        &ControllerInput {
+            now_ms: now,
+            config: &c,
+            max_ops,
+        },
+    ))
+}
+
+/// `controller/state` as the controller writes it, after ticks over random flushes.
+fn controller_doc_corpus() -> &'static [Value] {
     static CORPUS: OnceLock<Vec<Value>> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        let mut out = vec![serde_json::to_value(RolloutDoc::default()).unwrap_or(Value::Null)];
+        let mut out = vec![serde_json::to_value(ControllerDoc::default()).unwrap_or(Value::Null)];
         let s = MemoryStore::new();
-        let gate = config::defaults().quality_gate;
         let mut now = 1_700_000_000_000u64;
         for i in 0..40u64 {
             let mut w = Window::default();
@@ -319,14 +334,16 @@ fn rollout_doc_corpus() -> &'static [Value] {
                 isolate: format!("i{i}"),
                 flushed_ms: now,
                 windows,
+                split: None,
+                reasons: Default::default(),
                 shadow,
             };
             s.insert(
                 &store::metrics_key(&format!("i{i}")),
                 &serde_json::to_string(&f).unwrap_or_default(),
             );
-            block_on(controller_tick(&s, now, &gate, 3 + (i % 5) as u32 * 4));
-            if let Some(t) = s.value(ROLLOUT_KEY) {
+            tick(&s, now, 8 + (i % 5) as u32 * 4);
+            if let Some(t) = s.value(CONTROLLER_KEY) {
                 out.push(serde_json::from_str(&t).unwrap_or(Value::Null));
             }
             now += 60_000;
@@ -338,7 +355,7 @@ fn rollout_doc_corpus() -> &'static [Value] {
 /// A refresh (`load_remote`) and a controller tick over whatever KV holds.
 pub fn store_documents() {
     let flushes = prop::collection::vec(stored(flush_doc()), 0..4);
-    let rollout = stored(prop::sample::select(rollout_doc_corpus()).boxed());
+    let rollout = stored(prop::sample::select(controller_doc_corpus()).boxed());
     crate::harness::run(
         "kv_store_documents",
         (
@@ -353,7 +370,7 @@ pub fn store_documents() {
             let s = MemoryStore::new();
             s.insert(CONFIG_KEY, &overrides);
             s.insert(&store::breaker_key(Upstream::Lightrag), &breaker);
-            s.insert(ROLLOUT_KEY, &rollout);
+            s.insert(CONTROLLER_KEY, &rollout);
             let mut corrupt = 0;
             for (i, f) in flushes.iter().enumerate() {
                 s.insert(&store::metrics_key(&format!("iso{i}")), f);
@@ -367,25 +384,24 @@ pub fn store_documents() {
                 let l = config::load(&serde_json::Map::new(), Some(&doc.overrides), doc.version);
                 prop_assert_eq!(l.config.version, doc.version);
             }
-            let gate = config::defaults().quality_gate;
-            let rep = block_on(controller_tick(&s, now, &gate, max_ops));
+            let rep = tick(&s, now, max_ops);
             prop_assert!(
-                rep.ops <= max_ops.max(3),
+                rep.ops <= max_ops.max(cmo_edge_router::core::controller::tick::FIXED_OPS),
                 "controller used {} of {max_ops} ops",
                 rep.ops
             );
             if rep.completed && rep.keys_read == flushes.len() as u64 {
                 prop_assert_eq!(rep.corrupt, corrupt);
             }
-            let written = s.value(ROLLOUT_KEY).unwrap_or_default();
+            let written = s.value(CONTROLLER_KEY).unwrap_or_default();
             if rep.skipped.is_some() {
-                // A rollout/state that does not read is reported and never overwritten.
-                prop_assert_eq!(&written, &rollout, "a skipped tick wrote rollout/state");
+                // A controller/state that does not read is reported and never overwritten.
+                prop_assert_eq!(&written, &rollout, "a skipped tick wrote controller/state");
                 prop_assert!(!rep.warnings.is_empty(), "a skipped tick says why");
                 return Ok(());
             }
-            let doc: RolloutDoc = store::parse_value(ROLLOUT_KEY, &written).map_err(fail)?;
-            let again: RolloutDoc =
+            let doc: ControllerDoc = store::parse_value(CONTROLLER_KEY, &written).map_err(fail)?;
+            let again: ControllerDoc =
                 serde_json::from_str(&serde_json::to_string(&doc).map_err(fail)?).map_err(fail)?;
             // Means computed from hostile counts can need 17 digits (serde_json's last-place
             // rounding applies); everything else must read back exactly.
@@ -395,7 +411,7 @@ pub fn store_documents() {
             );
             prop_assert!(
                 close(&a, &b),
-                "rollout/state does not round-trip:\n{a}\n{b}"
+                "controller/state does not round-trip:\n{a}\n{b}"
             );
             prop_assert_eq!(doc.updated_ms, now);
             Ok(())

@@ -20,7 +20,7 @@
 //! | `sse_decoder` | arbitrary bytes, any split | `wire::sse::SseDecoder` vs a plain model |
 //! | `ndjson_decoder` | arbitrary bytes, any split | `wire::ndjson::NdjsonDecoder` vs a plain model |
 //! | `kv_breaker_snapshot` | `breaker/<upstream>` | `BreakerSnapshot`, `Breaker::merge_remote` |
-//! | `kv_store_documents` | `config/overrides`, `metrics/*`, `rollout/state` | `store::load_remote`, `controller_tick` |
+//! | `kv_store_documents` | `config/overrides`, `metrics/*`, `controller/state` | `store::load_remote`, `controller::controller_tick` |
 //! | `kv_rollout_state` | rollout state document + commands | `Rollout::from_json`, `Command::from_json`, `tick` |
 //! | `rollout_plan_request` | `POST /admin/rollout` body | `rollout::request::parse_plan` |
 //! | `identity_cookie` | user / session / `Cookie` | `core::identity::identify`, `cookie_value` |

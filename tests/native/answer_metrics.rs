@@ -127,6 +127,8 @@ fn status_and_metrics_show_the_rates_the_watch_and_the_shadow_series() {
         problems: &loaded.problems,
         breakers: &breakers,
         local: &local,
+        routing: None,
+        controller: None,
         rollout: None,
         kv_warnings: &[],
         kv_ops: &ops,
@@ -158,12 +160,13 @@ fn status_and_metrics_show_the_rates_the_watch_and_the_shadow_series() {
         json!(4)
     );
     let text = prometheus(&inputs);
-    assert!(text.contains("cmo_router_no_context{upstream=\"perplexity\",arm=\"treatment\"} 4\n"));
+    // This isolate's series (docs/answer-aware.md): `cmo_router_isolate_*`, `scope="isolate"`.
+    assert!(text.contains("cmo_router_isolate_no_context{scope=\"isolate\",upstream=\"perplexity\",arm=\"treatment\"} 4\n"));
     assert!(text.contains(
-        "cmo_router_no_context_by_type{upstream=\"perplexity\",arm=\"treatment\",query_type=\"mechanism\"} 3\n"
+        "cmo_router_isolate_no_context_by_type{scope=\"isolate\",upstream=\"perplexity\",arm=\"treatment\",query_type=\"mechanism\"} 3\n"
     ));
-    assert!(text.contains("cmo_router_shadow_calls 2\n"));
-    assert!(text.contains("cmo_router_no_context_escalated 1\n"));
+    assert!(text.contains("cmo_router_isolate_shadow_calls{scope=\"isolate\"} 2\n"));
+    assert!(text.contains("cmo_router_isolate_no_context_escalated{scope=\"isolate\"} 1\n"));
 }
 
 fn arm(n: u64, no_context: u64) -> ArmSummary {

@@ -34,12 +34,20 @@ fn breaker() -> impl Strategy<Value = BreakerView> {
 }
 
 fn state() -> impl Strategy<Value = RouteState> {
-    (any::<bool>(), breaker(), any::<bool>(), 0.0f64..1.0).prop_map(|(rb, b, q, roll)| RouteState {
-        rollback_active: rb,
-        lightrag_breaker: b,
-        quality_gate_closed: q,
-        quality_probe_roll: roll,
-    })
+    (
+        any::<bool>(),
+        breaker(),
+        any::<bool>(),
+        0.0f64..1.0,
+        proptest::option::of(0u16..=10_000),
+    )
+        .prop_map(|(rb, b, q, roll, pct)| RouteState {
+            rollback_active: rb,
+            lightrag_breaker: b,
+            quality_gate_closed: q,
+            quality_probe_roll: roll,
+            rollout_percentage: pct.and_then(Percent::from_hundredths),
+        })
 }
 
 fn upstream() -> impl Strategy<Value = Upstream> {
@@ -90,14 +98,38 @@ proptest! {
         prop_assert_eq!(d.arm, if want { Arm::Treatment } else { Arm::Control });
     }
 
+    /// A forced route beats the hash, except that a rollback beats a forced route to
+    /// LightRAG: "roll back" means everybody.
     #[test]
     fn forced_beats_hash(key in "\\PC{1,24}", pct in 0u16..=10_000, st in state(), u in upstream()) {
         let mut c = enabled(pct);
         c.force_user_cohort = Some(u);
         let d = decide(&c, &st, &req(&key, "latest news"));
-        prop_assert_eq!(d.upstream, u);
-        prop_assert_eq!(d.reason, Reason::Forced);
+        if st.rollback_active && u == Upstream::Lightrag {
+            prop_assert_eq!(d.upstream, Upstream::Perplexity);
+            prop_assert_eq!(d.reason, Reason::Rollback);
+        } else {
+            prop_assert_eq!(d.upstream, u);
+            prop_assert_eq!(d.reason, Reason::Forced);
+        }
         prop_assert!(!d.in_experiment);
+        prop_assert_eq!(d.arm, Arm::None);
+    }
+
+    /// Under a rollback nothing reaches LightRAG, whatever forces, lists, headers or rules say.
+    #[test]
+    fn rollback_sends_everybody_to_perplexity(key in "\\PC{0,24}", pct in 0u16..=10_000, st in state(),
+                                              force in proptest::option::of(upstream()), allow in any::<bool>(),
+                                              ov in proptest::option::of(upstream()), auth in any::<bool>()) {
+        let mut c = enabled(pct);
+        c.force_user_cohort = force;
+        if allow { c.allow_users.insert(key.clone()); }
+        let mut r = req(&key, "q");
+        r.override_cohort = ov;
+        r.override_authorized = auth;
+        let st = RouteState { rollback_active: true, ..st };
+        let d = decide(&c, &st, &r);
+        prop_assert_eq!(d.upstream, Upstream::Perplexity);
     }
 
     #[test]

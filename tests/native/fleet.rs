@@ -10,6 +10,22 @@ use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::{Outcome, OutcomeKind};
 use cmo_edge_router::core::store::StateStore;
 
+/// One controller tick over `store` with `iso`'s config.
+fn tick(
+    iso: &IsolateState,
+    store: &MemoryStore,
+    now: u64,
+) -> cmo_edge_router::core::controller::TickReport {
+    block_on(cmo_edge_router::core::controller::controller_tick(
+        store,
+        &cmo_edge_router::core::controller::ControllerInput {
+            now_ms: now,
+            config: iso.config(),
+            max_ops: cmo_edge_router::core::store::CONTROLLER_MAX_OPS,
+        },
+    ))
+}
+
 fn lightrag_state(iso: &IsolateState, now: u64) -> BreakerState {
     iso.breaker(Upstream::Lightrag).unwrap().state(now)
 }
@@ -94,10 +110,10 @@ fn a_refresh_lost_to_a_cancelled_wait_until_is_retried_after_its_deadline() {
     // ran it: its result never comes back.
     let lost = iso.background(T0 + 30 * SEC).refresh;
     assert!(lost.is_some());
-    // t=35s: an operator rolls back (the controller's document in KV).
+    // t=35s: an operator rolls back (the routing document in KV).
     store.insert(
-        "rollout/state",
-        r#"{"updated_ms":1800000035000,"rollback_active":true}"#,
+        "rollout/routing",
+        r#"{"revision":3,"updated_ms":1800000035000,"by":"controller","phase":"rolled_back","routing":"rolled_back","percentage":0.0}"#,
     );
     // t=35s: within the deadline the lost refresh still counts as in flight: no second one.
     assert!(iso.background(T0 + 35 * SEC).refresh.is_none());
@@ -140,7 +156,7 @@ fn a_cold_isolate_says_how_many_requests_it_routed_before_kv_arrived() {
     let health = iso.kv_health();
     assert_eq!(health.first_load_ms, Some(T0 + 120));
     assert_eq!(health.cold_routes, 2);
-    let status = iso.report(T0 + 200, &Default::default(), |r| {
+    let status = iso.report(T0 + 200, &Default::default(), &Default::default(), |r| {
         cmo_edge_router::core::report::status_document(r)
     });
     assert_eq!(status["kv"]["first_load"]["routed_before_kv"], 2);
@@ -154,8 +170,8 @@ fn a_failed_or_corrupt_read_keeps_the_rollout_state_the_isolate_had() {
     let mut iso = isolate("a", vars(&[]), T0);
     // t=0: KV says the quality gate is closed and a rollback is active.
     store.insert(
-        "rollout/state",
-        r#"{"updated_ms":1800000000000,"quality_gate_closed":true,"rollback_active":true}"#,
+        "rollout/routing",
+        r#"{"revision":3,"updated_ms":1800000000000,"by":"controller","phase":"rolled_back","routing":"rolled_back","percentage":0.0,"quality_gate_closed":true}"#,
     );
     step(&mut iso, &store, T0);
     let closed = |iso: &IsolateState, now| {
@@ -164,17 +180,17 @@ fn a_failed_or_corrupt_read_keeps_the_rollout_state_the_isolate_had() {
     };
     assert_eq!(closed(&iso, T0), (true, true));
     // t=30s: the read fails. The isolate keeps what it had (it does not reopen the gate).
-    store.fail_reads_of("rollout/state");
+    store.fail_reads_of("rollout/routing");
     step(&mut iso, &store, T0 + 30 * SEC);
     assert_eq!(closed(&iso, T0 + 30 * SEC), (true, true));
-    assert!(iso.warnings()[0].contains("rollout/state"));
+    assert!(iso.warnings()[0].contains("rollout/routing"));
     // t=60s: the value is corrupt: the same.
     store.heal();
-    store.insert("rollout/state", "{not json");
+    store.insert("rollout/routing", "{not json");
     step(&mut iso, &store, T0 + 60 * SEC);
     assert_eq!(closed(&iso, T0 + 60 * SEC), (true, true));
     // t=90s: the key is gone (an operator deleted it): that is a real "no rollout state".
-    store.data.borrow_mut().remove("rollout/state");
+    store.data.borrow_mut().remove("rollout/routing");
     step(&mut iso, &store, T0 + 90 * SEC);
     assert_eq!(closed(&iso, T0 + 90 * SEC), (false, false));
 }
@@ -185,16 +201,14 @@ fn a_skipped_controller_tick_is_reported_in_the_status() {
     let mut iso = isolate("a", vars(&[]), T0);
     step(&mut iso, &store, T0);
     store.fail_reads_of("rollout/state");
-    let rep = block_on(cmo_edge_router::core::store::controller_tick(
-        &store,
-        T0 + SEC,
-        &iso.config().quality_gate,
-        cmo_edge_router::core::store::CONTROLLER_MAX_OPS,
-    ));
+    let rep = tick(&iso, &store, T0 + SEC);
     iso.note_tick(&rep, T0 + SEC);
-    let st = iso.report(T0 + 2 * SEC, &Default::default(), |r| {
-        cmo_edge_router::core::report::status_document(r)
-    });
+    let st = iso.report(
+        T0 + 2 * SEC,
+        &Default::default(),
+        &Default::default(),
+        cmo_edge_router::core::report::status_document,
+    );
     let last = &st["rollout_status"]["controller_last_tick"];
     assert_eq!(last["skipped"], "read_failed");
     assert_eq!(last["at_ms"], T0 + SEC);
@@ -215,13 +229,7 @@ fn lightrag_sample(quality: f64) -> cmo_edge_router::core::window::Sample {
 fn flush_and_tick(iso: &mut IsolateState, store: &MemoryStore, now: u64) -> bool {
     let w = iso.take_flush(now);
     block_on(store.put(&w.key, &w.value, w.ttl_seconds)).unwrap();
-    let rep = block_on(cmo_edge_router::core::store::controller_tick(
-        store,
-        now,
-        &iso.config().quality_gate,
-        cmo_edge_router::core::store::CONTROLLER_MAX_OPS,
-    ));
-    rep.gate_closed
+    tick(iso, store, now).gate_closed
 }
 
 #[test]
@@ -246,9 +254,12 @@ fn one_client_cannot_close_the_quality_gate() {
     assert_eq!(counted, 20);
     assert_eq!(iso.local_stats(T0 + 500 * SEC)[&metric].quality_count, 20);
     assert!(!flush_and_tick(&mut iso, &store, T0 + 500 * SEC));
-    let st = iso.report(T0 + 500 * SEC, &Default::default(), |r| {
-        cmo_edge_router::core::report::status_document(r)
-    });
+    let st = iso.report(
+        T0 + 500 * SEC,
+        &Default::default(),
+        &Default::default(),
+        cmo_edge_router::core::report::status_document,
+    );
     assert_eq!(st["key_limits"]["capped_samples"], 480);
     // Real users: 40 of them each get a bad answer: now the evidence is broad, and it closes.
     for user in 1..=40 {

@@ -18,6 +18,7 @@ mod breaker_replay;
 mod breaker_replication;
 mod cohort_props;
 mod cohort_vectors;
+mod controller;
 mod decide_props;
 mod exchange;
 mod fallback;

@@ -1,15 +1,10 @@
 //! The KV state rules of `core::store`, natively: key layout, corrupt values, the write
-//! throttle, refresh/flush timing, and the cron controller's paging under the 1,000-op budget.
+//! throttle, refresh/flush timing. (The cron controller is `tests/native/controller.rs`.)
 
 use crate::memory_store::MemoryStore;
 use cmo_edge_router::core::breaker::{BreakerSnapshot, BreakerState};
-use cmo_edge_router::core::gate::{GatePolicy, GateSettings};
-use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
-use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::store::*;
-use cmo_edge_router::core::window::{MetricKey, Sample, Window};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -27,33 +22,6 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 const NOW: u64 = 1_800_000_000_000;
 
-fn flush(isolate: &str, n: usize, quality: f64) -> String {
-    let mut w = Window::default();
-    for _ in 0..n {
-        w.record(
-            NOW - 1_000,
-            &Sample {
-                kind: OutcomeKind::Success,
-                latency_ms: 120,
-                fallback: false,
-                quality: Some(quality),
-                no_context: false,
-                query_type: None,
-                total_ms: None,
-            },
-        );
-    }
-    let mut windows = BTreeMap::new();
-    windows.insert(MetricKey::new(Upstream::Lightrag, Arm::Treatment), w);
-    serde_json::to_string(&MetricsFlush {
-        isolate: isolate.into(),
-        flushed_ms: NOW,
-        windows,
-        shadow: None,
-    })
-    .unwrap()
-}
-
 #[test]
 fn key_layout() {
     assert_eq!(CONFIG_KEY, "config/overrides");
@@ -65,18 +33,11 @@ fn key_layout() {
     );
     assert_eq!(metrics_key("abc"), "metrics/abc");
     assert_eq!(ROLLOUT_KEY, "rollout/state");
-    // A flush lives as long as the hour its window holds (longer when flushes are rarer).
-    assert_eq!(metrics_ttl_seconds(10), 3_600);
-    assert_eq!(metrics_ttl_seconds(60), 3_600);
-    assert_eq!(metrics_ttl_seconds(1_800), 5_400);
-    // The defect this guards (issue 14): a flush that expires before its window ages out drops
-    // an idle isolate's last hour from the controller's aggregate.
-    let w = Window::default();
-    let span_s = w.bucket_ms() * w.len() as u64 / 1000;
-    assert_eq!(METRICS_WINDOW_SECONDS, span_s);
-    for flush in [1, 10, 60, 600, 3_600] {
-        assert!(metrics_ttl_seconds(flush) >= span_s, "flush {flush} s");
-    }
+    // Two minutes past the controller's settle time (two flush periods, at least two minutes),
+    // so a dead isolate's last minutes are committed before its key expires.
+    assert_eq!(metrics_ttl_seconds(10), 240);
+    assert_eq!(metrics_ttl_seconds(60), 240);
+    assert_eq!(metrics_ttl_seconds(300), 900);
 }
 
 #[test]
@@ -174,139 +135,4 @@ fn booked_writes_of_a_key_start_a_second_apart_however_close_they_are_asked_for(
     assert_eq!(o.book_write("breaker/lightrag", 60_000), 0);
     assert_eq!(o.min_write_gap_ms["breaker/lightrag"], 1_000);
     assert_eq!(o.writes_by_key["breaker/lightrag"], 5);
-}
-
-#[test]
-fn controller_aggregates_evaluates_the_gate_and_skips_corrupt_flushes() {
-    let s = MemoryStore::new();
-    s.insert("metrics/a", &flush("a", 40, 0.3));
-    s.insert("metrics/b", &flush("b", 20, 0.3));
-    s.insert("metrics/c", "not json");
-    let gate = GatePolicy::try_new(GateSettings {
-        enabled: true,
-        min_samples: 30,
-        ..GateSettings::default()
-    })
-    .unwrap();
-    let rep = block_on(controller_tick(&s, NOW, &gate, CONTROLLER_MAX_OPS));
-    assert!(rep.completed);
-    assert_eq!(rep.corrupt, 1);
-    assert_eq!(
-        rep.ops,
-        1 + 1 + 3 + 1,
-        "read state, one list, three gets, one write"
-    );
-    assert!(
-        rep.gate_closed,
-        "quality 0.3 over 60 samples closes the gate"
-    );
-    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
-    let agg = doc.aggregate.unwrap();
-    assert_eq!(agg.isolates, 2);
-    let k = MetricKey::new(Upstream::Lightrag, Arm::Treatment);
-    assert_eq!(agg.stats[&k].count, 60);
-    assert!(doc.quality_gate_closed);
-    assert!(doc.pass.is_none());
-}
-
-#[test]
-fn controller_pages_across_ticks_within_the_op_budget() {
-    let s = MemoryStore::new();
-    for i in 0..2_500 {
-        s.insert(&format!("metrics/i{i:05}"), &flush("x", 1, 0.9));
-    }
-    let gate = GatePolicy::default();
-    let mut ticks = 0;
-    loop {
-        let before = s.ops.borrow().total();
-        let rep = block_on(controller_tick(&s, NOW, &gate, CONTROLLER_MAX_OPS));
-        let used = s.ops.borrow().total() - before;
-        assert_eq!(used, u64::from(rep.ops));
-        assert!(used <= 1_000, "tick used {used} KV operations");
-        ticks += 1;
-        if rep.completed {
-            break;
-        }
-        assert!(rep.resume_cursor.is_some());
-        assert!(ticks < 10);
-    }
-    assert_eq!(ticks, 3);
-    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
-    let agg = doc.aggregate.unwrap();
-    assert_eq!(agg.isolates, 2_500);
-    assert_eq!(agg.ticks, 3);
-}
-
-fn gate_doc() -> RolloutDoc {
-    RolloutDoc {
-        updated_ms: NOW - 60_000,
-        quality_gate_closed: true,
-        rollback_active: true,
-        ..RolloutDoc::default()
-    }
-}
-
-#[test]
-fn a_failed_read_of_the_rollout_document_skips_the_tick_and_writes_nothing() {
-    let s = MemoryStore::new();
-    let stored = serde_json::to_string(&gate_doc()).unwrap();
-    s.insert(ROLLOUT_KEY, &stored);
-    s.insert("metrics/a", &flush("a", 40, 0.9));
-    // KV fails the read of `rollout/state` (an outage, a limit): the controller cannot know the
-    // gate's state or the pass in progress, so it does nothing rather than start from defaults.
-    s.fail_reads_of(ROLLOUT_KEY);
-    let rep = block_on(controller_tick(
-        &s,
-        NOW,
-        &GatePolicy::default(),
-        CONTROLLER_MAX_OPS,
-    ));
-    assert_eq!(rep.skipped, Some(TickSkipped::ReadFailed));
-    assert!(!rep.completed);
-    assert!(rep.warnings[0].contains("rollout/state"));
-    assert_eq!(s.ops.borrow().writes, 0, "nothing written");
-    assert_eq!(s.ops.borrow().lists, 0, "no pass started");
-    assert_eq!(
-        s.value(ROLLOUT_KEY).unwrap(),
-        stored,
-        "the closed gate stays closed"
-    );
-    // KV recovers: the next tick runs from the stored document.
-    s.heal();
-    let rep = block_on(controller_tick(
-        &s,
-        NOW + 60_000,
-        &GatePolicy::default(),
-        CONTROLLER_MAX_OPS,
-    ));
-    assert_eq!(rep.skipped, None);
-    assert!(rep.completed);
-    let doc: RolloutDoc = serde_json::from_str(&s.value(ROLLOUT_KEY).unwrap()).unwrap();
-    assert!(doc.rollback_active, "the rollback survived");
-}
-
-#[test]
-fn a_corrupt_rollout_document_is_reported_and_never_overwritten() {
-    let s = MemoryStore::new();
-    s.insert(ROLLOUT_KEY, "][");
-    s.insert("metrics/a", &flush("a", 3, 0.9));
-    let rep = block_on(controller_tick(
-        &s,
-        NOW,
-        &GatePolicy::default(),
-        CONTROLLER_MAX_OPS,
-    ));
-    assert_eq!(rep.skipped, Some(TickSkipped::Corrupt));
-    assert!(!rep.completed);
-    assert!(rep.warnings[0].contains("rollout/state"));
-    assert_eq!(s.ops.borrow().writes, 0);
-    assert_eq!(
-        s.value(ROLLOUT_KEY).unwrap(),
-        "][",
-        "kept for the operator to inspect"
-    );
-    assert_eq!(
-        serde_json::to_value(&rep).unwrap()["skipped"],
-        serde_json::json!("corrupt")
-    );
 }

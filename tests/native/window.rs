@@ -209,7 +209,8 @@ fn stats_serde_shape_is_compact() {
     s.record(&sample(OutcomeKind::Success, 5, false, None));
     assert_eq!(
         serde_json::to_value(&s).unwrap(),
-        serde_json::json!({"count":2,"successes":2,"quality_sum":500000,"quality_count":1,"latency":[[5,2]]})
+        serde_json::json!({"count":2,"successes":2,"quality_sum":500000,"quality_count":1,"latency":[[5,2]],
+                           "latency_sum":10,"latency_sum_sq":50,"quality_sum_sq":250000000000u64})
     );
     let back: Stats = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
     assert_eq!(back, s);
@@ -254,7 +255,7 @@ fn window_serde_shape() {
     let v = serde_json::to_value(&w).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"bucket_ms":60000,"len":3,"slots":[{"t":T0 / MIN,"s":{"count":1,"successes":1,"latency":[[1,1]]}}]})
+        serde_json::json!({"bucket_ms":60000,"len":3,"slots":[{"t":T0 / MIN,"s":{"count":1,"successes":1,"latency":[[1,1]],"latency_sum":1,"latency_sum_sq":1}}]})
     );
 }
 
@@ -273,4 +274,54 @@ fn metric_keys_are_strings() {
         serde_json::to_string(&map).unwrap(),
         r#"{"lightrag.treatment":1}"#
     );
+}
+
+/// The exact integer sums the A/B statistics read (`Moments::from_integer_sums`) merge
+/// associatively, and give the same moments as the samples themselves.
+#[test]
+fn sums_of_squares_merge_exactly_and_give_the_samples_moments() {
+    use cmo_edge_router::core::experiment::Moments;
+    let lat = [120u64, 95, 3_000, 410, 77, 1_250];
+    let qual = [0.8, 0.61, 0.95, 0.5];
+    let (mut a, mut b, mut all) = (Stats::default(), Stats::default(), Stats::default());
+    for (i, ms) in lat.iter().enumerate() {
+        let q = qual.get(i).copied();
+        let s = sample(OutcomeKind::Success, *ms, false, q);
+        if i % 2 == 0 {
+            a.record(&s)
+        } else {
+            b.record(&s)
+        }
+        all.record(&s);
+    }
+    let mut merged = a.clone();
+    merged.merge(&b);
+    assert_eq!(merged, all);
+    let m = Moments::from_integer_sums(
+        all.count,
+        u128::from(all.latency_sum),
+        all.latency_sum_sq,
+        1.0,
+    )
+    .unwrap();
+    let direct = Moments::from_values(&lat.map(|v| v as f64));
+    assert!((m.mean().unwrap() - direct.mean().unwrap()).abs() < 1e-9);
+    assert!((m.m2() - direct.m2()).abs() < 1e-6 * direct.m2());
+    let q = Moments::from_integer_sums(
+        all.quality_count,
+        u128::from(all.quality_sum),
+        all.quality_sum_sq,
+        1e6,
+    )
+    .unwrap();
+    let direct = Moments::from_values(&qual);
+    assert!((q.mean().unwrap() - direct.mean().unwrap()).abs() < 1e-9);
+    assert!((q.m2() - direct.m2()).abs() < 1e-9);
+    // A square sum past u64 survives JSON.
+    let big = Stats {
+        quality_sum_sq: u128::from(u64::MAX) * 3,
+        ..Stats::default()
+    };
+    let back: Stats = serde_json::from_str(&serde_json::to_string(&big).unwrap()).unwrap();
+    assert_eq!(back.quality_sum_sq, u128::from(u64::MAX) * 3);
 }

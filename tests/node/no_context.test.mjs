@@ -70,7 +70,7 @@ test("a no-context JSON reply falls back to Perplexity, marked, and the breaker 
   assert.ok(t.no_context >= 5 && t.requests >= 5, JSON.stringify(t));
   assert.equal(st.answer_aware.no_context.by_arm.treatment.by_query_type.general?.no_context >= 5, true, JSON.stringify(t));
   const metrics = await (await s.w.fetch("/metrics", { headers: auth })).text();
-  assert.match(metrics, /cmo_router_no_context\{upstream="perplexity",arm="treatment"\} [1-9]/);
+  assert.match(metrics, /cmo_router_isolate_no_context\{scope="isolate",upstream="perplexity",arm="treatment"\} [1-9]/);
 });
 
 test("a no-context NDJSON stream falls back: the client's SSE holds Perplexity's answer and nothing of LightRAG's", async () => {

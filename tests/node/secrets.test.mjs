@@ -175,7 +175,7 @@ test("no secret or raw id in any response, log line, metric or KV value", { time
     assert.ok(echoed >= 5, `${echoed} LightRAG answers quoted the key`);
     assert.ok(logs.some((l) => /lightrag failed \(http_server_error:500\)/.test(l)), "the echoed errors were logged");
     assert.ok(logs.some((l) => /\[redacted\]/.test(l)), "and redacted");
-    for (const prefix of ["breaker/lightrag", "metrics/", "rollout/state", "config/overrides", "breaker/perplexity/admin"]) {
+    for (const prefix of ["breaker/lightrag", "metrics/", "controller/state", "config/overrides", "breaker/perplexity/admin"]) {
       assert.ok(kvNow.some((k) => k.startsWith(prefix)), `KV holds ${prefix}`);
     }
     // The search finds what is there (request ids are in responses and logs).

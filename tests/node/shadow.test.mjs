@@ -75,7 +75,7 @@ test("shadow at 100 %: LightRAG gets every question, users get only Perplexity, 
   const st2 = await adminStatus(s.w);
   assert.equal(st2.answer_aware.no_context.by_arm.treatment.requests, 0);
   const metrics = await (await s.w.fetch("/metrics", { headers: auth })).text();
-  assert.match(metrics, /cmo_router_shadow_calls [4-9]/);
+  assert.match(metrics, /cmo_router_isolate_shadow_calls\{scope="isolate"\} [4-9]/);
 });
 
 test("shadow no-context replies are counted in the series; shadow failures never touch the breaker", async () => {

@@ -248,8 +248,10 @@ export function initConfig(c) {
     }
     store.set({ vars }, "config-json");
   }, 150));
+  // The three controls edit their fields of the state; the rest (a running rollout's
+  // percentage read from a live router) is kept.
   const onState = () => store.set({
-    state: { lightrag_breaker: $("state-breaker").value, rollback_active: $("state-rollback").checked, quality_gate_closed: $("state-gate").checked },
+    state: { ...store.state, lightrag_breaker: $("state-breaker").value, rollback_active: $("state-rollback").checked, quality_gate_closed: $("state-gate").checked },
   }, "config-state");
   for (const id of ["state-breaker", "state-rollback", "state-gate"]) $(id).addEventListener("change", onState);
   store.subscribe(renderForm);

@@ -79,7 +79,9 @@ async function connect(ev) {
       : ro.status === 200 && ro.body
         ? el("div", { id: "live-rollout" }, dl([
           ["phase", String(ro.body.phase ?? "–")],
-          ["current percentage", `${ro.body.current_percentage ?? "–"} %`],
+          ["current percentage", ro.body.phase === "idle" || ro.body.current_percentage == null
+            ? "none: no rollout running, the router uses LIGHTRAG_ROLLOUT_PERCENTAGE"
+            : `${ro.body.current_percentage} %`],
           ["stage", ro.body.current_stage_index == null ? "–" : `${ro.body.current_stage_index + 1} of ${ro.body.stage_count ?? "?"}`],
           ["next percentage", ro.body.next_percentage == null ? "–" : `${ro.body.next_percentage} %`],
           ["blocking", (ro.body.stage_progress?.blocking_gates ?? []).map((g) => g.gate ?? g.name ?? JSON.stringify(g)).join(", ") || "–"],

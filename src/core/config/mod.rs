@@ -174,10 +174,14 @@ variables! {
         ROLLOUT_PERCENTAGE = "LIGHTRAG_ROLLOUT_PERCENTAGE" => rollout_percentage: Percent = Percent::ZERO, percent;
         /// The whole request's time budget across the primary attempt and any fallback.
         INTEGRATION_TIMEOUT_SECONDS = "LIGHTRAG_INTEGRATION_TIMEOUT_SECONDS" => integration_timeout_seconds: f64 = 30.0, number(&TIMEOUT_SECONDS);
-        /// Reported in the status API (the seed's flag; metrics are always kept per arm).
+        /// The rollout's `latency_ratio` gate (treatment p95 ÷ control p95) runs only when on.
         ENABLE_PERFORMANCE_COMPARISON = "LIGHTRAG_ENABLE_PERFORMANCE_COMPARISON" => enable_performance_comparison: bool = false, boolean;
-        /// Reported in the status API (the seed's flag; arms are always recorded).
+        /// Off turns the rollout's comparison gates (control arm, quality drop, latency ratio,
+        /// sample ratio) and `GET /admin/experiment` off; the absolute gates still run.
         ENABLE_AB_TESTING = "LIGHTRAG_ENABLE_AB_TESTING" => enable_ab_testing: bool = false, boolean;
+        /// Where the controller POSTs every rollout transition (JSON), if anywhere; https only
+        /// outside `ROUTER_ENV=development`.
+        ROLLOUT_WEBHOOK_URL = "LIGHTRAG_ROLLOUT_WEBHOOK_URL" => rollout_webhook_url: Option<String> = None, optional_url;
         /// Salt of the cohort hash (docs/architecture.md#cohort-hashing).
         /// Shown only as a fingerprint ([`Salt`]); may be a wrangler secret.
         USER_HASH_SALT = "LIGHTRAG_USER_HASH_SALT" => user_hash_salt: Salt = Salt::default(), salt;

@@ -386,6 +386,33 @@ impl<'a> Loader<'a> {
     }
 
     /// An `http://` or `https://` URL without spaces; a trailing `/` is dropped.
+    /// An optional http(s) URL kept as written (its path matters: a webhook's), or unset.
+    pub(super) fn optional_url(&mut self, name: &str, default: Option<String>) -> Option<String> {
+        let (v, src) = self.raw(name)?;
+        let ok = v.as_str().map(str::trim).filter(|s| {
+            let host = s
+                .strip_prefix("https://")
+                .or_else(|| s.strip_prefix("http://"))
+                .unwrap_or_default();
+            !host.is_empty()
+                && !host.starts_with('/')
+                && s.len() <= TEXT_MAX
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        });
+        match ok {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.problem(
+                    name,
+                    v,
+                    src,
+                    "expected an http:// or https:// URL without spaces; not used".to_string(),
+                );
+                default
+            }
+        }
+    }
+
     pub(super) fn url(&mut self, name: &str, default: String) -> String {
         let Some((v, src)) = self.raw(name) else {
             return default;

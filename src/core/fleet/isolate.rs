@@ -17,18 +17,19 @@ use crate::core::breaker::{
     Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem};
+use crate::core::controller::{ControllerDoc, RoutingDoc, SplitTag, TickReport, TickSkipped};
 use crate::core::decide::{self, Decision, RouteRequest, RouteState};
 use crate::core::exchange::NoAnswerBlame;
 use crate::core::guard::deployment::{config_problems, setup_problems, SetupFacts};
 use crate::core::keytag::{KeyTag, TagSecret};
+use crate::core::model::{Arm, Reason};
 use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
-use crate::core::report::{AnswerInputs, ReportInputs};
+use crate::core::report::{AnswerInputs, ReportInputs, RolloutSummary};
 use crate::core::store::{
     breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
-    OpCounts, OverridesDoc, RemoteState, RolloutDoc, TickReport, TickSkipped, WriteThrottle,
-    THROTTLE_INTERVAL_MS,
+    OpCounts, OverridesDoc, RemoteState, SplitFlush, WriteThrottle, THROTTLE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde::Serialize;
@@ -103,6 +104,15 @@ pub struct TickNote {
     pub warnings: Vec<String>,
 }
 
+/// What the caller read of the controller's documents for a report (the admin API reads them
+/// from KV; requests never do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetView<'a> {
+    pub controller: Option<&'a ControllerDoc>,
+    /// The rollout as `GET /admin/rollout` shows it.
+    pub rollout: Option<&'a RolloutSummary>,
+}
+
 /// What an operator's breaker action did here, and the command to store for the fleet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminAction {
@@ -122,9 +132,14 @@ pub struct IsolateState {
     loaded: Loaded,
     breakers: BTreeMap<Upstream, Breaker>,
     windows: BTreeMap<MetricKey, Window>,
+    /// The same requests by reason (`MetricsFlush::reasons`).
+    reasons: BTreeMap<String, Window>,
     sched: Schedule,
     throttle: WriteThrottle,
-    rollout: Option<RolloutDoc>,
+    /// The routing document this isolate routes by (`rollout/routing`).
+    routing: Option<RoutingDoc>,
+    /// The experiment's traffic at the routing document's stage (see [`SplitFlush`]).
+    split: Option<SplitFlush>,
     warnings: Vec<String>,
     rng: Rng,
     tag_secret: TagSecret,
@@ -167,9 +182,11 @@ impl IsolateState {
             loaded,
             breakers,
             windows: BTreeMap::new(),
+            reasons: BTreeMap::new(),
             sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
-            rollout: None,
+            routing: None,
+            split: None,
             warnings: Vec::new(),
             rng: Rng::new(init.seed),
             tag_secret: init.tag_secret,
@@ -200,9 +217,33 @@ impl IsolateState {
         &self.vars
     }
 
-    /// The controller's last rollout document this isolate has read.
-    pub fn rollout(&self) -> Option<&RolloutDoc> {
-        self.rollout.as_ref()
+    /// The routing document this isolate routes by.
+    pub fn routing(&self) -> Option<&RoutingDoc> {
+        self.routing.as_ref()
+    }
+
+    /// Routes by `doc` from now on, unless what it holds supersedes it (an operator's fresh
+    /// projection beats an older controller document, `RoutingDoc::supersedes`). Returns
+    /// whether it was adopted. The admin API calls this with its projection, so the isolate
+    /// that took the command routes by it at once.
+    pub fn adopt_routing(&mut self, doc: RoutingDoc, now_ms: u64) -> bool {
+        if !doc.supersedes(self.routing.as_ref(), now_ms) {
+            return false;
+        }
+        self.set_split(doc.split.clone());
+        self.routing = Some(doc);
+        true
+    }
+
+    /// Starts recording under `tag` (dropping windows of another stage).
+    fn set_split(&mut self, tag: Option<SplitTag>) {
+        if self.split.as_ref().map(|s| &s.tag) == tag.as_ref() {
+            return;
+        }
+        self.split = tag.map(|tag| SplitFlush {
+            tag,
+            windows: BTreeMap::new(),
+        });
     }
 
     /// The keyed tag of a stickiness key: what the breakers and the metric quotas count, so
@@ -284,12 +325,13 @@ impl IsolateState {
             Some(BreakerState::HalfOpen) => BreakerView::HalfOpenReject,
             _ => BreakerView::Closed,
         };
-        let rollout = self.rollout.as_ref();
+        let routing = self.routing.as_ref();
         RouteState {
-            rollback_active: rollout.is_some_and(|r| r.rollback_active),
+            rollback_active: routing.is_some_and(RoutingDoc::rolled_back),
             lightrag_breaker: view,
-            quality_gate_closed: rollout.is_some_and(|r| r.quality_gate_closed),
+            quality_gate_closed: routing.is_some_and(|r| r.quality_gate_closed),
             quality_probe_roll: 1.0,
+            rollout_percentage: routing.and_then(RoutingDoc::route_percentage),
         }
     }
 
@@ -378,7 +420,25 @@ impl IsolateState {
             .entry(metric)
             .or_default()
             .record(now_ms, sample);
+        if metric.arm != Arm::None {
+            if let Some(split) = self.split.as_mut() {
+                split
+                    .windows
+                    .entry(metric)
+                    .or_default()
+                    .record(now_ms, sample);
+            }
+        }
         true
+    }
+
+    /// Records a request [`Self::record_request`] counted under the reason of its decision
+    /// (rule names folded into `rule`).
+    pub fn record_reason(&mut self, reason: &Reason, sample: &Sample, now_ms: u64) {
+        self.reasons
+            .entry(reason.as_str().to_string())
+            .or_default()
+            .record(now_ms, sample);
     }
 
     /// Whom a no-context reply blames now: LightRAG while the no-context watch is escalated.
@@ -447,11 +507,12 @@ impl IsolateState {
     }
 
     /// The status document and `/metrics` text are built from these; `kv_ops` are the
-    /// driver's KV counters.
+    /// driver's KV counters, `fleet` what the caller read of the controller's documents.
     pub fn report<T>(
         &self,
         now_ms: u64,
         kv_ops: &OpCounts,
+        fleet: &FleetView<'_>,
         f: impl FnOnce(&ReportInputs<'_>) -> T,
     ) -> T {
         let local = self.local_stats(now_ms);
@@ -474,7 +535,9 @@ impl IsolateState {
             problems: &problems,
             breakers: &breakers,
             local: &local,
-            rollout: self.rollout.as_ref(),
+            routing: self.routing.as_ref(),
+            controller: fleet.controller,
+            rollout: fleet.rollout,
             kv_warnings: &self.warnings,
             kv_ops,
             last_refresh_ms: self.sched.health().last_refresh_ms,
@@ -491,14 +554,21 @@ impl IsolateState {
     /// flush, and the scheduled one).
     pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
         self.sched.flushed(now_ms);
-        for w in self.windows.values_mut() {
+        for w in self.windows.values_mut().chain(self.reasons.values_mut()) {
             w.prune(now_ms);
+        }
+        if let Some(split) = self.split.as_mut() {
+            for w in split.windows.values_mut() {
+                w.prune(now_ms);
+            }
         }
         self.shadow_window.prune(now_ms);
         let doc = MetricsFlush {
             isolate: self.id.clone(),
             flushed_ms: now_ms,
             windows: self.windows.clone(),
+            split: self.split.clone().filter(|s| !s.windows.is_empty()),
+            reasons: self.reasons.clone(),
             shadow: (!self.shadow_window.is_empty()).then(|| self.shadow_window.clone()),
         };
         KvWrite {
@@ -565,11 +635,22 @@ impl IsolateState {
                 }
             }
         }
-        // A failed read or a corrupt value keeps what we had (a closed gate stays closed);
-        // only a missing key means there is no rollout state.
-        match r.rollout {
-            Fetched::Found(doc) => self.rollout = Some(doc),
-            Fetched::Absent => self.rollout = None,
+        // A failed read or a corrupt value keeps what we had (a closed gate stays closed, a
+        // rollback stays rolled back); only a missing key means there is no routing document.
+        match r.routing {
+            Fetched::Found(doc) => {
+                self.adopt_routing(doc, now_ms);
+            }
+            Fetched::Absent => {
+                let keep = self
+                    .routing
+                    .as_ref()
+                    .is_some_and(|h| RoutingDoc::keep_when_absent(h, now_ms));
+                if !keep {
+                    self.routing = None;
+                    self.set_split(None);
+                }
+            }
             Fetched::Unreadable => {}
         }
         true

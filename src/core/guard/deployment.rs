@@ -79,6 +79,22 @@ impl UrlPolicy {
     }
 }
 
+/// Whether the rollout webhook may be sent to `url`: https only outside development (the
+/// payload describes the rollout and its numbers; over plain http anyone on the way reads it).
+pub fn webhook_allowed(d: Deployment, url: &str) -> Result<(), String> {
+    let https = url
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+    if https || d.url_policy() == UrlPolicy::AllowInsecure {
+        Ok(())
+    } else {
+        Err(format!(
+            "LIGHTRAG_ROLLOUT_WEBHOOK_URL is not https: no webhook is sent over plain http outside ROUTER_ENV=development (ROUTER_ENV is {})",
+            d.as_str()
+        ))
+    }
+}
+
 /// The variable holding `u`'s base URL.
 pub fn base_url_variable(u: Upstream) -> &'static str {
     match u {
@@ -101,6 +117,18 @@ pub fn config_problems(c: &Config) -> Vec<Problem> {
                 variable: base_url_variable(u).to_string(),
                 value: url.clone(),
                 message: format!("{e}; requests for it are refused until it is https"),
+                source: Source::Vars,
+                severity: Severity::Error,
+                index: None,
+            });
+        }
+    }
+    if let Some(url) = &c.rollout_webhook_url {
+        if let Err(e) = webhook_allowed(c.deployment, url) {
+            out.push(Problem {
+                variable: crate::core::config::ROLLOUT_WEBHOOK_URL.to_string(),
+                value: url.clone(),
+                message: e,
                 source: Source::Vars,
                 severity: Severity::Error,
                 index: None,

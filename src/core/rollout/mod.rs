@@ -50,7 +50,7 @@ pub mod timeline;
 
 mod decimal;
 mod ids;
-mod pct;
+pub mod pct;
 
 pub use command::{Command, CommandOutcome, CommandResult};
 pub use error::{OpError, PlanError, StateError};

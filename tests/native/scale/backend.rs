@@ -3,6 +3,7 @@
 
 use super::hub::SimHub;
 use super::kv::SimKv;
+use cmo_edge_router::core::config::Config;
 
 /// Which backend a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +23,16 @@ impl BackendKind {
 
 pub enum Backend {
     Kv(SimKv),
-    Hub(SimHub),
+    /// Boxed: it carries the object's config.
+    Hub(Box<SimHub>),
 }
 
 impl Backend {
-    pub fn new(kind: BackendKind, start_ms: u64, seed: u64) -> Backend {
+    /// `config`: the hub's own (the Durable Object loads the Worker's variables).
+    pub fn new(kind: BackendKind, start_ms: u64, seed: u64, config: &Config) -> Backend {
         match kind {
             BackendKind::Kv => Backend::Kv(SimKv::new(start_ms, seed)),
-            BackendKind::Hub => Backend::Hub(SimHub::new(start_ms)),
+            BackendKind::Hub => Backend::Hub(Box::new(SimHub::new(start_ms, config.clone()))),
         }
     }
 

@@ -16,7 +16,7 @@ use cmo_edge_router::core::fallback::Attempt;
 use cmo_edge_router::core::fleet::{Background, CallRecord, IsolateState};
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::{Reason, Upstream};
-use cmo_edge_router::core::store::{load_remote, StateStore, METRICS_PREFIX};
+use cmo_edge_router::core::store::{load_remote, StateStore};
 use cmo_edge_router::core::window::{MetricKey, Sample};
 
 const QUERY: &str = "What is the role of glutathione in oxidative stress?";
@@ -58,23 +58,10 @@ pub struct SimIsolate {
     pub location: usize,
 }
 
-/// Performs `bg` against `store` (errors are logged by the Worker and change nothing else),
-/// with the metric flushes' expiry of before the fix when `before_fixes`: three flush periods
-/// (`core::store::metrics_ttl_seconds` at e270d22).
-pub fn perform<S: StateStore>(
-    store: &S,
-    iso: &mut IsolateState,
-    bg: Background,
-    now: u64,
-    before_fixes: bool,
-) {
-    let flush_s = iso.config().metrics_flush_seconds;
+/// Performs `bg` against `store` (errors are logged by the Worker and change nothing else).
+pub fn perform<S: StateStore>(store: &S, iso: &mut IsolateState, bg: Background, now: u64) {
     for w in &bg.writes {
-        let ttl = match w.key.starts_with(METRICS_PREFIX) && before_fixes {
-            true => Some((flush_s * 3).max(60)),
-            false => w.ttl_seconds,
-        };
-        let _ = block_on(store.put(&w.key, &w.value, ttl));
+        let _ = block_on(store.put(&w.key, &w.value, w.ttl_seconds));
     }
     if let Some(ticket) = bg.refresh {
         let remote = block_on(load_remote(store));
@@ -91,8 +78,6 @@ pub fn refresh_now<S: StateStore>(store: &S, iso: &mut IsolateState, now: u64) {
 
 /// What one request needs besides its isolate and store.
 pub struct Ctx<'a> {
-    /// Route as before the fixes (`Scenario::before_fixes`).
-    pub before_fixes: bool,
     /// How long a refresh takes from this isolate's location (its reads' round trips).
     pub refresh_latency_ms: u64,
     pub up: &'a mut Upstreams,
@@ -118,7 +103,7 @@ pub fn serve<S: StateStore>(
     let mut late = None;
     if !iso.first_load_arrived() {
         refresh_now(store, iso, t);
-    } else if !ctx.before_fixes {
+    } else {
         let before = iso.before_routing(&RouteRequest::new(Some(&key), QUERY), t);
         if let Some(ticket) = before.start {
             let remote = block_on(load_remote(store));
@@ -223,7 +208,7 @@ pub fn serve<S: StateStore>(
         ctx,
     );
     let bg = iso.background(now);
-    perform(store, iso, bg, now, ctx.before_fixes);
+    perform(store, iso, bg, now);
 }
 
 /// What `edge::chat`'s `Driver::book` does with the exchange's records.
@@ -262,8 +247,9 @@ fn book(
                     total_ms: None,
                 };
                 let key = MetricKey::new(q.upstream, d.arm);
+                let split = iso.routing().and_then(|r| r.split.clone());
                 if iso.record_request(key, &sample, tag, now) {
-                    ctx.truth.record(now, key, &sample);
+                    ctx.truth.record(now, key, &sample, split.as_ref());
                 }
             }
         }

@@ -9,9 +9,9 @@
 //! overlapping requests share the time (the object is billed once while active).
 
 use crate::fleet_support::block_on;
-use cmo_edge_router::core::gate::GatePolicy;
-use cmo_edge_router::core::hub::{serve, HubRequest, HubResponse, Stored};
-use cmo_edge_router::core::store::{ListPage, StateStore, StoreError, TickReport};
+use cmo_edge_router::core::config::Config;
+use cmo_edge_router::core::hub::{serve, Hub, HubRequest, HubResponse, Stored};
+use cmo_edge_router::core::store::{ListPage, StateStore, StoreError};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
@@ -43,15 +43,18 @@ pub struct HubCounts {
 #[derive(Debug)]
 pub struct SimHub {
     start_ms: u64,
+    /// The object's config (the Worker's variables): the controller's tick runs with it.
+    config: Config,
     storage: RefCell<BTreeMap<String, Stored>>,
     counts: RefCell<HubCounts>,
     busy_until: Cell<f64>,
 }
 
 impl SimHub {
-    pub fn new(start_ms: u64) -> SimHub {
+    pub fn new(start_ms: u64, config: Config) -> SimHub {
         SimHub {
             start_ms,
+            config,
             storage: RefCell::default(),
             counts: RefCell::default(),
             busy_until: Cell::new(0.0),
@@ -68,7 +71,11 @@ impl SimHub {
             let c = self.counts.borrow();
             (c.rows_read, c.rows_written)
         };
-        let answer = block_on(serve(&HubStorage { hub: self, now_ms }, req, now_ms));
+        let hub = Hub {
+            now_ms,
+            config: &self.config,
+        };
+        let answer = block_on(serve(&HubStorage { hub: self, now_ms }, req, &hub));
         let mut c = self.counts.borrow_mut();
         c.requests += 1;
         let m = (now_ms.saturating_sub(self.start_ms) / 60_000) as usize;
@@ -187,6 +194,13 @@ pub struct HubClient<'a> {
     now_ms: u64,
 }
 
+impl HubClient<'_> {
+    /// One request to the object.
+    pub fn request(&self, req: HubRequest) -> HubResponse {
+        self.hub.request(req, self.now_ms)
+    }
+}
+
 impl StateStore for HubClient<'_> {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let keys = vec![key.to_string()];
@@ -229,12 +243,5 @@ impl StateStore for HubClient<'_> {
             keys: keys.to_vec(),
         };
         self.hub.request(req, self.now_ms).into_values(keys)
-    }
-
-    async fn run_tick(&self, _now_ms: u64, gate: &GatePolicy, _max_ops: u32) -> TickReport {
-        let req = HubRequest::Tick {
-            gate: *gate.settings(),
-        };
-        self.hub.request(req, self.now_ms).into_tick()
     }
 }

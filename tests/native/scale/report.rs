@@ -68,6 +68,12 @@ pub struct Row {
     pub undercount_max: f64,
     pub error_rate_bias_max: f64,
     pub quality_bias_max: f64,
+    /// The controller's fleet totals (every settled minute committed once, `controller/state`
+    /// `totals`) against the truth of the same minutes at the end: the worst arm's undercount
+    /// (negative: counted more than happened).
+    pub ledger_undercount: f64,
+    /// The rollout's phase and percentage at the end.
+    pub final_phase: String,
     pub passes: usize,
     pub max_pass_ticks: u64,
     pub max_tick_ops: u32,
@@ -193,6 +199,12 @@ pub fn row(o: &Outcome) -> Row {
         undercount_max: undercounts.iter().copied().fold(0.0, f64::max),
         error_rate_bias_max: eb,
         quality_bias_max: qb,
+        ledger_undercount: o
+            .ledger
+            .iter()
+            .map(|(_, agg, truth)| rel(agg, truth))
+            .fold(0.0, |w: f64, x| if x.abs() > w.abs() { x } else { w }),
+        final_phase: o.final_phase.clone(),
         passes: o.passes.len(),
         max_pass_ticks: o.passes.iter().map(|p| p.ticks).max().unwrap_or(0),
         max_tick_ops: o.max_tick_ops,
@@ -230,8 +242,8 @@ fn opt(v: Option<f64>) -> String {
 /// The markdown table of the report.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| backend | isolates | requests | trip / converge s (goal) | wasted / probes | resume s: first / all | undercount mean / worst | bias err / quality | tick ops (pass ticks) | limits: 429 / >1000 | decisions ≠ perfect | ops per min | month: ops | $/month |\n");
-    s.push_str("|---|---:|---:|---|---|---|---|---|---|---|---|---|---|---:|\n");
+    s.push_str("| backend | isolates | requests | trip / converge s (goal) | wasted / probes | resume s: first / all | last hour undercount mean / worst | totals undercount | bias err / quality | tick ops (pass ticks) | limits: 429 / >1000 | decisions ≠ perfect | ops per min | month: ops | $/month |\n");
+    s.push_str("|---|---:|---:|---|---|---|---|---|---|---|---|---|---|---|---:|\n");
     for r in rows {
         let ops = if r.backend.starts_with("KV") {
             format!(
@@ -257,7 +269,7 @@ pub fn table(rows: &[Row]) -> String {
             )
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} / {} ({:.0}) | {} / {} | {} / {} | {:.2} % / {:.2} % | {:.3} / {:.3} | {} ({}) | {} / {} | {} of {} | {} | {} | {:.2} |\n",
+            "| {} | {} | {} | {} / {} ({:.0}) | {} / {} | {} / {} | {:.2} % / {:.2} % | {:.2} % | {:.3} / {:.3} | {} ({}) | {} / {} | {} of {} | {} | {} | {:.2} |\n",
             r.backend,
             r.isolates,
             r.requests,
@@ -270,6 +282,7 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.resumed_s),
             r.undercount_mean * 100.0,
             r.undercount_max * 100.0,
+            r.ledger_undercount * 100.0,
             r.error_rate_bias_max,
             r.quality_bias_max,
             r.max_tick_ops,
@@ -289,7 +302,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Lines that explain a row beyond the table.
 pub fn notes(r: &Row) -> String {
     let mut s = format!(
-        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}\n  rollout (minute: transition): {:?}",
+        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}\n  rollout at the end: {}; (minute: transition): {:?}",
         r.backend,
         r.isolates,
         r.wait_share * 100.0,
@@ -301,6 +314,7 @@ pub fn notes(r: &Row) -> String {
         r.peak_minute,
         r.max_invocation_ops,
         r.rejected_keys,
+        r.final_phase,
         r.transitions,
     );
     for (t, a, b) in r.disagreements.iter().take(5) {

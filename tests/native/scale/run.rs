@@ -2,20 +2,23 @@
 //! controller every minute, LightRAG failing and recovering, and everything the report needs.
 
 use super::backend::{with_store, Backend, BackendKind};
-use super::controller::{controller_step, evidence, label, trips_in, ControllerState};
+use super::controller::{controller_step, outcome_label, start_rollout, tick_label};
 use super::fleet::{self, Ctx, Observed, SimIsolate};
 use super::traffic::{place_isolates, Traffic};
 use super::truth::{arm, Truth};
 use super::upstream::Upstreams;
+use cmo_edge_router::core::breaker::BreakerSnapshot;
 use cmo_edge_router::core::config::{self, Config};
+use cmo_edge_router::core::controller::evidence::stage_evidence;
+use cmo_edge_router::core::controller::{ControllerDoc, CONTROLLER_KEY};
 use cmo_edge_router::core::fleet::Rng;
 use cmo_edge_router::core::fleet::{IsolateInit, IsolateState};
 use cmo_edge_router::core::guard::deployment::SetupFacts;
 use cmo_edge_router::core::keytag::TagSecret;
 use cmo_edge_router::core::model::{Arm, Upstream};
 use cmo_edge_router::core::rollout::request::plan_from_value;
-use cmo_edge_router::core::rollout::{Switches, TickInput};
-use cmo_edge_router::core::store::{breaker_key, parse_value, RolloutDoc, ROLLOUT_KEY};
+use cmo_edge_router::core::rollout::{Rollout, Switches, TickInput};
+use cmo_edge_router::core::store::{breaker_key, parse_value, ROLLOUT_KEY};
 use cmo_edge_router::core::window::Stats;
 use serde_json::{json, Map, Value};
 
@@ -39,9 +42,6 @@ pub struct Scenario {
     pub plan: Value,
     /// Extra wrangler vars.
     pub vars: Vec<(String, Value)>,
-    /// Replay the router as it was before the simulation's two fixes (main at e270d22): no
-    /// refresh before routing, metric flushes expiring after three flush periods.
-    pub before_fixes: bool,
 }
 
 impl Scenario {
@@ -88,6 +88,11 @@ pub struct Outcome {
     pub decisions: Vec<(u64, String, String)>,
     /// (time, the controller's transition and its reason).
     pub transitions: Vec<(u64, String)>,
+    /// At the end: the controller's fleet totals (`controller/state` `totals`, every settled
+    /// minute committed once) against the truth of the same minutes, per arm.
+    pub ledger: Vec<(Arm, Stats, Stats)>,
+    /// The rollout's phase and percentage at the end (`rollout/state`).
+    pub final_phase: String,
     /// The most operations one controller minute made (KV: one invocation).
     pub max_tick_ops: u32,
     pub sim_ms: u64,
@@ -104,7 +109,7 @@ pub fn run(s: &Scenario) -> Outcome {
     let vars = s.vars();
     let config: Config = config::load(&vars, None, 0).config;
     let refresh_ms = config.state_refresh_seconds * 1000;
-    let backend = Backend::new(s.backend, START_MS, s.seed ^ 0x5eed);
+    let backend = Backend::new(s.backend, START_MS, s.seed ^ 0x5eed, &config);
     let mut traffic = Traffic::new(s.seed, s.users, s.monthly_requests, START_MS);
     let (by_location, home) = place_isolates(s.isolates);
     let mut isolates: Vec<Option<SimIsolate>> = (0..s.isolates).map(|_| None).collect();
@@ -119,14 +124,20 @@ pub fn run(s: &Scenario) -> Outcome {
         ..Observed::default()
     };
     let plan = plan_from_value(&s.plan).unwrap_or_else(|e| panic!("plan: {e:?}"));
-    let mut ctl = ControllerState::new(plan);
+    // An operator starts the rollout through the admin API (an invocation of its own, in the
+    // first location); the cron's next tick applies the queued command.
+    with_store!(&backend, 0, START_MS, |store| start_rollout(
+        store, &plan, START_MS
+    ))
+    .unwrap_or_else(|e| panic!("start: {e}"));
+    let switches = Switches::from_config(&config);
     let mut passes = Vec::new();
     let mut decisions = Vec::new();
     let mut transitions = Vec::new();
     let mut max_tick_ops = 0;
-    let mut perfect_stage: Option<usize> = None;
-    let mut perfect_trips_at_stage_start = 0;
-    let mut next_tick = START_MS;
+    // The cron's first tick a minute after the start (KV: one write per second per key, and
+    // both write `rollout/routing`).
+    let mut next_tick = START_MS + MINUTE;
     let mut next = traffic.next();
     while next_tick < end || next.at_ms < end {
         if next_tick <= next.at_ms {
@@ -135,18 +146,20 @@ pub fn run(s: &Scenario) -> Outcome {
             if now >= end {
                 continue;
             }
+            let before_rollout = backend
+                .peek(ROLLOUT_KEY, now)
+                .and_then(|t| Rollout::from_json(&t).ok());
+            let before_doc = controller_doc(&backend, now);
             // The cron runs in an isolate of its own, in the first location.
             let (rep, ops) = with_store!(&backend, 0, now, |store| {
-                let rep = controller_step(store, &mut ctl, &config, now);
+                let rep = controller_step(store, &config, now);
                 (rep, store_ops(store))
             });
             max_tick_ops = max_tick_ops.max(ops);
-            if rep.tick.completed {
-                let doc = backend
-                    .peek(ROLLOUT_KEY, now)
-                    .and_then(|t| parse_value::<RolloutDoc>(ROLLOUT_KEY, &t).ok());
-                if let Some(agg) = doc.and_then(|d| d.aggregate) {
-                    let real = truth.window(now);
+            if rep.completed {
+                if let Some(agg) = controller_doc(&backend, now).and_then(|d| d.aggregate) {
+                    // The aggregate totals each flush's window when its pass started.
+                    let real = truth.window(now - agg.ticks.saturating_sub(1) * MINUTE);
                     passes.push(Pass {
                         ticks: agg.ticks,
                         arms: [Arm::Treatment, Arm::Control]
@@ -156,30 +169,35 @@ pub fn run(s: &Scenario) -> Outcome {
                     });
                 }
             }
-            if let Some(d) = &rep.decided {
-                // The same tick with perfect data: every sample counted so far, and the
-                // breaker record as last written.
-                let perfect_trips = trips_in(backend.peek(&breaker_key(Upstream::Lightrag), now));
-                let stage = d.before.run().map(|r| r.stage_index);
-                if stage != perfect_stage {
-                    perfect_stage = stage;
-                    perfect_trips_at_stage_start = perfect_trips;
-                }
-                let ev = evidence(
-                    &truth.window(now),
-                    perfect_trips.saturating_sub(perfect_trips_at_stage_start),
-                    d.evidence.expected_treatment_percentage,
+            for t in &rep.transitions {
+                transitions.push((now, format!("{}: {}", t.event.as_str(), t.reason)));
+            }
+            // The same tick with perfect data: every sample counted in the stage (by the split
+            // its isolate routed under, no settling) and the breaker record as last written, on the rollout as stored before the tick
+            // (ticks that applied a command are left out: their rollout is not that one).
+            let book = before_doc.and_then(|d| d.stage);
+            if let (Some(real), Some(book), Some(mut perfect), true) = (
+                tick_label(&rep),
+                book,
+                before_rollout,
+                rep.commands.is_empty(),
+            ) {
+                let trips = backend
+                    .peek(&breaker_key(Upstream::Lightrag), now)
+                    .and_then(|t| parse_value::<BreakerSnapshot>("breaker", &t).ok())
+                    .map_or(0, |b| b.trips);
+                let ev = stage_evidence(
+                    &truth.stage(&book.split),
+                    trips.saturating_sub(book.trips_at_open),
+                    book.percentage,
+                    book.shadow_calls(),
                 );
-                let mut shadow = d.before.clone();
-                let o = shadow.tick(&TickInput {
+                let o = perfect.tick(&TickInput {
                     evidence: &ev,
-                    switches: &Switches::from_config(&config),
+                    switches: &switches,
                     now_ms: now,
                 });
-                decisions.push((now, d.outcome.clone(), label(&o)));
-                if let Some(why) = &d.detail {
-                    transitions.push((now, format!("{}: {why}", d.outcome)));
-                }
+                decisions.push((now, real, outcome_label(&o)));
             }
             continue;
         }
@@ -206,7 +224,6 @@ pub fn run(s: &Scenario) -> Outcome {
             BackendKind::Hub => super::hub::RTT_MS[slot.location],
         };
         let mut ctx = Ctx {
-            before_fixes: s.before_fixes,
             refresh_latency_ms,
             up: &mut up,
             truth: &mut truth,
@@ -216,8 +233,26 @@ pub fn run(s: &Scenario) -> Outcome {
             fleet::serve(store, &mut slot.state, a.user, a.at_ms, &mut ctx)
         });
     }
+    let doc = controller_doc(&backend, end).unwrap_or_default();
+    let real = truth.between(0, doc.totals.through_ms);
+    let ledger = [Arm::Treatment, Arm::Control]
+        .into_iter()
+        .map(|a| (a, arm(&doc.totals.stats, a), arm(&real, a)))
+        .collect();
+    let final_phase = backend
+        .peek(ROLLOUT_KEY, end)
+        .and_then(|t| Rollout::from_json(&t).ok())
+        .map_or("none".into(), |r| {
+            format!(
+                "{} at {} %",
+                r.phase_name().as_str(),
+                r.current_percentage().percent()
+            )
+        });
     Outcome {
         scenario: s.clone(),
+        ledger,
+        final_phase,
         obs,
         backend,
         passes,
@@ -228,6 +263,13 @@ pub fn run(s: &Scenario) -> Outcome {
         lightrag_down: down,
         refresh_ms,
     }
+}
+
+/// `controller/state` as stored now (read without counting).
+fn controller_doc(backend: &Backend, now_ms: u64) -> Option<ControllerDoc> {
+    backend
+        .peek(CONTROLLER_KEY, now_ms)
+        .and_then(|t| parse_value::<ControllerDoc>(CONTROLLER_KEY, &t).ok())
 }
 
 /// Operations an invocation's store handle made (KV); the hub counts requests instead.

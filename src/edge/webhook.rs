@@ -1,0 +1,91 @@
+//! `LIGHTRAG_ROLLOUT_WEBHOOK_URL`: one JSON POST per rollout transition, sent from `wait_until`
+//! after the controller's tick has written its state. A failure (network, non-2xx, timeout) is
+//! logged and never retried or waited for: the rollout does not depend on its observers.
+
+use super::isolate::with;
+use crate::core::guard::deployment::webhook_allowed;
+use crate::core::rollout::Transition;
+use futures_util::future::{select, Either};
+use std::pin::pin;
+use std::time::Duration;
+use worker::{console_error, console_log, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+/// How long one POST may take.
+const TIMEOUT_MS: u64 = 10_000;
+
+/// The configured URL, if a webhook may be sent there.
+pub fn target() -> Option<String> {
+    let (url, deployment) = with(|i| {
+        (
+            i.config().rollout_webhook_url.clone(),
+            i.config().deployment,
+        )
+    })?;
+    let url = url?;
+    match webhook_allowed(deployment, &url) {
+        Ok(()) => Some(url),
+        Err(e) => {
+            console_error!("rollout webhook not sent: {e}");
+            None
+        }
+    }
+}
+
+/// POSTs each transition in order (awaited one after the other, so a receiver sees them in the
+/// order they happened). Meant to run under `wait_until`.
+pub async fn send_all(url: String, transitions: Vec<Transition>) {
+    for t in &transitions {
+        send(&url, t).await;
+    }
+}
+
+async fn send(url: &str, t: &Transition) {
+    let body = t.webhook_payload().to_string();
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("user-agent", "cmo-edge-router rollout webhook");
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let req = match Request::new_with_init(url, &init) {
+        Ok(r) => r,
+        Err(e) => {
+            console_error!("rollout webhook: bad request for {url}: {e}");
+            return;
+        }
+    };
+    let fetch = Fetch::Request(req);
+    let call = fetch.send();
+    let timeout = Delay::from(Duration::from_millis(TIMEOUT_MS));
+    let outcome = match select(pin!(call), pin!(timeout)).await {
+        Either::Left((r, _)) => Some(r),
+        Either::Right(_) => None,
+    };
+    match outcome {
+        Some(Ok(resp)) => {
+            let status = resp.status_code();
+            if (200..300).contains(&status) {
+                console_log!("rollout webhook: {} sent ({status})", t.event.as_str());
+            } else {
+                console_error!(
+                    "rollout webhook: {} answered {status} for {}",
+                    url,
+                    t.event.as_str()
+                );
+            }
+        }
+        Some(Err(e)) => {
+            console_error!(
+                "rollout webhook: {url} failed for {}: {e}",
+                t.event.as_str()
+            );
+        }
+        None => {
+            console_error!(
+                "rollout webhook: {url} did not answer within {TIMEOUT_MS} ms for {}",
+                t.event.as_str()
+            );
+        }
+    }
+}
