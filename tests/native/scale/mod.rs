@@ -10,7 +10,7 @@
 //!
 //! Modules: [`traffic`] (who asks when), [`upstream`] (how the upstreams answer), [`kv`] and
 //! [`hub`] (the two backends), [`fleet`] (one request through one isolate), [`controller`] (the
-//! cron's minute, swappable), [`truth`] (every counted sample), [`run`] (one scenario),
+//! operator's start and the cron's minute), [`truth`] (every counted sample), [`run`] (one scenario),
 //! [`report`] (the table and the bill).
 
 pub mod backend;
