@@ -1,8 +1,8 @@
 //! The fleet at scale (issue 14): N isolates over twelve locations, a day of diurnal traffic,
 //! LightRAG failing and recovering, a linear rollout in progress, the controller every minute —
 //! all on the real core (`IsolateState`, `core::exchange`, `core::controller::controller_tick`
-//! with the rollout machine it ticks, `core::hub`), against a simulated Workers KV ([`kv`]) or the Durable Object
-//! hub ([`hub`]), on a virtual clock, from one seed.
+//! with the rollout machine it ticks, `core::hub`), against a simulated Workers KV ([`kv`]) or
+//! the Durable Object hub ([`hub`]), on a virtual clock, from one seed.
 //!
 //! `cargo test` runs a short version (1 and 10 isolates, 3 hours) and checks the goals that
 //! must hold there; `make simulate` runs 1, 10, 100 and 1,000 isolates for 24 hours on both
@@ -10,8 +10,8 @@
 //!
 //! Modules: [`traffic`] (who asks when), [`upstream`] (how the upstreams answer), [`kv`] and
 //! [`hub`] (the two backends), [`fleet`] (one request through one isolate), [`controller`] (the
-//! operator's start and the cron's minute), [`truth`] (every counted sample), [`run`] (one scenario),
-//! [`report`] (the table and the bill).
+//! operator's start and the cron's minute), [`truth`] (every counted sample), [`run`] (one
+//! scenario), [`report`] (the table and the bill).
 
 pub mod backend;
 pub mod controller;

@@ -173,8 +173,9 @@ pub fn run(s: &Scenario) -> Outcome {
                 transitions.push((now, format!("{}: {}", t.event.as_str(), t.reason)));
             }
             // The same tick with perfect data: every sample counted in the stage (by the split
-            // its isolate routed under, no settling) and the breaker record as last written, on the rollout as stored before the tick
-            // (ticks that applied a command are left out: their rollout is not that one).
+            // its isolate routed under, no settling) and the breaker record as last written, on
+            // the rollout as stored before the tick (ticks that applied a command are left out:
+            // their rollout is not that one).
             let book = before_doc.and_then(|d| d.stage);
             if let (Some(real), Some(book), Some(mut perfect), true) = (
                 tick_label(&rep),
