@@ -11,7 +11,7 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
 .PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
-        test-wasm-chrome test-worker test-soak test-browser test-bench test-lightrag bench aa reference \
+        test-wasm-chrome test-worker test-soak test-browser test-bench test-lightrag bench aa simulate reference \
         fuzz soak clean
 
 help:
@@ -132,6 +132,12 @@ fuzz:
 # The experiment statistics' simulations at full fidelity (every request drawn, log-normal
 # latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,
 # sequential vs naive fixed-horizon, plus the power check. `cargo test` runs a faster version.
+# The fleet at scale (issue 14): 1, 10, 100 and 1,000 isolates for a simulated day on simulated
+# Workers KV and on the Durable Object hub, printing the README "Scale" table (~3 min on 2
+# cores). `cargo test` runs a 3-hour, 1-and-10-isolate version with the goals that must hold.
+simulate:
+	SIM_FULL=1 cargo test --profile simulate --test native scale::fleet_at_scale -- --nocapture --test-threads=1
+
 aa:
 	AA_PER_REQUEST=1 cargo test --release --test native experiment_aa -- --nocapture --test-threads=1
 	AA_PER_REQUEST=1 AA_TREATMENT_SHARE=0.05 cargo test --release --test native experiment_aa aa_false_positive -- --nocapture

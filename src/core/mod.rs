@@ -49,6 +49,7 @@ pub mod wire;
 pub mod digest;
 pub mod fleet;
 pub mod guard;
+pub mod hub;
 pub mod identity;
 pub mod keytag;
 pub mod overrides;

@@ -160,6 +160,22 @@ pub trait StateStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> impl Future<Output = Result<ListPage, StoreError>>;
+
+    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each
+    /// (Workers KV); a backend whose every call is a round trip (the Durable Object,
+    /// `core::hub`) answers them in one request.
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Vec<Result<Option<String>, StoreError>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.get(k).await);
+            }
+            out
+        }
+    }
 }
 
 /// Operation counters, kept by every store implementation the router uses (the Worker's KV
@@ -286,58 +302,78 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Res
     })
 }
 
-async fn fetch<S: StateStore, T: serde::de::DeserializeOwned>(
-    store: &S,
+/// What one read of `key` came to: a missing key, a parsed value, or a failed read / a value
+/// that did not parse (with a warning naming the key).
+fn fetched<T: serde::de::DeserializeOwned>(
     key: &str,
+    raw: Option<Result<Option<String>, StoreError>>,
     warnings: &mut Vec<String>,
 ) -> Fetched<T> {
-    match store.get(key).await {
-        Ok(Some(text)) => match parse_value(key, &text) {
+    match raw {
+        Some(Ok(Some(text))) => match parse_value(key, &text) {
             Ok(v) => Fetched::Found(v),
             Err(w) => {
                 warnings.push(w.to_string());
                 Fetched::Unreadable
             }
         },
-        Ok(None) => Fetched::Absent,
-        Err(e) => {
+        Some(Ok(None)) => Fetched::Absent,
+        Some(Err(e)) => {
             warnings.push(e.to_string());
+            Fetched::Unreadable
+        }
+        None => {
+            warnings.push(StoreError::failed(StoreOp::Read, key, "no value returned").to_string());
             Fetched::Unreadable
         }
     }
 }
 
-async fn read<S: StateStore, T: serde::de::DeserializeOwned>(
-    store: &S,
-    key: &str,
-    warnings: &mut Vec<String>,
-) -> Option<T> {
-    match fetch(store, key, warnings).await {
+fn found<T>(f: Fetched<T>) -> Option<T> {
+    match f {
         Fetched::Found(v) => Some(v),
         Fetched::Absent | Fetched::Unreadable => None,
     }
 }
 
-/// Reads everything the hot path needs: 6 reads (overrides, two snapshots, two admin
-/// commands, the routing document), done in the background at most every
-/// `STATE_REFRESH_SECONDS` (and once when an isolate starts).
+/// The keys a refresh reads: overrides, the two breaker snapshots, the two operator commands,
+/// the routing document.
+pub fn refresh_keys() -> Vec<String> {
+    let mut keys = vec![CONFIG_KEY.to_string()];
+    keys.extend(Upstream::ALL.map(breaker_key));
+    keys.extend(Upstream::ALL.map(breaker_admin_key));
+    keys.push(ROUTING_KEY.to_string());
+    keys
+}
+
+/// Reads everything the hot path needs ([`refresh_keys`]: six reads on KV, one request to the
+/// Durable Object), done in the background at most every `STATE_REFRESH_SECONDS` (and once
+/// when an isolate starts).
 pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
+    let keys = refresh_keys();
+    // One result per key, in the order of `refresh_keys`.
+    let mut raw = store.get_many(&keys).await.into_iter();
     let mut warnings = Vec::new();
-    let overrides = read::<S, OverridesDoc>(store, CONFIG_KEY, &mut warnings).await;
+    let overrides = found(fetched::<OverridesDoc>(
+        CONFIG_KEY,
+        raw.next(),
+        &mut warnings,
+    ));
     let mut breakers = Vec::new();
     for u in Upstream::ALL {
-        if let Some(s) = read::<S, BreakerSnapshot>(store, &breaker_key(u), &mut warnings).await {
+        let key = breaker_key(u);
+        if let Some(s) = found(fetched::<BreakerSnapshot>(&key, raw.next(), &mut warnings)) {
             breakers.push((u, s));
         }
     }
     let mut admin = Vec::new();
     for u in Upstream::ALL {
         let key = breaker_admin_key(u);
-        if let Some(c) = read::<S, AdminCommand>(store, &key, &mut warnings).await {
+        if let Some(c) = found(fetched::<AdminCommand>(&key, raw.next(), &mut warnings)) {
             admin.push((u, c));
         }
     }
-    let routing = fetch::<S, RoutingDoc>(store, ROUTING_KEY, &mut warnings).await;
+    let routing = fetched::<RoutingDoc>(ROUTING_KEY, raw.next(), &mut warnings);
     RemoteState {
         overrides,
         breakers,

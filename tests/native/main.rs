@@ -30,6 +30,8 @@ mod keytag;
 mod quality;
 mod redact;
 mod report;
+// The fleet at scale (issue 14): N isolates on simulated KV or the Durable Object hub.
+mod scale;
 mod spec;
 mod store;
 mod window;

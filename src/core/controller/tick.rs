@@ -36,7 +36,7 @@ use crate::core::store::{
     breaker_key, parse_value, per_upstream, MetricsFlush, StateStore, METRICS_PREFIX, ROLLOUT_KEY,
 };
 use crate::core::window::Stats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Most queued commands read in one tick (they expire after an hour).
@@ -47,7 +47,7 @@ pub const MAX_COMMANDS: u32 = 100;
 pub const FIXED_OPS: u32 = 8;
 
 /// Why a controller tick did nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TickSkipped {
     /// `controller/state` or `rollout/state` could not be read.
@@ -56,6 +56,9 @@ pub enum TickSkipped {
     /// validate): kept as it is for an operator to inspect (the warning names it), never
     /// overwritten with defaults.
     Corrupt,
+    /// The state backend did not answer the tick (the Durable Object hub, `core::hub`, runs
+    /// the tick next to its storage and sends this report back).
+    Unreachable,
 }
 
 /// What one tick reads besides KV.
@@ -68,8 +71,10 @@ pub struct ControllerInput<'a> {
     pub max_ops: u32,
 }
 
-/// What one controller tick did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// What one controller tick did. (Deserialize too: the Durable Object hub, `core::hub`, sends
+/// it back to the Worker that asked for the tick.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TickReport {
     /// Set when the tick did nothing (and wrote nothing).
     pub skipped: Option<TickSkipped>,

@@ -1,0 +1,253 @@
+//! The state hub: one Durable Object that holds the router's shared state, in place of Workers
+//! KV when the fleet outgrows per-isolate keys (docs/architecture.md#state-backends).
+//!
+//! Why: the fleet simulation (`make simulate`, issue 14) shows that with Workers KV every
+//! isolate pays for its own refreshes and metric flushes. At 10 M requests a month spread over
+//! 100 or 1,000 isolates most requests find their isolate's state older than the refresh
+//! interval, so nearly every request costs six KV reads and a write — tens of dollars a month —
+//! and the controller must read one key per isolate every minute under the 1,000-operations
+//! limit. A Durable Object answers a refresh in one request, a write in one request (no
+//! one-write-per-second-per-key limit, no 60 s propagation: it is strongly consistent), and
+//! runs the controller's tick next to the data, where no per-invocation limit applies.
+//! Durable Object requests cost $0.15 per million after the first million, against KV's $0.50
+//! per million reads and $5 per million writes.
+//!
+//! Shape: the hub is a strongly consistent key-value store with expiry holding exactly the keys
+//! of the KV layout (`core::store`), so every rule about what is stored, parsed, adopted and
+//! aggregated stays where it is. The Worker talks to it with [`HubRequest`] / [`HubResponse`]
+//! (JSON over the Durable Object's `fetch`); [`serve`] answers a request over any
+//! [`StateStore`] — the Durable Object's storage in the Worker, a map in the simulation — so
+//! both run this same code. Durable Object storage has no expiry of its own, so values are
+//! stored as [`Stored`] with theirs.
+//!
+//! Status: the protocol and [`serve`] run in the fleet simulation (`tests/native/scale`), side
+//! by side with KV; the Worker does not bind a Durable Object yet (no `wrangler.toml` entry, no
+//! `#[durable_object]` class) — README "Scale" says what is missing.
+
+use crate::core::config::Config;
+use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};
+use crate::core::store::{ListPage, StateStore, StoreError, StoreOp};
+use serde::{Deserialize, Serialize};
+
+/// A controller tick inside the hub reads its own storage, where no per-invocation operation
+/// limit applies: one pass covers every isolate's flush.
+pub const HUB_MAX_OPS: u32 = 1_000_000;
+
+/// One request to the hub.
+///
+/// Serde shape: `{"op":"get","keys":["config/overrides",…]}`,
+/// `{"op":"put","key":"metrics/abc","value":"…","ttl_seconds":3600}`,
+/// `{"op":"list","prefix":"metrics/","cursor":null,"limit":1000}`,
+/// `{"op":"tick"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum HubRequest {
+    Get {
+        keys: Vec<String>,
+    },
+    Put {
+        key: String,
+        value: String,
+        #[serde(default)]
+        ttl_seconds: Option<u64>,
+    },
+    List {
+        prefix: String,
+        #[serde(default)]
+        cursor: Option<String>,
+        limit: u32,
+    },
+    /// One controller tick (`core::controller::controller_tick`) over the hub's storage, with
+    /// the hub's own config ([`Hub::config`]).
+    Tick,
+}
+
+/// One key's value as the hub read it: `{"value": "…"}`, `{"value": null}` (absent), or
+/// `{"error": "…"}` (the read failed).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HubValue {
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The hub's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum HubResponse {
+    Values {
+        values: Vec<HubValue>,
+    },
+    Done,
+    Page {
+        keys: Vec<String>,
+        #[serde(default)]
+        cursor: Option<String>,
+        complete: bool,
+    },
+    Ticked {
+        report: TickReport,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+/// What the hub answers with besides its storage.
+#[derive(Debug, Clone, Copy)]
+pub struct Hub<'a> {
+    pub now_ms: u64,
+    /// The config the controller's tick runs with (switches, quality gate, flush period). The
+    /// Durable Object loads it from the same environment variables as the Worker
+    /// (`core::config::load`), so the tick it runs is the one the Worker's cron would run.
+    pub config: &'a Config,
+}
+
+/// Answers one request over `store`.
+pub async fn serve<S: StateStore>(store: &S, req: HubRequest, hub: &Hub<'_>) -> HubResponse {
+    match req {
+        HubRequest::Get { keys } => HubResponse::Values {
+            values: store
+                .get_many(&keys)
+                .await
+                .into_iter()
+                .map(|r| match r {
+                    Ok(value) => HubValue { value, error: None },
+                    Err(e) => HubValue {
+                        value: None,
+                        error: Some(e.to_string()),
+                    },
+                })
+                .collect(),
+        },
+        HubRequest::Put {
+            key,
+            value,
+            ttl_seconds,
+        } => match store.put(&key, &value, ttl_seconds).await {
+            Ok(()) => HubResponse::Done,
+            Err(e) => HubResponse::Failed {
+                message: e.to_string(),
+            },
+        },
+        HubRequest::List {
+            prefix,
+            cursor,
+            limit,
+        } => match store.list(&prefix, cursor.as_deref(), limit).await {
+            Ok(p) => HubResponse::Page {
+                keys: p.keys,
+                cursor: p.cursor,
+                complete: p.complete,
+            },
+            Err(e) => HubResponse::Failed {
+                message: e.to_string(),
+            },
+        },
+        HubRequest::Tick => {
+            let input = ControllerInput {
+                now_ms: hub.now_ms,
+                config: hub.config,
+                max_ops: HUB_MAX_OPS,
+            };
+            HubResponse::Ticked {
+                report: controller_tick(store, &input).await,
+            }
+        }
+    }
+}
+
+fn unexpected(op: StoreOp, key: &str, r: HubResponse) -> StoreError {
+    let message = match r {
+        HubResponse::Failed { message } => message,
+        other => format!("unexpected hub answer {other:?}"),
+    };
+    StoreError::failed(op, key, message)
+}
+
+impl HubResponse {
+    /// The answer to [`HubRequest::Get`] of `keys` as [`StateStore::get_many`] results.
+    pub fn into_values(self, keys: &[String]) -> Vec<Result<Option<String>, StoreError>> {
+        match self {
+            HubResponse::Values { values } if values.len() == keys.len() => values
+                .into_iter()
+                .zip(keys)
+                .map(|(v, k)| match v.error {
+                    Some(e) => Err(StoreError::failed(StoreOp::Read, k, e)),
+                    None => Ok(v.value),
+                })
+                .collect(),
+            other => {
+                let message = match other {
+                    HubResponse::Failed { message } => message,
+                    o => format!("unexpected hub answer {o:?}"),
+                };
+                keys.iter()
+                    .map(|k| Err(StoreError::failed(StoreOp::Read, k, &message)))
+                    .collect()
+            }
+        }
+    }
+
+    /// The answer to [`HubRequest::Put`] of `key`.
+    pub fn into_done(self, key: &str) -> Result<(), StoreError> {
+        match self {
+            HubResponse::Done => Ok(()),
+            other => Err(unexpected(StoreOp::Write, key, other)),
+        }
+    }
+
+    /// The answer to [`HubRequest::List`] of `prefix`.
+    pub fn into_page(self, prefix: &str) -> Result<ListPage, StoreError> {
+        match self {
+            HubResponse::Page {
+                keys,
+                cursor,
+                complete,
+            } => Ok(ListPage {
+                keys,
+                cursor,
+                complete,
+            }),
+            other => Err(unexpected(StoreOp::List, prefix, other)),
+        }
+    }
+
+    /// The answer to [`HubRequest::Tick`]: its report, or a skipped tick naming what failed.
+    pub fn into_tick(self) -> TickReport {
+        match self {
+            HubResponse::Ticked { report } => report,
+            other => TickReport {
+                skipped: Some(TickSkipped::Unreachable),
+                warnings: vec![unexpected(StoreOp::Read, "hub", other).to_string()],
+                ..TickReport::default()
+            },
+        }
+    }
+}
+
+/// A value in the hub's storage with its expiry (epoch ms; `None`: never).
+///
+/// Serde shape: `{"value":"…","expires_ms":1800000180000}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+impl Stored {
+    /// `value` written at `now_ms`, expiring `ttl_seconds` later when given.
+    pub fn new(value: &str, ttl_seconds: Option<u64>, now_ms: u64) -> Stored {
+        Stored {
+            value: value.to_string(),
+            expires_ms: ttl_seconds.map(|s| now_ms.saturating_add(s.saturating_mul(1000))),
+        }
+    }
+
+    /// Whether it has not expired at `now_ms`.
+    pub fn live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|e| now_ms < e)
+    }
+}
