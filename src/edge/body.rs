@@ -20,6 +20,14 @@ pub fn limit() -> u64 {
     with(|i| i.config().max_body_bytes).unwrap_or(FALLBACK_LIMIT)
 }
 
+fn unreadable(e: worker::Error) -> Result<Response> {
+    http::error(
+        400,
+        "unreadable_body",
+        &format!("could not read the request body: {e}"),
+    )
+}
+
 fn too_large(e: TooLarge) -> Result<Response> {
     http::error(413, "too_large", &e.to_string())
 }
@@ -35,13 +43,7 @@ pub async fn read(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Resp
     // read per chunk and a lock release per request (a tenth of the router's CPU time in a
     // workerd profile, benches/profile_edge.mjs). The count is still checked.
     if declared.is_some_and(|d| d.trim().parse::<u64>().is_ok()) {
-        let body = req.bytes().await.map_err(|e| {
-            http::error(
-                400,
-                "unreadable_body",
-                &format!("could not read the request body: {e}"),
-            )
-        })?;
+        let body = req.bytes().await.map_err(unreadable)?;
         budget.take(body.len()).map_err(too_large)?;
         return Ok(body);
     }
@@ -52,13 +54,7 @@ pub async fn read(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Resp
     };
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            http::error(
-                400,
-                "unreadable_body",
-                &format!("could not read the request body: {e}"),
-            )
-        })?;
+        let chunk = chunk.map_err(unreadable)?;
         budget.take(chunk.len()).map_err(too_large)?;
         body.extend_from_slice(&chunk);
     }
