@@ -9,7 +9,7 @@
 
 use super::quota::KeyQuota;
 use super::rng::Rng;
-use super::schedule::{KvHealth, RefreshTicket, Schedule, Stale};
+use super::schedule::{FlushLater, KvHealth, RefreshTicket, Schedule, Stale};
 use crate::core::answer::cache::CacheCounts;
 use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
 use crate::core::answer::watch::{NoContextWatch, WatchSettings};
@@ -152,6 +152,8 @@ pub struct IsolateState {
     shadow_gate: ShadowGate,
     shadow_window: Window,
     cache: BTreeMap<Upstream, CacheCounts>,
+    /// Counts recorded since the last flush ([`IsolateState::flush_at`] flushes only then).
+    unflushed: bool,
 }
 
 /// The no-context watch's settings from the config: its own two variables and the breaker's
@@ -197,6 +199,7 @@ impl IsolateState {
             shadow_gate: ShadowGate::new(),
             shadow_window: Window::default(),
             cache: BTreeMap::new(),
+            unflushed: false,
         }
     }
 
@@ -420,6 +423,7 @@ impl IsolateState {
             .entry(metric)
             .or_default()
             .record(now_ms, sample);
+        self.unflushed = true;
         if metric.arm != Arm::None {
             if let Some(split) = self.split.as_mut() {
                 split
@@ -484,6 +488,7 @@ impl IsolateState {
     /// Records one shadow call's result in the shadow series (never the arms').
     pub fn record_shadow(&mut self, sample: &Sample, now_ms: u64) {
         self.shadow_window.record(now_ms, sample);
+        self.unflushed = true;
     }
 
     /// Counts what the response cache did for `u`.
@@ -554,6 +559,7 @@ impl IsolateState {
     /// flush, and the scheduled one).
     pub fn take_flush(&mut self, now_ms: u64) -> KvWrite {
         self.sched.flushed(now_ms);
+        self.unflushed = false;
         for w in self.windows.values_mut().chain(self.reasons.values_mut()) {
             w.prune(now_ms);
         }
@@ -599,6 +605,24 @@ impl IsolateState {
         }
         let refresh = self.sched.refresh_if_due(now_ms, refresh_s);
         Background { writes, refresh }
+    }
+
+    /// After a request that started at `started_ms` (its response sent at `now_ms`): when to
+    /// come back for the counts it leaves unflushed, so they reach the store without waiting
+    /// for the next request ([`super::schedule`] says why). The caller sleeps until
+    /// [`FlushLater::at_ms`] — the Worker under `ctx.waitUntil` — then calls
+    /// [`IsolateState::flush_at`]. Call it once per request.
+    pub fn flush_later(&mut self, started_ms: u64, now_ms: u64) -> Option<FlushLater> {
+        let flush_s = self.config().metrics_flush_seconds;
+        self.sched.flush_later(started_ms, now_ms, flush_s)
+    }
+
+    /// The flush `later` named, if it is still wanted at `now_ms`: counts are unflushed and
+    /// either the flush is due or no request came since (see [`Schedule::flush_now`]).
+    pub fn flush_at(&mut self, later: FlushLater, now_ms: u64) -> Option<KvWrite> {
+        let flush_s = self.config().metrics_flush_seconds;
+        (self.unflushed && self.sched.flush_now(later, now_ms, flush_s))
+            .then(|| self.take_flush(now_ms))
     }
 
     /// A refresh the caller must run now whatever the schedule (the isolate's first load, and

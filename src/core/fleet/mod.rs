@@ -25,7 +25,10 @@
 //! 3. After each request: [`IsolateState::background`] → a [`Background`] with the KV writes to
 //!    make now (throttled to one per second per key) and, when due, a [`RefreshTicket`] to run
 //!    and hand back with [`IsolateState::refresh_done`]. A ticket never handed back counts as
-//!    failed after [`REFRESH_DEADLINE_MS`].
+//!    failed after [`REFRESH_DEADLINE_MS`]. Then [`IsolateState::flush_later`]: sleep until
+//!    its time (under `ctx.wait_until`, at most [`FLUSH_WAIT_LIMIT_MS`] after the request
+//!    started) and write what [`IsolateState::flush_at`] returns, so an idle isolate's last
+//!    counts do not wait for its next request.
 //! 4. Operators: [`IsolateState::breaker_action`] (write its [`AdminAction::command`] now),
 //!    [`IsolateState::take_flush`] (forced flush), [`IsolateState::note_tick`] after a
 //!    controller tick. Status: [`IsolateState::report`], [`IsolateState::kv_health`].
@@ -41,4 +44,6 @@ pub use isolate::{
 };
 pub use quota::{KeyQuota, QuotaStatus};
 pub use rng::Rng;
-pub use schedule::{KvHealth, RefreshTicket, Stale, REFRESH_DEADLINE_MS};
+pub use schedule::{
+    FlushLater, KvHealth, RefreshTicket, Stale, FLUSH_WAIT_LIMIT_MS, REFRESH_DEADLINE_MS,
+};

@@ -25,12 +25,41 @@
 //! most `STATE_FIRST_LOAD_WAIT_MS` (`IsolateState::before_routing`); one that gave up is
 //! counted (`kv.refresh.stale_routes`). A busy isolate is unaffected but for the one request
 //! per interval that finds the refresh due, which now reads before it routes instead of after.
+//!
+//! Why a flush may come after the request ([`Schedule::flush_later`]): an isolate flushes when
+//! a request ends after `METRICS_FLUSH_SECONDS`, so the counts of a request that came sooner
+//! wait for the *next* request — minutes, at an idle isolate — and reach KV after the
+//! controller has committed their minute (`core::controller::ledger`): the fleet simulation
+//! (issue 14) measured the controller's totals 4 % short at 100 isolates and 14 % at 1,000. So
+//! every request also names a later flush: when the flush falls due, or, if that is beyond what
+//! the invocation may wait, as late as it may wait ([`FLUSH_WAIT_LIMIT_MS`] after the request
+//! started). The Worker sleeps until then under `ctx.waitUntil` and asks again
+//! ([`Schedule::flush_now`]): it flushes when counts are still unflushed and either the flush
+//! is due or no later request has named a flush of its own since (the last request before a
+//! silence flushes early, once; a busy isolate keeps its cadence).
 
+use crate::core::store::THROTTLE_INTERVAL_MS;
 use serde::Serialize;
 
 /// A refresh in flight longer than this counts as failed (10 s: KV reads take milliseconds;
 /// well under the 30 s a `wait_until` may run after the response).
 pub const REFRESH_DEADLINE_MS: u64 = 10_000;
+
+/// How long after its request started a deferred flush may run. `ctx.waitUntil` keeps an
+/// invocation alive until its promise settles or 30 s have passed, whichever is first
+/// (<https://developers.cloudflare.com/workers/platform/limits/#duration>,
+/// <https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil>); counted from
+/// the request's start, not its response (the stricter reading), with 5 s left for the write.
+pub const FLUSH_WAIT_LIMIT_MS: u64 = 25_000;
+
+/// A flush to ask for again at [`FlushLater::at_ms`] ([`Schedule::flush_later`]). Ordered
+/// by time (a driver's queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlushLater {
+    pub at_ms: u64,
+    /// Which request named it (a later one supersedes it unless the flush is due).
+    seq: u64,
+}
 
 /// One refresh handed to the driver: read KV, then give the result back with this ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,6 +118,8 @@ pub struct Schedule {
     /// The newest ticket whose result was applied (0: none).
     applied_ticket: u64,
     last_flush_ms: u64,
+    /// Requests that named a later flush so far (the newest one's [`FlushLater::seq`]).
+    flush_requests: u64,
 }
 
 impl Schedule {
@@ -208,5 +239,90 @@ impl Schedule {
 
     pub fn flushed(&mut self, now_ms: u64) {
         self.last_flush_ms = now_ms;
+    }
+
+    /// After a request that started at `started_ms` and ended at `now_ms`: when to look again
+    /// for counts it left unflushed (a streamed answer is recorded after the response, so the
+    /// caller cannot know yet). The flush's due time if the invocation may wait that long,
+    /// else the last moment it may; `None` when that moment has passed.
+    pub fn flush_later(
+        &mut self,
+        started_ms: u64,
+        now_ms: u64,
+        flush_seconds: u64,
+    ) -> Option<FlushLater> {
+        self.flush_requests = self.flush_requests.saturating_add(1);
+        let due = self
+            .last_flush_ms
+            .saturating_add(flush_seconds.saturating_mul(1000));
+        let limit = started_ms.saturating_add(FLUSH_WAIT_LIMIT_MS);
+        let at = if due > now_ms { due.min(limit) } else { limit };
+        (at > now_ms).then_some(FlushLater {
+            at_ms: at,
+            seq: self.flush_requests,
+        })
+    }
+
+    /// Whether `later`'s flush should be made at `now_ms` (given unflushed counts): the flush
+    /// is due, or no request has named a later flush since `later`'s (this is the last
+    /// chance before the isolate goes quiet) — and never within a second of the last flush
+    /// (KV's one write per second per key).
+    pub fn flush_now(&self, later: FlushLater, now_ms: u64, flush_seconds: u64) -> bool {
+        let gap_ok = now_ms >= self.last_flush_ms.saturating_add(THROTTLE_INTERVAL_MS);
+        gap_ok && (self.flush_due(now_ms, flush_seconds) || later.seq == self.flush_requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn a_flush_later_waits_for_the_due_time_within_the_limit() {
+        let mut s = Schedule::new(T);
+        // A request from T+40 s to T+41 s: the flush is due at T+60 s, 20 s away.
+        let l = s.flush_later(T + 40_000, T + 41_000, 60);
+        assert_eq!(l.map(|l| l.at_ms), Some(T + 60_000));
+        let l = l.unwrap_or_else(|| panic!("none"));
+        assert!(s.flush_now(l, T + 60_000, 60));
+    }
+
+    #[test]
+    fn beyond_the_limit_it_flushes_early_only_when_no_request_came_since() {
+        let mut s = Schedule::new(T);
+        // Due at T+60 s, but the invocation may wait only until T+5 s + 25 s.
+        let first = s.flush_later(T + 5_000, T + 6_000, 60);
+        assert_eq!(first.map(|l| l.at_ms), Some(T + 30_000));
+        let first = first.unwrap_or_else(|| panic!("none"));
+        assert!(
+            s.flush_now(first, T + 30_000, 60),
+            "the last request: early"
+        );
+        // A second request named its own flush: the first one's early flush is skipped.
+        let second = s.flush_later(T + 20_000, T + 21_000, 60);
+        assert!(!s.flush_now(first, T + 30_000, 60));
+        let second = second.unwrap_or_else(|| panic!("none"));
+        assert_eq!(second.at_ms, T + 45_000);
+        assert!(s.flush_now(second, T + 45_000, 60));
+        // Due, a newer request or not.
+        let _ = s.flush_later(T + 50_000, T + 51_000, 60);
+        assert!(s.flush_now(first, T + 60_000, 60));
+    }
+
+    #[test]
+    fn never_within_a_second_of_the_last_flush_and_none_past_the_limit() {
+        let mut s = Schedule::new(T);
+        s.flushed(T + 29_500);
+        let l = s.flush_later(T + 5_000, T + 6_000, 60);
+        let l = l.unwrap_or_else(|| panic!("none"));
+        assert!(!s.flush_now(l, T + 30_000, 60));
+        // The request ran past the limit: nothing to wait for.
+        assert_eq!(s.flush_later(T, T + 26_000, 60), None);
+        // A due flush at the response (a streamed answer is recorded later): wait to the limit.
+        let mut s = Schedule::new(T);
+        let l = s.flush_later(T + 70_000, T + 71_000, 60);
+        assert_eq!(l.map(|l| l.at_ms), Some(T + 95_000));
     }
 }

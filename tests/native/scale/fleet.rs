@@ -13,7 +13,7 @@ use cmo_edge_router::core::exchange::{
     Exchange, ExchangePolicy, Mode, Plan, Purpose, Record, Step, Verdict,
 };
 use cmo_edge_router::core::fallback::Attempt;
-use cmo_edge_router::core::fleet::{Background, CallRecord, IsolateState};
+use cmo_edge_router::core::fleet::{Background, CallRecord, FlushLater, IsolateState};
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::{Reason, Upstream};
 use cmo_edge_router::core::store::{load_remote, StateStore};
@@ -50,6 +50,8 @@ pub struct Observed {
     pub waited_ms: u64,
     /// The first breaker trip after LightRAG failed.
     pub first_trip_ms: Option<u64>,
+    /// Flushes made after their request, with no request to carry them.
+    pub deferred_flushes: u64,
 }
 
 /// Isolates and their identity.
@@ -85,14 +87,16 @@ pub struct Ctx<'a> {
     pub obs: &'a mut Observed,
 }
 
-/// Serves one request from `user` arriving at `at_ms`.
+/// Serves one request from `user` arriving at `at_ms`; returns the flush it names for later
+/// (`edge::isolate::background` sleeps until then under `ctx.waitUntil`), for the caller to
+/// run with [`flush_later`] at its time.
 pub fn serve<S: StateStore>(
     store: &S,
     iso: &mut IsolateState,
     user: u32,
     at_ms: u64,
     ctx: &mut Ctx<'_>,
-) {
+) -> Option<FlushLater> {
     let t = at_ms;
     ctx.obs.requests += 1;
     // edge::isolate::ensure: a cold isolate's first requests wait for its first load; a
@@ -209,6 +213,17 @@ pub fn serve<S: StateStore>(
     );
     let bg = iso.background(now);
     perform(store, iso, bg, now);
+    iso.flush_later(t, now)
+}
+
+/// The deferred flush `later` at its time: the write `IsolateState::flush_at` still wants, if
+/// any. Returns whether it wrote.
+pub fn flush_later<S: StateStore>(store: &S, iso: &mut IsolateState, later: FlushLater) -> bool {
+    let Some(w) = iso.flush_at(later, later.at_ms) else {
+        return false;
+    };
+    let _ = block_on(store.put(&w.key, &w.value, w.ttl_seconds));
+    true
 }
 
 /// What `edge::chat`'s `Driver::book` does with the exchange's records.

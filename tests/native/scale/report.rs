@@ -92,6 +92,8 @@ pub struct Row {
     pub stale_share: f64,
     pub staleness_p99_s: f64,
     pub failed_requests: u64,
+    /// Flushes made after their request (`IsolateState::flush_later`).
+    pub deferred_flushes: u64,
     /// Requests that waited for a refresh before routing: share, mean wait (ms).
     pub wait_share: f64,
     pub wait_mean_ms: f64,
@@ -225,6 +227,7 @@ pub fn row(o: &Outcome) -> Row {
         stale_share: o.obs.stale_routes as f64 / o.obs.requests.max(1) as f64,
         staleness_p99_s: secs(p99),
         failed_requests: o.obs.failed_requests,
+        deferred_flushes: o.obs.deferred_flushes,
         wait_share: o.obs.waits as f64 / o.obs.requests.max(1) as f64,
         wait_mean_ms: o.obs.waited_ms as f64 / o.obs.waits.max(1) as f64,
         transitions: o
@@ -302,7 +305,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Lines that explain a row beyond the table.
 pub fn notes(r: &Row) -> String {
     let mut s = format!(
-        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}\n  rollout at the end: {}; (minute: transition): {:?}",
+        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; deferred flushes: {}; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}\n  rollout at the end: {}; (minute: transition): {:?}",
         r.backend,
         r.isolates,
         r.wait_share * 100.0,
@@ -310,6 +313,7 @@ pub fn notes(r: &Row) -> String {
         r.stale_share * 100.0,
         r.staleness_p99_s,
         r.failed_requests,
+        r.deferred_flushes,
         r.passes,
         r.peak_minute,
         r.max_invocation_ops,

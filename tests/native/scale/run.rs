@@ -12,7 +12,7 @@ use cmo_edge_router::core::config::{self, Config};
 use cmo_edge_router::core::controller::evidence::stage_evidence;
 use cmo_edge_router::core::controller::{ControllerDoc, CONTROLLER_KEY};
 use cmo_edge_router::core::fleet::Rng;
-use cmo_edge_router::core::fleet::{IsolateInit, IsolateState};
+use cmo_edge_router::core::fleet::{FlushLater, IsolateInit, IsolateState};
 use cmo_edge_router::core::guard::deployment::SetupFacts;
 use cmo_edge_router::core::keytag::TagSecret;
 use cmo_edge_router::core::model::{Arm, Upstream};
@@ -21,6 +21,8 @@ use cmo_edge_router::core::rollout::{Rollout, Switches, TickInput};
 use cmo_edge_router::core::store::{breaker_key, parse_value, ROLLOUT_KEY};
 use cmo_edge_router::core::window::Stats;
 use serde_json::{json, Map, Value};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// 2027-01-04 00:00 UTC, a Monday.
 pub const START_MS: u64 = 1_798_934_400_000;
@@ -139,7 +141,21 @@ pub fn run(s: &Scenario) -> Outcome {
     // both write `rollout/routing`).
     let mut next_tick = START_MS + MINUTE;
     let mut next = traffic.next();
+    // The flushes requests named for later (`IsolateState::flush_later`), by time.
+    let mut deferred: BinaryHeap<Reverse<(FlushLater, usize)>> = BinaryHeap::new();
     while next_tick < end || next.at_ms < end {
+        if let Some(&Reverse((later, i))) = deferred.peek() {
+            if later.at_ms < next_tick && later.at_ms < next.at_ms {
+                deferred.pop();
+                if let Some(slot) = isolates[i].as_mut() {
+                    let wrote = with_store!(&backend, slot.location, later.at_ms, |store| {
+                        fleet::flush_later(store, &mut slot.state, later)
+                    });
+                    obs.deferred_flushes += u64::from(wrote);
+                }
+                continue;
+            }
+        }
         if next_tick <= next.at_ms {
             let now = next_tick;
             next_tick += MINUTE;
@@ -230,9 +246,12 @@ pub fn run(s: &Scenario) -> Outcome {
             truth: &mut truth,
             obs: &mut obs,
         };
-        with_store!(&backend, slot.location, a.at_ms, |store| {
+        let later = with_store!(&backend, slot.location, a.at_ms, |store| {
             fleet::serve(store, &mut slot.state, a.user, a.at_ms, &mut ctx)
         });
+        if let Some(l) = later {
+            deferred.push(Reverse((l, i)));
+        }
     }
     let doc = controller_doc(&backend, end).unwrap_or_default();
     let real = truth.between(0, doc.totals.through_ms);
