@@ -220,11 +220,18 @@ async fn write(store: &Kv, w: &KvWrite) {
     }
 }
 
-/// After a request: runs the background work that is due (throttled writes, a metrics flush,
-/// a refresh) under `wait_until`, each at most as often as the KV budget allows. The writes
-/// start together, at the time the throttle handed them out (one waiting for another would
-/// shift it later and bring it closer to the key's next write), then the refresh reads.
-pub fn background(env: &Env, ctx: &Context) {
+/// After a request that started at `started_ms`: runs the background work that is due
+/// (throttled writes, a metrics flush, a refresh) under `wait_until`, each at most as often as
+/// the KV budget allows. The writes start together, at the time the throttle handed them out
+/// (one waiting for another would shift it later and bring it closer to the key's next
+/// write), then the refresh reads.
+///
+/// Then the flush the request names for later (`IsolateState::flush_later`): the invocation
+/// stays alive under `wait_until` until then — the flush's due time, at most 25 s after the
+/// request started, within the 30 s Workers allow after a response — and writes the metrics
+/// if they are still unflushed, so an idle isolate's last counts reach KV within a flush
+/// period instead of at its next request (`core::fleet::schedule` says why).
+pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
     let now = now_ms();
     let Some(store) = Kv::open(env) else {
         return;
@@ -232,6 +239,17 @@ pub fn background(env: &Env, ctx: &Context) {
     let Some(due) = with(|i| i.background(now)) else {
         return;
     };
+    let later = with(|i| i.flush_later(started_ms, now)).flatten();
+    if let Some(later) = later {
+        let store = store.clone();
+        ctx.wait_until(async move {
+            let wait = later.at_ms.saturating_sub(now_ms());
+            Delay::from(Duration::from_millis(wait)).await;
+            if let Some(w) = with(|i| i.flush_at(later, now_ms().max(later.at_ms))).flatten() {
+                write(&store, &w).await;
+            }
+        });
+    }
     if due.is_empty() {
         return;
     }

@@ -96,6 +96,7 @@ fn method_name(m: &Method) -> &'static str {
 }
 
 async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let started_ms = isolate::now_ms();
     let path = req.path();
     let method = method_name(&req.method());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -116,7 +117,7 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             } else {
                 chat::chat_completions(req, env, ctx).await
             };
-            isolate::background(env, ctx);
+            isolate::background(env, ctx, started_ms);
             r
         }
         (_, ["v1", "chat", "completions"]) | (_, ["query"]) => {
@@ -132,7 +133,7 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
                 Some(key) => ofrep::single(req, key, detail).await,
                 None => ofrep::bulk(req, detail).await,
             };
-            isolate::background(env, ctx);
+            isolate::background(env, ctx, started_ms);
             r
         }
         (_, ["ofrep", ..]) => http::method_not_allowed(method, &path, "POST, OPTIONS"),

@@ -141,3 +141,37 @@ test("/metrics: fleet counters from the controller parse as Prometheus text, add
     await s.close();
   }
 });
+
+// The deferred flush (issue 14, core::fleet::schedule): a request that leaves counts unflushed
+// names a later flush, and the invocation stays alive under ctx.waitUntil until it is due (here
+// METRICS_FLUSH_SECONDS = 10, the smallest allowed, so ~10 s after the isolate started) and
+// writes them. Without it the counts would wait for the isolate's next request, which this
+// test never sends.
+test("an idle isolate's counts reach KV within the flush period without a second request", async () => {
+  const s = await startStack({ vars: { METRICS_FLUSH_SECONDS: "10" } });
+  try {
+    const kv = await s.w.kv();
+    const r = await post(s.w, "/v1/chat/completions", chatBody(Q, { user: "idle-isolate" }));
+    await r.arrayBuffer();
+    assert.equal(r.status, 200);
+    const upstream = r.headers.get("x-route-upstream");
+    // No more traffic. Poll KV for this isolate's flush carrying that one request.
+    const deadline = Date.now() + 60_000;
+    let counted = 0;
+    while (Date.now() < deadline) {
+      const { keys } = await kv.list({ prefix: "metrics/" });
+      counted = 0;
+      for (const k of keys) {
+        const doc = JSON.parse(await kv.get(k.name));
+        for (const [key, w] of Object.entries(doc.windows ?? {})) {
+          if (key.startsWith(`${upstream}.`)) for (const slot of w.slots) counted += slot.s.count ?? 0;
+        }
+      }
+      if (counted > 0) break;
+      await new Promise((done) => setTimeout(done, 250));
+    }
+    assert.equal(counted, 1, "the request's count reached KV without a second request");
+  } finally {
+    await s.close();
+  }
+});
