@@ -520,7 +520,7 @@ impl Window {
 
     /// Adds a slot's stats: the newer period wins a ring position, equal periods add up.
     /// This per-position "max index, then sum" rule is what makes merging associative.
-    fn merge_slot(&mut self, slot: &Slot) {
+    pub fn merge_slot(&mut self, slot: &Slot) {
         let pos = self.position(slot.index);
         let Some(cell) = self.slots.get_mut(pos) else {
             return;

@@ -8,13 +8,13 @@
 //! history, commands); this one is the controller's bookkeeping, rebuilt from the isolates'
 //! flushes. Its size does not grow with the number of isolates (see [`super::ledger`]).
 
-use super::ledger::{Ledger, MINUTE_MS};
+use super::ledger::{HourView, Ledger, MINUTE_MS};
 use super::routing::{RoutingDoc, SplitTag};
 use crate::core::cohort::Percent;
 use crate::core::experiment::Memory;
 use crate::core::gate::GateStatus;
 use crate::core::model::Upstream;
-use crate::core::window::{MetricKey, Stats};
+use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,8 +33,16 @@ pub struct Aggregate {
     /// keys for one invocation's 1,000 KV operations).
     #[serde(default)]
     pub ticks: u64,
+    /// The last hour at the pass's start: committed minutes plus what the flushes show of
+    /// the minutes since (its last minute or two are short by what is not visible yet).
     #[serde(default)]
     pub stats: BTreeMap<MetricKey, Stats>,
+    /// The sixty committed minutes before `settled_until_ms`: exact (every flush is in), up
+    /// to the settle time old (`super::ledger::LastHour`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settled: BTreeMap<MetricKey, Stats>,
+    #[serde(default)]
+    pub settled_until_ms: u64,
     /// The shadow series summed over the isolates' flushes (last hour;
     /// docs/answer-aware.md#shadow-comparison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,8 +58,14 @@ pub struct PassProgress {
     pub isolates: u64,
     pub corrupt: u64,
     pub ticks: u64,
-    /// Last-hour totals (the aggregate).
+    /// Unused since the last-hour aggregate is built from [`PassProgress::slots`] (kept so a
+    /// pass stored by an older version still reads).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<MetricKey, Stats>,
+    /// The flushes' slots not committed yet (starting at or after the totals' watermark),
+    /// summed over the isolates: with [`ControllerDoc::hour`], the last-hour aggregate.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<MetricKey, Window>,
     /// The boundary this pass commits up to ([`super::ledger::closed_ms`] at its start).
     pub closed_ms: u64,
     /// The shadow series summed over the isolates' flushes (last hour).
@@ -147,6 +161,9 @@ pub struct ControllerDoc {
     pub pass: Option<PassProgress>,
     /// The fleet's totals since the controller first counted: they only grow.
     pub totals: Ledger,
+    /// The committed minutes of the last hour, per key (`super::ledger::HourView`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hour: HourView,
     /// The same requests by reason, committed with `totals` (same watermark).
     pub reason_totals: BTreeMap<String, Stats>,
     /// Breaker trips per upstream as last read from `breaker/<upstream>` (the fleet's counter:

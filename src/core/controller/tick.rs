@@ -22,7 +22,7 @@
 
 use super::doc::{Aggregate, ControllerDoc, PassProgress, StageBook, CONTROLLER_KEY};
 use super::evidence::{report, stage_evidence};
-use super::ledger::{closed_ms, settle_ms, sort_slots, Split};
+use super::ledger::{closed_ms, collect_slots, last_hour, settle_ms, sort_slots, Split};
 use super::routing::{RoutingDoc, SplitTag, Writer, ROUTING_KEY};
 use crate::core::breaker::BreakerSnapshot;
 use crate::core::config::Config;
@@ -253,7 +253,7 @@ fn fold_flush(
     pass.isolates = pass.isolates.saturating_add(1);
     let now = pass.started_ms;
     for (k, w) in &flush.windows {
-        pass.stats.entry(*k).or_default().merge(&w.total(now));
+        collect_slots(*k, w, split.through_ms, &mut pass.slots);
         let mut ignored = std::collections::BTreeMap::new();
         sort_slots(*k, w, split, &mut pass.fresh, &mut ignored);
     }
@@ -454,7 +454,10 @@ fn complete_pass(doc: &mut ControllerDoc, pass: PassProgress, now: u64, config: 
             book.shadow_through_ms = book.shadow_through_ms.max(pass.closed_ms);
         }
     }
-    let per = per_upstream(&pass.stats);
+    // The last hour at the pass's start: the committed minutes kept for it, plus the rest of
+    // the flushes' slots (ledger.rs: summing the flushes alone loses those that expired).
+    let hour = last_hour(&mut doc.hour, &pass.slots, pass.closed_ms, pass.started_ms);
+    let per = per_upstream(&hour.current);
     let empty = Stats::default();
     let status = evaluate(
         per.get(&Upstream::Lightrag).unwrap_or(&empty),
@@ -469,7 +472,9 @@ fn complete_pass(doc: &mut ControllerDoc, pass: PassProgress, now: u64, config: 
         isolates: pass.isolates,
         corrupt: pass.corrupt,
         ticks: pass.ticks,
-        stats: pass.stats,
+        stats: hour.current,
+        settled: hour.settled,
+        settled_until_ms: pass.closed_ms,
         shadow: pass.shadow,
     });
     doc.pass = None;
