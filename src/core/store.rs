@@ -62,6 +62,11 @@ pub fn breaker_key(u: Upstream) -> String {
     format!("breaker/{}", u.as_str())
 }
 
+/// The upstream whose `breaker/<upstream>` record `key` is, if it is one.
+pub fn breaker_upstream(key: &str) -> Option<Upstream> {
+    Upstream::ALL.into_iter().find(|u| breaker_key(*u) == key)
+}
+
 /// `breaker/<upstream>/admin`: the last operator command on that breaker (written by the admin
 /// API only, so no automatic transition can overwrite it before the fleet has read it).
 pub fn breaker_admin_key(u: Upstream) -> String {
@@ -423,6 +428,18 @@ impl WriteThrottle {
     /// so the interval is kept between the writes themselves.
     pub fn hold(&mut self, key: &str, value: String) {
         self.pending.insert(key.to_string(), value);
+    }
+
+    /// When `key` may be written next (now, if it never was).
+    pub fn ready_at(&self, key: &str) -> u64 {
+        self.last
+            .get(key)
+            .map_or(0, |t| t.saturating_add(self.min_interval_ms))
+    }
+
+    /// Whether a write of `key` is pending.
+    pub fn is_pending(&self, key: &str) -> bool {
+        self.pending.contains_key(key)
     }
 
     /// Drops `key`'s pending write (what it held is older than state adopted since).

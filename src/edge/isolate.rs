@@ -214,12 +214,6 @@ pub async fn refresh_now(store: &Kv) {
     }
 }
 
-async fn write(store: &Kv, w: &KvWrite) {
-    if let Err(e) = store.put(&w.key, &w.value, w.ttl_seconds).await {
-        console_error!("{}", e);
-    }
-}
-
 /// After a request that started at `started_ms`: runs the background work that is due
 /// (throttled writes, a metrics flush, a refresh) under `wait_until`, each at most as often as
 /// the KV budget allows. The writes start together, at the time the throttle handed them out
@@ -246,7 +240,7 @@ pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
             let wait = later.at_ms.saturating_sub(now_ms());
             Delay::from(Duration::from_millis(wait)).await;
             if let Some(w) = with(|i| i.flush_at(later, now_ms().max(later.at_ms))).flatten() {
-                write(&store, &w).await;
+                write_all(&store, vec![w]).await;
             }
         });
     }
@@ -254,11 +248,55 @@ pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
         return;
     }
     ctx.wait_until(async move {
-        futures_util::future::join_all(due.writes.iter().map(|w| write(&store, w))).await;
+        write_all(&store, due.writes).await;
         if let Some(ticket) = due.refresh {
             refresh(&store, ticket).await;
         }
     });
+}
+
+/// How many times a refused write is attempted at most (the first included).
+const WRITE_ATTEMPTS: u8 = 3;
+
+/// Makes `writes` together. A failed one (KV's 429 when another isolate wrote the key within
+/// the second) is reported to the isolate state with what the key holds now
+/// (`IsolateState::write_failed`), which decides whether a retry is wanted: not when the
+/// stored breaker record already carries this transition or a newer one. The retry waits for
+/// the throttle interval and writes what is due then, at most [`WRITE_ATTEMPTS`] times.
+async fn write_all(store: &Kv, mut writes: Vec<KvWrite>) {
+    for _ in 0..WRITE_ATTEMPTS {
+        let results = futures_util::future::join_all(writes.iter().map(|w| put(store, w))).await;
+        let mut retry_at = None;
+        for (w, r) in writes.iter().zip(results) {
+            if r.is_ok() {
+                continue;
+            }
+            let stored = if IsolateState::read_back_after_failure(&w.key) {
+                store.get(&w.key).await.ok().flatten()
+            } else {
+                None
+            };
+            let at = with(|i| i.write_failed(&w.key, stored.as_deref(), now_ms())).flatten();
+            retry_at = retry_at.max(at);
+        }
+        let Some(at) = retry_at else {
+            return;
+        };
+        Delay::from(Duration::from_millis(at.saturating_sub(now_ms()))).await;
+        writes = with(|i| i.due_writes(now_ms().max(at))).unwrap_or_default();
+        if writes.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn put(store: &Kv, w: &KvWrite) -> Result<(), ()> {
+    store
+        .put(&w.key, &w.value, w.ttl_seconds)
+        .await
+        .map_err(|e| {
+            console_error!("{}", e);
+        })
 }
 
 /// This isolate's KV operation counters (status, `/metrics`).

@@ -14,7 +14,7 @@ use crate::core::answer::cache::CacheCounts;
 use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
 use crate::core::answer::watch::{NoContextWatch, WatchSettings};
 use crate::core::breaker::{
-    Admission, Breaker, BreakerAction, BreakerState, BreakerStatus, Transition,
+    Admission, Breaker, BreakerAction, BreakerSnapshot, BreakerState, BreakerStatus, Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::controller::{ControllerDoc, RoutingDoc, SplitTag, TickReport, TickSkipped};
@@ -28,8 +28,9 @@ use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
 use crate::core::report::{AnswerInputs, ReportInputs, RolloutSummary};
 use crate::core::store::{
-    breaker_admin_key, breaker_key, metrics_key, metrics_ttl_seconds, Fetched, MetricsFlush,
-    OpCounts, OverridesDoc, RemoteState, SplitFlush, WriteThrottle, THROTTLE_INTERVAL_MS,
+    breaker_admin_key, breaker_key, breaker_upstream, metrics_key, metrics_ttl_seconds,
+    parse_value, Fetched, MetricsFlush, OpCounts, OverridesDoc, RemoteState, SplitFlush,
+    WriteThrottle, THROTTLE_INTERVAL_MS,
 };
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde::Serialize;
@@ -584,20 +585,71 @@ impl IsolateState {
         }
     }
 
+    /// The throttled writes due now (breaker transitions), marked as handed out.
+    pub fn due_writes(&mut self, now_ms: u64) -> Vec<KvWrite> {
+        self.throttle
+            .due(now_ms)
+            .into_iter()
+            .map(|(key, value)| KvWrite {
+                key,
+                value,
+                ttl_seconds: None,
+            })
+            .collect()
+    }
+
+    /// Whether the caller should read `key` back after its write failed, for
+    /// [`IsolateState::write_failed`] (a breaker record).
+    pub fn read_back_after_failure(key: &str) -> bool {
+        breaker_upstream(key).is_some()
+    }
+
+    /// A write this isolate handed out failed — KV refuses a second write to a key within a
+    /// second, and the throttle cannot see other isolates' writes to `breaker/<upstream>` (the
+    /// fleet simulation saw two isolates' transitions 429 at 10 and 100 isolates), or the write
+    /// failed otherwise. Returns when to ask [`IsolateState::due_writes`] for the retry, if one
+    /// is wanted.
+    ///
+    /// For a breaker record, `stored` is what the caller read back: when it already carries
+    /// this isolate's transition or a newer one (`(admin_epoch, generation)`, the replica
+    /// order) nothing is retried — a newer one is adopted, as a refresh would — so a refusal
+    /// never turns into a blind overwrite of a newer record. Otherwise (older, missing, not
+    /// readable) the isolate's current record is held again behind the throttle, a full
+    /// interval after the refused attempt. A failed metrics flush leaves the counts unflushed
+    /// for the next one.
+    pub fn write_failed(&mut self, key: &str, stored: Option<&str>, now_ms: u64) -> Option<u64> {
+        if key == metrics_key(&self.id) {
+            self.unflushed = true;
+            return None;
+        }
+        let u = breaker_upstream(key)?;
+        let ours = self.breakers.get(&u)?.snapshot();
+        let theirs = stored.and_then(|t| parse_value::<BreakerSnapshot>(key, t).ok());
+        if let Some(theirs) = theirs {
+            if (theirs.admin_epoch, theirs.generation) >= (ours.admin_epoch, ours.generation) {
+                let adopted = self
+                    .breakers
+                    .get_mut(&u)
+                    .is_some_and(|b| b.merge_remote(&theirs, now_ms));
+                if adopted {
+                    self.throttle.cancel(key);
+                }
+                return None;
+            }
+        }
+        if !self.throttle.is_pending(key) {
+            self.note_transition(u);
+        }
+        Some(self.throttle.ready_at(key).max(now_ms))
+    }
+
     /// The background work due now: throttled writes, a metrics flush, whether to refresh.
     pub fn background(&mut self, now_ms: u64) -> Background {
         let (refresh_s, flush_s) = (
             self.config().state_refresh_seconds,
             self.config().metrics_flush_seconds,
         );
-        let mut writes = Vec::new();
-        for (key, value) in self.throttle.due(now_ms) {
-            writes.push(KvWrite {
-                key,
-                value,
-                ttl_seconds: None,
-            });
-        }
+        let mut writes = self.due_writes(now_ms);
         if self.sched.flush_due(now_ms, flush_s)
             && !(self.windows.is_empty() && self.shadow_window.is_empty())
         {

@@ -13,7 +13,7 @@ use cmo_edge_router::core::exchange::{
     Exchange, ExchangePolicy, Mode, Plan, Purpose, Record, Step, Verdict,
 };
 use cmo_edge_router::core::fallback::Attempt;
-use cmo_edge_router::core::fleet::{Background, CallRecord, FlushLater, IsolateState};
+use cmo_edge_router::core::fleet::{Background, CallRecord, FlushLater, IsolateState, KvWrite};
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::{Reason, Upstream};
 use cmo_edge_router::core::store::{load_remote, StateStore};
@@ -60,15 +60,56 @@ pub struct SimIsolate {
     pub location: usize,
 }
 
-/// Performs `bg` against `store` (errors are logged by the Worker and change nothing else).
-pub fn perform<S: StateStore>(store: &S, iso: &mut IsolateState, bg: Background, now: u64) {
-    for w in &bg.writes {
-        let _ = block_on(store.put(&w.key, &w.value, w.ttl_seconds));
-    }
+/// Performs `bg` against `store`, as `edge::isolate::background` does: the writes (a failed
+/// one reported with what the key holds, `IsolateState::write_failed`), then the refresh.
+/// Returns when to retry failed writes ([`retry_writes`]), if the isolate wants it.
+pub fn perform<S: StateStore>(
+    store: &S,
+    iso: &mut IsolateState,
+    bg: Background,
+    now: u64,
+) -> Option<u64> {
+    let retry = write_all(store, iso, &bg.writes, now);
     if let Some(ticket) = bg.refresh {
         let remote = block_on(load_remote(store));
         iso.refresh_done(ticket, remote, now);
     }
+    retry
+}
+
+/// Makes `writes`; for each that fails, reads the key back when the isolate asks for it and
+/// reports the failure. Returns the latest retry time the isolate named.
+fn write_all<S: StateStore>(
+    store: &S,
+    iso: &mut IsolateState,
+    writes: &[KvWrite],
+    now: u64,
+) -> Option<u64> {
+    let mut retry = None;
+    for w in writes {
+        if block_on(store.put(&w.key, &w.value, w.ttl_seconds)).is_ok() {
+            continue;
+        }
+        let stored = if IsolateState::read_back_after_failure(&w.key) {
+            block_on(store.get(&w.key)).ok().flatten()
+        } else {
+            None
+        };
+        if let Some(at) = iso.write_failed(&w.key, stored.as_deref(), now) {
+            retry = retry.max(Some(at));
+        }
+    }
+    retry
+}
+
+/// How many times the Worker writes a refused record at most (`edge::isolate`).
+pub const WRITE_ATTEMPTS: u8 = 3;
+
+/// The retry of failed writes at `at` (the Worker sleeps until then under the same
+/// `wait_until`); returns the next retry time, if that failed too.
+pub fn retry_writes<S: StateStore>(store: &S, iso: &mut IsolateState, at: u64) -> Option<u64> {
+    let writes = iso.due_writes(at);
+    write_all(store, iso, &writes, at)
 }
 
 /// A refresh now, whatever the schedule, applied at once.
@@ -87,16 +128,23 @@ pub struct Ctx<'a> {
     pub obs: &'a mut Observed,
 }
 
-/// Serves one request from `user` arriving at `at_ms`; returns the flush it names for later
-/// (`edge::isolate::background` sleeps until then under `ctx.waitUntil`), for the caller to
-/// run with [`flush_later`] at its time.
+/// What a request leaves for later in its invocation (`edge::isolate::background` sleeps
+/// until then under `ctx.waitUntil`): the flush it names ([`flush_later`]) and the retry of a
+/// refused write ([`retry_writes`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct After {
+    pub flush: Option<FlushLater>,
+    pub retry_at: Option<u64>,
+}
+
+/// Serves one request from `user` arriving at `at_ms`; returns what it leaves for later.
 pub fn serve<S: StateStore>(
     store: &S,
     iso: &mut IsolateState,
     user: u32,
     at_ms: u64,
     ctx: &mut Ctx<'_>,
-) -> Option<FlushLater> {
+) -> After {
     let t = at_ms;
     ctx.obs.requests += 1;
     // edge::isolate::ensure: a cold isolate's first requests wait for its first load; a
@@ -212,8 +260,11 @@ pub fn serve<S: StateStore>(
         ctx,
     );
     let bg = iso.background(now);
-    perform(store, iso, bg, now);
-    iso.flush_later(t, now)
+    let retry_at = perform(store, iso, bg, now);
+    After {
+        flush: iso.flush_later(t, now),
+        retry_at,
+    }
 }
 
 /// The deferred flush `later` at its time: the write `IsolateState::flush_at` still wants, if

@@ -14,6 +14,8 @@
 //! scenario), [`report`] (the table and the bill).
 
 pub mod backend;
+#[cfg(test)]
+mod breaker_write;
 pub mod controller;
 pub mod fleet;
 pub mod hub;

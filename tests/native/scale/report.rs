@@ -66,6 +66,9 @@ pub struct Row {
     /// (mean, worst) and its error-rate and quality bias (worst absolute difference), per arm.
     pub undercount_mean: f64,
     pub undercount_max: f64,
+    /// The same for the settled hour (`Aggregate::settled`): mean, and worst absolute.
+    pub settled_mean: f64,
+    pub settled_worst: f64,
     pub error_rate_bias_max: f64,
     pub quality_bias_max: f64,
     /// The controller's fleet totals (every settled minute committed once, `controller/state`
@@ -126,6 +129,13 @@ pub fn row(o: &Outcome) -> Row {
         }
     }
     let n = undercounts.len().max(1) as f64;
+    let settled: Vec<f64> = o
+        .passes
+        .iter()
+        .flat_map(|p| &p.settled)
+        .filter(|(_, _, truth)| truth.count >= 100)
+        .map(|(_, agg, truth)| rel(agg, truth))
+        .collect();
     let mut staleness = o.obs.staleness_ms.clone();
     staleness.sort_unstable();
     let p99 = staleness
@@ -199,6 +209,8 @@ pub fn row(o: &Outcome) -> Row {
         resumed_s: o.obs.last_circuit_open_after_ms.map(|t| secs(t - until)),
         undercount_mean: undercounts.iter().sum::<f64>() / n,
         undercount_max: undercounts.iter().copied().fold(0.0, f64::max),
+        settled_mean: settled.iter().sum::<f64>() / settled.len().max(1) as f64,
+        settled_worst: settled.iter().map(|x| x.abs()).fold(0.0, f64::max),
         error_rate_bias_max: eb,
         quality_bias_max: qb,
         ledger_undercount: o
@@ -245,8 +257,8 @@ fn opt(v: Option<f64>) -> String {
 /// The markdown table of the report.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| backend | isolates | requests | trip / converge s (goal) | wasted / probes | resume s: first / all | last hour undercount mean / worst | totals undercount | bias err / quality | tick ops (pass ticks) | limits: 429 / >1000 | decisions ≠ perfect | ops per min | month: ops | $/month |\n");
-    s.push_str("|---|---:|---:|---|---|---|---|---|---|---|---|---|---|---|---:|\n");
+    s.push_str("| backend | isolates | requests | trip / converge s (goal) | wasted / probes | resume s: first / all | last hour undercount mean / worst | settled hour mean / worst | totals undercount | bias err / quality | tick ops (pass ticks) | limits: 429 / >1000 | decisions ≠ perfect | ops per min | month: ops | $/month |\n");
+    s.push_str("|---|---:|---:|---|---|---|---|---|---|---|---|---|---|---|---|---:|\n");
     for r in rows {
         let ops = if r.backend.starts_with("KV") {
             format!(
@@ -272,7 +284,7 @@ pub fn table(rows: &[Row]) -> String {
             )
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} / {} ({:.0}) | {} / {} | {} / {} | {:.2} % / {:.2} % | {:.2} % | {:.3} / {:.3} | {} ({}) | {} / {} | {} of {} | {} | {} | {:.2} |\n",
+            "| {} | {} | {} | {} / {} ({:.0}) | {} / {} | {} / {} | {:.2} % / {:.2} % | {:.2} % / {:.2} % | {:.2} % | {:.3} / {:.3} | {} ({}) | {} / {} | {} of {} | {} | {} | {:.2} |\n",
             r.backend,
             r.isolates,
             r.requests,
@@ -285,6 +297,8 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.resumed_s),
             r.undercount_mean * 100.0,
             r.undercount_max * 100.0,
+            r.settled_mean * 100.0,
+            r.settled_worst * 100.0,
             r.ledger_undercount * 100.0,
             r.error_rate_bias_max,
             r.quality_bias_max,

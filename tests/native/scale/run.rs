@@ -78,6 +78,9 @@ pub struct Pass {
     pub ticks: u64,
     /// Per arm (treatment, control): (aggregate, truth).
     pub arms: Vec<(Arm, Stats, Stats)>,
+    /// The same for the settled hour (`Aggregate::settled`, the hour before its
+    /// `settled_until_ms`).
+    pub settled: Vec<(Arm, Stats, Stats)>,
 }
 
 /// Everything measured in one run.
@@ -141,17 +144,26 @@ pub fn run(s: &Scenario) -> Outcome {
     // both write `rollout/routing`).
     let mut next_tick = START_MS + MINUTE;
     let mut next = traffic.next();
-    // The flushes requests named for later (`IsolateState::flush_later`), by time.
-    let mut deferred: BinaryHeap<Reverse<(FlushLater, usize)>> = BinaryHeap::new();
+    // What requests left for later in their invocations, by time: the flushes they named
+    // (`IsolateState::flush_later`) and the retries of refused writes.
+    let mut deferred: BinaryHeap<Reverse<(u64, usize, Later)>> = BinaryHeap::new();
     while next_tick < end || next.at_ms < end {
-        if let Some(&Reverse((later, i))) = deferred.peek() {
-            if later.at_ms < next_tick && later.at_ms < next.at_ms {
+        if let Some(&Reverse((at, i, later))) = deferred.peek() {
+            if at < next_tick && at < next.at_ms {
                 deferred.pop();
                 if let Some(slot) = isolates[i].as_mut() {
-                    let wrote = with_store!(&backend, slot.location, later.at_ms, |store| {
-                        fleet::flush_later(store, &mut slot.state, later)
+                    with_store!(&backend, slot.location, at, |store| match later {
+                        Later::Flush(f) => {
+                            let wrote = fleet::flush_later(store, &mut slot.state, f);
+                            obs.deferred_flushes += u64::from(wrote);
+                        }
+                        Later::Retry(attempt) => {
+                            let again = fleet::retry_writes(store, &mut slot.state, at);
+                            if let Some(t) = again.filter(|_| attempt < fleet::WRITE_ATTEMPTS) {
+                                deferred.push(Reverse((t, i, Later::Retry(attempt + 1))));
+                            }
+                        }
                     });
-                    obs.deferred_flushes += u64::from(wrote);
                 }
                 continue;
             }
@@ -176,11 +188,17 @@ pub fn run(s: &Scenario) -> Outcome {
                 if let Some(agg) = controller_doc(&backend, now).and_then(|d| d.aggregate) {
                     // The aggregate totals each flush's window when its pass started.
                     let real = truth.window(now - agg.ticks.saturating_sub(1) * MINUTE);
+                    let settled = truth.window(agg.settled_until_ms.saturating_sub(1));
+                    let arms = [Arm::Treatment, Arm::Control];
                     passes.push(Pass {
                         ticks: agg.ticks,
-                        arms: [Arm::Treatment, Arm::Control]
+                        arms: arms
                             .into_iter()
                             .map(|a| (a, arm(&agg.stats, a), arm(&real, a)))
+                            .collect(),
+                        settled: arms
+                            .into_iter()
+                            .map(|a| (a, arm(&agg.settled, a), arm(&settled, a)))
                             .collect(),
                     });
                 }
@@ -249,8 +267,11 @@ pub fn run(s: &Scenario) -> Outcome {
         let later = with_store!(&backend, slot.location, a.at_ms, |store| {
             fleet::serve(store, &mut slot.state, a.user, a.at_ms, &mut ctx)
         });
-        if let Some(l) = later {
-            deferred.push(Reverse((l, i)));
+        if let Some(f) = later.flush {
+            deferred.push(Reverse((f.at_ms, i, Later::Flush(f))));
+        }
+        if let Some(t) = later.retry_at {
+            deferred.push(Reverse((t, i, Later::Retry(2))));
         }
     }
     let doc = controller_doc(&backend, end).unwrap_or_default();
@@ -283,6 +304,14 @@ pub fn run(s: &Scenario) -> Outcome {
         lightrag_down: down,
         refresh_ms,
     }
+}
+
+/// Work a request left for later in its invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Later {
+    Flush(FlushLater),
+    /// The retry of refused writes, and which attempt it is.
+    Retry(u8),
 }
 
 /// `controller/state` as stored now (read without counting).
