@@ -88,6 +88,11 @@ fn check_small(r: &report::Row) {
         r.undercount_mean
     );
     assert!(
+        r.settled_worst < 0.01,
+        "{who}: the settled hour is off by up to {}",
+        r.settled_worst
+    );
+    assert!(
         r.ledger_undercount.abs() < 0.01,
         "{who}: the controller's totals undercount {}",
         r.ledger_undercount

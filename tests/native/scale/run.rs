@@ -101,6 +101,8 @@ pub struct Outcome {
     /// The most operations one controller minute made (KV: one invocation).
     pub max_tick_ops: u32,
     pub sim_ms: u64,
+    /// The size of `controller/state` at the end (bytes).
+    pub controller_doc_bytes: usize,
     pub lightrag_down: (u64, u64),
     pub refresh_ms: u64,
 }
@@ -301,6 +303,7 @@ pub fn run(s: &Scenario) -> Outcome {
         transitions,
         max_tick_ops,
         sim_ms: end - START_MS,
+        controller_doc_bytes: backend.peek(CONTROLLER_KEY, end).map_or(0, |t| t.len()),
         lightrag_down: down,
         refresh_ms,
     }
