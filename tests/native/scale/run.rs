@@ -277,6 +277,7 @@ pub fn run(s: &Scenario) -> Outcome {
         }
     }
     let doc = controller_doc(&backend, end).unwrap_or_default();
+    let controller_doc_bytes = backend.peek(CONTROLLER_KEY, end).map_or(0, |t| t.len());
     let real = truth.between(0, doc.totals.through_ms);
     let ledger = [Arm::Treatment, Arm::Control]
         .into_iter()
@@ -303,7 +304,7 @@ pub fn run(s: &Scenario) -> Outcome {
         transitions,
         max_tick_ops,
         sim_ms: end - START_MS,
-        controller_doc_bytes: backend.peek(CONTROLLER_KEY, end).map_or(0, |t| t.len()),
+        controller_doc_bytes,
         lightrag_down: down,
         refresh_ms,
     }
