@@ -52,6 +52,8 @@ pub struct Observed {
     pub first_trip_ms: Option<u64>,
     /// Flushes made after their request, with no request to carry them.
     pub deferred_flushes: u64,
+    /// Retries of refused writes (the stored record did not carry the transition).
+    pub write_retries: u64,
 }
 
 /// Isolates and their identity.

@@ -97,6 +97,7 @@ pub struct Row {
     pub failed_requests: u64,
     /// Flushes made after their request (`IsolateState::flush_later`).
     pub deferred_flushes: u64,
+    pub write_retries: u64,
     pub controller_doc_bytes: usize,
     /// Requests that waited for a refresh before routing: share, mean wait (ms).
     pub wait_share: f64,
@@ -241,6 +242,7 @@ pub fn row(o: &Outcome) -> Row {
         staleness_p99_s: secs(p99),
         failed_requests: o.obs.failed_requests,
         deferred_flushes: o.obs.deferred_flushes,
+        write_retries: o.obs.write_retries,
         controller_doc_bytes: o.controller_doc_bytes,
         wait_share: o.obs.waits as f64 / o.obs.requests.max(1) as f64,
         wait_mean_ms: o.obs.waited_ms as f64 / o.obs.waits.max(1) as f64,
@@ -321,7 +323,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Lines that explain a row beyond the table.
 pub fn notes(r: &Row) -> String {
     let mut s = format!(
-        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; deferred flushes: {}; controller/state {} bytes; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}\n  rollout at the end: {}; (minute: transition): {:?}",
+        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; deferred flushes: {}; controller/state {} bytes; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}, retried: {}\n  rollout at the end: {}; (minute: transition): {:?}",
         r.backend,
         r.isolates,
         r.wait_share * 100.0,
@@ -335,6 +337,7 @@ pub fn notes(r: &Row) -> String {
         r.peak_minute,
         r.max_invocation_ops,
         r.rejected_keys,
+        r.write_retries,
         r.final_phase,
         r.transitions,
     );

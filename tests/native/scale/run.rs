@@ -160,6 +160,7 @@ pub fn run(s: &Scenario) -> Outcome {
                             obs.deferred_flushes += u64::from(wrote);
                         }
                         Later::Retry(attempt) => {
+                            obs.write_retries += 1;
                             let again = fleet::retry_writes(store, &mut slot.state, at);
                             if let Some(t) = again.filter(|_| attempt < fleet::WRITE_ATTEMPTS) {
                                 deferred.push(Reverse((t, i, Later::Retry(attempt + 1))));
