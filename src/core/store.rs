@@ -185,6 +185,11 @@ pub struct OpCounts {
     pub reads: u64,
     pub writes: u64,
     pub lists: u64,
+    /// Requests to the state hub (`STATE_BACKEND=durable_object`; `core::hub`): one per
+    /// read, write or list, and one for all the reads of a refresh. Reads, writes and lists
+    /// above count the keys the requests read, wrote or listed, as with KV.
+    #[serde(default)]
+    pub hub_requests: u64,
     /// Writes per key, to check the one-write-per-second rule.
     pub writes_by_key: BTreeMap<String, u64>,
     /// The shortest time observed between two writes of the same key by this isolate (ms),
