@@ -34,6 +34,54 @@ export function compatibilityFlags() {
 }
 
 /**
+ * The state backend the tests run the worker on: `ROUTER_STATE_BACKEND=durable_object` (set by
+ * `make test-worker-hub`) starts it with `STATE_BACKEND=durable_object` and the state hub bound
+ * (`STATE_HUB`, class `StateHub` from the same bundle, SQLite-backed as wrangler.toml's
+ * migration declares it); anything else, Workers KV.
+ */
+export const STATE_BACKEND = process.env.ROUTER_STATE_BACKEND === "durable_object" ? "durable_object" : "kv";
+export const HUB = STATE_BACKEND === "durable_object";
+export const HUB_OBJECT_NAME = "router-state";
+
+/** Miniflare options binding the state hub (class in `scriptName`, or this worker's own). */
+export function hubOptions(scriptName) {
+  return {
+    durableObjects: { STATE_HUB: { className: "StateHub", useSQLite: true, ...(scriptName ? { scriptName } : {}) } },
+  };
+}
+
+/**
+ * The hub seen as a KV namespace (`get`, `put`, `list`), so a test that reads or plants state
+ * runs on either backend: each call is one hub request (`core::hub`'s protocol) to the object,
+ * which the router reads too. `namespace` is a Durable Object namespace (Miniflare's
+ * `getDurableObjectNamespace`).
+ */
+export function hubAsKv(namespace) {
+  const call = async (req) => {
+    const ns = await namespace();
+    const stub = ns.get(ns.idFromName(HUB_OBJECT_NAME));
+    const r = await stub.fetch("https://state-hub.internal/", { method: "POST", body: JSON.stringify(req) });
+    const a = await r.json();
+    if (a.result === "failed") throw new Error(`state hub: ${a.message}`);
+    return a;
+  };
+  return {
+    async get(key) {
+      const a = await call({ op: "get", keys: [key] });
+      if (a.values[0].error) throw new Error(a.values[0].error);
+      return a.values[0].value ?? null;
+    },
+    async put(key, value, opts = {}) {
+      await call({ op: "put", key, value, ttl_seconds: opts.expirationTtl ?? null });
+    },
+    async list({ prefix = "", cursor, limit = 1000 } = {}) {
+      const a = await call({ op: "list", prefix, cursor: cursor ?? null, limit });
+      return { keys: a.keys.map((name) => ({ name })), list_complete: a.complete, cursor: a.cursor ?? undefined };
+    },
+  };
+}
+
+/**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
  * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
  * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
@@ -53,7 +101,13 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
-    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
+    ...(HUB ? { ...hubOptions(), durableObjectsPersist: persist ?? false } : {}),
+    bindings: {
+      ROUTER_ENV: "development",
+      ...wranglerVars(),
+      ...(HUB ? { STATE_BACKEND: "durable_object" } : {}),
+      ...bindings,
+    },
     cf: false,
     ...options,
   });
@@ -63,7 +117,8 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     mf,
     url,
     fetch: (p, init) => mf.dispatchFetch(new URL(p, base).toString(), init),
-    kv: () => mf.getKVNamespace("ROUTER_STATE"),
+    /** The shared state as a KV namespace: KV itself, or the hub through `hubAsKv`. */
+    kv: async () => (HUB ? hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB")) : mf.getKVNamespace("ROUTER_STATE")),
     close: () => mf.dispose(),
   };
 }
