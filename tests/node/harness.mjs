@@ -74,6 +74,10 @@ export function hubAsKv(namespace) {
     async put(key, value, opts = {}) {
       await call({ op: "put", key, value, ttl_seconds: opts.expirationTtl ?? null });
     },
+    /** The protocol has no delete: a value that expires at once reads as absent, as deleted. */
+    async delete(key) {
+      await call({ op: "put", key, value: "", ttl_seconds: 0 });
+    },
     async list({ prefix = "", cursor, limit = 1000 } = {}) {
       const a = await call({ op: "list", prefix, cursor: cursor ?? null, limit });
       return { keys: a.keys.map((name) => ({ name })), list_complete: a.complete, cursor: a.cursor ?? undefined };
@@ -121,4 +125,66 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     kv: async () => (HUB ? hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB")) : mf.getKVNamespace("ROUTER_STATE")),
     close: () => mf.dispose(),
   };
+}
+
+/**
+ * Routers sharing one state store, each in its own isolate, one per entry of `each` (its
+ * bindings over [vars]). On KV: one Miniflare instance (one workerd process) per router on one
+ * persisted KV directory (`persist`). On the hub (issue 14 item 4): one workerd running the
+ * release bundle as one Worker per router (`router-0`, `router-1`, …: separate isolates with
+ * separate state) plus a Worker `hub` that owns the one `StateHub` object all of them bind
+ * (`scriptName`, wrangler's `script_name`). Why not one process per router there: a Durable
+ * Object lives in exactly one place; workerd processes on one persisted directory would each
+ * run their own copy of the object over the same SQLite file (several owners, not one shared
+ * object), and binding another process's object needs Miniflare's dev registry, which only
+ * `wrangler dev` wires up. Workers in one workerd reaching an object owned by another script is
+ * how Cloudflare runs a binding with `script_name`.
+ */
+export async function startRouters(each, { persist } = {}) {
+  if (!HUB) {
+    const out = [];
+    for (const bindings of each) out.push(await startWorker({ bindings, persist }));
+    return out;
+  }
+  const bundle = (bindings) => ({
+    modules: true,
+    scriptPath: BUILD,
+    modulesRoot: path.dirname(BUILD),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: "2026-04-01",
+    compatibilityFlags: compatibilityFlags(),
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), STATE_BACKEND: "durable_object", ...bindings },
+    kvNamespaces: ["ROUTER_STATE"],
+    cf: false,
+  });
+  const mf = new Miniflare({
+    workers: [
+      ...each.map((b, i) => ({ name: `router-${i}`, ...bundle(b), ...hubOptions("hub") })),
+      // The object's own config (its tick's) is the first router's.
+      { name: "hub", ...bundle(each[0]), ...hubOptions() },
+    ],
+    durableObjectsPersist: persist ?? false,
+  });
+  const url = await mf.ready;
+  const base = "http://router.test";
+  let open = each.length;
+  return each.map((_, i) => ({
+    mf,
+    url,
+    fetch: async (p, init) => (await mf.getWorker(`router-${i}`)).fetch(new URL(p, base).toString(), init),
+    kv: async () => hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB", "hub")),
+    // The one workerd behind them stops when every router is closed.
+    close: async () => {
+      open -= 1;
+      if (open === 0) await mf.dispose();
+    },
+  }));
+}
+
+/** Two routers sharing one state store ([`startRouters`]). */
+export function startPair({ bindings = {}, persist } = {}) {
+  return startRouters([bindings, bindings], { persist });
 }
