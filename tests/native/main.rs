@@ -11,6 +11,7 @@ mod memory_store;
 #[path = "../support/spec.rs"]
 mod spec_driver;
 
+mod backend;
 mod before_routing;
 mod breaker;
 mod breaker_keys;
