@@ -20,9 +20,10 @@
 //! both run this same code. Durable Object storage has no expiry of its own, so values are
 //! stored as [`Stored`] with theirs.
 //!
-//! Status: the protocol and [`serve`] run in the fleet simulation (`tests/native/scale`), side
-//! by side with KV; the Worker does not bind a Durable Object yet (no `wrangler.toml` entry, no
-//! `#[durable_object]` class) — README "Scale" says what is missing.
+//! Status: [`serve`] runs in the Worker's Durable Object class `StateHub` (`src/edge/hub.rs`,
+//! selected by `STATE_BACKEND = "durable_object"`, `core::backend`; tested in workerd by
+//! `make test-worker-hub`) and in the fleet simulation (`tests/native/scale`), side by side
+//! with KV.
 
 use crate::core::config::Config;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};

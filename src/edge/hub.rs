@@ -11,6 +11,7 @@
 
 use super::hub_storage::HubStorage;
 use super::isolate::{now_ms, read_vars};
+use super::store::Store;
 use crate::core::backend::{HUB_BINDING, HUB_OBJECT_NAME};
 use crate::core::config;
 use crate::core::hub::{serve, Hub, HubRequest, HubResponse};
@@ -64,12 +65,13 @@ impl DurableObject for StateHub {
                 )
             }
         };
-        let storage = self.state.storage();
         let now = now_ms();
-        let store = HubStorage {
-            storage: &storage,
+        // As a `Store`, so that `serve` and the controller's tick are the same compiled code
+        // as the Worker's (one instantiation of each generic over the store: bundle size).
+        let store = Store::Local(HubStorage {
+            storage: self.state.storage(),
             now_ms: now,
-        };
+        });
         let config = match &hub_req {
             HubRequest::Tick => self.tick_config(&store).await,
             // Only the tick reads the config; the other requests get the vars' (unused).
@@ -91,7 +93,7 @@ impl DurableObject for StateHub {
 impl StateHub {
     /// The config the controller's tick runs with: the Worker's variables with the overrides
     /// stored in the hub, as the Worker's own cron would load them (`core::fleet`).
-    async fn tick_config(&self, store: &HubStorage<'_>) -> config::Config {
+    async fn tick_config(&self, store: &Store) -> config::Config {
         let doc: OverridesDoc = match store.get(CONFIG_KEY).await {
             Ok(Some(t)) => store::parse_value(CONFIG_KEY, &t).unwrap_or_else(|w| {
                 worker::console_error!("{w}");

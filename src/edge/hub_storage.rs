@@ -13,12 +13,12 @@ use wasm_bindgen::JsValue;
 use worker::{ListOptions, Storage};
 
 /// The object's storage as one request at `now_ms` sees it.
-pub struct HubStorage<'a> {
-    pub storage: &'a Storage,
+pub struct HubStorage {
+    pub storage: Storage,
     pub now_ms: u64,
 }
 
-impl HubStorage<'_> {
+impl HubStorage {
     /// The live value of one stored text (`None`: expired, or not a [`Stored`] document — a
     /// value this class did not write, which the layout's readers could not parse either).
     fn live(&self, key: &str, text: &str) -> Result<Option<String>, StoreError> {
@@ -42,7 +42,7 @@ impl HubStorage<'_> {
     }
 }
 
-impl StateStore for HubStorage<'_> {
+impl StateStore for HubStorage {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let text: Option<String> = self
             .storage

@@ -9,6 +9,7 @@
 //! the hub also its requests.
 
 use super::hub::HubClient;
+use super::hub_storage::HubStorage;
 use super::kv::{self, Kv};
 use crate::core::backend::{choose, BackendChoice, BackendFacts, StateBackend, HUB_BINDING};
 use crate::core::config::STATE_BACKEND;
@@ -29,8 +30,14 @@ pub fn choice(env: &Env) -> BackendChoice {
 
 /// The shared state's store.
 pub enum Store {
+    /// Workers KV.
     Kv(Kv),
+    /// The state hub, from a Worker: one request per call.
     Hub(HubClient),
+    /// The state hub's own storage, inside the object (`super::hub::StateHub`). A variant here
+    /// rather than a store of its own so that the core code generic over the store (the
+    /// controller's tick above all) is compiled once for both sides.
+    Local(HubStorage),
 }
 
 impl Store {
@@ -49,7 +56,7 @@ impl Store {
     /// object runs it next to its data (`core::hub`), in one request.
     pub async fn tick(&self, input: &ControllerInput<'_>) -> TickReport {
         match self {
-            Store::Kv(k) => controller_tick(k, input).await,
+            Store::Kv(_) | Store::Local(_) => controller_tick(self, input).await,
             Store::Hub(h) => {
                 kv::count(|o| o.hub_requests += 1);
                 h.request(&HubRequest::Tick).await.into_tick()
@@ -62,6 +69,7 @@ impl StateStore for Store {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Kv(k) => k.get(key).await,
+            Store::Local(l) => l.get(key).await,
             Store::Hub(_) => self
                 .get_many(&[key.to_string()])
                 .await
@@ -73,6 +81,7 @@ impl StateStore for Store {
     async fn get_many(&self, keys: &[String]) -> Vec<Result<Option<String>, StoreError>> {
         match self {
             Store::Kv(k) => k.get_many(keys).await,
+            Store::Local(l) => l.get_many(keys).await,
             Store::Hub(h) => {
                 kv::count(|o| {
                     o.hub_requests += 1;
@@ -95,6 +104,7 @@ impl StateStore for Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Kv(k) => k.put(key, value, ttl_seconds).await,
+            Store::Local(l) => l.put(key, value, ttl_seconds).await,
             Store::Hub(h) => {
                 // No one-write-a-second limit on the hub: counted, never held back.
                 let now = super::isolate::now_ms();
@@ -121,6 +131,7 @@ impl StateStore for Store {
     ) -> Result<ListPage, StoreError> {
         match self {
             Store::Kv(k) => k.list(prefix, cursor, limit).await,
+            Store::Local(l) => l.list(prefix, cursor, limit).await,
             Store::Hub(h) => {
                 kv::count(|o| {
                     o.hub_requests += 1;
