@@ -74,8 +74,14 @@ pub struct HubValue {
 }
 
 /// The hub's answer.
+///
+/// Serde shape: externally tagged — `{"values":{"values":[…]}}`, `"done"`,
+/// `{"page":{"keys":[…],"cursor":null,"complete":true}}`, `{"ticked":{"report":{…}}}`,
+/// `{"failed":{"message":"…"}}`. Not internally tagged like [`HubRequest`]: the Worker
+/// deserializes this one, and an internally tagged enum buffers its content first, which
+/// compiles a second deserializer for every type inside (the tick report's): ~40 KB of wasm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum HubResponse {
     Values {
         values: Vec<HubValue>,

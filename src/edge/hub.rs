@@ -116,9 +116,8 @@ fn failed(message: &str) -> HubResponse {
 }
 
 fn answer(status: u16, r: &HubResponse) -> worker::Result<Response> {
-    let text = serde_json::to_string(r).unwrap_or_else(|_| {
-        "{\"result\":\"failed\",\"message\":\"unserialisable answer\"}".to_string()
-    });
+    let text = serde_json::to_string(r)
+        .unwrap_or_else(|_| "{\"failed\":{\"message\":\"unserialisable answer\"}}".to_string());
     let resp = Response::ok(text)?.with_status(status);
     resp.headers().set("content-type", "application/json")?;
     Ok(resp)

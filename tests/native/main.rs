@@ -26,6 +26,7 @@ mod fallback;
 mod fleet;
 mod fleet_support;
 mod guard;
+mod hub_wire;
 mod identity;
 mod keytag;
 mod quality;

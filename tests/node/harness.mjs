@@ -62,8 +62,9 @@ export function hubAsKv(namespace) {
     const stub = ns.get(ns.idFromName(HUB_OBJECT_NAME));
     const r = await stub.fetch("https://state-hub.internal/", { method: "POST", body: JSON.stringify(req) });
     const a = await r.json();
-    if (a.result === "failed") throw new Error(`state hub: ${a.message}`);
-    return a;
+    // core::hub::HubResponse, externally tagged: {"values": {...}}, "done", {"page": {...}}, {"failed": {...}}.
+    if (a.failed) throw new Error(`state hub: ${a.failed.message}`);
+    return a === "done" ? {} : Object.values(a)[0];
   };
   return {
     async get(key) {
