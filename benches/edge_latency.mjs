@@ -13,7 +13,7 @@
 // the full path: body parsing, identity, the routing decision, the upstream adapter with
 // timeouts, answer translation, scoring, metrics.
 import { Miniflare } from "miniflare";
-import { writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
@@ -82,10 +82,52 @@ export async function once(url, i) {
   return performance.now() - t0;
 }
 
-async function latency(url, n) {
+// CPU time of a workerd process, from /proc (Linux): what a request costs the runtime, which
+// scheduling noise on a loaded machine does not inflate the way it inflates wall-clock latency.
+// Clock ticks are 10 ms, so a round of a few hundred requests is measured to ~1 %.
+const TICK_MS = 10;
+
+/** The workerd processes that are children of this Node process. */
+function workerdPids() {
+  const out = new Set();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8").trim();
+      const [, comm, rest] = stat.match(/^\d+ \((.*)\) (.*)$/) ?? [];
+      if (comm === "workerd" && Number(rest.split(" ")[1]) === process.pid) out.add(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** User + system CPU ms of `pid` so far, or NaN off Linux. */
+function cpuMs(pid) {
+  try {
+    const rest = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts `options` in a new Miniflare and finds its workerd process (null when not found). */
+async function startWithPid(options) {
+  const before = workerdPids();
+  const mf = new Miniflare(options);
+  const url = await mf.ready;
+  const pid = [...workerdPids()].find((p) => !before.has(p)) ?? null;
+  return { mf, url, pid };
+}
+
+async function latency(url, n, pid) {
+  const c0 = pid ? cpuMs(pid) : NaN;
   const xs = [];
   for (let i = 0; i < n; i++) xs.push(await once(url, i));
-  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99) };
+  const cpu = pid ? (cpuMs(pid) - c0) / n : NaN;
+  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99), cpu };
 }
 
 async function throughput(url, seconds, clients) {
@@ -104,11 +146,13 @@ async function throughput(url, seconds, clients) {
 
 export async function runEdge({ rounds, requests, slices, seconds, concurrency, log = console.error }) {
   const up = await startUpstreams({ perplexityKey: "px" });
-  const router = new Miniflare(routerOptions(up));
-  const bare = new Miniflare(bareOptions(up));
+  const r0 = await startWithPid(routerOptions(up));
+  const b0 = await startWithPid(bareOptions(up));
+  const router = r0.mf;
+  const bare = b0.mf;
   try {
-    const routerUrl = new URL("/v1/chat/completions", await router.ready).toString();
-    const bareUrl = new URL("/chat/completions", await bare.ready).toString();
+    const routerUrl = new URL("/v1/chat/completions", r0.url).toString();
+    const bareUrl = new URL("/chat/completions", b0.url).toString();
     for (let i = 0; i < 100; i++) {
       await once(bareUrl, i);
       await once(routerUrl, i);
@@ -119,14 +163,14 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       let b;
       let x;
       if (r % 2 === 0) {
-        b = await latency(bareUrl, requests);
-        x = await latency(routerUrl, requests);
+        b = await latency(bareUrl, requests, b0.pid);
+        x = await latency(routerUrl, requests, r0.pid);
       } else {
-        x = await latency(routerUrl, requests);
-        b = await latency(bareUrl, requests);
+        x = await latency(routerUrl, requests, r0.pid);
+        b = await latency(bareUrl, requests, b0.pid);
       }
       rows.push({ b, x });
-      log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms`);
+      log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms; workerd CPU per request: bare ${b.cpu.toFixed(3)} ms, router ${x.cpu.toFixed(3)} ms`);
     }
     const tb = [];
     const tx = [];
@@ -144,6 +188,7 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       p50: summarize(rows.map((r) => r[k].p50)),
       p95: summarize(rows.map((r) => r[k].p95)),
       p99: summarize(rows.map((r) => r[k].p99)),
+      cpu: summarize(rows.map((r) => r[k].cpu)),
     });
     return {
       rounds,
@@ -156,6 +201,8 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       added: {
         p50: summarize(rows.map((r) => r.x.p50 - r.b.p50)),
         p95: summarize(rows.map((r) => r.x.p95 - r.b.p95)),
+        // workerd CPU ms per request, router minus bare in the same round.
+        cpu: summarize(rows.map((r) => r.x.cpu - r.b.cpu)),
       },
       // Per slice pair: the router's requests/s as a share of bare's in the same slice.
       rpsRatio: summarize(tx.map((x, i) => x / tb[i])),
@@ -182,4 +229,5 @@ if (isMain(import.meta.url)) {
   console.log(`bare   : p50 ${f(r.bare.p50)}  p95 ${f(r.bare.p95)}  ${r.bare.rps.median.toFixed(0)} req/s`);
   console.log(`router : p50 ${f(r.router.p50)}  p95 ${f(r.router.p95)}  ${r.router.rps.median.toFixed(0)} req/s`);
   console.log(`added  : p50 ${f(r.added.p50)}  p95 ${f(r.added.p95)}  router/bare req/s ${(100 * r.rpsRatio.median).toFixed(0)} %`);
+  console.log(`workerd CPU per request: bare ${f(r.bare.cpu)}, router ${f(r.router.cpu)}, added ${f(r.added.cpu)}`);
 }

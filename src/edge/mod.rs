@@ -28,6 +28,7 @@ mod answer;
 mod body;
 mod chat;
 mod cors;
+mod fetch;
 mod guard;
 mod http;
 mod isolate;
