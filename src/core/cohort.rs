@@ -207,6 +207,21 @@ pub fn in_rollout(pos: Position, pct: Percent) -> bool {
 mod tests {
     use super::*;
 
+    /// `Blocks` hands murmur3 the same bytes as a plain reader: every length of `salt:key` up to
+    /// past the stack buffer, so every tail (0–3 bytes) and the heap path are covered.
+    #[test]
+    fn blocks_reader_hashes_as_a_plain_reader() {
+        for n in 0..80 {
+            let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            for salt in ["", "s", "cmo_lightrag_2025", "ünï"] {
+                let joined = format!("{salt}:{key}");
+                let plain = murmur3::murmur3_32(&mut std::io::Cursor::new(joined.as_bytes()), 0)
+                    .unwrap();
+                assert_eq!(hash(salt, &key), plain, "salt {salt:?}, key of {n} bytes");
+            }
+        }
+    }
+
     #[test]
     fn design_vectors() {
         assert_eq!(hash("Feature.flexibleRollout.10", "174"), 3_067_997_709);
