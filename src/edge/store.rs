@@ -16,16 +16,29 @@ use crate::core::config::STATE_BACKEND;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport};
 use crate::core::hub::HubRequest;
 use crate::core::store::{ListPage, StateStore, StoreError};
+use std::cell::RefCell;
 use worker::Env;
+
+thread_local! {
+    /// The choice, made once per isolate: the variable and the bindings are the same for the
+    /// isolate's life, and a request opens the store more than once (as `kv::Kv::open` keeps
+    /// its binding).
+    static CHOICE: RefCell<Option<BackendChoice>> = const { RefCell::new(None) };
+}
 
 /// The backend this Worker runs on, and the warning when it is not the one asked for.
 pub fn choice(env: &Env) -> BackendChoice {
+    if let Some(c) = CHOICE.with(|c| c.borrow().clone()) {
+        return c;
+    }
     let requested = env.var(STATE_BACKEND).ok().map(|v| v.to_string());
     let hub_bound = env.durable_object(HUB_BINDING).is_ok();
-    choose(&BackendFacts {
+    let c = choose(&BackendFacts {
         requested: requested.as_deref(),
         hub_bound,
-    })
+    });
+    CHOICE.with(|cell| *cell.borrow_mut() = Some(c.clone()));
+    c
 }
 
 /// The shared state's store.
