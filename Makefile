@@ -65,7 +65,7 @@ test-worker: $(BUILDS)
 # the StateHub Durable Object of the same bundle, in workerd; docs/architecture.md#state-backends).
 # Their routers-sharing-state tests run two or three router Workers bound to one object owned by
 # a third Worker (tests/node/harness.mjs startRouters says why). Left out, to keep this layer
-# near a minute and a half: suites that check one isolate's behaviour, where the backend changes
+# near a minute: suites that check one isolate's behaviour, where the backend changes
 # nothing they look at (body_limits, guard, exchange, no_context*, ofrep, preview_assets,
 # seed_query_cache, shadow, front_door, config_vars), and fallback_stream, whose one shared-state
 # check (the open breaker's record) fleet and admin_state make too.
