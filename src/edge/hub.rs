@@ -27,11 +27,19 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct StateHub {
     state: State,
     env: Env,
+    /// The vars' config, loaded once per object instance: `serve` takes one with every request,
+    /// but only the tick reads it, and the tick loads its own (with the stored overrides).
+    vars_config: config::Config,
 }
 
 impl DurableObject for StateHub {
     fn new(state: State, env: Env) -> Self {
-        StateHub { state, env }
+        let vars_config = config::load(&read_vars(&env), None, 0).config;
+        StateHub {
+            state,
+            env,
+            vars_config,
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -72,17 +80,16 @@ impl DurableObject for StateHub {
             storage: self.state.storage(),
             now_ms: now,
         });
-        let config = match &hub_req {
-            HubRequest::Tick => self.tick_config(&store).await,
-            // Only the tick reads the config; the other requests get the vars' (unused).
-            _ => config::load(&read_vars(&self.env), None, 0).config,
+        let tick_config = match &hub_req {
+            HubRequest::Tick => Some(self.tick_config(&store).await),
+            _ => None,
         };
         let out = serve(
             &store,
             hub_req,
             &Hub {
                 now_ms: now,
-                config: &config,
+                config: tick_config.as_ref().unwrap_or(&self.vars_config),
             },
         )
         .await;
