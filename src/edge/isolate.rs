@@ -6,7 +6,8 @@
 //! Workers run one request at a time per thread, so a `RefCell` suffices; no borrow is ever
 //! held across an `.await`.
 
-use super::kv::{self, Kv};
+use super::kv;
+use super::store::Store;
 use crate::core::config::{self, SECRET_VARIABLES};
 use crate::core::decide::RouteRequest;
 use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS};
@@ -28,8 +29,10 @@ pub fn with<R>(f: impl FnOnce(&mut IsolateState) -> R) -> Option<R> {
     ISO.with(|cell| cell.borrow_mut().as_mut().map(f))
 }
 
+/// Epoch ms: `Date.now()`, a static call (`worker::Date::now()` allocates a JS `Date` object per
+/// call, and a request reads the clock a dozen times).
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
 
 pub fn random_bytes() -> [u8; 16] {
@@ -43,20 +46,38 @@ pub fn random_bytes() -> [u8; 16] {
     b
 }
 
+thread_local! {
+    /// Secrets already read in this isolate. An isolate's bindings never change (a new secret
+    /// or var is a new deployment, with new isolates), and a chat request asks for the admin
+    /// token up to four times: each read is a lookup and a string copy out of JS.
+    static SECRETS: RefCell<Vec<(&'static str, Option<String>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A secret binding (`wrangler secret put`), or a plain var of that name (local dev, tests).
-pub fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
+pub fn secret(env: &Env, name: &'static str) -> Option<String> {
+    if let Some(known) = SECRETS.with(|s| {
+        s.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }) {
+        return known;
+    }
+    let value = env
+        .secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    SECRETS.with(|s| s.borrow_mut().push((name, value.clone())));
+    value
 }
 
 /// The configuration among the Worker's bindings: every known variable and every other
 /// `LIGHTRAG_*` name (so the loader reports a typo in `wrangler.toml` instead of never seeing
 /// it), secrets excepted. A `[vars]` entry that is a TOML table arrives as a JS object and is
 /// read as JSON.
-fn read_vars(env: &Env) -> Map<String, Value> {
+pub(super) fn read_vars(env: &Env) -> Map<String, Value> {
     let mut m = Map::new();
     let obj: &js_sys::Object = env.unchecked_ref();
     for name in js_sys::Object::keys(obj)
@@ -138,7 +159,7 @@ fn init(env: &Env) -> Option<impl Future<Output = ()>> {
     }
     let iso = new_state(env, now);
     ISO.with(|c| *c.borrow_mut() = Some(iso));
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         with(|i| i.kv_missing(super::KV_BINDING, now));
         return None;
     };
@@ -168,7 +189,7 @@ pub async fn ensure(env: &Env, ctx: &Context) {
 /// could send `rr` to LightRAG, waits for it at most `STATE_FIRST_LOAD_WAIT_MS`; a request that
 /// gave up is counted (`kv.refresh.stale_routes`). Why: `core::fleet::schedule`.
 pub async fn before_routing(env: &Env, ctx: &Context, rr: &RouteRequest<'_>) {
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return; // no KV: the vars are all there is, never stale
     };
     let Some(b) = with(|i| i.before_routing(rr, now_ms())) else {
@@ -199,7 +220,7 @@ pub async fn ensure_loaded(env: &Env) {
 }
 
 /// Reads the shared state from KV and hands it to the isolate state.
-pub async fn refresh(store: &Kv, ticket: RefreshTicket) {
+pub async fn refresh(store: &Store, ticket: RefreshTicket) {
     let remote = store::load_remote(store).await;
     for w in &remote.warnings {
         console_error!("{}", w);
@@ -208,7 +229,7 @@ pub async fn refresh(store: &Kv, ticket: RefreshTicket) {
 }
 
 /// A refresh now, whatever the schedule (after a controller tick).
-pub async fn refresh_now(store: &Kv) {
+pub async fn refresh_now(store: &Store) {
     if let Some(ticket) = with(|i| i.start_refresh(now_ms())) {
         refresh(store, ticket).await;
     }
@@ -227,15 +248,14 @@ pub async fn refresh_now(store: &Kv) {
 /// period instead of at its next request (`core::fleet::schedule` says why).
 pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
     let now = now_ms();
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return;
     };
     let Some(due) = with(|i| i.background(now)) else {
         return;
     };
     let later = with(|i| i.flush_later(started_ms, now)).flatten();
-    if let Some(later) = later {
-        let store = store.clone();
+    if let (Some(later), Some(store)) = (later, Store::open(env)) {
         ctx.wait_until(async move {
             let wait = later.at_ms.saturating_sub(now_ms());
             Delay::from(Duration::from_millis(wait)).await;
@@ -263,7 +283,7 @@ const WRITE_ATTEMPTS: u8 = 3;
 /// (`IsolateState::write_failed`), which decides whether a retry is wanted: not when the
 /// stored breaker record already carries this transition or a newer one. The retry waits for
 /// the throttle interval and writes what is due then, at most [`WRITE_ATTEMPTS`] times.
-async fn write_all(store: &Kv, mut writes: Vec<KvWrite>) {
+async fn write_all(store: &Store, mut writes: Vec<KvWrite>) {
     for _ in 0..WRITE_ATTEMPTS {
         let results = futures_util::future::join_all(writes.iter().map(|w| put(store, w))).await;
         let mut retry_at = None;
@@ -290,7 +310,7 @@ async fn write_all(store: &Kv, mut writes: Vec<KvWrite>) {
     }
 }
 
-async fn put(store: &Kv, w: &KvWrite) -> Result<(), ()> {
+async fn put(store: &Store, w: &KvWrite) -> Result<(), ()> {
     store
         .put(&w.key, &w.value, w.ttl_seconds)
         .await
@@ -306,7 +326,7 @@ pub fn kv_ops() -> crate::core::store::OpCounts {
 
 /// Forces a metrics flush now (admin), ignoring the interval. Returns the key written.
 pub async fn flush_now(env: &Env) -> Result<String, FlushError> {
-    let store = Kv::open(env).ok_or(FlushError::NoBinding)?;
+    let store = Store::open(env).ok_or(FlushError::NoBinding)?;
     let w = with(|i| i.take_flush(now_ms())).ok_or(FlushError::NotReady)?;
     store
         .put(&w.key, &w.value, w.ttl_seconds)
