@@ -253,7 +253,7 @@ pub async fn breaker_action(
         .put(&done.command.key, &done.command.value, None)
         .await;
     // (The admin request began a moment ago: its start is close enough for the flush limit.)
-    isolate::background(env, ctx, isolate::now_ms());
+    isolate::background(env, ctx, Some(isolate::now_ms()));
     if let Err(e) = written {
         worker::console_error!("{}", e);
         return http::error(

@@ -241,12 +241,19 @@ pub async fn refresh_now(store: &Store) {
 /// (one waiting for another would shift it later and bring it closer to the key's next
 /// write), then the refresh reads.
 ///
-/// Then the flush the request names for later (`IsolateState::flush_later`): the invocation
-/// stays alive under `wait_until` until then — the flush's due time, at most 25 s after the
-/// request started, within the 30 s Workers allow after a response — and writes the metrics
-/// if they are still unflushed, so an idle isolate's last counts reach KV within a flush
-/// period instead of at its next request (`core::fleet::schedule` says why).
-pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
+/// Then, when `defer_from_ms` (the request's start) is given, the flush the request names for
+/// later (`IsolateState::flush_later`): the invocation stays alive under `wait_until` until
+/// then — the flush's due time, at most 25 s after the request started, within the 30 s
+/// Workers allow after a response — and writes the metrics if they are still unflushed, so an
+/// idle isolate's last counts reach KV within a flush period instead of at its next request
+/// (`core::fleet::schedule` says why).
+///
+/// Not for a streamed response (`None`): a `wait_until` still pending delays the runtime's
+/// cancellation of the request's tasks when the client disconnects, and the stream's pump then
+/// kept running against the closed client (workerd test `exchange`, "a client that disconnects
+/// mid-stream …", hung at 80 % CPU). A streamed answer's counts go with the isolate's next
+/// flush, as before.
+pub fn background(env: &Env, ctx: &Context, defer_from_ms: Option<u64>) {
     let now = now_ms();
     let Some(store) = Store::open(env) else {
         return;
@@ -254,7 +261,8 @@ pub fn background(env: &Env, ctx: &Context, started_ms: u64) {
     let Some(due) = with(|i| i.background(now)) else {
         return;
     };
-    let later = with(|i| i.flush_later(started_ms, now)).flatten();
+    let later =
+        defer_from_ms.and_then(|started_ms| with(|i| i.flush_later(started_ms, now)).flatten());
     if let (Some(later), Some(store)) = (later, Store::open(env)) {
         ctx.wait_until(async move {
             let wait = later.at_ms.saturating_sub(now_ms());

@@ -124,7 +124,11 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             } else {
                 chat::chat_completions(req, env, ctx).await
             };
-            isolate::background(env, ctx, started_ms);
+            // A streamed answer is recorded later, in its own task: no deferred flush for it
+            // (`isolate::background` says why).
+            let streamed =
+                matches!(&r, Ok(resp) if matches!(resp.body(), worker::ResponseBody::Stream(_)));
+            isolate::background(env, ctx, (!streamed).then_some(started_ms));
             r
         }
         (_, ["v1", "chat", "completions"]) | (_, ["query"]) => {
@@ -140,7 +144,7 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
                 Some(key) => ofrep::single(req, key, detail).await,
                 None => ofrep::bulk(req, detail).await,
             };
-            isolate::background(env, ctx, started_ms);
+            isolate::background(env, ctx, Some(started_ms));
             r
         }
         (_, ["ofrep", ..]) => http::method_not_allowed(method, &path, "POST, OPTIONS"),
