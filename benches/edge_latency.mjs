@@ -1,6 +1,6 @@
 // Added latency and lost throughput of the router over a bare pass-through worker, in the same
-// runtime (workerd via Miniflare 4), against the same mock upstream (Perplexity, non-streamed,
-// on loopback). Why a bare worker: absolute latencies on a shared machine mean little; the
+// runtime (workerd via Miniflare 4), against the same mock upstream (Perplexity on loopback,
+// non-streamed, and streamed for the time to first answer text). Why a bare worker: absolute latencies on a shared machine mean little; the
 // difference to a worker that only forwards is what the router costs (issue 13, item 1).
 //
 //   make build && node benches/edge_latency.mjs [--rounds 7] [--requests 300] [--slices 5] [--seconds 2] [--concurrency 16] [--json out.json]
@@ -9,11 +9,14 @@
 // Latency: `--rounds` interleaved rounds of `--requests` sequential requests per side; each
 // round gives p50 / p95 / p99 per side and the router's excess over bare in that round; the
 // table shows the median over rounds and the min–max. Throughput: `--concurrency` clients for
-// `--seconds` per slice, `--slices` interleaved slices per side (requests/s). The router runs
+// `--seconds` per slice, `--slices` interleaved slices per side (requests/s). Streamed: per
+// round, `--requests`/4 (≥ 20) streamed requests per side, the time to the first body chunk with
+// answer text (p50). CPU: each workerd process's user + system time over a latency round, per
+// request (Linux /proc). The router runs
 // the full path: body parsing, identity, the routing decision, the upstream adapter with
 // timeouts, answer translation, scoring, metrics.
 import { Miniflare } from "miniflare";
-import { writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
@@ -23,7 +26,8 @@ import { arg, isMain, quick } from "./lib/cli.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-// The bare worker: forward the body to Perplexity, return its answer. Nothing else.
+// The bare worker: forward the body to Perplexity, return its answer (a stream piped through
+// as it comes). Nothing else.
 export const BARE = `
 export default {
   async fetch(req, env) {
@@ -33,6 +37,9 @@ export default {
       headers: { "content-type": "application/json", authorization: "Bearer " + env.PERPLEXITY_API },
       body,
     });
+    if (body.includes('"stream":true')) {
+      return new Response(r.body, { status: r.status, headers: { "content-type": "text/event-stream" } });
+    }
     return new Response(await r.text(), { status: r.status, headers: { "content-type": "application/json" } });
   },
 };`;
@@ -70,8 +77,30 @@ export function bareOptions(up) {
   return { ...COMMON, modules: true, script: BARE, bindings: { PERPLEXITY_BASE_URL: up.perplexityUrl, PERPLEXITY_API: "px" } };
 }
 
-export const chatBody = (i) =>
-  JSON.stringify({ model: "sonar", user: `bench-user-${i % 500}`, messages: [{ role: "user", content: "What is the role of glutamine in cancer metabolism?" }] });
+export const chatBody = (i, stream = false) =>
+  JSON.stringify({ model: "sonar", user: `bench-user-${i % 500}`, ...(stream ? { stream: true } : {}), messages: [{ role: "user", content: "What is the role of glutamine in cancer metabolism?" }] });
+
+/**
+ * One streamed POST: ms from sending to the first body chunk carrying answer text (an SSE frame
+ * with a `"content"` field: Perplexity's frame through the bare worker, the router's translated
+ * chunk through the router), then the rest read to the end.
+ */
+export async function firstByte(url, i) {
+  const t0 = performance.now();
+  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: chatBody(i, true) });
+  if (r.status !== 200) throw new Error(`${url}: HTTP ${r.status}`);
+  const dec = new TextDecoder();
+  let seen = "";
+  let at = NaN;
+  for await (const chunk of r.body) {
+    if (Number.isNaN(at)) {
+      seen += dec.decode(chunk, { stream: true });
+      if (/"content":"[^"]/.test(seen)) at = performance.now() - t0;
+    }
+  }
+  if (Number.isNaN(at)) throw new Error(`${url}: no answer text in the stream`);
+  return at;
+}
 
 /** One POST, body read to the end; ms. Throws unless 200. */
 export async function once(url, i) {
@@ -82,10 +111,61 @@ export async function once(url, i) {
   return performance.now() - t0;
 }
 
-async function latency(url, n) {
+// CPU time of a workerd process, from /proc (Linux): what a request costs the runtime, which
+// scheduling noise on a loaded machine does not inflate the way it inflates wall-clock latency.
+// Clock ticks are 10 ms, so a round of a few hundred requests is measured to ~1 %.
+const TICK_MS = 10;
+
+/** The workerd processes that are children of this Node process. */
+function workerdPids() {
+  const out = new Set();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8").trim();
+      const [, comm, rest] = stat.match(/^\d+ \((.*)\) (.*)$/) ?? [];
+      if (comm === "workerd" && Number(rest.split(" ")[1]) === process.pid) out.add(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** User + system CPU ms of `pid` so far, or NaN off Linux. */
+function cpuMs(pid) {
+  try {
+    const rest = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts `options` in a new Miniflare and finds its workerd process (null when not found). */
+async function startWithPid(options) {
+  const before = workerdPids();
+  const mf = new Miniflare(options);
+  const url = await mf.ready;
+  const pid = [...workerdPids()].find((p) => !before.has(p)) ?? null;
+  return { mf, url, pid };
+}
+
+async function latency(url, n, pid) {
+  const c0 = pid ? cpuMs(pid) : NaN;
   const xs = [];
   for (let i = 0; i < n; i++) xs.push(await once(url, i));
-  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99) };
+  const cpu = pid ? (cpuMs(pid) - c0) / n : NaN;
+  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99), cpu };
+}
+
+/** A summary, or null when a figure is missing (no /proc: not Linux). */
+const finite = (xs) => (xs.every(Number.isFinite) ? summarize(xs) : null);
+
+async function ttfb(url, n) {
+  const xs = [];
+  for (let i = 0; i < n; i++) xs.push(await firstByte(url, i));
+  return percentile(xs, 0.5);
 }
 
 async function throughput(url, seconds, clients) {
@@ -104,11 +184,13 @@ async function throughput(url, seconds, clients) {
 
 export async function runEdge({ rounds, requests, slices, seconds, concurrency, log = console.error }) {
   const up = await startUpstreams({ perplexityKey: "px" });
-  const router = new Miniflare(routerOptions(up));
-  const bare = new Miniflare(bareOptions(up));
+  const r0 = await startWithPid(routerOptions(up));
+  const b0 = await startWithPid(bareOptions(up));
+  const router = r0.mf;
+  const bare = b0.mf;
   try {
-    const routerUrl = new URL("/v1/chat/completions", await router.ready).toString();
-    const bareUrl = new URL("/chat/completions", await bare.ready).toString();
+    const routerUrl = new URL("/v1/chat/completions", r0.url).toString();
+    const bareUrl = new URL("/chat/completions", b0.url).toString();
     for (let i = 0; i < 100; i++) {
       await once(bareUrl, i);
       await once(routerUrl, i);
@@ -119,14 +201,24 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       let b;
       let x;
       if (r % 2 === 0) {
-        b = await latency(bareUrl, requests);
-        x = await latency(routerUrl, requests);
+        b = await latency(bareUrl, requests, b0.pid);
+        x = await latency(routerUrl, requests, r0.pid);
       } else {
-        x = await latency(routerUrl, requests);
-        b = await latency(bareUrl, requests);
+        x = await latency(routerUrl, requests, r0.pid);
+        b = await latency(bareUrl, requests, b0.pid);
       }
       rows.push({ b, x });
-      log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms`);
+      log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms; workerd CPU per request: bare ${b.cpu.toFixed(3)} ms, router ${x.cpu.toFixed(3)} ms`);
+    }
+    // Streamed: time to the first answer text, interleaved rounds as above.
+    const fb = [];
+    for (let r = 0; r < rounds; r++) {
+      const pair = {};
+      for (const k of r % 2 === 0 ? ["b", "x"] : ["x", "b"]) {
+        pair[k] = await ttfb(k === "b" ? bareUrl : routerUrl, Math.max(20, Math.floor(requests / 4)));
+      }
+      fb.push(pair);
+      log(`edge: streamed round ${r + 1}/${rounds}: time to first answer text p50 bare ${pair.b.toFixed(2)} ms, router ${pair.x.toFixed(2)} ms`);
     }
     const tb = [];
     const tx = [];
@@ -144,6 +236,7 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       p50: summarize(rows.map((r) => r[k].p50)),
       p95: summarize(rows.map((r) => r[k].p95)),
       p99: summarize(rows.map((r) => r[k].p99)),
+      cpu: finite(rows.map((r) => r[k].cpu)),
     });
     return {
       rounds,
@@ -151,11 +244,15 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       slices,
       secondsPerSlice: seconds,
       concurrency,
-      bare: { ...side("b"), rps: summarize(tb) },
-      router: { ...side("x"), rps: summarize(tx) },
+      bare: { ...side("b"), rps: summarize(tb), ttfb: summarize(fb.map((p) => p.b)) },
+      router: { ...side("x"), rps: summarize(tx), ttfb: summarize(fb.map((p) => p.x)) },
       added: {
         p50: summarize(rows.map((r) => r.x.p50 - r.b.p50)),
         p95: summarize(rows.map((r) => r.x.p95 - r.b.p95)),
+        // workerd CPU ms per request, router minus bare in the same round.
+        cpu: finite(rows.map((r) => r.x.cpu - r.b.cpu)),
+        // Streamed: time to the first answer text, router minus bare in the same round.
+        ttfb: summarize(fb.map((p) => p.x - p.b)),
       },
       // Per slice pair: the router's requests/s as a share of bare's in the same slice.
       rpsRatio: summarize(tx.map((x, i) => x / tb[i])),
@@ -182,4 +279,6 @@ if (isMain(import.meta.url)) {
   console.log(`bare   : p50 ${f(r.bare.p50)}  p95 ${f(r.bare.p95)}  ${r.bare.rps.median.toFixed(0)} req/s`);
   console.log(`router : p50 ${f(r.router.p50)}  p95 ${f(r.router.p95)}  ${r.router.rps.median.toFixed(0)} req/s`);
   console.log(`added  : p50 ${f(r.added.p50)}  p95 ${f(r.added.p95)}  router/bare req/s ${(100 * r.rpsRatio.median).toFixed(0)} %`);
+  if (r.added.cpu) console.log(`workerd CPU per request: bare ${f(r.bare.cpu)}, router ${f(r.router.cpu)}, added ${f(r.added.cpu)}`);
+  console.log(`streamed, time to first answer text p50: bare ${f(r.bare.ttfb)}, router ${f(r.router.ttfb)}, added ${f(r.added.ttfb)}`);
 }

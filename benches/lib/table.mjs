@@ -55,6 +55,16 @@ function edgeRows(r) {
     [E, `bare, throughput at ${r.concurrency} clients`, ...cells(r.bare.rps, rps), thr, ""],
     [E, `router, throughput at ${r.concurrency} clients`, ...cells(r.router.rps, rps), thr, ""],
     [E, "router / bare requests/s (same slice)", ...cells(r.rpsRatio, pct), thr, "target ≥ 80 %"],
+    ...(r.added.cpu
+      ? [
+          [E, "workerd CPU per request, bare", ...cells(r.bare.cpu, ms), lat, "user + system time of its workerd process"],
+          [E, "workerd CPU per request, router", ...cells(r.router.cpu, ms), lat, ""],
+          [E, "CPU added by router per request", ...cells(r.added.cpu, ms), lat, ""],
+        ]
+      : []),
+    [E, "streamed: time to first answer text, bare, p50", ...cells(r.bare.ttfb, ms), `${r.rounds} rounds`, ""],
+    [E, "streamed: time to first answer text, router, p50", ...cells(r.router.ttfb, ms), `${r.rounds} rounds`, ""],
+    [E, "streamed: added to time to first answer text", ...cells(r.added.ttfb, ms), `${r.rounds} rounds`, "target ≤ 0.25 ms"],
   ];
 }
 

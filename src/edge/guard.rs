@@ -118,15 +118,30 @@ impl Exit {
     }
 }
 
-/// Every response's way out: a fresh header set (responses from the assets binding have
-/// immutable headers) with `X-Content-Type-Options: nosniff`, the preview's CSP, CORS for a
-/// listed origin, and without the operator-only headers unless this caller may see them.
+/// Every response's way out, with `X-Content-Type-Options: nosniff`, the preview's CSP, CORS
+/// for a listed origin, and without the operator-only headers unless this caller may see them.
 pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
+    // The router's own responses have mutable headers: dressed in place (four deletes at most,
+    // instead of copying every header into a new object). A response passed through from a
+    // binding (the preview's assets) has immutable ones: the first change throws, nothing has
+    // changed yet, and its headers are copied into a new object first.
+    if dress(resp.headers(), exit).is_ok() {
+        return Ok(resp);
+    }
     let h = Headers::new();
     for (k, v) in resp.headers().entries() {
-        let operator_only = OPERATOR_HEADERS.contains(&k.as_str());
-        if !operator_only || exit.detail.shown() {
-            h.append(&k, &v)?;
+        h.append(&k, &v)?;
+    }
+    dress(&h, exit)?;
+    Ok(resp.with_headers(h))
+}
+
+/// What every response leaves with: operator-only headers removed unless shown, `nosniff`,
+/// the preview's CSP, `Vary: Origin` and the CORS headers on CORS routes.
+fn dress(h: &Headers, exit: &Exit) -> Result<()> {
+    if !exit.detail.shown() {
+        for k in OPERATOR_HEADERS {
+            h.delete(k)?;
         }
     }
     h.set("x-content-type-options", "nosniff")?;
@@ -142,5 +157,5 @@ pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
             h.set(k, v)?;
         }
     }
-    Ok(resp.with_headers(h))
+    Ok(())
 }

@@ -28,8 +28,10 @@ pub fn with<R>(f: impl FnOnce(&mut IsolateState) -> R) -> Option<R> {
     ISO.with(|cell| cell.borrow_mut().as_mut().map(f))
 }
 
+/// Epoch ms: `Date.now()`, a static call (`worker::Date::now()` allocates a JS `Date` object per
+/// call, and a request reads the clock a dozen times).
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
 
 pub fn random_bytes() -> [u8; 16] {
@@ -43,13 +45,31 @@ pub fn random_bytes() -> [u8; 16] {
     b
 }
 
+thread_local! {
+    /// Secrets already read in this isolate. An isolate's bindings never change (a new secret
+    /// or var is a new deployment, with new isolates), and a chat request asks for the admin
+    /// token up to four times: each read is a lookup and a string copy out of JS.
+    static SECRETS: RefCell<Vec<(&'static str, Option<String>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A secret binding (`wrangler secret put`), or a plain var of that name (local dev, tests).
-pub fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
+pub fn secret(env: &Env, name: &'static str) -> Option<String> {
+    if let Some(known) = SECRETS.with(|s| {
+        s.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }) {
+        return known;
+    }
+    let value = env
+        .secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    SECRETS.with(|s| s.borrow_mut().push((name, value.clone())));
+    value
 }
 
 /// The configuration among the Worker's bindings: every known variable and every other

@@ -9,6 +9,10 @@ use worker::{Env, KvStore};
 
 thread_local! {
     static OPS: RefCell<OpCounts> = RefCell::new(OpCounts::default());
+    /// The binding, looked up once per isolate: `env.kv()` reads the namespace's five methods
+    /// out of JS on every call, and a request opens the store twice. Bindings are the same
+    /// object for the isolate's life, so keeping it across requests is safe.
+    static STORE: RefCell<Option<Option<Kv>>> = const { RefCell::new(None) };
 }
 
 /// This isolate's KV operation counters.
@@ -28,7 +32,12 @@ pub struct Kv {
 
 impl Kv {
     pub fn open(env: &Env) -> Option<Kv> {
-        env.kv(super::KV_BINDING).ok().map(|store| Kv { store })
+        if let Some(known) = STORE.with(|s| s.borrow().clone()) {
+            return known;
+        }
+        let kv = env.kv(super::KV_BINDING).ok().map(|store| Kv { store });
+        STORE.with(|s| *s.borrow_mut() = Some(kv.clone()));
+        kv
     }
 }
 
@@ -48,7 +57,7 @@ impl StateStore for Kv {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
-        let now = worker::Date::now().as_millis();
+        let now = super::isolate::now_ms();
         let mut wait_ms = 0;
         count(|o| wait_ms = o.book_write(key, now));
         if wait_ms > 0 {

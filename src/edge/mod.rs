@@ -28,6 +28,7 @@ mod answer;
 mod body;
 mod chat;
 mod cors;
+mod fetch;
 mod guard;
 mod http;
 mod isolate;
@@ -51,7 +52,8 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+    let req = fetch::without_cf(raw);
     let path = req.path();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     // Health and the static preview never wait for KV; everything else reads the config.

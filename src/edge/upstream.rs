@@ -13,6 +13,7 @@
 //! `first_byte_by_ms`); only then does the caller commit and pipe the rest through
 //! [`UpstreamStream::next`].
 
+use super::fetch::{self, Post};
 use crate::core::exchange::{Call, Fault};
 use crate::core::guard::deployment::UrlPolicy;
 use crate::core::model::Upstream;
@@ -29,9 +30,7 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::pin::pin;
 use std::time::Duration;
-use worker::{
-    AbortSignal, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
-};
+use worker::{ByteStream, Delay};
 
 /// Where and how to call the upstreams (secrets never leave this struct except as headers).
 #[derive(Clone)]
@@ -111,7 +110,7 @@ async fn until<T>(fut: impl std::future::Future<Output = T>, at_ms: u64) -> Opti
 /// or — when the client's signal is known — one that also aborts when the client disconnects.
 struct AbortOnDrop {
     controller: Option<web_sys::AbortController>,
-    signal: Option<AbortSignal>,
+    signal: Option<web_sys::AbortSignal>,
 }
 
 impl AbortOnDrop {
@@ -122,10 +121,7 @@ impl AbortOnDrop {
             (Some(own), Some(c)) => Some(web_sys::AbortSignal::any(&js_sys::Array::of2(&own, c))),
             (own, c) => own.or_else(|| c.cloned()),
         };
-        AbortOnDrop {
-            controller,
-            signal: signal.map(AbortSignal::from),
-        }
+        AbortOnDrop { controller, signal }
     }
 }
 
@@ -146,7 +142,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Result<Request, Miss> {
+/// An upstream request, built and ready to send.
+struct Outgoing {
+    url: String,
+    body: String,
+    accept: &'static str,
+    /// The key header, if a key is configured: (`x-api-key`, key) or (`authorization`, `Bearer …`).
+    key: Option<(&'static str, String)>,
+}
+
+fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Result<Outgoing, Miss> {
     let not_sent =
         |detail: String| Miss::NotSent(format!("{u} cannot take this request: {detail}"));
     let base = match u {
@@ -193,55 +198,44 @@ fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Resul
             .map_err(|e| not_sent(e.to_string()))?,
         ),
     };
-    let broken = |e: worker::Error| {
-        Miss::Failed(Fault::Connect, format!("cannot build the {u} request: {e}"))
+    let accept = match (stream, u) {
+        (false, _) => "application/json",
+        (true, Upstream::Lightrag) => "application/x-ndjson",
+        (true, Upstream::Perplexity) => "text/event-stream",
     };
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(broken);
-    set("content-type", "application/json")?;
-    set(
-        "accept",
-        if stream {
-            match u {
-                Upstream::Lightrag => "application/x-ndjson",
-                Upstream::Perplexity => "text/event-stream",
-            }
-        } else {
-            "application/json"
-        },
-    )?;
-    match u {
-        Upstream::Lightrag => {
-            if let Some(k) = &t.lightrag_key {
-                set("x-api-key", k)?;
-            }
-        }
-        Upstream::Perplexity => {
-            if let Some(k) = &t.perplexity_key {
-                set("authorization", &format!("Bearer {k}"))?;
-            }
-        }
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
-    Request::new_with_init(&url, &init).map_err(broken)
+    let key = match u {
+        Upstream::Lightrag => t.lightrag_key.as_ref().map(|k| ("x-api-key", k.clone())),
+        Upstream::Perplexity => t
+            .perplexity_key
+            .as_ref()
+            .map(|k| ("authorization", format!("Bearer {k}"))),
+    };
+    Ok(Outgoing {
+        url,
+        body,
+        accept,
+        key,
+    })
 }
 
 /// Sends the request and waits for the response headers until `first_byte_by_ms`.
 async fn send(
-    req: Request,
+    req: &Outgoing,
     abort: &AbortOnDrop,
     first_byte_by_ms: u64,
     u: Upstream,
-) -> Result<Response, Miss> {
-    let fetch = Fetch::Request(req);
-    let sent = match &abort.signal {
-        Some(signal) => until(fetch.send_with_signal(signal), first_byte_by_ms).await,
-        None => until(fetch.send(), first_byte_by_ms).await,
+) -> Result<web_sys::Response, Miss> {
+    let mut headers = vec![("content-type", "application/json"), ("accept", req.accept)];
+    if let Some((name, value)) = &req.key {
+        headers.push((name, value));
+    }
+    let post = Post {
+        url: &req.url,
+        headers: &headers,
+        body: &req.body,
+        signal: abort.signal.as_ref(),
     };
-    match sent {
+    match until(fetch::post(&post), first_byte_by_ms).await {
         None => Err(Miss::Failed(
             Fault::NoFirstByte,
             format!("{u} sent no response in time"),
@@ -254,25 +248,11 @@ async fn send(
     }
 }
 
-/// The whole body as text, read by the runtime in one call (`Response.text()`): the `worker`
-/// crate's `text()` pipes a fetched body through a stream reader chunk by chunk (a read and a
-/// lock release crossing into JS each time: ~13 % of the router's CPU in a workerd profile,
-/// benches/profile_edge.mjs).
-async fn body_text(resp: Response) -> Result<String, String> {
-    let raw: web_sys::Response = resp.into();
-    let promise = raw.text().map_err(|e| format!("{e:?}"))?;
-    wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .as_string()
-        .ok_or_else(|| "the body is not text".to_string())
-}
-
 /// A non-2xx response: its status (or a context-length error its body reports) and a redacted
 /// excerpt of the body for the log. The body is read for at most 2 s.
-async fn status_failure(t: &Targets, resp: Response, u: Upstream, by_ms: u64) -> Miss {
-    let status = resp.status_code();
-    let body = until(body_text(resp), by_ms.min(now().saturating_add(2_000)))
+async fn status_failure(t: &Targets, resp: &web_sys::Response, u: Upstream, by_ms: u64) -> Miss {
+    let status = resp.status();
+    let body = until(fetch::text(resp), by_ms.min(now().saturating_add(2_000)))
         .await
         .and_then(Result::ok)
         .unwrap_or_default();
@@ -286,12 +266,12 @@ async fn status_failure(t: &Targets, resp: Response, u: Upstream, by_ms: u64) ->
 pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<Complete, Miss> {
     let req = build_request(t, u, ask, false)?;
     let mut abort = AbortOnDrop::new(t.client.as_ref());
-    let resp = send(req, &abort, c.first_byte_by_ms, u).await?;
+    let resp = send(&req, &abort, c.first_byte_by_ms, u).await?;
     let head_ms = now();
-    if !(200..300).contains(&resp.status_code()) {
-        return Err(status_failure(t, resp, u, c.complete_by_ms).await);
+    if !(200..300).contains(&resp.status()) {
+        return Err(status_failure(t, &resp, u, c.complete_by_ms).await);
     }
-    let text = match until(body_text(resp), c.complete_by_ms).await {
+    let text = match until(fetch::text(&resp), c.complete_by_ms).await {
         None => {
             return Err(Miss::Failed(
                 Fault::BodyTimeout,
@@ -445,13 +425,14 @@ pub async fn open_stream(
 ) -> Result<UpstreamStream, Miss> {
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
-    let mut resp = send(req, &abort, c.first_byte_by_ms, u).await?;
-    if !(200..300).contains(&resp.status_code()) {
-        return Err(status_failure(t, resp, u, c.first_byte_by_ms).await);
+    let resp = send(&req, &abort, c.first_byte_by_ms, u).await?;
+    if !(200..300).contains(&resp.status()) {
+        return Err(status_failure(t, &resp, u, c.first_byte_by_ms).await);
     }
-    let body = resp
-        .stream()
-        .map_err(|e| Miss::Failed(Fault::Connect, format!("{u} has no body: {e}")))?;
+    let body = ByteStream::from(
+        resp.body()
+            .ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?,
+    );
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
         Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),
