@@ -215,8 +215,8 @@ mod tests {
             let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
             for salt in ["", "s", "cmo_lightrag_2025", "ünï"] {
                 let joined = format!("{salt}:{key}");
-                let plain = murmur3::murmur3_32(&mut std::io::Cursor::new(joined.as_bytes()), 0)
-                    .unwrap();
+                let plain =
+                    murmur3::murmur3_32(&mut std::io::Cursor::new(joined.as_bytes()), 0).unwrap();
                 assert_eq!(hash(salt, &key), plain, "salt {salt:?}, key of {n} bytes");
             }
         }
