@@ -1146,8 +1146,11 @@ async fn stream_chat(
     pipe.handle(Next::Items(initial));
     let stream = futures_util::stream::unfold(pipe, |mut pipe| async move {
         loop {
-            if let Some(frame) = pipe.out.pop_front() {
-                return Some((Ok::<Vec<u8>, worker::Error>(frame.into_bytes()), pipe));
+            // Every frame ready now goes out as one chunk: the role chunk and the first text
+            // reach the client in one write (one pull by the runtime, one packet), not two.
+            if !pipe.out.is_empty() {
+                let bytes: String = pipe.out.drain(..).collect();
+                return Some((Ok::<Vec<u8>, worker::Error>(bytes.into_bytes()), pipe));
             }
             if pipe.finished {
                 return None;
