@@ -20,9 +20,10 @@
 //! both run this same code. Durable Object storage has no expiry of its own, so values are
 //! stored as [`Stored`] with theirs.
 //!
-//! Status: the protocol and [`serve`] run in the fleet simulation (`tests/native/scale`), side
-//! by side with KV; the Worker does not bind a Durable Object yet (no `wrangler.toml` entry, no
-//! `#[durable_object]` class) — README "Scale" says what is missing.
+//! Status: [`serve`] runs in the Worker's Durable Object class `StateHub` (`src/edge/hub.rs`,
+//! selected by `STATE_BACKEND = "durable_object"`, `core::backend`; tested in workerd by
+//! `make test-worker-hub`) and in the fleet simulation (`tests/native/scale`), side by side
+//! with KV.
 
 use crate::core::config::Config;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};
@@ -73,8 +74,14 @@ pub struct HubValue {
 }
 
 /// The hub's answer.
+///
+/// Serde shape: externally tagged — `{"values":{"values":[…]}}`, `"done"`,
+/// `{"page":{"keys":[…],"cursor":null,"complete":true}}`, `{"ticked":{"report":{…}}}`,
+/// `{"failed":{"message":"…"}}`. Not internally tagged like [`HubRequest`]: the Worker
+/// deserializes this one, and an internally tagged enum buffers its content first, which
+/// compiles a second deserializer for every type inside (the tick report's): ~40 KB of wasm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum HubResponse {
     Values {
         values: Vec<HubValue>,

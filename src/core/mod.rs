@@ -46,6 +46,7 @@ pub mod wire;
 
 // Edge support, pure: KV state layout and controller, identity, the front-door guard, one
 // isolate's state, operator reports.
+pub mod backend;
 pub mod digest;
 pub mod fleet;
 pub mod guard;

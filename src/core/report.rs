@@ -780,6 +780,13 @@ pub fn prometheus(i: &ReportInputs<'_>) -> String {
     );
     family(
         &mut out,
+        "cmo_router_isolate_hub_requests_total",
+        "counter",
+        "Requests this isolate made to the state hub (STATE_BACKEND=durable_object) since it started.",
+        &[(String::new(), scope.to_string(), i.kv_ops.hub_requests as f64)],
+    );
+    family(
+        &mut out,
         "cmo_router_isolate_kv_warnings",
         "gauge",
         "Corrupt or unreadable KV values this isolate saw at its last refresh.",

@@ -6,8 +6,8 @@
 //! written how often, what a corrupt value does, how the controller stays under 1,000
 //! operations) is logic worth testing, and none of it needs a runtime. The store itself is a
 //! small trait, [`StateStore`], implemented by the Worker over a KV namespace and, in the tests,
-//! by an in-memory map that counts operations (`tests/support/memory_store.rs`). A Durable Object aggregator can
-//! replace the per-isolate metric keys later by implementing the same trait.
+//! by an in-memory map that counts operations (`tests/support/memory_store.rs`), and by the
+//! state hub (`core::hub`), a Durable Object holding the same keys (`STATE_BACKEND`).
 //!
 //! Key layout (all values JSON):
 //! - `config/overrides` → [`OverridesDoc`] `{version, overrides, updated_ms}` — admin overrides,
@@ -185,6 +185,11 @@ pub struct OpCounts {
     pub reads: u64,
     pub writes: u64,
     pub lists: u64,
+    /// Requests to the state hub (`STATE_BACKEND=durable_object`; `core::hub`): one per
+    /// read, write or list, and one for all the reads of a refresh. Reads, writes and lists
+    /// above count the keys the requests read, wrote or listed, as with KV.
+    #[serde(default)]
+    pub hub_requests: u64,
     /// Writes per key, to check the one-write-per-second rule.
     pub writes_by_key: BTreeMap<String, u64>,
     /// The shortest time observed between two writes of the same key by this isolate (ms),

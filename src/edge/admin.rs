@@ -5,7 +5,7 @@
 
 use super::http;
 use super::isolate::{self, now_ms, secret, with};
-use super::kv::Kv;
+use super::store::Store;
 use crate::core::breaker::BreakerAction;
 use crate::core::controller::{self, read_projection, view, ControllerInput};
 use crate::core::fleet::FleetView;
@@ -44,7 +44,7 @@ fn unauthorized(msg: &str) -> Result<Response> {
 /// projected status read from KV (the same phase and percentage `GET /admin/rollout` shows).
 pub async fn status(env: &Env) -> Result<Response> {
     let now = now_ms();
-    let (controller, rollout) = match Kv::open(env) {
+    let (controller, rollout) = match Store::open(env) {
         Some(store) => {
             let c = super::rollout::controller_doc(&store)
                 .await
@@ -65,15 +65,34 @@ pub async fn status(env: &Env) -> Result<Response> {
         rollout: rollout.as_ref(),
     };
     match with(|i| i.report(now, &isolate::kv_ops(), &fleet, status_document)) {
-        Some(doc) => http::json(200, &doc),
+        Some(mut doc) => {
+            note_backend(&mut doc, &super::store::choice(env));
+            http::json(200, &doc)
+        }
         None => http::error(503, "not_ready", "router state unavailable"),
+    }
+}
+
+/// Adds `state_backend` (which store this Worker runs on) to the status document, and its
+/// fallback warning, if any, to `kv.warnings` too, where operators look for state problems.
+fn note_backend(doc: &mut Value, choice: &crate::core::backend::BackendChoice) {
+    if let Some(w) = &choice.warning {
+        if let Some(ws) = doc
+            .pointer_mut("/kv/warnings")
+            .and_then(Value::as_array_mut)
+        {
+            ws.insert(0, json!(w));
+        }
+    }
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("state_backend".into(), json!(choice));
     }
 }
 
 /// `GET /metrics`: the fleet's counters (one KV read of `controller/state`) and this isolate's
 /// own series.
 pub async fn metrics(env: &Env) -> Result<Response> {
-    let controller = match Kv::open(env) {
+    let controller = match Store::open(env) {
         Some(store) => super::rollout::controller_doc(&store)
             .await
             .unwrap_or_else(|e| {
@@ -115,7 +134,7 @@ pub async fn put_config(mut req: Request, env: &Env) -> Result<Response> {
             "PUT /admin/config needs an `If-Match` header with the ETag from GET /admin/config",
         );
     };
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return http::error(503, "kv_unavailable", "the KV binding is missing");
     };
     let body = match super::body::read(&mut req).await {
@@ -214,7 +233,7 @@ pub async fn breaker_action(
             &format!("unknown breaker action `{action}`; use open or reset"),
         );
     };
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return http::error(503, "kv_unavailable", "the KV binding is missing");
     };
     let now = now_ms();
@@ -284,17 +303,15 @@ pub async fn tick(env: &Env, ctx: &worker::Context) -> Result<Response> {
 /// isolate's view of the routing document afterwards.
 pub async fn run_tick(env: &Env) -> Option<controller::TickReport> {
     isolate::ensure_loaded(env).await;
-    let store = Kv::open(env)?;
+    let store = Store::open(env)?;
     let config = with(|i| i.config().clone())?;
-    let rep = controller::controller_tick(
-        &store,
-        &ControllerInput {
+    let rep = store
+        .tick(&ControllerInput {
             now_ms: now_ms(),
             config: &config,
             max_ops: CONTROLLER_MAX_OPS,
-        },
-    )
-    .await;
+        })
+        .await;
     with(|i| i.note_tick(&rep, now_ms()));
     for w in &rep.warnings {
         worker::console_error!("{}", w);

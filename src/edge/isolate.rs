@@ -6,7 +6,8 @@
 //! Workers run one request at a time per thread, so a `RefCell` suffices; no borrow is ever
 //! held across an `.await`.
 
-use super::kv::{self, Kv};
+use super::kv;
+use super::store::Store;
 use crate::core::config::{self, SECRET_VARIABLES};
 use crate::core::decide::RouteRequest;
 use crate::core::fleet::{IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS};
@@ -76,7 +77,7 @@ pub fn secret(env: &Env, name: &'static str) -> Option<String> {
 /// `LIGHTRAG_*` name (so the loader reports a typo in `wrangler.toml` instead of never seeing
 /// it), secrets excepted. A `[vars]` entry that is a TOML table arrives as a JS object and is
 /// read as JSON.
-fn read_vars(env: &Env) -> Map<String, Value> {
+pub(super) fn read_vars(env: &Env) -> Map<String, Value> {
     let mut m = Map::new();
     let obj: &js_sys::Object = env.unchecked_ref();
     for name in js_sys::Object::keys(obj)
@@ -158,7 +159,7 @@ fn init(env: &Env) -> Option<impl Future<Output = ()>> {
     }
     let iso = new_state(env, now);
     ISO.with(|c| *c.borrow_mut() = Some(iso));
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         with(|i| i.kv_missing(super::KV_BINDING, now));
         return None;
     };
@@ -188,7 +189,7 @@ pub async fn ensure(env: &Env, ctx: &Context) {
 /// could send `rr` to LightRAG, waits for it at most `STATE_FIRST_LOAD_WAIT_MS`; a request that
 /// gave up is counted (`kv.refresh.stale_routes`). Why: `core::fleet::schedule`.
 pub async fn before_routing(env: &Env, ctx: &Context, rr: &RouteRequest<'_>) {
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return; // no KV: the vars are all there is, never stale
     };
     let Some(b) = with(|i| i.before_routing(rr, now_ms())) else {
@@ -219,7 +220,7 @@ pub async fn ensure_loaded(env: &Env) {
 }
 
 /// Reads the shared state from KV and hands it to the isolate state.
-pub async fn refresh(store: &Kv, ticket: RefreshTicket) {
+pub async fn refresh(store: &Store, ticket: RefreshTicket) {
     let remote = store::load_remote(store).await;
     for w in &remote.warnings {
         console_error!("{}", w);
@@ -228,13 +229,13 @@ pub async fn refresh(store: &Kv, ticket: RefreshTicket) {
 }
 
 /// A refresh now, whatever the schedule (after a controller tick).
-pub async fn refresh_now(store: &Kv) {
+pub async fn refresh_now(store: &Store) {
     if let Some(ticket) = with(|i| i.start_refresh(now_ms())) {
         refresh(store, ticket).await;
     }
 }
 
-async fn write(store: &Kv, w: &KvWrite) {
+async fn write(store: &Store, w: &KvWrite) {
     if let Err(e) = store.put(&w.key, &w.value, w.ttl_seconds).await {
         console_error!("{}", e);
     }
@@ -246,7 +247,7 @@ async fn write(store: &Kv, w: &KvWrite) {
 /// shift it later and bring it closer to the key's next write), then the refresh reads.
 pub fn background(env: &Env, ctx: &Context) {
     let now = now_ms();
-    let Some(store) = Kv::open(env) else {
+    let Some(store) = Store::open(env) else {
         return;
     };
     let Some(due) = with(|i| i.background(now)) else {
@@ -270,7 +271,7 @@ pub fn kv_ops() -> crate::core::store::OpCounts {
 
 /// Forces a metrics flush now (admin), ignoring the interval. Returns the key written.
 pub async fn flush_now(env: &Env) -> Result<String, FlushError> {
-    let store = Kv::open(env).ok_or(FlushError::NoBinding)?;
+    let store = Store::open(env).ok_or(FlushError::NoBinding)?;
     let w = with(|i| i.take_flush(now_ms())).ok_or(FlushError::NotReady)?;
     store
         .put(&w.key, &w.value, w.ttl_seconds)

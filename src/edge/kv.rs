@@ -20,7 +20,7 @@ pub fn ops() -> OpCounts {
     OPS.with(|o| o.borrow().clone())
 }
 
-fn count(f: impl FnOnce(&mut OpCounts)) {
+pub(super) fn count(f: impl FnOnce(&mut OpCounts)) {
     OPS.with(|o| f(&mut o.borrow_mut()));
 }
 

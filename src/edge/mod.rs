@@ -9,6 +9,8 @@
 //!   (docs/answer-aware.md).
 //! - [`isolate`]: the isolate's cached state and its background KV refresh / writes.
 //! - [`kv`]: the KV namespace behind `core::store::StateStore`, with operation counters.
+//! - [`hub`], [`hub_storage`]: the state hub, a Durable Object (class `StateHub`), and the
+//!   Worker's client of it; [`store`]: KV or the hub, as `STATE_BACKEND` selects.
 //! - [`admin`], [`ofrep`]: the operator API and OpenFeature remote evaluation.
 //! - [`guard`], [`cors`], [`body`], [`ratelimit`]: the front against hostile clients
 //!   ([`crate::core::guard`]): client token, `application/json` only, CORS, body limits while
@@ -31,12 +33,15 @@ mod cors;
 mod fetch;
 mod guard;
 mod http;
+mod hub;
+mod hub_storage;
 mod isolate;
 mod kv;
 mod ofrep;
 mod ratelimit;
 mod rollout;
 mod shadow;
+mod store;
 mod upstream;
 mod webhook;
 
@@ -227,19 +232,26 @@ async fn preview(req: Request, env: &Env) -> Result<Response> {
         .await
 }
 
-/// `GET /healthz`: the build version and whether the KV binding answered a real read. A
-/// failure says only "unavailable" (its text can name internals); the detail goes to the log.
+/// `GET /healthz`: the build version and whether the state store answered a real read (the
+/// KV binding, or the state hub with `STATE_BACKEND=durable_object`). A failure says only
+/// "unavailable" (its text can name internals); the detail goes to the log.
 async fn handle_healthz(env: &Env) -> Result<Response> {
-    let unavailable = |e: String| {
-        worker::console_error!("healthz: KV binding {KV_BINDING} unavailable: {e}");
-        serde_json::json!({"ok": false, "binding": KV_BINDING, "error": "unavailable"})
+    use crate::core::store::StateStore;
+    let choice = store::choice(env);
+    let binding = match choice.selected {
+        crate::core::backend::StateBackend::Kv => KV_BINDING,
+        crate::core::backend::StateBackend::DurableObject => crate::core::backend::HUB_BINDING,
     };
-    let kv = match env.kv(KV_BINDING) {
-        Ok(store) => match store.get("healthz/probe").text().await {
-            Ok(_) => serde_json::json!({"ok": true, "binding": KV_BINDING}),
+    let unavailable = |e: String| {
+        worker::console_error!("healthz: state binding {binding} unavailable: {e}");
+        serde_json::json!({"ok": false, "binding": binding, "error": "unavailable"})
+    };
+    let kv = match store::Store::open(env) {
+        Some(s) => match s.get("healthz/probe").await {
+            Ok(_) => serde_json::json!({"ok": true, "binding": binding}),
             Err(e) => unavailable(e.to_string()),
         },
-        Err(e) => unavailable(e.to_string()),
+        None => unavailable("binding missing".to_string()),
     };
     let ok = kv.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
     let body = serde_json::json!({

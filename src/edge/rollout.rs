@@ -10,7 +10,7 @@
 
 use super::http;
 use super::isolate::{now_ms, random_bytes, with};
-use super::kv::Kv;
+use super::store::Store;
 use crate::core::controller::evidence::report;
 use crate::core::controller::{
     read_projection, view, ControllerDoc, ReadError, RoutingDoc, Writer, CONTROLLER_KEY,
@@ -25,8 +25,8 @@ use crate::core::store::{parse_value, StateStore};
 use serde_json::{json, Value};
 use worker::{console_error, Env, Request, Response, Result};
 
-fn kv(env: &Env) -> std::result::Result<Kv, Result<Response>> {
-    Kv::open(env).ok_or_else(|| http::error(503, "kv_unavailable", "the KV binding is missing"))
+fn kv(env: &Env) -> std::result::Result<Store, Result<Response>> {
+    Store::open(env).ok_or_else(|| http::error(503, "kv_unavailable", "the KV binding is missing"))
 }
 
 fn read_failed(e: &ReadError) -> Result<Response> {
@@ -185,7 +185,7 @@ async fn queue(op: Operation, env: &Env) -> Result<Response> {
 }
 
 /// Reads `controller/state` (`None` when absent; `Err` with the reason when unreadable).
-pub async fn controller_doc(store: &Kv) -> std::result::Result<Option<ControllerDoc>, String> {
+pub async fn controller_doc(store: &Store) -> std::result::Result<Option<ControllerDoc>, String> {
     match store.get(CONTROLLER_KEY).await {
         Ok(Some(t)) => parse_value(CONTROLLER_KEY, &t)
             .map(Some)

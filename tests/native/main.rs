@@ -11,6 +11,7 @@ mod memory_store;
 #[path = "../support/spec.rs"]
 mod spec_driver;
 
+mod backend;
 mod before_routing;
 mod breaker;
 mod breaker_keys;
@@ -25,6 +26,7 @@ mod fallback;
 mod fleet;
 mod fleet_support;
 mod guard;
+mod hub_wire;
 mod identity;
 mod keytag;
 mod quality;

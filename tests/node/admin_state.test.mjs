@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startStack, chatBody, post, auth, JSON_CT, waitFor } from "./common.mjs";
+import { HUB } from "./harness.mjs";
 
 let s;
 before(async () => { s = await startStack(); });
@@ -205,9 +206,14 @@ test("KV budget: zero KV reads per request in steady state; ≤ 1 write/s per ke
     assert.ok(n >= 3, `${n} transitions offered`);
     assert.ok(writes >= 2, `some writes happened (${writes})`);
     assert.ok(writes <= Math.ceil(elapsed) + 1, `${writes} writes in ${elapsed.toFixed(1)} s`);
-    // The worker's own measure: the shortest gap it left between two writes of each key.
-    for (const [key, gap] of Object.entries(after.min_write_gap_ms)) assert.ok(gap >= 1000, `${key}: ${gap} ms between two writes`);
-    assert.ok(after.min_write_gap_ms["breaker/lightrag/admin"] >= 1000, "the admin calls wrote their record more than once");
+    // The worker's own measure: the shortest gap it left between two writes of each key. KV's
+    // one-write-a-second rule only: the hub has no such limit, and its store never holds a
+    // write back (src/edge/store.rs); the transitions are still written at most once a second
+    // (the throttle is the core's, above).
+    if (!HUB) {
+      for (const [key, gap] of Object.entries(after.min_write_gap_ms)) assert.ok(gap >= 1000, `${key}: ${gap} ms between two writes`);
+      assert.ok(after.min_write_gap_ms["breaker/lightrag/admin"] >= 1000, "the admin calls wrote their record more than once");
+    }
     assert.ok(after.min_write_gap_ms["breaker/lightrag"] >= 1000);
   } finally {
     await t.close();
@@ -231,7 +237,10 @@ test("metric flushes are per isolate with an expiry; the controller aggregates t
     await kv.put("metrics/broken-isolate", "garbage");
     const listed = await kv.list({ prefix: "metrics/" });
     const entry = listed.keys.find((k) => k.name === flushed);
-    assert.ok(entry.expiration > Date.now() / 1000, "flush has an expiry");
+    // KV lists a key's expiry; the hub's list names keys only (its expiry is inside the value,
+    // core::hub::Stored, honoured by every read).
+    if (!HUB) assert.ok(entry.expiration > Date.now() / 1000, "flush has an expiry");
+    else assert.ok(entry, "the flush is listed");
     assert.ok(!JSON.stringify(mine).includes("agg-"), "no raw user ids in KV");
 
     // The cron trigger.
@@ -257,6 +266,16 @@ test("the controller pages across ticks when there are too many isolate keys", a
     for (let i = 0; i < 1200; i++) await kv.put(`metrics/iso-${String(i).padStart(5, "0")}`, flush(`iso-${i}`));
     let r = await t.w.fetch("/admin/controller/tick", { method: "POST", headers: auth });
     let rep = await r.json();
+    if (HUB) {
+      // The hub's tick reads its own storage, where no per-invocation limit applies
+      // (core::hub::HUB_MAX_OPS): one tick covers every key.
+      assert.equal(rep.completed, true, `ops ${rep.ops}`);
+      assert.ok(rep.ops > 1000, `ops ${rep.ops}`);
+      const st = await getStatus(t.w);
+      assert.equal(st.service_performance.fleet.isolates, 1200);
+      assert.equal(st.service_performance.fleet.paged_across_ticks, false);
+      return;
+    }
     assert.ok(rep.ops <= 1000, `ops ${rep.ops}`);
     assert.equal(rep.completed, false);
     let st = await getStatus(t.w);

@@ -12,7 +12,7 @@
 //   outside the router.
 import { Miniflare } from "miniflare";
 import path from "node:path";
-import { BUILD, compatibilityFlags, wranglerVars } from "./harness.mjs";
+import { BUILD, HUB, compatibilityFlags, hubAsKv, hubOptions, wranglerVars } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 
 /** The wrapper module: `env.INNER` is the real namespace; every call is logged, then forwarded. */
@@ -29,6 +29,39 @@ export default function (env) {
     list(opts) { log("list", (opts && opts.prefix) || ""); return inner.list(opts); },
   };
 }`;
+
+/**
+ * The same spy for the state hub (`ROUTER_STATE_BACKEND=durable_object`): the router's
+ * STATE_HUB binding is a wrapped namespace whose stubs log each hub request (`core::hub`'s
+ * protocol) as the KV operations it makes, then forward it to the real object (`INNER`, owned
+ * by the Worker `hub`). The class is named as workers-rs checks a Durable Object binding's
+ * constructor (`DurableObjectNamespace`).
+ */
+const HUB_SPY = `
+class DurableObjectNamespace {
+  constructor(inner) { this.inner = inner; }
+  idFromName(name) { return this.inner.idFromName(name); }
+  getByName(name) { return this.get(this.inner.idFromName(name)); }
+  get(id) {
+    const stub = this.inner.get(id);
+    return {
+      async fetch(input, init) {
+        const req = new Request(input, init);
+        const body = await req.clone().text();
+        try {
+          const r = JSON.parse(body);
+          const log = (op, key, value) =>
+            console.log("kvspy " + op + " " + key + (value === undefined ? "" : " " + JSON.stringify(value)));
+          if (r.op === "get") for (const k of r.keys) log("get", k);
+          else if (r.op === "put") log("put", r.key, r.value);
+          else if (r.op === "list") log("list", r.prefix || "");
+        } catch {}
+        return stub.fetch(req);
+      },
+    };
+  }
+}
+export default function (env) { return new DurableObjectNamespace(env.INNER); }`;
 
 const SPY_PREFIX = "kvspy ";
 
@@ -55,12 +88,37 @@ export async function startCapturedWorker({ bindings = {}, ratelimits } = {}) {
         ],
         compatibilityDate: "2026-04-01",
         compatibilityFlags: compatibilityFlags(),
-        bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
-        wrappedBindings: { ROUTER_STATE: { scriptName: "kv-spy" } },
+        bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...(HUB ? { STATE_BACKEND: "durable_object" } : {}), ...bindings },
+        wrappedBindings: { ROUTER_STATE: { scriptName: "kv-spy" }, ...(HUB ? { STATE_HUB: { scriptName: "hub-spy" } } : {}) },
         ...(ratelimits ? { ratelimits } : {}),
         cf: false,
       },
       { name: "kv-spy", modules: true, script: KV_SPY, kvNamespaces: ["INNER"] },
+      ...(HUB
+        ? [
+            {
+              name: "hub-spy",
+              modules: true,
+              script: HUB_SPY,
+              durableObjects: { INNER: { className: "StateHub", scriptName: "hub", useSQLite: true } },
+            },
+            {
+              name: "hub",
+              modules: true,
+              scriptPath: BUILD,
+              modulesRoot: path.dirname(BUILD),
+              modulesRules: [
+                { type: "ESModule", include: ["**/*.js"] },
+                { type: "CompiledWasm", include: ["**/*.wasm"] },
+              ],
+              compatibilityDate: "2026-04-01",
+              compatibilityFlags: compatibilityFlags(),
+              bindings: { ROUTER_ENV: "development", ...wranglerVars(), STATE_BACKEND: "durable_object", ...bindings },
+              ...hubOptions(),
+              cf: false,
+            },
+          ]
+        : []),
     ],
   });
   const url = await mf.ready;
@@ -84,7 +142,7 @@ export async function startCapturedWorker({ bindings = {}, ratelimits } = {}) {
         }),
     /** Every key in the namespace now, with its value: [{name, value}]. */
     async dumpKv() {
-      const ns = await mf.getKVNamespace("INNER", "kv-spy");
+      const ns = HUB ? hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB", "hub")) : await mf.getKVNamespace("INNER", "kv-spy");
       const out = [];
       let cursor;
       do {

@@ -7,12 +7,16 @@
 //   is answered 2xx (by Perplexity while LightRAG fails).
 // - A router idle for longer than the refresh interval reads the shared state before routing
 //   its next request.
+// With ROUTER_STATE_BACKEND=durable_object (`make test-worker-hub`) the same tests run on the
+// state hub: the two routers are two router Workers (separate isolates) in one workerd, bound
+// to one StateHub object owned by a third Worker (issue 14 item 4; why not two processes:
+// tests/node/harness.mjs startRouters).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startWorker } from "./harness.mjs";
+import { startPair, startWorker } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 import { ADMIN, auth, chatBody, post, waitFor } from "./common.mjs";
 
@@ -114,8 +118,7 @@ test("two routers on one KV store: a trip in one opens the other; an admin reset
     LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "600",
     LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0",
   };
-  const a = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
-  const b = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
+  const [a, b] = await startPair({ bindings: bindingsFor(up, vars), persist: dir });
   const answers = [];
   let n = 0;
   const ask = async (w) => {
@@ -189,8 +192,7 @@ test("an idle router's next request reads the shared state before it is routed",
   const dir = mkdtempSync(path.join(tmpdir(), "fleet-idle-"));
   const up = await startUpstreams({ lightragKey: "lr-key", perplexityKey: "px-key" });
   const vars = { STATE_REFRESH_SECONDS: "1", STATE_FIRST_LOAD_WAIT_MS: "5000", LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0" };
-  const a = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
-  const b = await startWorker({ bindings: bindingsFor(up, vars), persist: dir });
+  const [a, b] = await startPair({ bindings: bindingsFor(up, vars), persist: dir });
   const ask = (w, user) => post(w, "/v1/chat/completions", chatBody(Q, { user }));
   try {
     const warm = await ask(b, "idle-1");

@@ -34,6 +34,59 @@ export function compatibilityFlags() {
 }
 
 /**
+ * The state backend the tests run the worker on: `ROUTER_STATE_BACKEND=durable_object` (set by
+ * `make test-worker-hub`) starts it with `STATE_BACKEND=durable_object` and the state hub bound
+ * (`STATE_HUB`, class `StateHub` from the same bundle, SQLite-backed as wrangler.toml's
+ * migration declares it); anything else, Workers KV.
+ */
+export const STATE_BACKEND = process.env.ROUTER_STATE_BACKEND === "durable_object" ? "durable_object" : "kv";
+export const HUB = STATE_BACKEND === "durable_object";
+export const HUB_OBJECT_NAME = "router-state";
+
+/** Miniflare options binding the state hub (class in `scriptName`, or this worker's own). */
+export function hubOptions(scriptName) {
+  return {
+    durableObjects: { STATE_HUB: { className: "StateHub", useSQLite: true, ...(scriptName ? { scriptName } : {}) } },
+  };
+}
+
+/**
+ * The hub seen as a KV namespace (`get`, `put`, `list`), so a test that reads or plants state
+ * runs on either backend: each call is one hub request (`core::hub`'s protocol) to the object,
+ * which the router reads too. `namespace` is a Durable Object namespace (Miniflare's
+ * `getDurableObjectNamespace`).
+ */
+export function hubAsKv(namespace) {
+  const call = async (req) => {
+    const ns = await namespace();
+    const stub = ns.get(ns.idFromName(HUB_OBJECT_NAME));
+    const r = await stub.fetch("https://state-hub.internal/", { method: "POST", body: JSON.stringify(req) });
+    const a = await r.json();
+    // core::hub::HubResponse, externally tagged: {"values": {...}}, "done", {"page": {...}}, {"failed": {...}}.
+    if (a.failed) throw new Error(`state hub: ${a.failed.message}`);
+    return a === "done" ? {} : Object.values(a)[0];
+  };
+  return {
+    async get(key) {
+      const a = await call({ op: "get", keys: [key] });
+      if (a.values[0].error) throw new Error(a.values[0].error);
+      return a.values[0].value ?? null;
+    },
+    async put(key, value, opts = {}) {
+      await call({ op: "put", key, value, ttl_seconds: opts.expirationTtl ?? null });
+    },
+    /** The protocol has no delete: a value that expires at once reads as absent, as deleted. */
+    async delete(key) {
+      await call({ op: "put", key, value: "", ttl_seconds: 0 });
+    },
+    async list({ prefix = "", cursor, limit = 1000 } = {}) {
+      const a = await call({ op: "list", prefix, cursor: cursor ?? null, limit });
+      return { keys: a.keys.map((name) => ({ name })), list_complete: a.complete, cursor: a.cursor ?? undefined };
+    },
+  };
+}
+
+/**
  * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
  * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
  * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
@@ -53,7 +106,13 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     compatibilityFlags: compatibilityFlags(),
     kvNamespaces,
     kvPersist: persist ?? false,
-    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...bindings },
+    ...(HUB ? { ...hubOptions(), durableObjectsPersist: persist ?? false } : {}),
+    bindings: {
+      ROUTER_ENV: "development",
+      ...wranglerVars(),
+      ...(HUB ? { STATE_BACKEND: "durable_object" } : {}),
+      ...bindings,
+    },
     cf: false,
     ...options,
   });
@@ -63,7 +122,70 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     mf,
     url,
     fetch: (p, init) => mf.dispatchFetch(new URL(p, base).toString(), init),
-    kv: () => mf.getKVNamespace("ROUTER_STATE"),
+    /** The shared state as a KV namespace: KV itself, or the hub through `hubAsKv`. */
+    kv: async () => (HUB ? hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB")) : mf.getKVNamespace("ROUTER_STATE")),
     close: () => mf.dispose(),
   };
+}
+
+/**
+ * Routers sharing one state store, each in its own isolate, one per entry of `each` (its
+ * bindings over [vars]). On KV: one Miniflare instance (one workerd process) per router on one
+ * persisted KV directory (`persist`). On the hub (issue 14 item 4): one workerd running the
+ * release bundle as one Worker per router (`router-0`, `router-1`, …: separate isolates with
+ * separate state) plus a Worker `hub` that owns the one `StateHub` object all of them bind
+ * (`scriptName`, wrangler's `script_name`). Why not one process per router there: a Durable
+ * Object lives in exactly one place; workerd processes on one persisted directory would each
+ * run their own copy of the object over the same SQLite file (several owners, not one shared
+ * object), and binding another process's object needs Miniflare's dev registry, which only
+ * `wrangler dev` wires up. Workers in one workerd reaching an object owned by another script is
+ * how Cloudflare runs a binding with `script_name`.
+ */
+export async function startRouters(each, { persist } = {}) {
+  if (!HUB) {
+    const out = [];
+    for (const bindings of each) out.push(await startWorker({ bindings, persist }));
+    return out;
+  }
+  const bundle = (bindings) => ({
+    modules: true,
+    scriptPath: BUILD,
+    modulesRoot: path.dirname(BUILD),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: "2026-04-01",
+    compatibilityFlags: compatibilityFlags(),
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), STATE_BACKEND: "durable_object", ...bindings },
+    kvNamespaces: ["ROUTER_STATE"],
+    cf: false,
+  });
+  const mf = new Miniflare({
+    workers: [
+      ...each.map((b, i) => ({ name: `router-${i}`, ...bundle(b), ...hubOptions("hub") })),
+      // The object's own config (its tick's) is the first router's.
+      { name: "hub", ...bundle(each[0]), ...hubOptions() },
+    ],
+    durableObjectsPersist: persist ?? false,
+  });
+  const url = await mf.ready;
+  const base = "http://router.test";
+  let open = each.length;
+  return each.map((_, i) => ({
+    mf,
+    url,
+    fetch: async (p, init) => (await mf.getWorker(`router-${i}`)).fetch(new URL(p, base).toString(), init),
+    kv: async () => hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB", "hub")),
+    // The one workerd behind them stops when every router is closed.
+    close: async () => {
+      open -= 1;
+      if (open === 0) await mf.dispose();
+    },
+  }));
+}
+
+/** Two routers sharing one state store ([`startRouters`]). */
+export function startPair({ bindings = {}, persist } = {}) {
+  return startRouters([bindings, bindings], { persist });
 }

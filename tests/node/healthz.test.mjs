@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { startWorker, ROOT } from "./harness.mjs";
+import { startWorker, ROOT, HUB } from "./harness.mjs";
 
 const version = readFileSync(path.join(ROOT, "Cargo.toml"), "utf8").match(/^version = "(.+)"/m)[1];
 let w;
@@ -21,7 +21,8 @@ test("GET /healthz reports the build version and a real KV read", async () => {
 });
 
 test("healthz says degraded when the KV binding is missing", async () => {
-  const bare = await startWorker({ kvNamespaces: [] });
+  // On the hub backend: no hub binding either, so the router falls back to KV (and says so).
+  const bare = await startWorker({ kvNamespaces: [], options: HUB ? { durableObjects: {} } : {} });
   try {
     const res = await bare.fetch("/healthz");
     assert.equal(res.status, 503);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startWorker } from "./harness.mjs";
+import { startRouters } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 import { ADMIN, auth, chatBody, post, startStack, userIn, waitFor, positionHundredths } from "./common.mjs";
 
@@ -177,10 +177,8 @@ test("rollback through the admin API sends every user â€” forced ones included â
     LIGHTRAG_ALLOW_USERS: "vip-user",
     STATE_REFRESH_SECONDS: "1",
   };
-  const a = await startWorker({ bindings, persist: dir });
-  const b = await startWorker({ bindings, persist: dir });
-  // A router whose configuration forces every user's cohort to LightRAG.
-  const c = await startWorker({ bindings: { ...bindings, LIGHTRAG_FORCE_USER_COHORT: "lightrag" }, persist: dir });
+  // The third router's configuration forces every user's cohort to LightRAG.
+  const [a, b, c] = await startRouters([bindings, bindings, { ...bindings, LIGHTRAG_FORCE_USER_COHORT: "lightrag" }], { persist: dir });
   const override = { ...auth, "x-route-override": "lightrag" };
   try {
     assert.equal((await admin(a, "/admin/rollout", { strategy: "steps", stages: [{ target_percentage: 100 }] })).status, 202);
@@ -232,8 +230,7 @@ test("a command sent while a tick runs survives: the tick cannot overwrite it, t
   // only once a KV-heavy one is done, so the race could not happen inside it).
   const dir = mkdtempSync(path.join(tmpdir(), "rollout-race-"));
   const bindings = { LIGHTRAG_INTEGRATION_ENABLED: "true", LIGHTRAG_BASE_URL: "http://127.0.0.1:9", PERPLEXITY_BASE_URL: "http://127.0.0.1:9", LIGHTRAG_API_KEY: "lr-key", PERPLEXITY_API: "px-key", ADMIN_TOKEN: ADMIN };
-  const controller = await startWorker({ bindings, persist: dir });
-  const router = await startWorker({ bindings, persist: dir });
+  const [controller, router] = await startRouters([bindings, bindings], { persist: dir });
   try {
     const kv = await controller.kv();
     // Many isolate flushes, so that a tick spends a while reading KV.

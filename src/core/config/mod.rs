@@ -45,6 +45,7 @@ pub use parse::parse_bool;
 pub use problem::{Problem, Severity, Source};
 
 use crate::core::answer::{cache, shadow};
+use crate::core::backend::StateBackend;
 use crate::core::breaker::settings as cb;
 use crate::core::breaker::{BreakerPolicy, BreakerSettings};
 use crate::core::cohort::{Percent, Salt};
@@ -82,6 +83,7 @@ pub const VARS_ONLY: &[&str] = &[
     PERPLEXITY_BASE_URL,
     ROUTER_ENV,
     USER_HASH_SALT,
+    STATE_BACKEND,
 ];
 
 const CB: BreakerSettings = BreakerSettings::DEFAULT;
@@ -252,6 +254,10 @@ variables! {
         ALLOWED_ORIGINS = "ROUTER_ALLOWED_ORIGINS" => allowed_origins: AllowedOrigins = AllowedOrigins::default(), origins;
         /// `development` loosens the client token and https-only upstreams; unset is production.
         ROUTER_ENV = "ROUTER_ENV" => deployment: Deployment = Deployment::Production, deployment;
+        /// Where the shared state lives: `kv` (Workers KV, binding `ROUTER_STATE`) or
+        /// `durable_object` (the state hub, binding `STATE_HUB`; docs/architecture.md#state-backends).
+        /// Deployment-only; an invalid value or a missing binding falls back to KV with a warning.
+        STATE_BACKEND = "STATE_BACKEND" => state_backend: StateBackend = StateBackend::Kv, state_backend;
         /// Cohort, position, arm and config version to every client, not only to admin-token requests.
         EXPOSE_ROUTING_DETAIL = "ROUTER_EXPOSE_ROUTING_DETAIL" => expose_routing_detail: bool = false, boolean;
     }

@@ -5,6 +5,7 @@
 use super::legacy;
 use super::problem::{Problem, Severity, Source};
 use super::{KNOWN_VARIABLES, SECRET_VARIABLES, VARS_ONLY};
+use crate::core::backend::StateBackend;
 use crate::core::cohort::{Percent, Salt};
 use crate::core::guard::cors::{self, AllowedOrigins};
 use crate::core::guard::deployment::Deployment;
@@ -319,6 +320,25 @@ impl<'a> Loader<'a> {
             }
         }
         AllowedOrigins::new(out)
+    }
+
+    /// `kv` or `durable_object` ([`StateBackend::parse`]).
+    pub(super) fn state_backend(&mut self, name: &str, default: StateBackend) -> StateBackend {
+        let Some((v, src)) = self.raw(name) else {
+            return default;
+        };
+        match v.as_str().and_then(StateBackend::parse) {
+            Some(b) => b,
+            None => {
+                self.problem(
+                    name,
+                    v,
+                    src,
+                    format!("expected kv or durable_object; using {}", default.as_str()),
+                );
+                default
+            }
+        }
     }
 
     /// `development`, `staging` or `production`.
