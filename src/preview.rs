@@ -36,7 +36,7 @@ use crate::core::movers::{self, Change};
 use crate::core::population::Population;
 use crate::core::rollout::{request as plan_request, timeline, Plan, PlanError};
 use crate::core::simulate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
@@ -299,7 +299,7 @@ pub fn plan_timeline(plan: JsValue) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = storedPlanTimeline)]
 pub fn stored_plan_timeline(plan: JsValue) -> Result<JsValue, JsValue> {
     let v: Value = from_js(&plan).map_err(|e| field_error("plan", &e))?;
-    let plan: Plan = serde_json::from_value(v).map_err(|e| field_error("plan", &e.to_string()))?;
+    let plan = Plan::deserialize(&v).map_err(|e| field_error("plan", &e.to_string()))?;
     plan_view(&plan)
 }
 
@@ -573,7 +573,7 @@ fn from_js<T: serde::de::DeserializeOwned>(v: &JsValue) -> Result<T, String> {
     let text = js_sys::JSON::stringify(v)
         .map_err(|_| "the value cannot be written as JSON (a cycle or a BigInt?)".to_string())?;
     let text = String::from(text);
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    crate::core::json::from_text(&text).map_err(|e| e.to_string())
 }
 
 /// `value` → a plain JS value, through JSON text (serde_json, then `JSON.parse`).

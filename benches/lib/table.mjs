@@ -83,7 +83,7 @@ const wasmGzip = (b) => b.files.filter((f) => f.file.endsWith(".wasm")).reduce((
 function bundleRows(r) {
   return [
     ["bundle", "worker (build/: every file uploaded), gzip -9", kib(r.worker.gzip), "—", "deterministic", `raw ${kib(r.worker.raw)}; wasm alone ${kib(wasmGzip(r.worker))}; target ≤ 250 KB`],
-    ["bundle", "preview (www/pkg: wasm + JS glue), gzip -9", kib(r.preview.gzip), "—", "deterministic", `raw ${kib(r.preview.raw)}; wasm alone ${kib(wasmGzip(r.preview))}; target ≤ 50 KB (wasm)`],
+    ["bundle", "preview (www/pkg: wasm + JS glue), gzip -9", kib(r.preview.gzip), "—", "deterministic", `raw ${kib(r.preview.raw)}; wasm alone ${kib(wasmGzip(r.preview))}; target ≤ 80 KB`],
   ];
 }
 

@@ -52,6 +52,7 @@ pub mod fleet;
 pub mod guard;
 pub mod hub;
 pub mod identity;
+pub mod json;
 pub mod keytag;
 pub mod overrides;
 pub mod redact;

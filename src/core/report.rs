@@ -114,21 +114,16 @@ fn performance(s: &Stats) -> Value {
 
 /// `{"mechanism": {"requests": 40, "no_context": 2, "rate": 0.05}, …}`.
 fn by_type(s: &Stats) -> Value {
-    Value::Object(
-        s.by_type
-            .iter()
-            .map(|(t, c)| {
-                (
-                    t.as_str().to_string(),
-                    json!({
-                        "requests": c.requests,
-                        "no_context": c.no_context,
-                        "rate": c.no_context_rate().map(round3),
-                    }),
-                )
-            })
-            .collect(),
-    )
+    Value::Object(crate::core::json::object(s.by_type.iter().map(|(t, c)| {
+        (
+            t.as_str().to_string(),
+            json!({
+                "requests": c.requests,
+                "no_context": c.no_context,
+                "rate": c.no_context_rate().map(round3),
+            }),
+        )
+    })))
 }
 
 /// Per arm (all upstreams of the arm added up): requests, no-context replies, their share, and
@@ -178,16 +173,12 @@ fn answer_section(i: &ReportInputs<'_>) -> Value {
         .and_then(|r| r.aggregate.as_ref())
         .and_then(|g| g.shadow.as_ref())
         .map(shadow_series);
-    let cache: serde_json::Map<String, Value> = a
-        .cache
-        .iter()
-        .map(|(u, n)| {
-            (
-                u.as_str().to_string(),
-                serde_json::to_value(n).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
+    let cache = crate::core::json::object(a.cache.iter().map(|(u, n)| {
+        (
+            u.as_str().to_string(),
+            serde_json::to_value(n).unwrap_or(Value::Null),
+        )
+    }));
     json!({
         "no_context": {
             "fallback": c.no_context_fallback,
@@ -256,16 +247,12 @@ pub fn status_document(i: &ReportInputs<'_>) -> Value {
         .iter()
         .find(|(u, _)| *u == Upstream::Lightrag)
         .map(|(_, b)| b);
-    let breakers: serde_json::Map<String, Value> = i
-        .breakers
-        .iter()
-        .map(|(u, b)| {
-            (
-                u.as_str().to_string(),
-                serde_json::to_value(b).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
+    let breakers = crate::core::json::object(i.breakers.iter().map(|(u, b)| {
+        (
+            u.as_str().to_string(),
+            serde_json::to_value(b).unwrap_or(Value::Null),
+        )
+    }));
     let fleet = i.controller.and_then(|r| r.aggregate.as_ref()).map(|a| {
         json!({
             "completed_ms": a.completed_ms,

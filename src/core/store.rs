@@ -306,7 +306,7 @@ pub struct RemoteState {
 
 /// Parses a KV value; a parse failure is [`StoreError::Corrupt`] naming the key.
 pub fn parse_value<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+    crate::core::json::from_text(text).map_err(|e| StoreError::Corrupt {
         key: key.to_string(),
         message: e.to_string(),
     })

@@ -114,7 +114,7 @@ pub async fn lookup(spot: &CacheSpot) -> Option<UpstreamAnswer> {
             .text()
             .await
             .ok()
-            .and_then(|t| serde_json::from_str::<UpstreamAnswer>(&t).ok()),
+            .and_then(|t| crate::core::json::from_text::<UpstreamAnswer>(&t).ok()),
         Ok(None) => None,
         Err(e) => {
             console_error!("response cache lookup failed: {e}");

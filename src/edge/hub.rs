@@ -62,7 +62,7 @@ impl DurableObject for StateHub {
                 )),
             );
         }
-        let hub_req: HubRequest = match serde_json::from_str(&body) {
+        let hub_req: HubRequest = match crate::core::json::from_text(&body) {
             Ok(r) => r,
             Err(e) => {
                 return answer(
@@ -168,7 +168,7 @@ impl HubClient {
             .text()
             .await
             .map_err(|e| format!("state hub answer unreadable: {e}"))?;
-        serde_json::from_str(&text).map_err(|e| {
+        crate::core::json::from_text(&text).map_err(|e| {
             format!(
                 "state hub answered {status} with an unparsable body ({e}): {}",
                 text.chars().take(200).collect::<String>()

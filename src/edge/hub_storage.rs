@@ -22,7 +22,7 @@ impl HubStorage {
     /// The live value of one stored text (`None`: expired, or not a [`Stored`] document — a
     /// value this class did not write, which the layout's readers could not parse either).
     fn live(&self, key: &str, text: &str) -> Result<Option<String>, StoreError> {
-        match serde_json::from_str::<Stored>(text) {
+        match crate::core::json::from_text::<Stored>(text) {
             Ok(s) if s.live(self.now_ms) => Ok(Some(s.value)),
             Ok(_) => Ok(None),
             Err(e) => Err(StoreError::Corrupt {

@@ -305,7 +305,7 @@ pub async fn controller_tick<S: StateStore>(store: &S, input: &ControllerInput<'
     let now = input.now_ms;
     let mut rep = TickReport::default();
     let Ok(doc) = read_doc(store, CONTROLLER_KEY, &mut rep, |t| {
-        serde_json::from_str::<ControllerDoc>(t).map_err(|e| e.to_string())
+        crate::core::json::from_text::<ControllerDoc>(t).map_err(|e| e.to_string())
     })
     .await
     else {

@@ -101,7 +101,7 @@ impl Command {
 
     /// Parses a stored command; a corrupt one is an error (the edge logs it and skips it).
     pub fn from_json(s: &str) -> Result<Command, StateError> {
-        let w: CommandWire = serde_json::from_str(s)
+        let w: CommandWire = crate::core::json::from_text(s)
             .map_err(|e| StateError::new(format!("rollout command: {e}")))?;
         let op = match w.op {
             OpKind::Start => match (w.rollout_id, w.plan) {

@@ -100,8 +100,8 @@ impl Rollout {
 
     /// Reads a stored document; anything corrupt or inconsistent is an error.
     pub fn from_json(s: &str) -> Result<Rollout, StateError> {
-        let doc: StateDoc =
-            serde_json::from_str(s).map_err(|e| StateError::new(format!("rollout state: {e}")))?;
+        let doc: StateDoc = crate::core::json::from_text(s)
+            .map_err(|e| StateError::new(format!("rollout state: {e}")))?;
         Rollout::from_doc(doc)
     }
 

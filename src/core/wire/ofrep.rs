@@ -188,12 +188,12 @@ pub struct FlagEvaluation {
 }
 
 fn evaluation_value(e: &FlagEvaluation) -> Value {
-    let metadata: Map<String, Value> = e
-        .metadata
-        .iter()
-        .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let metadata = crate::core::json::object(
+        e.metadata
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     json!({
         "key": e.key,
         "value": e.upstream.as_str(),
