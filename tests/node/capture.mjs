@@ -11,8 +11,7 @@
 //   first, so a write per key per second, and every value ever written, can be checked from
 //   outside the router.
 import { Miniflare } from "miniflare";
-import path from "node:path";
-import { BUILD, HUB, compatibilityFlags, hubAsKv, hubOptions, wranglerVars } from "./harness.mjs";
+import { HUB, bundleWorker, hubAsKv, hubOptions } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 
 /** The wrapper module: `env.INNER` is the real namespace; every call is logged, then forwarded. */
@@ -79,19 +78,9 @@ export async function startCapturedWorker({ bindings = {}, ratelimits } = {}) {
     workers: [
       {
         name: "router",
-        modules: true,
-        scriptPath: BUILD,
-        modulesRoot: path.dirname(BUILD),
-        modulesRules: [
-          { type: "ESModule", include: ["**/*.js"] },
-          { type: "CompiledWasm", include: ["**/*.wasm"] },
-        ],
-        compatibilityDate: "2026-04-01",
-        compatibilityFlags: compatibilityFlags(),
-        bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...(HUB ? { STATE_BACKEND: "durable_object" } : {}), ...bindings },
+        ...bundleWorker(bindings),
         wrappedBindings: { ROUTER_STATE: { scriptName: "kv-spy" }, ...(HUB ? { STATE_HUB: { scriptName: "hub-spy" } } : {}) },
         ...(ratelimits ? { ratelimits } : {}),
-        cf: false,
       },
       { name: "kv-spy", modules: true, script: KV_SPY, kvNamespaces: ["INNER"] },
       ...(HUB
@@ -104,18 +93,8 @@ export async function startCapturedWorker({ bindings = {}, ratelimits } = {}) {
             },
             {
               name: "hub",
-              modules: true,
-              scriptPath: BUILD,
-              modulesRoot: path.dirname(BUILD),
-              modulesRules: [
-                { type: "ESModule", include: ["**/*.js"] },
-                { type: "CompiledWasm", include: ["**/*.wasm"] },
-              ],
-              compatibilityDate: "2026-04-01",
-              compatibilityFlags: compatibilityFlags(),
-              bindings: { ROUTER_ENV: "development", ...wranglerVars(), STATE_BACKEND: "durable_object", ...bindings },
+              ...bundleWorker(bindings),
               ...hubOptions(),
-              cf: false,
             },
           ]
         : []),

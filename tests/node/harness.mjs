@@ -87,14 +87,12 @@ export function hubAsKv(namespace) {
 }
 
 /**
- * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
- * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
- * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
- * sets ROUTER_ENV itself: unset, the router runs as production.
+ * Miniflare options for one Worker running the release bundle, as `make dev` runs it:
+ * `ROUTER_ENV=development` over wrangler.toml's [vars] (unless `bindings` set it), on the state
+ * hub under `make test-worker-hub`, `bindings` last.
  */
-export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
-  if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
-  const mf = new Miniflare({
+export function bundleWorker(bindings = {}) {
+  return {
     modules: true,
     scriptPath: BUILD,
     modulesRoot: path.dirname(BUILD),
@@ -104,16 +102,24 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
     ],
     compatibilityDate: "2026-04-01",
     compatibilityFlags: compatibilityFlags(),
+    bindings: { ROUTER_ENV: "development", ...wranglerVars(), ...(HUB ? { STATE_BACKEND: "durable_object" } : {}), ...bindings },
+    cf: false,
+  };
+}
+
+/**
+ * Starts the worker. `bindings` override [vars] (and carry secrets such as ADMIN_TOKEN);
+ * `persist` (a directory) keeps KV across restarts. Tests run as `make dev` does,
+ * `ROUTER_ENV=development` (loopback http upstreams, client token optional), unless a test
+ * sets ROUTER_ENV itself: unset, the router runs as production.
+ */
+export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROUTER_STATE"], options = {} } = {}) {
+  if (!existsSync(BUILD)) throw new Error(`missing ${BUILD}: run \`make build\` first`);
+  const mf = new Miniflare({
+    ...bundleWorker(bindings),
     kvNamespaces,
     kvPersist: persist ?? false,
     ...(HUB ? { ...hubOptions(), durableObjectsPersist: persist ?? false } : {}),
-    bindings: {
-      ROUTER_ENV: "development",
-      ...wranglerVars(),
-      ...(HUB ? { STATE_BACKEND: "durable_object" } : {}),
-      ...bindings,
-    },
-    cf: false,
     ...options,
   });
   const url = await mf.ready;
@@ -147,20 +153,7 @@ export async function startRouters(each, { persist } = {}) {
     for (const bindings of each) out.push(await startWorker({ bindings, persist }));
     return out;
   }
-  const bundle = (bindings) => ({
-    modules: true,
-    scriptPath: BUILD,
-    modulesRoot: path.dirname(BUILD),
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2026-04-01",
-    compatibilityFlags: compatibilityFlags(),
-    bindings: { ROUTER_ENV: "development", ...wranglerVars(), STATE_BACKEND: "durable_object", ...bindings },
-    kvNamespaces: ["ROUTER_STATE"],
-    cf: false,
-  });
+  const bundle = (bindings) => ({ ...bundleWorker(bindings), kvNamespaces: ["ROUTER_STATE"] });
   const mf = new Miniflare({
     workers: [
       ...each.map((b, i) => ({ name: `router-${i}`, ...bundle(b), ...hubOptions("hub") })),

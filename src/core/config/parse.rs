@@ -409,16 +409,7 @@ impl<'a> Loader<'a> {
     /// An optional http(s) URL kept as written (its path matters: a webhook's), or unset.
     pub(super) fn optional_url(&mut self, name: &str, default: Option<String>) -> Option<String> {
         let (v, src) = self.raw(name)?;
-        let ok = v.as_str().map(str::trim).filter(|s| {
-            let host = s
-                .strip_prefix("https://")
-                .or_else(|| s.strip_prefix("http://"))
-                .unwrap_or_default();
-            !host.is_empty()
-                && !host.starts_with('/')
-                && s.len() <= TEXT_MAX
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        });
+        let ok = v.as_str().map(str::trim).filter(|s| is_http_url(s));
         match ok {
             Some(s) => Some(s.to_string()),
             None => {
@@ -442,16 +433,7 @@ impl<'a> Loader<'a> {
         let ok = v
             .as_str()
             .map(|s| s.trim().trim_end_matches('/'))
-            .filter(|s| {
-                let host = s
-                    .strip_prefix("https://")
-                    .or_else(|| s.strip_prefix("http://"))
-                    .unwrap_or_default();
-                !host.is_empty()
-                    && !host.starts_with('/')
-                    && s.len() <= TEXT_MAX
-                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-            });
+            .filter(|s| is_http_url(s));
         match ok {
             Some(s) => s.to_string(),
             None => {
@@ -569,4 +551,17 @@ impl<'a> Loader<'a> {
         }
         parsed.rules
     }
+}
+
+/// An `http://` or `https://` URL with a host, within the text limit, without spaces or
+/// control characters.
+fn is_http_url(s: &str) -> bool {
+    let host = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or_default();
+    !host.is_empty()
+        && !host.starts_with('/')
+        && s.len() <= TEXT_MAX
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
