@@ -69,7 +69,13 @@ pub fn cookie_value(header: &str, name: &str) -> Option<String> {
 
 /// Hex of 16 random bytes (the caller draws them).
 pub fn new_id(random: &[u8; 16]) -> String {
-    random.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(32);
+    for b in random {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// `Set-Cookie` for an issued id: long-lived, not readable by scripts, first-party only.

@@ -104,3 +104,12 @@ fn admin_check() {
     let long = format!("Bearer {}", "t".repeat(64 * 1024));
     assert_eq!(check_admin(Some("tok"), Some(&long)), AdminAuth::Invalid);
 }
+
+#[test]
+fn new_id_is_the_bytes_in_lowercase_hex() {
+    let bytes: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(5));
+    let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(new_id(&bytes), expected);
+    assert_eq!(new_id(&[0xff; 16]), "f".repeat(32));
+    assert_eq!(new_id(&[0; 16]), "0".repeat(32));
+}
