@@ -22,6 +22,7 @@ use crate::core::exchange::{
     Mode, NoAnswerBlame, Plan, Purpose, Record, RequestRecord, Served, Step, StreamEnd,
 };
 use crate::core::fleet::CallRecord;
+use crate::core::guard::exposure::RoutingDetail;
 use crate::core::guard::models;
 use crate::core::identity::{self, AdminAuth, Identity};
 use crate::core::keytag::KeyTag;
@@ -93,6 +94,9 @@ struct Asker<'a> {
     timeout_seconds: Option<f64>,
     /// `POST /query`: the router builds the Perplexity request (the previous service's).
     seed: bool,
+    /// Whether the caller sees the operator-only routing detail: read once per request, by
+    /// `guard::Exit::of`, so the answer's headers and its way out agree.
+    detail: RoutingDetail,
 }
 
 /// What the routing step settled for one request.
@@ -102,6 +106,8 @@ pub(super) struct Routed {
     /// What LightRAG's breaker said if the decision drew its permit.
     pub(super) admission: Admission,
     pub(super) params: Params,
+    /// Whether this caller sees the operator-only routing detail (core::guard::exposure).
+    pub(super) detail: RoutingDetail,
 }
 
 /// Identity, decision and per-request parameters.
@@ -133,7 +139,7 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
         override_cohort,
         override_authorized,
     };
-    let detail = guard::routing_detail(req, env);
+    let detail = a.detail;
     let url_policy = guard::url_policy();
     let lightrag_key = secret(env, "LIGHTRAG_API_KEY");
     let perplexity_key = secret(env, "PERPLEXITY_API");
@@ -187,6 +193,7 @@ async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option
         decision,
         admission,
         params,
+        detail,
     })
 }
 
@@ -213,22 +220,29 @@ fn routing_info(d: &Decision, served: Upstream, fallback: Option<&Fallback>) -> 
     }
 }
 
+/// The routing headers. The operator-only ones (`OPERATOR_HEADERS`) are written only for a
+/// caller who may see them: `guard::finish` would delete them again for anyone else, four
+/// crossings into JS and three wasted sets per answer (benches/profile_edge.mjs), so the
+/// chat routes withhold them here and the way out skips its deletes for them
+/// (`guard::Exit::withheld_at_source`).
 fn set_route_headers(
     resp: &Response,
-    d: &Decision,
-    ident: &Identity,
+    r: &Routed,
     served: Upstream,
     fallback: Option<&Fallback>,
 ) -> Result<()> {
+    let (d, ident) = (&r.decision, &r.ident);
     let h = resp.headers();
     h.set("x-route-upstream", served.as_str())?;
     h.set("x-route-reason", &d.reason.to_string())?;
-    h.set("x-route-cohort", d.upstream.as_str())?;
-    h.set("x-route-arm", d.arm.as_str())?;
-    if let Some(p) = d.position_percent {
-        h.set("x-route-position", &format!("{p:.2}"))?;
+    if r.detail.shown() {
+        h.set("x-route-cohort", d.upstream.as_str())?;
+        h.set("x-route-arm", d.arm.as_str())?;
+        if let Some(p) = d.position_percent {
+            h.set("x-route-position", &format!("{p:.2}"))?;
+        }
+        h.set("x-route-config-version", &d.config_version.to_string())?;
     }
-    h.set("x-route-config-version", &d.config_version.to_string())?;
     // A no-context reply says so (`no_context`); a failure names the way it went.
     match fallback {
         Some(f) if f.cause == FallbackCause::NoAnswer => {
@@ -580,10 +594,13 @@ fn failure_message(f: &Failed, not_sent: Option<&str>, rid: &str) -> String {
     }
 }
 
-fn failure_response(d: &Decision, ident: &Identity, f: &Failed, message: &str) -> Result<Response> {
+fn failure_response(r: &Routed, f: &Failed, message: &str) -> Result<Response> {
     let resp = http::error(f.status, f.code.as_str(), message)?;
-    let served = f.attempts.last().map_or(d.upstream, |a| a.upstream);
-    set_route_headers(&resp, d, ident, served, None)?;
+    let served = f
+        .attempts
+        .last()
+        .map_or(r.decision.upstream, |a| a.upstream);
+    set_route_headers(&resp, r, served, None)?;
     Ok(resp)
 }
 
@@ -671,9 +688,17 @@ fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+pub async fn chat_completions(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    detail: RoutingDetail,
+) -> Result<Response> {
     let rid = request_id();
-    with_request_id(chat_completions_inner(req, env, ctx, &rid).await, &rid)
+    with_request_id(
+        chat_completions_inner(req, env, ctx, &rid, detail).await,
+        &rid,
+    )
 }
 
 /// Whether the exchange's served answer may be cached: an answer (a success or a slow one),
@@ -694,6 +719,7 @@ async fn chat_completions_inner(
     env: &Env,
     ctx: &Context,
     rid: &str,
+    detail: RoutingDetail,
 ) -> Result<Response> {
     let start_ms = now_ms();
     let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
@@ -716,6 +742,7 @@ async fn chat_completions_inner(
         declared_type: None,
         timeout_seconds: None,
         seed: false,
+        detail,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
@@ -747,7 +774,7 @@ async fn chat_completions_inner(
                 &routing,
             );
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
+            set_route_headers(&resp, &routed, d.upstream, None)?;
             mark_cached(&resp)?;
             return Ok(resp);
         }
@@ -778,21 +805,26 @@ async fn chat_completions_inner(
                 &routing,
             );
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, d, &routed.ident, s.upstream, s.fallback.as_ref())?;
+            set_route_headers(&resp, &routed, s.upstream, s.fallback.as_ref())?;
             Ok(resp)
         }
         Ending::Failed(f) => {
             drv.borrow_mut().book(None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
-            failure_response(d, &routed.ident, &f, &msg)
+            failure_response(&routed, &f, &msg)
         }
     }
 }
 
 /// `POST /query` (the seed's shape).
-pub async fn seed_query(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+pub async fn seed_query(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    detail: RoutingDetail,
+) -> Result<Response> {
     let rid = request_id();
-    with_request_id(seed_query_inner(req, env, ctx, &rid).await, &rid)
+    with_request_id(seed_query_inner(req, env, ctx, &rid, detail).await, &rid)
 }
 
 /// The seed response for an answer served by `u`: a Perplexity answer (asked with the previous
@@ -812,6 +844,7 @@ async fn seed_query_inner(
     env: &Env,
     ctx: &Context,
     rid: &str,
+    detail: RoutingDetail,
 ) -> Result<Response> {
     let start_ms = now_ms();
     let q = match read_parsed(&mut req, seed::parse_query_request).await {
@@ -834,6 +867,7 @@ async fn seed_query_inner(
         declared_type: q.query_type.as_deref().and_then(QueryType::parse),
         timeout_seconds: q.timeout_seconds,
         seed: true,
+        detail,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
         return http::error(503, "not_ready", "router state unavailable");
@@ -862,7 +896,7 @@ async fn seed_query_inner(
                 error: None,
             });
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
+            set_route_headers(&resp, &routed, d.upstream, None)?;
             mark_cached(&resp)?;
             return Ok(resp);
         }
@@ -902,7 +936,7 @@ async fn seed_query_inner(
                 error: None,
             });
             let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, d, &routed.ident, s.upstream, s.fallback.as_ref())?;
+            set_route_headers(&resp, &routed, s.upstream, s.fallback.as_ref())?;
             Ok(resp)
         }
         Ending::Failed(f) => {
@@ -922,7 +956,7 @@ async fn seed_query_inner(
                 error: Some(&msg),
             });
             let resp = http::raw_json(f.status, text)?;
-            set_route_headers(&resp, d, &routed.ident, d.upstream, None)?;
+            set_route_headers(&resp, &routed, d.upstream, None)?;
             Ok(resp)
         }
     }
@@ -1118,7 +1152,7 @@ async fn stream_chat(
         Err(f) => {
             drv.borrow_mut().book(None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
-            return failure_response(d, &routed.ident, &f, &msg);
+            return failure_response(&routed, &f, &msg);
         }
     };
     let served = commit.served;
@@ -1163,12 +1197,6 @@ async fn stream_chat(
     let h = resp.headers();
     h.set("content-type", "text/event-stream; charset=utf-8")?;
     h.set("cache-control", "no-cache")?;
-    set_route_headers(
-        &resp,
-        d,
-        &routed.ident,
-        served.upstream,
-        served.fallback.as_ref(),
-    )?;
+    set_route_headers(&resp, &routed, served.upstream, served.fallback.as_ref())?;
     Ok(resp)
 }

@@ -99,6 +99,9 @@ pub struct Exit {
     pub cors_route: bool,
     /// The preview page: send [`PREVIEW_CSP`].
     pub preview: bool,
+    /// The chat routes write the operator-only headers only for a caller who may see them
+    /// (`chat::set_route_headers`, with this [`Exit::detail`]): no deletes on the way out.
+    pub withheld_at_source: bool,
 }
 
 impl Exit {
@@ -114,6 +117,7 @@ impl Exit {
             },
             cors_route,
             preview: segs.first() == Some(&"preview"),
+            withheld_at_source: matches!(segs, ["v1", "chat", "completions"] | ["query"]),
         }
     }
 }
@@ -139,7 +143,7 @@ pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
 /// What every response leaves with: operator-only headers removed unless shown, `nosniff`,
 /// the preview's CSP, `Vary: Origin` and the CORS headers on CORS routes.
 fn dress(h: &Headers, exit: &Exit) -> Result<()> {
-    if !exit.detail.shown() {
+    if !exit.detail.shown() && !exit.withheld_at_source {
         for k in OPERATOR_HEADERS {
             h.delete(k)?;
         }

@@ -70,7 +70,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         _ => isolate::ensure(&env, &ctx).await,
     }
     let exit = guard::Exit::of(&req, &env, &segs);
-    let resp = match dispatch(req, &env, &ctx).await {
+    let resp = match dispatch(req, &env, &ctx, exit.detail).await {
         Ok(r) => r,
         Err(e) => http::error(500, "internal", &format!("router error: {e}"))?,
     };
@@ -102,7 +102,12 @@ fn method_name(m: &Method) -> &'static str {
     }
 }
 
-async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+async fn dispatch(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    detail: crate::core::guard::exposure::RoutingDetail,
+) -> Result<Response> {
     let started_ms = isolate::now_ms();
     let path = req.path();
     let method = method_name(&req.method());
@@ -120,9 +125,9 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
                 return refused;
             }
             let r = if segs[0] == "query" {
-                chat::seed_query(req, env, ctx).await
+                chat::seed_query(req, env, ctx, detail).await
             } else {
-                chat::chat_completions(req, env, ctx).await
+                chat::chat_completions(req, env, ctx, detail).await
             };
             // A streamed answer is recorded later, in its own task: no deferred flush for it
             // (`isolate::background` says why).
@@ -139,7 +144,6 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
             if let Some(refused) = guard::require_json(&req, method, &path) {
                 return refused;
             }
-            let detail = guard::routing_detail(&req, env);
             let r = match segs.get(4) {
                 Some(key) => ofrep::single(req, key, detail).await,
                 None => ofrep::bulk(req, detail).await,
