@@ -1,21 +1,25 @@
-// Two router builds side by side, against a bare pass-through worker, in the same run: workerd
-// CPU per request and p50 latency, interleaved rounds (the order reversed every other round).
+// Router builds side by side (two or more), against a bare pass-through worker, in the same run: workerd
+// CPU per request, p50 latency and (STREAM=1) the streamed time to the first answer text,
+// interleaved rounds (the order reversed every other round).
 // Why: an optimisation of the edge path moves the router's cost by tens of microseconds, less
 // than the spread between two separate runs of benches/edge_latency.mjs on a shared machine;
 // measured in one process, rounds interleaved, the two builds see the same noise.
 //
 //   cp -r build /tmp/before && <change, make build> && node benches/edge_ab.mjs /tmp/before build
-//   ROUNDS=10 N=400 (defaults 8 and 400)
+//   ROUNDS=10 N=400 STREAM=1 (defaults 8, 400 and off; streamed: N/4 requests per side a round)
 import { Miniflare } from "miniflare";
 import path from "node:path";
 import { readFileSync, readdirSync } from "node:fs";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
-import { routerOptions, bareOptions, once } from "./edge_latency.mjs";
+import { routerOptions, bareOptions, once, firstByte } from "./edge_latency.mjs";
 
-const [A, B] = process.argv.slice(2).map((d) => path.resolve(d));
-if (!A || !B) throw new Error("usage: node benches/edge_ab.mjs <build dir A> <build dir B>");
+// Two or more builds: A, B, C, … in the order given.
+const dirs = process.argv.slice(2).map((d) => path.resolve(d));
+if (dirs.length < 2) throw new Error("usage: node benches/edge_ab.mjs <build dir A> <build dir B> [more…]");
+const names = dirs.map((_, i) => String.fromCharCode(65 + i));
 const rounds = Number(process.env.ROUNDS ?? 8);
 const n = Number(process.env.N ?? 400);
+const streamed = process.env.STREAM === "1";
 
 /** workerd processes that are children of this Node process (Linux /proc). */
 function pids() {
@@ -46,13 +50,16 @@ const build = (dir, up) => ({ ...routerOptions(up), scriptPath: path.join(dir, "
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const up = await startUpstreams({ perplexityKey: "px" });
-const sides = { bare: await start(bareOptions(up)), A: await start(build(A, up)), B: await start(build(B, up)) };
+const sides = { bare: await start(bareOptions(up)) };
+for (const [i, k] of names.entries()) sides[k] = await start(build(dirs[i], up));
 const url = (k) => new URL(k === "bare" ? "/chat/completions" : "/v1/chat/completions", sides[k].url).toString();
 for (const k of Object.keys(sides)) for (let i = 0; i < 200; i++) await once(url(k), i);
-const cpuPer = { bare: [], A: [], B: [] };
-const p50 = { bare: [], A: [], B: [] };
+const series = () => Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
+const cpuPer = series();
+const p50 = series();
+const ttfb = series();
 for (let r = 0; r < rounds; r++) {
-  const order = r % 2 ? ["B", "A", "bare"] : ["bare", "A", "B"];
+  const order = r % 2 ? [...names].reverse().concat("bare") : ["bare", ...names];
   for (const k of order) {
     const c0 = cpu(sides[k].pid);
     const xs = [];
@@ -60,14 +67,21 @@ for (let r = 0; r < rounds; r++) {
     cpuPer[k].push((cpu(sides[k].pid) - c0) / n);
     p50[k].push(median(xs));
   }
+  if (!streamed) continue;
+  for (const k of order) {
+    const xs = [];
+    for (let i = 0; i < Math.max(20, n >> 2); i++) xs.push(await firstByte(url(k), i));
+    ttfb[k].push(median(xs));
+  }
 }
 for (const k of Object.keys(sides)) {
-  console.log(`${k.padEnd(4)} CPU/request median ${median(cpuPer[k]).toFixed(3)} ms [${cpuPer[k].map((x) => x.toFixed(2)).join(" ")}], p50 median ${median(p50[k]).toFixed(3)} ms`);
+  console.log(`${k.padEnd(4)} CPU/request median ${median(cpuPer[k]).toFixed(3)} ms [${cpuPer[k].map((x) => x.toFixed(2)).join(" ")}], p50 median ${median(p50[k]).toFixed(3)} ms${streamed ? `, streamed first text p50 median ${median(ttfb[k]).toFixed(3)} ms` : ""}`);
 }
-for (const k of ["A", "B"]) {
+for (const [i, k] of names.entries()) {
   const dc = median(cpuPer[k].map((x, i) => x - cpuPer.bare[i]));
   const dl = median(p50[k].map((x, i) => x - p50.bare[i]));
-  console.log(`${k} (${k === "A" ? A : B}): added CPU ${dc.toFixed(3)} ms, added p50 ${dl.toFixed(3)} ms`);
+  const ds = streamed ? `, added streamed first text p50 ${median(ttfb[k].map((x, i) => x - ttfb.bare[i])).toFixed(3)} ms` : "";
+  console.log(`${k} (${dirs[i]}): added CPU ${dc.toFixed(3)} ms, added p50 ${dl.toFixed(3)} ms${ds}`);
 }
 for (const s of Object.values(sides)) await s.mf.dispose();
 await up.close();
