@@ -11,54 +11,225 @@
 //! The same holds for the incoming request: `worker::Request::from` reads its `cf` object
 //! (workerd builds it from the request's metadata on every read: ~5 % of the router's CPU in
 //! that profile), and the router never looks at it. [`without_cf`] hides it first.
+//!
+//! Each step of a call — send and wait for the headers, read the whole body, read the next
+//! chunk of a stream — is one call into `upstream_io.js`, its deadline a timer there: driven
+//! from Rust, every header, deadline (a `setTimeout` closure each) and await was its own
+//! crossing, and they were the largest cost left in that profile.
 
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/edge/upstream_io.js")]
 extern "C" {
-    /// The global `fetch` of the Workers runtime.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(url: &str, init: &web_sys::RequestInit) -> js_sys::Promise;
+    /// What a step gave: `{kind, …}` (upstream_io.js says which fields each kind carries).
+    pub type Outcome;
+    #[wasm_bindgen(method, getter)]
+    fn kind(this: &Outcome) -> String;
+    #[wasm_bindgen(method, getter)]
+    fn error(this: &Outcome) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn text(this: &Outcome) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Outcome) -> Option<u16>;
+    #[wasm_bindgen(method, getter)]
+    fn at(this: &Outcome) -> Option<f64>;
+    #[wasm_bindgen(method, getter)]
+    fn response(this: &Outcome) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &Outcome) -> JsValue;
+
+    #[wasm_bindgen(js_name = send)]
+    fn js_send(
+        url: &str,
+        headers: Vec<String>,
+        body: &str,
+        controller: Option<&web_sys::AbortController>,
+        client: Option<&web_sys::AbortSignal>,
+        head_at: f64,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = complete)]
+    fn js_complete(
+        url: &str,
+        headers: Vec<String>,
+        body: &str,
+        controller: Option<&web_sys::AbortController>,
+        client: Option<&web_sys::AbortSignal>,
+        head_at: f64,
+        done_at: f64,
+        error_body_at: f64,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = text)]
+    fn js_text_until(response: &web_sys::Response, done_at: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = reader)]
+    fn js_reader(response: &web_sys::Response) -> JsValue;
+    #[wasm_bindgen(js_name = read)]
+    fn js_read(body: &JsValue, at: f64) -> js_sys::Promise;
 }
 
-/// A POST of `body` (text) to `url` with `headers`, aborted with `signal`.
+/// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
+/// (the incoming request's signal) aborts.
 pub struct Post<'a> {
     pub url: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a str,
-    pub signal: Option<&'a web_sys::AbortSignal>,
+    pub controller: Option<&'a web_sys::AbortController>,
+    pub client: Option<&'a web_sys::AbortSignal>,
 }
 
-/// Sends `p`; the response once its headers have arrived, or the runtime's error as text.
-pub async fn post(p: &Post<'_>) -> Result<web_sys::Response, String> {
-    let headers = web_sys::Headers::new().map_err(js_text)?;
-    for (k, v) in p.headers {
-        headers.set(k, v).map_err(js_text)?;
+impl Post<'_> {
+    fn header_list(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .collect()
     }
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&wasm_bindgen::JsValue::from_str(p.body));
-    if let Some(s) = p.signal {
-        init.set_signal(Some(s));
-    }
-    let resp = JsFuture::from(global_fetch(p.url, &init))
-        .await
-        .map_err(js_text)?;
-    resp.dyn_into::<web_sys::Response>()
-        .map_err(|_| "fetch did not return a Response".to_string())
 }
 
-/// The whole body as text, read by the runtime in one call (`Response.text()`).
-pub async fn text(resp: &web_sys::Response) -> Result<String, String> {
-    let promise = resp.text().map_err(js_text)?;
-    JsFuture::from(promise)
+/// Deadlines of a call, epoch ms.
+pub struct Deadlines {
+    /// The response headers by then.
+    pub head_by_ms: u64,
+    /// A 2xx body complete by then.
+    pub done_by_ms: u64,
+    /// Another status's body (read for the log) by then, and at most 2 s after the headers.
+    pub error_body_by_ms: u64,
+}
+
+/// How waiting for the response headers ended.
+pub enum Head {
+    /// They arrived.
+    Arrived(web_sys::Response),
+    /// Not by the deadline.
+    Late,
+    /// The runtime's error as text.
+    Failed(String),
+}
+
+/// How a complete call ended.
+pub enum Whole {
+    /// A 2xx with its body; the headers arrived at `head_ms`.
+    Text { text: String, head_ms: u64 },
+    /// Another status, with what its body said (empty when unreadable in time).
+    Status { status: u16, text: String },
+    /// No headers by the deadline.
+    NoHead,
+    /// The connection failed.
+    Connect(String),
+    /// The body did not complete by the deadline.
+    BodyTimeout,
+    /// The body broke off.
+    BodyBroken(String),
+}
+
+/// What one read of a streamed body gave.
+pub enum Chunk {
+    Bytes(Vec<u8>),
+    End,
+    /// Nothing by the deadline (the read stays in flight for the next call).
+    Timeout,
+    Broken(String),
+}
+
+async fn outcome(p: js_sys::Promise) -> Result<Outcome, String> {
+    JsFuture::from(p)
         .await
-        .map_err(js_text)?
-        .as_string()
-        .ok_or_else(|| "the body is not text".to_string())
+        .map(JsCast::unchecked_into::<Outcome>)
+        .map_err(js_text)
+}
+
+fn ms(o: &Outcome) -> u64 {
+    o.at().unwrap_or(0.0) as u64
+}
+
+/// Sends `p` and waits for the response headers until `head_by_ms`.
+pub async fn send(p: &Post<'_>, head_by_ms: u64) -> Head {
+    let o = match outcome(js_send(
+        p.url,
+        p.header_list(),
+        p.body,
+        p.controller,
+        p.client,
+        head_by_ms as f64,
+    ))
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return Head::Failed(e),
+    };
+    match o.kind().as_str() {
+        "head" => match o.response().dyn_into::<web_sys::Response>() {
+            Ok(response) => Head::Arrived(response),
+            Err(_) => Head::Failed("fetch did not return a Response".to_string()),
+        },
+        "no_head" => Head::Late,
+        _ => Head::Failed(o.error().unwrap_or_default()),
+    }
+}
+
+/// Sends `p` and reads the whole answer within `d`.
+pub async fn complete(p: &Post<'_>, d: &Deadlines) -> Whole {
+    let o = match outcome(js_complete(
+        p.url,
+        p.header_list(),
+        p.body,
+        p.controller,
+        p.client,
+        d.head_by_ms as f64,
+        d.done_by_ms as f64,
+        d.error_body_by_ms as f64,
+    ))
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return Whole::Connect(e),
+    };
+    match o.kind().as_str() {
+        "text" => Whole::Text {
+            text: o.text().unwrap_or_default(),
+            head_ms: ms(&o),
+        },
+        "status" => Whole::Status {
+            status: o.status().unwrap_or(0),
+            text: o.text().unwrap_or_default(),
+        },
+        "no_head" => Whole::NoHead,
+        "timeout" => Whole::BodyTimeout,
+        "broken" => Whole::BodyBroken(o.error().unwrap_or_default()),
+        _ => Whole::Connect(o.error().unwrap_or_default()),
+    }
+}
+
+/// `resp`'s whole body as text, if it is read by epoch ms `at_ms` (an error body, for the log).
+pub async fn text_by(resp: &web_sys::Response, at_ms: u64) -> Option<String> {
+    let o = outcome(js_text_until(resp, at_ms as f64)).await.ok()?;
+    (o.kind() == "text").then(|| o.text()).flatten()
+}
+
+/// A streamed body being read, one chunk at a time ([`read`]).
+pub struct BodyReader(JsValue);
+
+impl BodyReader {
+    /// The reader of `resp`'s body; `None` when it has none.
+    pub fn of(resp: &web_sys::Response) -> Option<BodyReader> {
+        let r = js_reader(resp);
+        (!r.is_undefined()).then_some(BodyReader(r))
+    }
+
+    /// The next chunk, until epoch ms `at_ms`.
+    pub async fn read(&self, at_ms: u64) -> Chunk {
+        let o = match outcome(js_read(&self.0, at_ms as f64)).await {
+            Ok(o) => o,
+            Err(e) => return Chunk::Broken(e),
+        };
+        match o.kind().as_str() {
+            "chunk" => Chunk::Bytes(o.value().unchecked_into::<js_sys::Uint8Array>().to_vec()),
+            "end" => Chunk::End,
+            "timeout" => Chunk::Timeout,
+            _ => Chunk::Broken(o.error().unwrap_or_default()),
+        }
+    }
 }
 
 /// The incoming request as a `worker::Request`, without reading its `cf` object: an own

@@ -13,7 +13,7 @@
 //! `first_byte_by_ms`); only then does the caller commit and pipe the rest through
 //! [`UpstreamStream::next`].
 
-use super::fetch::{self, Post};
+use super::fetch::{self, BodyReader, Chunk, Deadlines, Head, Post, Whole};
 use crate::core::exchange::{Call, Fault};
 use crate::core::guard::deployment::UrlPolicy;
 use crate::core::model::Upstream;
@@ -25,12 +25,7 @@ use crate::core::wire::openai::ChatMessage;
 use crate::core::wire::perplexity_query::{self, QueryParams};
 use crate::core::wire::sse::SseDecoder;
 use crate::core::wire::{lightrag, perplexity, StreamItem, UpstreamAnswer};
-use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use std::collections::BTreeSet;
-use std::pin::pin;
-use std::time::Duration;
-use worker::{ByteStream, Delay};
 
 /// Where and how to call the upstreams (secrets never leave this struct except as headers).
 #[derive(Clone)]
@@ -96,32 +91,19 @@ fn now() -> u64 {
     super::isolate::now_ms()
 }
 
-/// Runs `fut` until epoch ms `at_ms`; `None` when the time ran out first.
-async fn until<T>(fut: impl std::future::Future<Output = T>, at_ms: u64) -> Option<T> {
-    let ms = at_ms.saturating_sub(now()).max(1);
-    let delay = Delay::from(Duration::from_millis(ms));
-    match select(pin!(fut), pin!(delay)).await {
-        Either::Left((v, _)) => Some(v),
-        Either::Right(_) => None,
-    }
-}
-
-/// An `AbortController` aborted when dropped, and the signal a fetch under it uses: its own,
-/// or — when the client's signal is known — one that also aborts when the client disconnects.
+/// An `AbortController` aborted when dropped, and the client's signal: the fetch under it is
+/// aborted by either (the two are combined on the JS side, `upstream_io.js`).
 struct AbortOnDrop {
     controller: Option<web_sys::AbortController>,
-    signal: Option<web_sys::AbortSignal>,
+    client: Option<web_sys::AbortSignal>,
 }
 
 impl AbortOnDrop {
     fn new(client: Option<&web_sys::AbortSignal>) -> AbortOnDrop {
-        let controller = web_sys::AbortController::new().ok();
-        let own = controller.as_ref().map(web_sys::AbortController::signal);
-        let signal = match (own, client) {
-            (Some(own), Some(c)) => Some(web_sys::AbortSignal::any(&js_sys::Array::of2(&own, c))),
-            (own, c) => own.or_else(|| c.cloned()),
-        };
-        AbortOnDrop { controller, signal }
+        AbortOnDrop {
+            controller: web_sys::AbortController::new().ok(),
+            client: client.cloned(),
+        }
     }
 }
 
@@ -218,6 +200,39 @@ fn build_request(t: &Targets, u: Upstream, ask: &Ask<'_>, stream: bool) -> Resul
     })
 }
 
+impl Outgoing {
+    /// The request as [`fetch`] sends it, under `abort`'s signal. `headers` is where the
+    /// header list lives meanwhile.
+    fn post<'a>(
+        &'a self,
+        abort: &'a AbortOnDrop,
+        headers: &'a mut Vec<(&'static str, &'a str)>,
+    ) -> Post<'a> {
+        headers.extend([
+            ("content-type", "application/json"),
+            ("accept", self.accept),
+        ]);
+        if let Some((name, value)) = &self.key {
+            headers.push((name, value));
+        }
+        Post {
+            url: &self.url,
+            headers,
+            body: &self.body,
+            controller: abort.controller.as_ref(),
+            client: abort.client.as_ref(),
+        }
+    }
+}
+
+fn no_response(u: Upstream) -> Miss {
+    Miss::Failed(Fault::NoFirstByte, format!("{u} sent no response in time"))
+}
+
+fn connect_failed(u: Upstream, e: &str) -> Miss {
+    Miss::Failed(Fault::Connect, format!("{u} connection failed: {e}"))
+}
+
 /// Sends the request and waits for the response headers until `first_byte_by_ms`.
 async fn send(
     req: &Outgoing,
@@ -225,66 +240,58 @@ async fn send(
     first_byte_by_ms: u64,
     u: Upstream,
 ) -> Result<web_sys::Response, Miss> {
-    let mut headers = vec![("content-type", "application/json"), ("accept", req.accept)];
-    if let Some((name, value)) = &req.key {
-        headers.push((name, value));
-    }
-    let post = Post {
-        url: &req.url,
-        headers: &headers,
-        body: &req.body,
-        signal: abort.signal.as_ref(),
-    };
-    match until(fetch::post(&post), first_byte_by_ms).await {
-        None => Err(Miss::Failed(
-            Fault::NoFirstByte,
-            format!("{u} sent no response in time"),
-        )),
-        Some(Err(e)) => Err(Miss::Failed(
-            Fault::Connect,
-            format!("{u} connection failed: {e}"),
-        )),
-        Some(Ok(resp)) => Ok(resp),
+    let mut headers = Vec::new();
+    match fetch::send(&req.post(abort, &mut headers), first_byte_by_ms).await {
+        Head::Arrived(response) => Ok(response),
+        Head::Late => Err(no_response(u)),
+        Head::Failed(e) => Err(connect_failed(u, &e)),
     }
 }
 
 /// A non-2xx response: its status (or a context-length error its body reports) and a redacted
-/// excerpt of the body for the log. The body is read for at most 2 s.
-async fn status_failure(t: &Targets, resp: &web_sys::Response, u: Upstream, by_ms: u64) -> Miss {
-    let status = resp.status();
-    let body = until(fetch::text(resp), by_ms.min(now().saturating_add(2_000)))
-        .await
-        .and_then(Result::ok)
-        .unwrap_or_default();
+/// excerpt of the body for the log.
+fn status_miss(t: &Targets, u: Upstream, status: u16, body: &str) -> Miss {
     Miss::Failed(
-        Fault::from_error_response(status, &body),
-        format!("{u} answered HTTP {status}: {}", t.redact(&body)),
+        Fault::from_error_response(status, body),
+        format!("{u} answered HTTP {status}: {}", t.redact(body)),
     )
+}
+
+/// [`status_miss`] for a response whose body is still to be read: for at most 2 s.
+async fn status_failure(t: &Targets, resp: &web_sys::Response, u: Upstream, by_ms: u64) -> Miss {
+    let body = fetch::text_by(resp, by_ms.min(now().saturating_add(2_000)))
+        .await
+        .unwrap_or_default();
+    status_miss(t, u, resp.status(), &body)
 }
 
 /// A complete (non-streamed) call.
 pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<Complete, Miss> {
     let req = build_request(t, u, ask, false)?;
     let mut abort = AbortOnDrop::new(t.client.as_ref());
-    let resp = send(&req, &abort, c.first_byte_by_ms, u).await?;
-    let head_ms = now();
-    if !(200..300).contains(&resp.status()) {
-        return Err(status_failure(t, &resp, u, c.complete_by_ms).await);
-    }
-    let text = match until(fetch::text(&resp), c.complete_by_ms).await {
-        None => {
+    let mut headers = Vec::new();
+    let deadlines = Deadlines {
+        head_by_ms: c.first_byte_by_ms,
+        done_by_ms: c.complete_by_ms,
+        error_body_by_ms: c.complete_by_ms,
+    };
+    let (text, head_ms) = match fetch::complete(&req.post(&abort, &mut headers), &deadlines).await {
+        Whole::Text { text, head_ms } => (text, head_ms),
+        Whole::Status { status, text } => return Err(status_miss(t, u, status, &text)),
+        Whole::NoHead => return Err(no_response(u)),
+        Whole::Connect(e) => return Err(connect_failed(u, &e)),
+        Whole::BodyTimeout => {
             return Err(Miss::Failed(
                 Fault::BodyTimeout,
                 format!("{u} body did not complete in time"),
             ))
         }
-        Some(Err(e)) => {
+        Whole::BodyBroken(e) => {
             return Err(Miss::Failed(
                 Fault::BodyBroken,
                 format!("{u} body read failed: {e}"),
             ))
         }
-        Some(Ok(t)) => t,
     };
     abort.finished();
     let parsed = match u {
@@ -348,7 +355,7 @@ impl Decoder {
 /// An upstream stream whose first answer text has arrived. Dropping it aborts the fetch.
 pub struct UpstreamStream {
     pub upstream: Upstream,
-    body: ByteStream,
+    body: BodyReader,
     decoder: Option<Decoder>,
     /// The body already ended while the first text was awaited.
     ended: bool,
@@ -399,15 +406,15 @@ impl UpstreamStream {
         if self.ended {
             return Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default());
         }
-        match until(self.body.next(), wake_at_ms).await {
-            None => Next::Timer,
-            Some(None) => {
+        match self.body.read(wake_at_ms).await {
+            Chunk::Timeout => Next::Timer,
+            Chunk::End => {
                 self.ended = true;
                 self.abort.finished();
                 Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default())
             }
-            Some(Some(Err(e))) => Next::Broken(format!("{u} stream broke: {e}")),
-            Some(Some(Ok(bytes))) => match self.decoder.as_mut() {
+            Chunk::Broken(e) => Next::Broken(format!("{u} stream broke: {e}")),
+            Chunk::Bytes(bytes) => match self.decoder.as_mut() {
                 Some(d) => Next::Items(d.push(u, &bytes)),
                 None => Next::Items(Vec::new()),
             },
@@ -429,10 +436,8 @@ pub async fn open_stream(
     if !(200..300).contains(&resp.status()) {
         return Err(status_failure(t, &resp, u, c.first_byte_by_ms).await);
     }
-    let body = ByteStream::from(
-        resp.body()
-            .ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?,
-    );
+    let body = BodyReader::of(&resp)
+        .ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
         Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),
@@ -458,20 +463,20 @@ pub async fn open_stream(
         )
     };
     loop {
-        let got = match until(s.body.next(), c.first_byte_by_ms).await {
-            None => return Err(no_text()),
-            Some(None) => {
+        let got = match s.body.read(c.first_byte_by_ms).await {
+            Chunk::Timeout => return Err(no_text()),
+            Chunk::End => {
                 s.ended = true;
                 s.abort.finished();
                 s.decoder.take().map(|d| d.finish(u)).unwrap_or_default()
             }
-            Some(Some(Err(e))) => {
+            Chunk::Broken(e) => {
                 return Err(Miss::Failed(
                     Fault::BodyBroken,
                     format!("{u} stream broke: {e}"),
                 ))
             }
-            Some(Some(Ok(bytes))) => match s.decoder.as_mut() {
+            Chunk::Bytes(bytes) => match s.decoder.as_mut() {
                 Some(d) => d.push(u, &bytes),
                 None => Vec::new(),
             },

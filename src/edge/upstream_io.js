@@ -1,0 +1,107 @@
+// The I/O of an upstream call, each step one call from Rust (src/edge/fetch.rs).
+//
+// Why in JS: driven from Rust, a call crossed into JS for every part of every step — each
+// request header, the fetch, a `setTimeout` closure per deadline (two per call, one per chunk
+// read of a stream), `Response.text()`, a promise callback and a microtask per await — and
+// those crossings, closures and microtasks were the largest cost of a request left in a
+// workerd CPU profile of the router (benches/profile_edge.mjs). Here a step is one promise;
+// its deadline is a plain timer. Rust still decides everything: the deadlines, the headers,
+// what each outcome means (core::exchange).
+//
+// Every outcome is an object `{kind, …}`; nothing here throws or rejects.
+
+const TIMEOUT = Symbol("timeout");
+
+/** `p`'s value, or TIMEOUT when epoch ms `atMs` comes first (at least 1 ms from now). */
+function within(p, atMs) {
+  let timer;
+  const expiry = new Promise((resolve) => {
+    timer = setTimeout(resolve, Math.max(1, atMs - Date.now()), TIMEOUT);
+  });
+  return Promise.race([p, expiry]).finally(() => clearTimeout(timer));
+}
+
+/** A thrown value as text (its message when it is an `Error`). */
+const message = (e) => (e instanceof Error ? e.message : String(e));
+
+/** The signal of a call: its controller's, also aborted when the client leaves. */
+function signalOf(controller, client) {
+  if (controller && client) return AbortSignal.any([controller.signal, client]);
+  return controller ? controller.signal : client;
+}
+
+/**
+ * POSTs `body` to `url` with `headers` (`[name, value, name, value, …]`), aborted by
+ * `controller` or the client's signal `client` (either may be undefined), and waits for the
+ * response headers until epoch ms `headAt`: `{kind: "head", response, at}` (at: when they
+ * arrived), `{kind: "no_head"}`, or `{kind: "connect", error}`.
+ */
+export async function send(url, headers, body, controller, client, headAt) {
+  try {
+    const h = new Headers();
+    for (let i = 0; i + 1 < headers.length; i += 2) h.set(headers[i], headers[i + 1]);
+    const signal = signalOf(controller, client);
+    const response = await within(fetch(url, { method: "POST", headers: h, body, signal }), headAt);
+    if (response === TIMEOUT) return { kind: "no_head" };
+    return { kind: "head", response, at: Date.now() };
+  } catch (e) {
+    return { kind: "connect", error: message(e) };
+  }
+}
+
+/**
+ * The whole body of `response` as text, until epoch ms `doneAt`: `{kind: "text", text}`,
+ * `{kind: "timeout"}`, or `{kind: "broken", error}`.
+ */
+export async function text(response, doneAt) {
+  try {
+    const t = await within(response.text(), doneAt);
+    return t === TIMEOUT ? { kind: "timeout" } : { kind: "text", text: t };
+  } catch (e) {
+    return { kind: "broken", error: message(e) };
+  }
+}
+
+/**
+ * A complete call: `send`, then — for a 2xx — the body as text until `doneAt` (`{kind: "text",
+ * text, at}`, or "timeout" / "broken" as `text` gives them); for any other status its body
+ * for the log, read until `errorBodyAt` or 2 s after the headers, whichever is first, empty if
+ * it cannot be read (`{kind: "status", status, text, at}`). "no_head" and "connect" as from
+ * `send`.
+ */
+export async function complete(url, headers, body, controller, client, headAt, doneAt, errorBodyAt) {
+  const head = await send(url, headers, body, controller, client, headAt);
+  if (head.kind !== "head") return head;
+  const { response, at } = head;
+  const status = response.status;
+  if (status < 200 || status > 299) {
+    const got = await text(response, Math.min(errorBodyAt, Date.now() + 2000));
+    return { kind: "status", status, text: got.kind === "text" ? got.text : "", at };
+  }
+  const got = await text(response, doneAt);
+  return got.kind === "text" ? { kind: "text", text: got.text, at } : got;
+}
+
+/** A reader of `response`'s body (with the read in flight, if any), or `undefined` without one. */
+export function reader(response) {
+  return response.body ? { reader: response.body.getReader(), pending: undefined } : undefined;
+}
+
+/**
+ * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a Uint8Array),
+ * `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races it again),
+ * or `{kind: "broken", error}`.
+ */
+export async function read(body, atMs) {
+  try {
+    body.pending ??= body.reader.read();
+    const r = await within(body.pending, atMs);
+    if (r === TIMEOUT) return { kind: "timeout" };
+    body.pending = undefined;
+    if (r.done) return { kind: "end" };
+    return { kind: "chunk", value: r.value };
+  } catch (e) {
+    body.pending = undefined;
+    return { kind: "broken", error: message(e) };
+  }
+}
