@@ -1002,6 +1002,7 @@ impl Pipe {
                 }
                 StreamItem::Done => {
                     self.acc.apply(&item);
+                    self.s.answered();
                     return Some(StreamEnd::Done);
                 }
                 StreamItem::Citations(_) | StreamItem::NotGenerated => {}

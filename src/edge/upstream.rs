@@ -387,6 +387,15 @@ impl UpstreamStream {
         redact(text, &keys, DEFAULT_MAX_CHARS)
     }
 
+    /// The upstream sent its end marker: the answer is complete and the call is not aborted
+    /// when the stream is dropped. Aborting a finished call made workerd build the abort
+    /// reason (an exception, with the stack trace the glue asks for) and error the body: 14 %
+    /// of the samples of a workerd profile of streamed requests (`profile_edge.mjs --stream`),
+    /// on every streamed answer, whose pipe ends at the marker without reading the body's end.
+    pub fn answered(&mut self) {
+        self.abort.finished();
+    }
+
     /// Whether the body has ended (nothing more will arrive).
     pub fn is_ended(&self) -> bool {
         self.ended
