@@ -3,7 +3,8 @@
 // Miniflare's inspector (Chrome DevTools protocol over a WebSocket). Prints the functions with
 // the most self time, grouped as JS glue, wasm, runtime and idle, and writes the raw
 // .cpuprofile (open it in Chrome DevTools) next to the JSON summary.
-//   node benches/profile_edge.mjs [--requests 3000] [--out bench-results/edge.cpuprofile]
+//   node benches/profile_edge.mjs [--requests 3000] [--out bench-results/edge.cpuprofile] [--stream]
+// --stream profiles streamed requests (`"stream": true`, each read to the end) instead.
 // The wasm shows function names only if the build kept its name section:
 //   CARGO_PROFILE_RELEASE_STRIP=false make build
 import { Miniflare } from "miniflare";
@@ -11,7 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import WebSocket from "ws";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
-import { once, routerOptions } from "./edge_latency.mjs";
+import { firstByte, once, routerOptions } from "./edge_latency.mjs";
 import { arg, isMain } from "./lib/cli.mjs";
 
 async function cdp(port) {
@@ -55,7 +56,8 @@ function selfTimes(profile) {
   return { total, ms, rows: [...out].map(([name, n]) => ({ name, share: n / total, ms: (n / total) * ms })).sort((a, b) => b.share - a.share) };
 }
 
-export async function profileEdge({ requests, out }) {
+export async function profileEdge({ requests, out, stream = false }) {
+  const one = stream ? firstByte : once;
   const up = await startUpstreams({ perplexityKey: "px" });
   const inspectorPort = 9229 + Math.floor(Math.random() * 500);
   const mf = new Miniflare({ ...routerOptions(up), inspectorPort });
@@ -67,7 +69,7 @@ export async function profileEdge({ requests, out }) {
     await c.send("Profiler.setSamplingInterval", { interval: 100 });
     await c.send("Profiler.start");
     const t0 = performance.now();
-    for (let i = 0; i < requests; i++) await once(url, i);
+    for (let i = 0; i < requests; i++) await one(url, i);
     const wall = performance.now() - t0;
     const { profile } = await c.send("Profiler.stop");
     c.close();
@@ -83,7 +85,11 @@ export async function profileEdge({ requests, out }) {
 }
 
 if (isMain(import.meta.url)) {
-  const r = await profileEdge({ requests: Number(arg("requests", 3000)), out: arg("out", "bench-results/edge.cpuprofile") });
+  const r = await profileEdge({
+    requests: Number(arg("requests", 3000)),
+    out: arg("out", "bench-results/edge.cpuprofile"),
+    stream: process.argv.includes("--stream"),
+  });
   const perReq = (ms) => `${((ms * 1000) / r.requests).toFixed(1).padStart(7)} µs/req`;
   console.log(`${r.requests} requests, ${r.wallMsPerRequest.toFixed(3)} ms each (client-side wall); profile ${r.ms.toFixed(0)} ms, ${r.total} samples`);
   const groups = new Map();

@@ -66,6 +66,8 @@ extern "C" {
     fn js_reader(response: &web_sys::Response) -> JsValue;
     #[wasm_bindgen(js_name = read)]
     fn js_read(body: &JsValue, at: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = close)]
+    fn js_close(body: &JsValue);
 }
 
 /// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
@@ -207,8 +209,15 @@ pub async fn text_by(resp: &web_sys::Response, at_ms: u64) -> Option<String> {
     (o.kind() == "text").then(|| o.text()).flatten()
 }
 
-/// A streamed body being read, one chunk at a time ([`read`]).
+/// A streamed body being read, one chunk at a time ([`BodyReader::read`]). Dropping it stops
+/// its deadline timer.
 pub struct BodyReader(JsValue);
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        js_close(&self.0);
+    }
+}
 
 impl BodyReader {
     /// The reader of `resp`'s body; `None` when it has none.

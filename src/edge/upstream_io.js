@@ -82,26 +82,63 @@ export async function complete(url, headers, body, controller, client, headAt, d
   return got.kind === "text" ? { kind: "text", text: got.text, at } : got;
 }
 
-/** A reader of `response`'s body (with the read in flight, if any), or `undefined` without one. */
+/**
+ * A reader of `response`'s body, or `undefined` without one. It keeps the read in flight (if
+ * any) and one deadline timer for all its reads: a stream's deadline moves on with every chunk,
+ * and a timer per read (a `setTimeout` and a `clearTimeout` per chunk) was most of what reading
+ * a chunk cost; this one is re-armed only when it fires early or the deadline moves earlier.
+ */
 export function reader(response) {
-  return response.body ? { reader: response.body.getReader(), pending: undefined } : undefined;
+  if (!response.body) return undefined;
+  return { reader: response.body.getReader(), pending: undefined, deadline: 0, timer: undefined, timerAt: 0, expiry: undefined };
+}
+
+/** A promise of TIMEOUT at epoch ms `atMs` (at least 1 ms from now), shared by `body`'s reads. */
+function expiry(body, atMs) {
+  body.deadline = atMs;
+  if (body.expiry && body.timerAt <= atMs) return body.expiry;
+  if (body.timer !== undefined) clearTimeout(body.timer);
+  body.expiry ??= new Promise((resolve) => (body.fire = resolve));
+  const arm = (at) => {
+    body.timerAt = at;
+    body.timer = setTimeout(() => {
+      const left = body.deadline - Date.now();
+      if (left > 0) return arm(body.deadline);
+      body.timer = undefined;
+      body.expiry = undefined;
+      body.fire(TIMEOUT);
+    }, Math.max(1, at - Date.now()));
+  };
+  arm(atMs);
+  return body.expiry;
+}
+
+/** Stops `body`'s deadline timer (the stream is over, or dropped). */
+export function close(body) {
+  if (body.timer !== undefined) clearTimeout(body.timer);
+  body.timer = undefined;
+  body.expiry = undefined;
 }
 
 /**
- * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a Uint8Array),
- * `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races it again),
- * or `{kind: "broken", error}`.
+ * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a
+ * Uint8Array), `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races
+ * it again), or `{kind: "broken", error}`.
  */
 export async function read(body, atMs) {
   try {
     body.pending ??= body.reader.read();
-    const r = await within(body.pending, atMs);
+    const r = await Promise.race([body.pending, expiry(body, atMs)]);
     if (r === TIMEOUT) return { kind: "timeout" };
     body.pending = undefined;
-    if (r.done) return { kind: "end" };
+    if (r.done) {
+      close(body);
+      return { kind: "end" };
+    }
     return { kind: "chunk", value: r.value };
   } catch (e) {
     body.pending = undefined;
+    close(body);
     return { kind: "broken", error: message(e) };
   }
 }
