@@ -271,9 +271,10 @@ pub async fn refresh_now(store: &Store) {
 /// write), then the refresh reads.
 ///
 /// Then, when `defer_from_ms` (the request's start) is given, the flush the request names for
-/// later (`IsolateState::flush_later`): the invocation stays alive under `wait_until` until
+/// later (`IsolateState::flush_later`): an invocation stays alive under `wait_until` until
 /// then — the flush's due time, at most 25 s after the request started, within the 30 s
-/// Workers allow after a response — and writes the metrics if they are still unflushed, so an
+/// Workers allow after a response; this request's, or the one whose timer covers it
+/// ([`FlushTimer`]) — and writes the metrics if they are still unflushed, so an
 /// idle isolate's last counts reach KV within a flush period instead of at its next request
 /// (`core::fleet::schedule` says why).
 ///
