@@ -24,10 +24,18 @@ function within(p, atMs) {
 /** A thrown value as text (its message when it is an `Error`). */
 const message = (e) => (e instanceof Error ? e.message : String(e));
 
-/** The signal of a call: its controller's, also aborted when the client leaves. */
+/**
+ * The signal of a call: its controller's, also aborted (with the client's reason) when the
+ * client leaves. A listener on the client's signal, not `AbortSignal.any` (a new signal with
+ * its followers per call: 2 % of a request's samples in workerd).
+ */
 function signalOf(controller, client) {
-  if (controller && client) return AbortSignal.any([controller.signal, client]);
-  return controller ? controller.signal : client;
+  if (!controller) return client;
+  if (client) {
+    if (client.aborted) controller.abort(client.reason);
+    else client.addEventListener("abort", () => controller.abort(client.reason), { once: true });
+  }
+  return controller.signal;
 }
 
 /**
