@@ -68,6 +68,8 @@ extern "C" {
     fn js_read(body: &JsValue, at: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = close)]
     fn js_close(body: &JsValue);
+    #[wasm_bindgen(js_name = respond)]
+    fn js_respond(body: &str, status: u16, headers: &web_sys::Headers) -> web_sys::Response;
 }
 
 /// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
@@ -239,6 +241,18 @@ impl BodyReader {
             _ => Chunk::Broken(o.error().unwrap_or_default()),
         }
     }
+}
+
+/// `resp` as the runtime's Response. A text body goes over as a string
+/// (`upstream_io.js` `respond`); streams, empty bodies and anything else as `worker` converts
+/// them.
+pub fn into_raw(resp: worker::Response) -> web_sys::Response {
+    if let worker::ResponseBody::Body(bytes) = resp.body() {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return js_respond(text, resp.status_code(), &resp.headers().0);
+        }
+    }
+    resp.into()
 }
 
 /// The incoming request as a `worker::Request`, without reading its `cf` object: an own

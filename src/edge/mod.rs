@@ -57,7 +57,7 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let req = fetch::without_cf(raw);
     let path = req.path();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -74,7 +74,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         Ok(r) => r,
         Err(e) => http::error(500, "internal", &format!("router error: {e}"))?,
     };
-    guard::finish(resp, &exit)
+    guard::finish(resp, &exit).map(fetch::into_raw)
 }
 
 #[event(scheduled)]

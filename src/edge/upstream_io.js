@@ -150,3 +150,12 @@ export async function read(body, atMs) {
     return { kind: "broken", error: message(e) };
   }
 }
+
+/**
+ * The router's own answer as the runtime's Response: `body` (text), `status`, `headers`.
+ * `worker`'s conversion copies the body into a new Uint8Array first (an ArrayBuffer allocated
+ * and filled by a second call: 7.7 % of a request's samples with the Response constructor).
+ */
+export function respond(body, status, headers) {
+  return new Response(body, { status, headers });
+}
