@@ -47,6 +47,7 @@ mod rollout_props;
 mod rollout_state;
 mod rollout_status;
 mod rollout_support;
+mod rollout_tagged;
 mod rollout_timelines;
 
 // A/B statistics (core::experiment): reference values, reports, A/A and power simulations.
