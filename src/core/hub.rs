@@ -40,7 +40,7 @@ pub const HUB_MAX_OPS: u32 = 1_000_000;
 /// `{"op":"put","key":"metrics/abc","value":"…","ttl_seconds":3600}`,
 /// `{"op":"list","prefix":"metrics/","cursor":null,"limit":1000}`,
 /// `{"op":"tick"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HubRequest {
     Get {
@@ -61,6 +61,63 @@ pub enum HubRequest {
     /// One controller tick (`core::controller::controller_tick`) over the hub's storage, with
     /// the hub's own config ([`Hub::config`]).
     Tick,
+}
+
+// Read by hand: the derive of an internally tagged enum buffers through serde's `Content`
+// (`core::json::deserialize_with` says why); the last such derive the Worker linked.
+impl<'de> Deserialize<'de> for HubRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::core::json;
+        json::deserialize_with(d, |v| {
+            #[derive(Deserialize)]
+            struct Get {
+                keys: Vec<String>,
+            }
+            #[derive(Deserialize)]
+            struct Put {
+                key: String,
+                value: String,
+                #[serde(default)]
+                ttl_seconds: Option<u64>,
+            }
+            #[derive(Deserialize)]
+            struct List {
+                prefix: String,
+                #[serde(default)]
+                cursor: Option<String>,
+                limit: u32,
+            }
+            let m = json::members(v, "internally tagged enum HubRequest")?;
+            Ok(match json::tag(m, "op")? {
+                "get" => HubRequest::Get {
+                    keys: Get::deserialize(v)?.keys,
+                },
+                "put" => {
+                    let p = Put::deserialize(v)?;
+                    HubRequest::Put {
+                        key: p.key,
+                        value: p.value,
+                        ttl_seconds: p.ttl_seconds,
+                    }
+                }
+                "list" => {
+                    let l = List::deserialize(v)?;
+                    HubRequest::List {
+                        prefix: l.prefix,
+                        cursor: l.cursor,
+                        limit: l.limit,
+                    }
+                }
+                "tick" => HubRequest::Tick,
+                other => {
+                    return Err(json::unknown_variant(
+                        other,
+                        &["get", "put", "list", "tick"],
+                    ))
+                }
+            })
+        })
+    }
 }
 
 /// One key's value as the hub read it: `{"value": "…"}`, `{"value": null}` (absent), or

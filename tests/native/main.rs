@@ -36,6 +36,7 @@ mod report;
 mod scale;
 mod spec;
 mod store;
+mod tagged_readers;
 mod window;
 mod wire_front_door;
 mod wire_streams;
@@ -47,7 +48,6 @@ mod rollout_props;
 mod rollout_state;
 mod rollout_status;
 mod rollout_support;
-mod rollout_tagged;
 mod rollout_timelines;
 
 // A/B statistics (core::experiment): reference values, reports, A/A and power simulations.

@@ -1,9 +1,10 @@
-//! The rollout types read by hand instead of serde's internally tagged / flattened derives
+//! The types read by hand instead of serde's internally tagged / flattened derives
 //! (`core::json::deserialize_with`: the derives cost a third deserializer each in the wasm).
 //! Each is checked against a mirror type carrying the derive it replaced, over captured
 //! documents and damaged ones: the same value or the same error text, and the same JSON back.
 
 use cmo_edge_router::core::cohort::Percent;
+use cmo_edge_router::core::hub::HubRequest;
 use cmo_edge_router::core::rollout::emergency::Breach;
 use cmo_edge_router::core::rollout::event::{RollbackReason, Trigger};
 use cmo_edge_router::core::rollout::pct;
@@ -62,6 +63,27 @@ mod derived {
         handled_at: u64,
         #[serde(flatten)]
         outcome: CommandOutcome,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case")]
+    pub enum HubRequest {
+        Get {
+            keys: Vec<String>,
+        },
+        Put {
+            key: String,
+            value: String,
+            #[serde(default)]
+            ttl_seconds: Option<u64>,
+        },
+        List {
+            prefix: String,
+            #[serde(default)]
+            cursor: Option<String>,
+            limit: u32,
+        },
+        Tick,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -226,4 +248,18 @@ fn stage_reads_as_the_derive_did() {
         &json!({"target_percentage": 250, "min_duration_ms": 0, "auto_advance": false}),
         false,
     );
+}
+
+#[test]
+fn hub_request_reads_as_the_derive_did() {
+    check::<HubRequest, derived::HubRequest>(&[
+        json!({"op": "get", "keys": ["config/overrides", "rollout/state"]}),
+        json!({"op": "get", "keys": []}),
+        json!({"op": "put", "key": "metrics/abc", "value": "{}", "ttl_seconds": 3600}),
+        json!({"op": "put", "key": "k", "value": "v", "ttl_seconds": null}),
+        json!({"op": "list", "prefix": "metrics/", "cursor": null, "limit": 1000}),
+        json!({"op": "list", "prefix": "", "cursor": "c2", "limit": 1}),
+        json!({"op": "tick"}),
+    ]);
+    same::<HubRequest, derived::HubRequest>(&json!({"op": "delete"}), false);
 }
