@@ -274,7 +274,7 @@ impl CommandLog {
             keep
         });
         if self.handled.len() > HANDLED_LIMIT {
-            self.handled.sort_by_key(|h| h.issued_at);
+            crate::core::order::sort_by(&mut self.handled, |a, b| a.issued_at.cmp(&b.issued_at));
             let excess = self.handled.len() - HANDLED_LIMIT;
             for h in self.handled.drain(..excess) {
                 floor = floor.max(h.issued_at);
@@ -301,7 +301,9 @@ impl Rollout {
     /// result per command (duplicates included, so the caller can log what it skipped).
     pub fn apply_commands(&mut self, commands: &[Command], now_ms: u64) -> Vec<CommandResult> {
         let mut sorted: Vec<&Command> = commands.iter().collect();
-        sorted.sort_by(|a, b| (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id)));
+        crate::core::order::sort_by(&mut sorted, |a, b| {
+            (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id))
+        });
         self.commands.prune(now_ms);
         sorted
             .into_iter()
