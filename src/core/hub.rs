@@ -25,10 +25,14 @@
 //! `make test-worker-hub`) and in the fleet simulation (`tests/native/scale`), side by side
 //! with KV.
 
+use crate::core::breaker::{BreakerSnapshot, FleetCall, FleetWatch};
 use crate::core::config::Config;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};
-use crate::core::store::{ListPage, StateStore, StoreError, StoreOp};
+use crate::core::model::Upstream;
+use crate::core::store::{breaker_key, parse_value, ListPage, StateStore, StoreError, StoreOp};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 /// A controller tick inside the hub reads its own storage, where no per-invocation operation
 /// limit applies: one pass covers every isolate's flush.
@@ -39,7 +43,8 @@ pub const HUB_MAX_OPS: u32 = 1_000_000;
 /// Serde shape: `{"op":"get","keys":["config/overrides",…]}`,
 /// `{"op":"put","key":"metrics/abc","value":"…","ttl_seconds":3600}`,
 /// `{"op":"list","prefix":"metrics/","cursor":null,"limit":1000}`,
-/// `{"op":"tick"}`.
+/// `{"op":"tick"}`,
+/// `{"op":"report","upstream":"lightrag","calls":[{"at_ms":…,"kind":"success","tag":…},…]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HubRequest {
@@ -61,6 +66,12 @@ pub enum HubRequest {
     /// One controller tick (`core::controller::controller_tick`) over the hub's storage, with
     /// the hub's own config ([`Hub::config`]).
     Tick,
+    /// Calls an isolate recorded while its breaker for `upstream` was closed, for the fleet's
+    /// breaker ([`FleetWatch`]); answered with the stored record after them.
+    Report {
+        upstream: Upstream,
+        calls: Vec<FleetCall>,
+    },
 }
 
 // Read by hand: the derive of an internally tagged enum buffers through serde's `Content`
@@ -87,6 +98,11 @@ impl<'de> Deserialize<'de> for HubRequest {
                 cursor: Option<String>,
                 limit: u32,
             }
+            #[derive(Deserialize)]
+            struct Report {
+                upstream: Upstream,
+                calls: Vec<FleetCall>,
+            }
             let m = json::members(v, "internally tagged enum HubRequest")?;
             Ok(match json::tag(m, "op")? {
                 "get" => HubRequest::Get {
@@ -109,10 +125,17 @@ impl<'de> Deserialize<'de> for HubRequest {
                     }
                 }
                 "tick" => HubRequest::Tick,
+                "report" => {
+                    let r = Report::deserialize(v)?;
+                    HubRequest::Report {
+                        upstream: r.upstream,
+                        calls: r.calls,
+                    }
+                }
                 other => {
                     return Err(json::unknown_variant(
                         other,
-                        &["get", "put", "list", "tick"],
+                        &["get", "put", "list", "tick", "report"],
                     ))
                 }
             })
@@ -134,7 +157,7 @@ pub struct HubValue {
 ///
 /// Serde shape: externally tagged — `{"values":{"values":[…]}}`, `"done"`,
 /// `{"page":{"keys":[…],"cursor":null,"complete":true}}`, `{"ticked":{"report":{…}}}`,
-/// `{"failed":{"message":"…"}}`. Not internally tagged like [`HubRequest`]: the Worker
+/// `{"reported":{"record":"{…}"}}`, `{"failed":{"message":"…"}}`. Not internally tagged like [`HubRequest`]: the Worker
 /// deserializes this one, and an internally tagged enum buffers its content first, which
 /// compiles a second deserializer for every type inside (the tick report's): ~40 KB of wasm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,15 +176,31 @@ pub enum HubResponse {
     Ticked {
         report: TickReport,
     },
+    /// The answer to [`HubRequest::Report`]: `breaker/<upstream>` as stored after it (the
+    /// fleet's trip, when the report tripped it), for the isolate to adopt now.
+    Reported {
+        #[serde(default)]
+        record: Option<String>,
+    },
     Failed {
         message: String,
     },
+}
+
+/// What the hub keeps in memory between requests (not in storage): the fleet's breakers.
+/// An evicted object starts with empty ones ([`FleetWatch`] says why that is safe).
+#[derive(Debug, Default)]
+pub struct HubMemory {
+    fleet: RefCell<BTreeMap<Upstream, FleetWatch>>,
 }
 
 /// What the hub answers with besides its storage.
 #[derive(Debug, Clone, Copy)]
 pub struct Hub<'a> {
     pub now_ms: u64,
+    /// A roll in [0, 1) for the jitter of a fleet trip's open time.
+    pub roll: f64,
+    pub memory: &'a HubMemory,
     /// The config the controller's tick runs with (switches, quality gate, flush period). The
     /// Durable Object loads it from the same environment variables as the Worker
     /// (`core::config::load`), so the tick it runs is the one the Worker's cron would run.
@@ -219,6 +258,46 @@ pub async fn serve<S: StateStore>(store: &S, req: HubRequest, hub: &Hub<'_>) -> 
                 report: controller_tick(store, &input).await,
             }
         }
+        HubRequest::Report { upstream, calls } => report(store, upstream, &calls, hub).await,
+    }
+}
+
+/// Feeds a report to the fleet's breaker for `upstream`; writes its record when it trips.
+async fn report<S: StateStore>(
+    store: &S,
+    upstream: Upstream,
+    calls: &[FleetCall],
+    hub: &Hub<'_>,
+) -> HubResponse {
+    let key = breaker_key(upstream);
+    let stored = match store.get(&key).await {
+        Ok(v) => v,
+        Err(e) => {
+            return HubResponse::Failed {
+                message: e.to_string(),
+            }
+        }
+    };
+    let snap = stored
+        .as_deref()
+        .and_then(|t| parse_value::<BreakerSnapshot>(&key, t).ok());
+    let policy = hub.config.breaker;
+    let tripped = hub
+        .memory
+        .fleet
+        .borrow_mut()
+        .entry(upstream)
+        .or_insert_with(|| FleetWatch::new(policy))
+        .report(snap.as_ref(), calls, policy, hub.now_ms, hub.roll);
+    let Some(snap) = tripped else {
+        return HubResponse::Reported { record: stored };
+    };
+    let text = serde_json::to_string(&snap).unwrap_or_default();
+    match store.put(&key, &text, None).await {
+        Ok(()) => HubResponse::Reported { record: Some(text) },
+        Err(e) => HubResponse::Failed {
+            message: e.to_string(),
+        },
     }
 }
 
@@ -275,6 +354,14 @@ impl HubResponse {
                 complete,
             }),
             other => Err(unexpected(StoreOp::List, prefix, other)),
+        }
+    }
+
+    /// The answer to [`HubRequest::Report`]: the stored record, if any.
+    pub fn into_record(self, upstream: Upstream) -> Result<Option<String>, StoreError> {
+        match self {
+            HubResponse::Reported { record } => Ok(record),
+            other => Err(unexpected(StoreOp::Write, &breaker_key(upstream), other)),
         }
     }
 

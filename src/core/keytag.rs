@@ -6,9 +6,11 @@
 //! kept beyond the request (docs/architecture.md#invariants). A tag is SipHash-2-4 of the key
 //! under a secret the isolate draws at start ([`TagSecret`]): equal keys give equal tags inside
 //! one isolate, and without the secret a tag says nothing about the key (SipHash is a PRF, the
-//! property it was designed for; a plain salted murmur3 is invertible). Tags never leave the
-//! isolate's memory, so the secret never has to be shared or configured. A fleet-wide store
-//! that counted keys across isolates (issue 14's Durable Object) would pass one shared secret.
+//! property it was designed for; a plain salted murmur3 is invertible). The Worker derives the
+//! secret from the deployment's `ADMIN_TOKEN` ([`TagSecret::derive`]), so tags agree across
+//! isolates: the state hub's fleet breaker counts distinct users over the whole fleet
+//! (`core::breaker::fleet`). Tags are never stored: they live in isolates' and the hub's
+//! memory. Without an admin token each isolate draws its own secret at start.
 //!
 //! SipHash-2-4 is implemented here (forty lines) rather than taken from `std::hash::SipHasher`,
 //! which is deprecated; the tests pin the reference vectors of Aumasson and Bernstein and
@@ -51,6 +53,21 @@ impl fmt::Debug for TagSecret {
 impl TagSecret {
     pub fn new(bytes: [u8; 16]) -> TagSecret {
         TagSecret(bytes)
+    }
+
+    /// The deployment's secret, derived from one of its wrangler secrets (the Worker passes
+    /// `ADMIN_TOKEN`): every isolate of the deployment derives the same one, so a user has the
+    /// same tag in every isolate and the state hub's fleet breaker can count distinct users
+    /// across isolates (`core::breaker::fleet`). SHA-256 of a label and the secret, so a tag
+    /// says nothing about the secret it came from, and rotating it only renames the tags.
+    pub fn derive(deployment_secret: &str) -> TagSecret {
+        let d = crate::core::digest::sha256_parts(&[
+            b"cmo-edge-router key tags v1\0",
+            deployment_secret.as_bytes(),
+        ]);
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d[..16]);
+        TagSecret(b)
     }
 
     /// The tag of a stickiness key.

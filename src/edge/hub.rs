@@ -14,7 +14,7 @@ use super::isolate::{now_ms, read_vars};
 use super::store::Store;
 use crate::core::backend::{HUB_BINDING, HUB_OBJECT_NAME};
 use crate::core::config;
-use crate::core::hub::{serve, Hub, HubRequest, HubResponse};
+use crate::core::hub::{serve, Hub, HubMemory, HubRequest, HubResponse};
 use crate::core::store::{self, OverridesDoc, StateStore, CONFIG_KEY};
 use wasm_bindgen::JsValue;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
@@ -28,8 +28,11 @@ pub struct StateHub {
     state: State,
     env: Env,
     /// The vars' config, loaded once per object instance: `serve` takes one with every request,
-    /// but only the tick reads it, and the tick loads its own (with the stored overrides).
+    /// but only the tick and fleet reports read it, and they load their own (with the stored
+    /// overrides).
     vars_config: config::Config,
+    /// The fleet's breakers (`core::breaker::fleet`), kept while the object stays in memory.
+    memory: HubMemory,
 }
 
 impl DurableObject for StateHub {
@@ -39,6 +42,7 @@ impl DurableObject for StateHub {
             state,
             env,
             vars_config,
+            memory: HubMemory::default(),
         }
     }
 
@@ -68,7 +72,7 @@ impl DurableObject for StateHub {
                 return answer(
                     400,
                     &failed(&format!(
-                        "not a hub request ({e}); expected {{\"op\":\"get\"|\"put\"|\"list\"|\"tick\", …}}"
+                        "not a hub request ({e}); expected {{\"op\":\"get\"|\"put\"|\"list\"|\"tick\"|\"report\", …}}"
                     )),
                 )
             }
@@ -81,7 +85,7 @@ impl DurableObject for StateHub {
             now_ms: now,
         });
         let tick_config = match &hub_req {
-            HubRequest::Tick => Some(self.tick_config(&store).await),
+            HubRequest::Tick | HubRequest::Report { .. } => Some(self.tick_config(&store).await),
             _ => None,
         };
         let out = serve(
@@ -89,6 +93,8 @@ impl DurableObject for StateHub {
             hub_req,
             &Hub {
                 now_ms: now,
+                roll: js_sys::Math::random(),
+                memory: &self.memory,
                 config: tick_config.as_ref().unwrap_or(&self.vars_config),
             },
         )

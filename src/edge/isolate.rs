@@ -117,8 +117,12 @@ fn new_state(env: &Env, now: u64) -> IsolateState {
         id: crate::core::identity::new_id(&random_bytes()),
         vars: read_vars(env),
         seed: u64::from_le_bytes(s),
-        tag_secret: TagSecret::new(random_bytes()),
+        // The deployment's tag secret, so a user's tag is the same in every isolate (the state
+        // hub's fleet breaker counts distinct users across them; core::keytag).
+        tag_secret: secret(env, "ADMIN_TOKEN")
+            .map_or_else(|| TagSecret::new(random_bytes()), |t| TagSecret::derive(&t)),
         setup: super::guard::setup_facts(env),
+        fleet_reports: matches!(Store::open(env), Some(Store::Hub(_))),
         now_ms: now,
     })
 }
@@ -271,6 +275,25 @@ pub fn background(env: &Env, ctx: &Context, defer_from_ms: Option<u64>) {
                 write_all(&store, vec![w]).await;
             }
         });
+    }
+    // The LightRAG calls recorded since the last report, to the state hub's fleet breaker
+    // (`core::breaker::fleet`); calls recorded while one is on its way go in the next, sent as
+    // soon as it is answered, so none waits for another request.
+    if let Some(report) = with(IsolateState::fleet_report).flatten() {
+        if let Some(hub) = Store::open(env) {
+            ctx.wait_until(async move {
+                let mut next = Some(report);
+                while let Some(report) = next {
+                    let upstream = report.upstream;
+                    let record = hub.report(report).await.unwrap_or_else(|e| {
+                        console_error!("{e}");
+                        None
+                    });
+                    with(|i| i.fleet_reported(upstream, record.as_deref(), now_ms()));
+                    next = with(IsolateState::fleet_report).flatten();
+                }
+            });
+        }
     }
     if due.is_empty() {
         return;

@@ -14,6 +14,7 @@ use super::kv::{self, Kv};
 use crate::core::backend::{choose, BackendChoice, BackendFacts, StateBackend, HUB_BINDING};
 use crate::core::config::STATE_BACKEND;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport};
+use crate::core::fleet::FleetReport;
 use crate::core::hub::HubRequest;
 use crate::core::store::{ListPage, StateStore, StoreError};
 use std::cell::RefCell;
@@ -63,6 +64,23 @@ impl Store {
             }
         }
         Kv::open(env).map(Store::Kv)
+    }
+
+    /// Sends calls to the fleet's breaker (`core::breaker::fleet`) and returns the stored
+    /// breaker record after them. Only the hub has a fleet breaker: on KV nothing is sent.
+    pub async fn report(&self, report: FleetReport) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Hub(h) => {
+                kv::count(|o| o.hub_requests += 1);
+                let upstream = report.upstream;
+                let req = HubRequest::Report {
+                    upstream,
+                    calls: report.calls,
+                };
+                h.request(&req).await.into_record(upstream)
+            }
+            Store::Kv(_) | Store::Local(_) => Ok(None),
+        }
     }
 
     /// One controller tick: on KV this invocation runs it (`core::controller`); on the hub the

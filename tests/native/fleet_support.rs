@@ -48,6 +48,7 @@ pub fn isolate(id: &str, vars: Map<String, Value>, now: u64) -> IsolateState {
             client_token: true,
             rate_limiter: true,
         },
+        fleet_reports: false,
         now_ms: now,
     })
 }

@@ -24,6 +24,7 @@ mod decide_props;
 mod exchange;
 mod fallback;
 mod fleet;
+mod fleet_breaker;
 mod fleet_support;
 mod guard;
 mod hub_wire;

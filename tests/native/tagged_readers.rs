@@ -3,8 +3,10 @@
 //! Each is checked against a mirror type carrying the derive it replaced, over captured
 //! documents and damaged ones: the same value or the same error text, and the same JSON back.
 
+use cmo_edge_router::core::breaker::FleetCall;
 use cmo_edge_router::core::cohort::Percent;
 use cmo_edge_router::core::hub::HubRequest;
+use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::rollout::emergency::Breach;
 use cmo_edge_router::core::rollout::event::{RollbackReason, Trigger};
 use cmo_edge_router::core::rollout::pct;
@@ -84,6 +86,10 @@ mod derived {
             limit: u32,
         },
         Tick,
+        Report {
+            upstream: Upstream,
+            calls: Vec<FleetCall>,
+        },
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -260,6 +266,11 @@ fn hub_request_reads_as_the_derive_did() {
         json!({"op": "list", "prefix": "metrics/", "cursor": null, "limit": 1000}),
         json!({"op": "list", "prefix": "", "cursor": "c2", "limit": 1}),
         json!({"op": "tick"}),
+        json!({"op": "report", "upstream": "lightrag", "calls": [
+            {"at_ms": 1700000000000u64, "kind": "success", "tag": 17},
+            {"at_ms": 1700000000500u64, "kind": {"http_server_error": 503}, "tag": 4}
+        ]}),
+        json!({"op": "report", "upstream": "perplexity", "calls": []}),
     ]);
     same::<HubRequest, derived::HubRequest>(&json!({"op": "delete"}), false);
 }

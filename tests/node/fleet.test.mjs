@@ -10,13 +10,14 @@
 // With ROUTER_STATE_BACKEND=durable_object (`make test-worker-hub`) the same tests run on the
 // state hub: the two routers are two router Workers (separate isolates) in one workerd, bound
 // to one StateHub object owned by a third Worker (issue 14 item 4; why not two processes:
-// tests/node/harness.mjs startRouters).
+// tests/node/harness.mjs startRouters). On the hub, failures spread over two routers, too few in
+// either to trip it, trip the fleet's breaker in the hub (core::breaker::fleet), which both adopt.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startPair, startWorker } from "./harness.mjs";
+import { HUB, startPair, startWorker } from "./harness.mjs";
 import { startUpstreams } from "../mock/upstreams.mjs";
 import { ADMIN, auth, chatBody, post, waitFor } from "./common.mjs";
 
@@ -217,5 +218,49 @@ test("an idle router's next request reads the shared state before it is routed",
     await b.close();
     await up.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("on the state hub, failures spread over two routers trip both, though neither saw enough to trip alone", { skip: !HUB && "the fleet's breaker is the state hub's (KV has none)" }, async () => {
+  const up = await startUpstreams({ lightragKey: "lr-key", perplexityKey: "px-key" });
+  const vars = {
+    STATE_REFRESH_SECONDS: "1",
+    LIGHTRAG_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "3",
+    LIGHTRAG_CIRCUIT_BREAKER_MIN_DISTINCT_KEYS: "3",
+    LIGHTRAG_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: "600",
+    LIGHTRAG_CIRCUIT_BREAKER_JITTER: "0",
+  };
+  const [a, b] = await startPair({ bindings: bindingsFor(up, vars) });
+  const ask = async (w, user) => {
+    const r = await post(w, "/v1/chat/completions", chatBody(Q, { user }));
+    const body = await r.text();
+    assert.equal(r.status, 200, body);
+    return r;
+  };
+  const breaker = async (w) => (await status(w)).service_performance.circuit_breakers.lightrag;
+  try {
+    assert.equal((await ask(a, "warm-a")).headers.get("x-route-upstream"), "lightrag");
+    assert.equal((await ask(b, "warm-b")).headers.get("x-route-upstream"), "lightrag");
+    up.setBehaviour("lightrag", { status: 500 });
+    // Three users, three failures: two through A, one through B. A's own breaker has seen two
+    // consecutive failures (its threshold is three), B's one.
+    for (const [w, user] of [[a, "fleet-1"], [b, "fleet-2"], [a, "fleet-3"]]) {
+      const r = await ask(w, user);
+      assert.equal(r.headers.get("x-route-fallback"), "lightrag->perplexity");
+    }
+    // The hub saw all three: its fleet breaker trips and A adopts the record from the hub's
+    // answer to its report, with no request of its own.
+    const t0 = Date.now();
+    await waitFor("A to adopt the fleet's trip", async () => (await breaker(a)).state === "open", { timeoutMs: 30_000, intervalMs: 100 });
+    const adoptMs = Date.now() - t0;
+    assert.equal((await breaker(a)).consecutive_failures, 2, "A itself saw two failures");
+    // B adopts it at its next refresh: its requests go to Perplexity without calling LightRAG.
+    await waitFor("B to adopt the fleet's trip", async () => (await ask(b, "after")).headers.get("x-route-reason") === "circuit_open", { timeoutMs: 30_000, intervalMs: 100 });
+    assert.equal((await breaker(b)).state, "open");
+    console.log(`# fleet trip: A adopted the hub's open record ${adoptMs} ms after its last failure`);
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
   }
 });

@@ -39,6 +39,35 @@ test("bad hub requests get a 400 (or 405) naming the problem, and the object kee
   });
 });
 
+test("reports trip the fleet's breaker inside the object: three users' failures, not one user's", async () => {
+  await withHub(async ({ raw, hub }) => {
+    const report = async (calls) => {
+      const r = await raw({ method: "POST", body: JSON.stringify({ op: "report", upstream: "lightrag", calls }) });
+      assert.equal(r.status, 200);
+      return (await r.json()).reported;
+    };
+    const fail = (at_ms, tag) => ({ at_ms, kind: { http_server_error: 503 }, tag });
+    const now = Date.now();
+    // One user failing ten times (as many isolates' reports): the per-key cap and the
+    // distinct-keys guard hold across the fleet. Nothing is stored.
+    for (let i = 0; i < 10; i++) assert.equal((await report([fail(now + i, 42)])).record, null);
+    assert.equal(await hub.get("breaker/lightrag"), null);
+    // A success, then failures from three users (the default: three in a row from three
+    // distinct users): the third trips it; every answer after that carries the open record.
+    assert.equal((await report([{ at_ms: now + 20, kind: "success", tag: 1 }])).record, null);
+    assert.equal((await report([fail(now + 30, 100)])).record, null);
+    assert.equal((await report([fail(now + 31, 101)])).record, null);
+    const last = await report([fail(now + 32, 102)]);
+    assert.deepEqual(await report([fail(now + 33, 103)]), last);
+    const rec = JSON.parse(last.record);
+    assert.equal(rec.state, "open");
+    assert.equal(JSON.parse(await hub.get("breaker/lightrag")).generation, rec.generation);
+    // A report that is not one: 400.
+    const bad = await raw({ method: "POST", body: JSON.stringify({ op: "report", upstream: "nope", calls: [] }) });
+    assert.equal(bad.status, 400);
+  });
+});
+
 test("the hub's storage: values expire, lists page with a cursor and leave out expired keys", async () => {
   await withHub(async ({ hub }) => {
     for (const i of [1, 2, 3, 4, 5]) await hub.put(`metrics/iso-${i}`, `flush ${i}`);

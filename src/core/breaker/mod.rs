@@ -29,12 +29,15 @@
 //! The parts: [`settings`] (the validated policy and its bounds), [`window`] (the closed
 //! state's count window), [`state`] (the state enum, each variant with its own data) and
 //! [`replica`] (what is shared with other isolates through KV: [`Breaker::snapshot`] is written
-//! on transitions, [`Breaker::merge_remote`] adopts a newer one).
+//! on transitions, [`Breaker::merge_remote`] adopts a newer one) and [`fleet`] (the state hub's
+//! breaker over every isolate's calls, which trips the shared record when the fleet's calls
+//! meet the policy before any one isolate's do).
 //!
 //! In half-open, every recorded outcome is treated as a probe's result (the caller does not
 //! have to thread the admission through); results arriving while open are counted in the
 //! totals but cannot change the state, since they describe calls started before the trip.
 
+pub mod fleet;
 pub mod replay;
 pub mod replica;
 pub mod scenario;
@@ -42,6 +45,7 @@ pub mod settings;
 pub mod state;
 mod window;
 
+pub use fleet::{FleetCall, FleetWatch};
 pub use replica::{AdminCommand, BreakerSnapshot};
 pub use settings::{BreakerPolicy, BreakerSettings, MAX_WINDOW_SIZE};
 pub use state::{BreakerState, State};

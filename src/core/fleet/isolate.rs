@@ -14,7 +14,8 @@ use crate::core::answer::cache::CacheCounts;
 use crate::core::answer::shadow::{ShadowAsk, ShadowGate, ShadowSettings, ShadowSkip};
 use crate::core::answer::watch::{NoContextWatch, WatchSettings};
 use crate::core::breaker::{
-    Admission, Breaker, BreakerAction, BreakerSnapshot, BreakerState, BreakerStatus, Transition,
+    Admission, Breaker, BreakerAction, BreakerSnapshot, BreakerState, BreakerStatus, FleetCall,
+    Transition,
 };
 use crate::core::config::{self, Config, Loaded, Problem};
 use crate::core::controller::{ControllerDoc, RoutingDoc, SplitTag, TickReport, TickSkipped};
@@ -50,7 +51,25 @@ pub struct IsolateInit {
     pub tag_secret: TagSecret,
     /// Which secrets and bindings this deployment has (fixed for the isolate's life).
     pub setup: SetupFacts,
+    /// Whether to report LightRAG calls to the fleet's breaker ([`IsolateState::fleet_report`]):
+    /// on the state hub, which has one (`core::breaker::fleet`); KV has none.
+    pub fleet_reports: bool,
     pub now_ms: u64,
+}
+
+/// Calls to report to the fleet's breaker (`core::breaker::fleet`), in the order recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetReport {
+    pub upstream: Upstream,
+    pub calls: Vec<FleetCall>,
+}
+
+/// The calls recorded since the last report, and whether one is on its way.
+#[derive(Debug, Clone, Default)]
+struct FleetOutbox {
+    enabled: bool,
+    calls: Vec<FleetCall>,
+    in_flight: bool,
 }
 
 /// One KV write the isolate wants made.
@@ -155,6 +174,7 @@ pub struct IsolateState {
     cache: BTreeMap<Upstream, CacheCounts>,
     /// Counts recorded since the last flush ([`IsolateState::flush_at`] flushes only then).
     unflushed: bool,
+    fleet: FleetOutbox,
 }
 
 /// The no-context watch's settings from the config: its own two variables and the breaker's
@@ -201,6 +221,10 @@ impl IsolateState {
             shadow_window: Window::default(),
             cache: BTreeMap::new(),
             unflushed: false,
+            fleet: FleetOutbox {
+                enabled: init.fleet_reports,
+                ..FleetOutbox::default()
+            },
         }
     }
 
@@ -362,14 +386,68 @@ impl IsolateState {
 
     /// Records one upstream call in its breaker; a transition is offered to the KV throttle
     /// and returned (for the caller's log).
+    /// A LightRAG call made while its breaker was closed is also kept for the fleet's breaker
+    /// ([`IsolateState::fleet_report`]).
     pub fn record_call(&mut self, call: &CallRecord, now_ms: u64) -> Option<Transition> {
         let roll = self.rng.roll();
-        let t = self
-            .breakers
-            .get_mut(&call.upstream)
-            .and_then(|b| b.record(&call.outcome, call.key, now_ms, roll))?;
+        let b = self.breakers.get_mut(&call.upstream)?;
+        if self.fleet.enabled
+            && call.upstream == Upstream::Lightrag
+            && b.state(now_ms) == BreakerState::Closed
+        {
+            let cap = self.loaded.config.breaker.settings().window_size as usize;
+            if self.fleet.calls.len() >= cap {
+                self.fleet.calls.remove(0);
+            }
+            self.fleet.calls.push(FleetCall {
+                at_ms: now_ms,
+                kind: call.outcome.kind,
+                tag: call.key.value(),
+            });
+        }
+        let t = b.record(&call.outcome, call.key, now_ms, roll)?;
         self.note_transition(call.upstream);
         Some(t)
+    }
+
+    /// The LightRAG calls recorded since the last report, to send to the fleet's breaker now
+    /// (`core::breaker::fleet` says why every call goes, successes too), unless a report is
+    /// still on its way; marked in flight until [`IsolateState::fleet_reported`]. At most the
+    /// breaker's window of calls is kept: older ones could not count anyway.
+    pub fn fleet_report(&mut self) -> Option<FleetReport> {
+        if self.fleet.in_flight || self.fleet.calls.is_empty() {
+            return None;
+        }
+        self.fleet.in_flight = true;
+        Some(FleetReport {
+            upstream: Upstream::Lightrag,
+            calls: std::mem::take(&mut self.fleet.calls),
+        })
+    }
+
+    /// The hub's answer to a report: the stored `breaker/<upstream>` record, adopted when newer
+    /// (the fleet's trip reaches the reporting isolate at once). A failed report is not resent:
+    /// its calls are lost to the fleet's breaker, never to this isolate's. Returns whether a
+    /// record was adopted.
+    pub fn fleet_reported(
+        &mut self,
+        upstream: Upstream,
+        record: Option<&str>,
+        now_ms: u64,
+    ) -> bool {
+        self.fleet.in_flight = false;
+        let key = breaker_key(upstream);
+        let Some(snap) = record.and_then(|t| parse_value::<BreakerSnapshot>(&key, t).ok()) else {
+            return false;
+        };
+        let adopted = self
+            .breakers
+            .get_mut(&upstream)
+            .is_some_and(|b| b.merge_remote(&snap, now_ms));
+        if adopted {
+            self.throttle.cancel(&key);
+        }
+        adopted
     }
 
     /// An operator's action on `u`'s breaker, applied here at once. The caller writes

@@ -39,8 +39,8 @@ pub mod rng;
 pub mod schedule;
 
 pub use isolate::{
-    AdminAction, Background, BeforeRouting, CallRecord, FleetView, IsolateInit, IsolateState,
-    KvWrite, TickNote,
+    AdminAction, Background, BeforeRouting, CallRecord, FleetReport, FleetView, IsolateInit,
+    IsolateState, KvWrite, TickNote,
 };
 pub use quota::{KeyQuota, QuotaStatus};
 pub use rng::Rng;

@@ -4,6 +4,7 @@
 //! into the isolate (breaker calls with the caller's key tag, released permits, the metric
 //! sample), then the background work (throttled writes, a metrics flush, a refresh when due).
 
+use super::hub::HubClient;
 use super::truth::Truth;
 use super::upstream::Upstreams;
 use crate::fleet_support::block_on;
@@ -14,6 +15,7 @@ use cmo_edge_router::core::exchange::{
 };
 use cmo_edge_router::core::fallback::Attempt;
 use cmo_edge_router::core::fleet::{Background, CallRecord, FlushLater, IsolateState, KvWrite};
+use cmo_edge_router::core::hub::HubRequest;
 use cmo_edge_router::core::keytag::KeyTag;
 use cmo_edge_router::core::model::{Reason, Upstream};
 use cmo_edge_router::core::store::{load_remote, StateStore};
@@ -54,6 +56,9 @@ pub struct Observed {
     pub deferred_flushes: u64,
     /// Retries of refused writes (the stored record did not carry the transition).
     pub write_retries: u64,
+    /// Reports to the fleet's breaker (the hub), and whether the first trip was the fleet's.
+    pub fleet_reports: u64,
+    pub fleet_trip: bool,
 }
 
 /// Isolates and their identity.
@@ -137,6 +142,8 @@ pub struct Ctx<'a> {
 pub struct After {
     pub flush: Option<FlushLater>,
     pub retry_at: Option<u64>,
+    /// When the response was sent.
+    pub done_ms: u64,
 }
 
 /// Serves one request from `user` arriving at `at_ms`; returns what it leaves for later.
@@ -266,6 +273,33 @@ pub fn serve<S: StateStore>(
     After {
         flush: iso.flush_later(t, now),
         retry_at,
+        done_ms: now,
+    }
+}
+
+/// What `edge::isolate::background` does after a response on the state hub: the LightRAG
+/// calls recorded since the last report go to the fleet's breaker (`core::breaker::fleet`),
+/// and the record the hub answers with is adopted (the fleet's trip reaches this isolate at
+/// once). The hub runs it on `hub`'s clock, the isolate adopts the answer at `now` (the report
+/// is under `wait_until`; the isolate's next request comes later than its round trip).
+pub fn report_fleet(hub: &HubClient<'_>, iso: &mut IsolateState, obs: &mut Observed, now: u64) {
+    let Some(r) = iso.fleet_report() else {
+        return;
+    };
+    obs.fleet_reports += 1;
+    let upstream = r.upstream;
+    let req = HubRequest::Report {
+        upstream,
+        calls: r.calls,
+    };
+    let record = hub.request(req).into_record(upstream).ok().flatten();
+    let adopted = iso.fleet_reported(upstream, record.as_deref(), now);
+    let open = iso
+        .breaker(upstream)
+        .is_some_and(|b| b.state(now) == BreakerState::Open);
+    if adopted && open && now >= obs.down.0 && obs.first_trip_ms.is_none() {
+        obs.first_trip_ms = Some(now);
+        obs.fleet_trip = true;
     }
 }
 

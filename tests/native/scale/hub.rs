@@ -10,7 +10,8 @@
 
 use crate::fleet_support::block_on;
 use cmo_edge_router::core::config::Config;
-use cmo_edge_router::core::hub::{serve, Hub, HubRequest, HubResponse, Stored};
+use cmo_edge_router::core::fleet::Rng;
+use cmo_edge_router::core::hub::{serve, Hub, HubMemory, HubRequest, HubResponse, Stored};
 use cmo_edge_router::core::store::{ListPage, StateStore, StoreError};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -48,6 +49,9 @@ pub struct SimHub {
     storage: RefCell<BTreeMap<String, Stored>>,
     counts: RefCell<HubCounts>,
     busy_until: Cell<f64>,
+    /// The object's memory (the fleet's breakers) and its rolls.
+    memory: HubMemory,
+    rng: RefCell<Rng>,
 }
 
 impl SimHub {
@@ -58,6 +62,8 @@ impl SimHub {
             storage: RefCell::default(),
             counts: RefCell::default(),
             busy_until: Cell::new(0.0),
+            memory: HubMemory::default(),
+            rng: RefCell::new(Rng::new(start_ms ^ 0x0b1e_c7ed)),
         }
     }
 
@@ -73,6 +79,8 @@ impl SimHub {
         };
         let hub = Hub {
             now_ms,
+            roll: self.rng.borrow_mut().roll(),
+            memory: &self.memory,
             config: &self.config,
         };
         let answer = block_on(serve(&HubStorage { hub: self, now_ms }, req, &hub));

@@ -98,6 +98,9 @@ pub struct Row {
     /// Flushes made after their request (`IsolateState::flush_later`).
     pub deferred_flushes: u64,
     pub write_retries: u64,
+    /// Reports to the fleet's breaker (hub), and whether the first trip was the fleet's.
+    pub fleet_reports: u64,
+    pub fleet_trip: bool,
     pub controller_doc_bytes: usize,
     /// Requests that waited for a refresh before routing: share, mean wait (ms).
     pub wait_share: f64,
@@ -243,6 +246,8 @@ pub fn row(o: &Outcome) -> Row {
         failed_requests: o.obs.failed_requests,
         deferred_flushes: o.obs.deferred_flushes,
         write_retries: o.obs.write_retries,
+        fleet_reports: o.obs.fleet_reports,
+        fleet_trip: o.obs.fleet_trip,
         controller_doc_bytes: o.controller_doc_bytes,
         wait_share: o.obs.waits as f64 / o.obs.requests.max(1) as f64,
         wait_mean_ms: o.obs.waited_ms as f64 / o.obs.waits.max(1) as f64,
@@ -323,7 +328,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Lines that explain a row beyond the table.
 pub fn notes(r: &Row) -> String {
     let mut s = format!(
-        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; deferred flushes: {}; controller/state {} bytes; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}, retried: {}\n  rollout at the end: {}; (minute: transition): {:?}",
+        "{} × {}: waited for a refresh before routing: {:.1} % of requests, {:.0} ms on average; routed on state older than the refresh interval: {:.1} % (p99 age {:.0} s); requests failed for the user: {}; deferred flushes: {}; controller/state {} bytes; completed aggregation passes: {}; peak minute {:?}; worst invocation {} ops; writes KV refused (429): {:?}, retried: {}; reports to the fleet breaker: {} (first trip the fleet's: {})\n  rollout at the end: {}; (minute: transition): {:?}",
         r.backend,
         r.isolates,
         r.wait_share * 100.0,
@@ -338,6 +343,8 @@ pub fn notes(r: &Row) -> String {
         r.max_invocation_ops,
         r.rejected_keys,
         r.write_retries,
+        r.fleet_reports,
+        r.fleet_trip,
         r.final_phase,
         r.transitions,
     );

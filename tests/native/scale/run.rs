@@ -248,11 +248,14 @@ pub fn run(s: &Scenario) -> Outcome {
                 id: format!("iso-{i:04}"),
                 vars: vars.clone(),
                 seed: s.seed ^ (i as u64).wrapping_mul(0x9e37_79b9),
-                tag_secret: TagSecret::new((i as u128 ^ u128::from(s.seed)).to_le_bytes()),
+                // One secret for the fleet, as the Worker derives it from `ADMIN_TOKEN`
+                // (`TagSecret::derive`): a user has the same tag in every isolate.
+                tag_secret: TagSecret::derive(&format!("admin-token-{}", s.seed)),
                 setup: SetupFacts {
                     client_token: true,
                     rate_limiter: true,
                 },
+                fleet_reports: s.backend == BackendKind::Hub,
                 now_ms: a.at_ms,
             }),
             location: home[i],
@@ -270,6 +273,12 @@ pub fn run(s: &Scenario) -> Outcome {
         let later = with_store!(&backend, slot.location, a.at_ms, |store| {
             fleet::serve(store, &mut slot.state, a.user, a.at_ms, &mut ctx)
         });
+        if let Backend::Hub(h) = &backend {
+            // The hub's clock as for the rest of the request's I/O (`with_store!` above: the
+            // object's billed time is accounted in arrival order).
+            let hub = h.client(a.at_ms);
+            fleet::report_fleet(&hub, &mut slot.state, &mut obs, later.done_ms);
+        }
         if let Some(f) = later.flush {
             deferred.push(Reverse((f.at_ms, i, Later::Flush(f))));
         }
