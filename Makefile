@@ -63,8 +63,9 @@ test-worker: $(BUILDS)
 
 # The state-touching suites again with the state hub as the backend (STATE_BACKEND=durable_object,
 # the StateHub Durable Object of the same bundle, in workerd; docs/architecture.md#state-backends).
-# Their routers-sharing-state tests run two or three router Workers bound to one object owned by
-# a third Worker (tests/node/harness.mjs startRouters says why). Left out, to keep this layer
+# Their routers-sharing-state tests run two or three routers, each its own workerd process, bound
+# to one object owned by a Worker in another process (Miniflare's dev registry; tests/node/
+# harness.mjs startRouters). Left out, to keep this layer
 # near a minute: suites that check one isolate's behaviour, where the backend changes
 # nothing they look at (body_limits, guard, exchange, no_context*, ofrep, preview_assets,
 # seed_query_cache, shadow, front_door, config_vars), and fallback_stream, whose one shared-state

@@ -49,3 +49,19 @@ fn tags_are_stable_per_secret_and_differ_across_secrets() {
     assert_eq!(format!("{a:?}"), "TagSecret(..)");
     assert!(!format!("{:?}", a.tag("user-42")).contains("user"));
 }
+
+#[test]
+fn a_derived_secret_is_the_same_in_every_isolate_and_names_nothing_of_its_source() {
+    // Two isolates of one deployment derive it from the same admin token: equal tags.
+    let a = TagSecret::derive("admin-token-of-the-deployment");
+    let b = TagSecret::derive("admin-token-of-the-deployment");
+    assert_eq!(a, b);
+    assert_eq!(a.tag("user-42"), b.tag("user-42"));
+    // Another token (a rotation, another deployment): other tags.
+    let c = TagSecret::derive("admin-token-rotated");
+    assert_ne!(a.tag("user-42"), c.tag("user-42"));
+    // Not the token's bytes themselves (a label is hashed with it).
+    let mut raw = [0u8; 16];
+    raw.copy_from_slice(&b"admin-token-of-the-deployment"[..16]);
+    assert_ne!(a, TagSecret::new(raw));
+}

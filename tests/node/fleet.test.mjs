@@ -8,9 +8,9 @@
 // - A router idle for longer than the refresh interval reads the shared state before routing
 //   its next request.
 // With ROUTER_STATE_BACKEND=durable_object (`make test-worker-hub`) the same tests run on the
-// state hub: the two routers are two router Workers (separate isolates) in one workerd, bound
-// to one StateHub object owned by a third Worker (issue 14 item 4; why not two processes:
-// tests/node/harness.mjs startRouters). On the hub, failures spread over two routers, too few in
+// state hub: the two routers are two workerd processes bound to one StateHub object owned by a
+// Worker in a third, joined by Miniflare's dev registry (issue 14 item 4; tests/node/harness.mjs
+// startRouters). On the hub, failures spread over two routers, too few in
 // either to trip it, trip the fleet's breaker in the hub (core::breaker::fleet), which both adopt.
 import { test } from "node:test";
 import assert from "node:assert/strict";

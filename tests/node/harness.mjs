@@ -2,7 +2,8 @@
 // runtime through Miniflare 4, with a real KV namespace, vars from wrangler.toml's [vars] and
 // per-test overrides. Upstreams are the mock servers in tests/mock (real HTTP on loopback).
 import { Miniflare } from "miniflare";
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -135,17 +136,16 @@ export async function startWorker({ bindings = {}, persist, kvNamespaces = ["ROU
 }
 
 /**
- * Routers sharing one state store, each in its own isolate, one per entry of `each` (its
- * bindings over [vars]). On KV: one Miniflare instance (one workerd process) per router on one
- * persisted KV directory (`persist`). On the hub (issue 14 item 4): one workerd running the
- * release bundle as one Worker per router (`router-0`, `router-1`, …: separate isolates with
- * separate state) plus a Worker `hub` that owns the one `StateHub` object all of them bind
- * (`scriptName`, wrangler's `script_name`). Why not one process per router there: a Durable
- * Object lives in exactly one place; workerd processes on one persisted directory would each
- * run their own copy of the object over the same SQLite file (several owners, not one shared
- * object), and binding another process's object needs Miniflare's dev registry, which only
- * `wrangler dev` wires up. Workers in one workerd reaching an object owned by another script is
- * how Cloudflare runs a binding with `script_name`.
+ * Routers sharing one state store, each in its own workerd process, one per entry of `each`
+ * (its bindings over [vars]). On KV: one Miniflare instance per router on one persisted KV
+ * directory (`persist`). On the hub (issue 14 item 4): one Miniflare instance per router
+ * (`router-0`, `router-1`, …) plus one for a Worker `hub` that owns the one `StateHub` object
+ * every router binds (`scriptName`, wrangler's `script_name`), joined by Miniflare's dev
+ * registry (`unsafeDevRegistryPath`, the directory through which `wrangler dev` processes find
+ * each other's Workers and objects): a router's hub requests cross from its workerd process
+ * to the owner's, as a binding with `script_name` reaches an object that lives elsewhere. Not
+ * one persisted directory per router: a Durable Object lives in exactly one place, and
+ * processes on one directory would each run their own copy over the same SQLite file.
  */
 export async function startRouters(each, { persist } = {}) {
   if (!HUB) {
@@ -153,27 +153,31 @@ export async function startRouters(each, { persist } = {}) {
     for (const bindings of each) out.push(await startWorker({ bindings, persist }));
     return out;
   }
-  const bundle = (bindings) => ({ ...bundleWorker(bindings), kvNamespaces: ["ROUTER_STATE"] });
-  const mf = new Miniflare({
-    workers: [
-      ...each.map((b, i) => ({ name: `router-${i}`, ...bundle(b), ...hubOptions("hub") })),
-      // The object's own config (its tick's) is the first router's.
-      { name: "hub", ...bundle(each[0]), ...hubOptions() },
-    ],
-    durableObjectsPersist: persist ?? false,
-  });
-  const url = await mf.ready;
+  const registry = mkdtempSync(path.join(tmpdir(), "dev-registry-"));
+  const bundle = (bindings) => ({ ...bundleWorker(bindings), kvNamespaces: ["ROUTER_STATE"], unsafeDevRegistryPath: registry });
+  // The object's own config (its tick's) is the first router's.
+  const owner = new Miniflare({ name: "hub", ...bundle(each[0]), ...hubOptions(), durableObjectsPersist: persist ?? false });
+  await owner.ready;
+  const routers = [];
+  for (const [i, b] of each.entries()) {
+    const mf = new Miniflare({ name: `router-${i}`, ...bundle(b), ...hubOptions("hub") });
+    routers.push({ mf, url: await mf.ready });
+  }
   const base = "http://router.test";
   let open = each.length;
-  return each.map((_, i) => ({
+  return routers.map(({ mf, url }) => ({
     mf,
     url,
-    fetch: async (p, init) => (await mf.getWorker(`router-${i}`)).fetch(new URL(p, base).toString(), init),
-    kv: async () => hubAsKv(() => mf.getDurableObjectNamespace("STATE_HUB", "hub")),
-    // The one workerd behind them stops when every router is closed.
+    fetch: (p, init) => mf.dispatchFetch(new URL(p, base).toString(), init),
+    kv: async () => hubAsKv(() => owner.getDurableObjectNamespace("STATE_HUB")),
+    // The hub's process stops when every router is closed.
     close: async () => {
+      await mf.dispose();
       open -= 1;
-      if (open === 0) await mf.dispose();
+      if (open === 0) {
+        await owner.dispose();
+        rmSync(registry, { recursive: true, force: true });
+      }
     },
   }));
 }
