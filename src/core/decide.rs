@@ -239,22 +239,27 @@ impl RouteRequestDoc {
 }
 
 fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Headers {
-        Map(std::collections::BTreeMap<String, String>),
-        Pairs(Vec<(String, String)>),
-    }
-    Ok(match Option::<Headers>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Headers::Map(m)) => m
+    // By hand, as serde's untagged derive reads (a map, else a list of pairs, else its one
+    // error), without its `Content` buffer (`json::deserialize_with` says why).
+    crate::core::json::deserialize_with(d, |v| {
+        let pairs: Vec<(String, String)> = match v {
+            serde_json::Value::Null => Vec::new(),
+            _ => match std::collections::BTreeMap::<String, String>::deserialize(v) {
+                Ok(m) => m.into_iter().collect(),
+                Err(_) => match Vec::<(String, String)>::deserialize(v) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        return Err(serde::de::Error::custom(
+                            "data did not match any variant of untagged enum Headers",
+                        ))
+                    }
+                },
+            },
+        };
+        Ok(pairs
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect(),
-        Some(Headers::Pairs(p)) => p
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect(),
+            .collect())
     })
 }
 
@@ -581,6 +586,56 @@ mod tests {
         assert_eq!(a, b);
         let c: RouteRequestDoc = serde_json::from_value(json!({"headers": null})).unwrap();
         assert!(c.headers.is_empty());
+    }
+
+    /// The hand-written reader against serde's untagged derive it replaced.
+    #[test]
+    fn headers_read_as_the_untagged_derive_did() {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Headers {
+            Map(std::collections::BTreeMap<String, String>),
+            Pairs(Vec<(String, String)>),
+        }
+        #[derive(Deserialize)]
+        struct Derived {
+            #[serde(default)]
+            headers: Option<Headers>,
+        }
+        for h in [
+            json!({"B": "1", "a": "2"}),
+            json!([["X-A", "1"], ["x-b", "2"], ["X-A", "3"]]),
+            json!(null),
+            json!({}),
+            json!([]),
+            json!({"a": 1}),
+            json!([["a"]]),
+            json!([["a", "b", "c"]]),
+            json!("x"),
+            json!(7),
+            json!(true),
+        ] {
+            let ours = crate::core::json::from_text::<RouteRequestDoc>(
+                &json!({ "headers": h }).to_string(),
+            );
+            let derived = Derived::deserialize(&json!({ "headers": h }));
+            match (ours, derived) {
+                (Ok(o), Ok(d)) => {
+                    let d: Vec<(String, String)> = match d.headers {
+                        None => Vec::new(),
+                        Some(Headers::Map(m)) => m.into_iter().collect(),
+                        Some(Headers::Pairs(p)) => p,
+                    };
+                    let d: Vec<(String, String)> = d
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                        .collect();
+                    assert_eq!(o.headers, d, "{h}");
+                }
+                (Err(o), Err(d)) => assert_eq!(o.to_string(), d.to_string(), "{h}"),
+                (o, d) => panic!("{h}: {:?} vs {:?}", o.is_ok(), d.is_ok()),
+            }
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub const HUB_MAX_OPS: u32 = 1_000_000;
 /// `{"op":"list","prefix":"metrics/","cursor":null,"limit":1000}`,
 /// `{"op":"tick"}`,
 /// `{"op":"report","upstream":"lightrag","calls":[{"at_ms":…,"kind":"success","tag":…},…]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HubRequest {
     Get {
@@ -72,6 +72,75 @@ pub enum HubRequest {
         upstream: Upstream,
         calls: Vec<FleetCall>,
     },
+}
+
+// Read by hand: the derive of an internally tagged enum buffers through serde's `Content`
+// (`core::json::deserialize_with` says why); the last such derive the Worker linked.
+impl<'de> Deserialize<'de> for HubRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::core::json;
+        json::deserialize_with(d, |v| {
+            #[derive(Deserialize)]
+            struct Get {
+                keys: Vec<String>,
+            }
+            #[derive(Deserialize)]
+            struct Put {
+                key: String,
+                value: String,
+                #[serde(default)]
+                ttl_seconds: Option<u64>,
+            }
+            #[derive(Deserialize)]
+            struct List {
+                prefix: String,
+                #[serde(default)]
+                cursor: Option<String>,
+                limit: u32,
+            }
+            #[derive(Deserialize)]
+            struct Report {
+                upstream: Upstream,
+                calls: Vec<FleetCall>,
+            }
+            let m = json::members(v, "internally tagged enum HubRequest")?;
+            Ok(match json::tag(m, "op")? {
+                "get" => HubRequest::Get {
+                    keys: Get::deserialize(v)?.keys,
+                },
+                "put" => {
+                    let p = Put::deserialize(v)?;
+                    HubRequest::Put {
+                        key: p.key,
+                        value: p.value,
+                        ttl_seconds: p.ttl_seconds,
+                    }
+                }
+                "list" => {
+                    let l = List::deserialize(v)?;
+                    HubRequest::List {
+                        prefix: l.prefix,
+                        cursor: l.cursor,
+                        limit: l.limit,
+                    }
+                }
+                "tick" => HubRequest::Tick,
+                "report" => {
+                    let r = Report::deserialize(v)?;
+                    HubRequest::Report {
+                        upstream: r.upstream,
+                        calls: r.calls,
+                    }
+                }
+                other => {
+                    return Err(json::unknown_variant(
+                        other,
+                        &["get", "put", "list", "tick", "report"],
+                    ))
+                }
+            })
+        })
+    }
 }
 
 /// One key's value as the hub read it: `{"value": "…"}`, `{"value": null}` (absent), or

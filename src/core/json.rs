@@ -10,7 +10,8 @@
 //! The parse is the same (same numbers, same strings, trailing text refused); a syntax error
 //! still names its line and column, a type error (a missing field, a wrong type) now does not.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Parses `text` as JSON and reads a `T` from it.
@@ -29,6 +30,76 @@ pub fn object(members: impl IntoIterator<Item = (String, Value)>) -> Map<String,
         m.insert(k, v);
     }
     m
+}
+
+/// The generic shell of a hand-written `Deserialize` for an internally tagged enum or a struct
+/// with a flattened part: buffers the input as a [`Value`] and hands it to `read`, which is
+/// not generic. Why: serde derives those through its `Content` buffer, a third deserializer
+/// per type on top of the `&Value` one (~38 KB of wasm for the rollout types; README
+/// "Benchmarks"); with every document read through `&Value` (`from_text`) the buffer is the
+/// `Value` itself. The JSON accepted and the error texts are serde's.
+pub fn deserialize_with<'de, D, T>(
+    d: D,
+    read: fn(&Value) -> Result<T, serde_json::Error>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let v = Value::deserialize(d)?;
+    read(&v).map_err(D::Error::custom)
+}
+
+/// The members of an object, or serde's error for anything else (`expected` names the type,
+/// e.g. "internally tagged enum Trigger").
+pub fn members<'a>(
+    v: &'a Value,
+    expected: &'static str,
+) -> Result<&'a Map<String, Value>, serde_json::Error> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(serde_json::Error::invalid_type(
+            unexpected(other),
+            &expected,
+        )),
+    }
+}
+
+/// The tag member `name` of an internally tagged enum (serde's errors: a missing tag, a tag
+/// that is not a string).
+pub fn tag<'a>(
+    m: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<&'a str, serde_json::Error> {
+    match m.get(name) {
+        None => Err(serde_json::Error::missing_field(name)),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(serde_json::Error::invalid_type(
+            unexpected(other),
+            &"variant identifier",
+        )),
+    }
+}
+
+/// serde's error for an unknown tag value.
+pub fn unknown_variant(tag: &str, variants: &'static [&'static str]) -> serde_json::Error {
+    serde_json::Error::unknown_variant(tag, variants)
+}
+
+/// A value as serde's `Unexpected` (what serde_json's own errors print).
+fn unexpected(v: &Value) -> Unexpected<'_> {
+    match v {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (None, Some(i), _) => Unexpected::Signed(i),
+            (None, None, Some(f)) => Unexpected::Float(f),
+            _ => Unexpected::Other("number"),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
 }
 
 #[cfg(test)]

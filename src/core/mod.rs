@@ -54,6 +54,7 @@ pub mod hub;
 pub mod identity;
 pub mod json;
 pub mod keytag;
+pub mod order;
 pub mod overrides;
 pub mod redact;
 pub mod report;

@@ -52,7 +52,7 @@ use crate::core::classify::{self, QueryType};
 use crate::core::model::Upstream;
 use crate::core::text;
 use regex_lite::{Regex, RegexBuilder};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::OnceCell;
 use std::fmt;
 
@@ -86,12 +86,30 @@ impl Action {
     }
 }
 
-/// One or several query types.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One or several query types: `"lookup"` or `["lookup", "temporal"]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(QueryType),
     Many(Vec<QueryType>),
+}
+
+// By hand, as serde's untagged derive reads (each form in turn, then its one error), without
+// its `Content` buffer (`json::deserialize_with` says why).
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::core::json::deserialize_with(d, |v| {
+            if let Ok(t) = QueryType::deserialize(v) {
+                return Ok(OneOrMany::One(t));
+            }
+            if let Ok(ts) = Vec::<QueryType>::deserialize(v) {
+                return Ok(OneOrMany::Many(ts));
+            }
+            Err(serde::de::Error::custom(
+                "data did not match any variant of untagged enum OneOrMany",
+            ))
+        })
+    }
 }
 
 impl OneOrMany {
@@ -576,6 +594,41 @@ mod tests {
 
     fn q<'a>(text: &'a str, headers: &'a [(String, String)]) -> Query<'a> {
         Query::new(text, None, Some("u1"), headers)
+    }
+
+    /// The hand-written `OneOrMany` reader against serde's untagged derive it replaced.
+    #[test]
+    fn one_or_many_reads_as_the_untagged_derive_did() {
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(QueryType),
+            Many(Vec<QueryType>),
+        }
+        for v in [
+            json!("lookup"),
+            json!(["lookup", "temporal"]),
+            json!([]),
+            json!("nope"),
+            json!(["lookup", "nope"]),
+            json!(3),
+            json!(null),
+            json!({"lookup": null}),
+            json!({}),
+        ] {
+            match (
+                super::OneOrMany::deserialize(&v),
+                OneOrMany::deserialize(&v),
+            ) {
+                (Ok(a), Ok(b)) => assert_eq!(
+                    serde_json::to_value(&a).unwrap(),
+                    serde_json::to_value(&b).unwrap(),
+                    "{v}"
+                ),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{v}"),
+                (a, b) => panic!("{v}: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
     }
 
     #[test]

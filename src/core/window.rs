@@ -448,7 +448,7 @@ impl From<Window> for WindowWire {
     fn from(w: Window) -> Self {
         let len = w.slots.len();
         let mut slots: Vec<Slot> = w.slots.into_iter().flatten().collect();
-        slots.sort_by_key(|s| s.index);
+        crate::core::order::sort_by(&mut slots, |a, b| a.index.cmp(&b.index));
         WindowWire {
             bucket_ms: w.bucket_ms,
             len,

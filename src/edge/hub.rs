@@ -17,7 +17,7 @@ use crate::core::config;
 use crate::core::hub::{serve, Hub, HubMemory, HubRequest, HubResponse};
 use crate::core::store::{self, OverridesDoc, StateStore, CONFIG_KEY};
 use wasm_bindgen::JsValue;
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, State};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 /// Largest request body the hub accepts (a metrics flush is a few KB; a refresh names 6 keys).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -159,11 +159,13 @@ impl HubClient {
 
     async fn try_request(&self, req: &HubRequest) -> Result<HubResponse, String> {
         let body = serde_json::to_string(req).map_err(|e| e.to_string())?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&body)));
-        let r = Request::new_with_init("https://state-hub.internal/", &init)
-            .map_err(|e| e.to_string())?;
+        // web_sys's RequestInit: `worker::RequestInit` links its `cf` serialisation (~13 KB).
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(&body));
+        let r = web_sys::Request::new_with_str_and_init("https://state-hub.internal/", &init)
+            .map(Request::from)
+            .map_err(|e| worker::Error::from(e).to_string())?;
         let mut resp = self
             .stub
             .fetch_with_request(r)

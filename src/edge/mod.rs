@@ -236,9 +236,12 @@ async fn preview(req: Request, env: &Env) -> Result<Response> {
     } else {
         rest
     };
-    assets
-        .fetch(format!("https://assets.invalid{rest}"), None)
-        .await
+    // A plain GET built by web_sys: `Fetcher::fetch(url, init)` links `worker::RequestInit`'s
+    // conversion with its `cf` serialisation (~13 KB of wasm).
+    let get = web_sys::Request::new_with_str(&format!("https://assets.invalid{rest}"))
+        .map(Request::from)
+        .map_err(worker::Error::from)?;
+    assets.fetch_request(get).await
 }
 
 /// `GET /healthz`: the build version and whether the state store answered a real read (the

@@ -37,6 +37,7 @@ mod report;
 mod scale;
 mod spec;
 mod store;
+mod tagged_readers;
 mod window;
 mod wire_front_door;
 mod wire_streams;

@@ -42,7 +42,9 @@ impl Projection {
                 issued_at: c.issued_at,
             })
             .collect();
-        pending.sort_by(|a, b| (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id)));
+        crate::core::order::sort_by(&mut pending, |a, b| {
+            (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id))
+        });
         let mut rollout = stored.clone();
         rollout.apply_commands(commands, now_ms);
         Projection { rollout, pending }

@@ -28,13 +28,15 @@
 //! The isolate that takes the admin call may also apply the command to its own cached copy at
 //! once (so its routing changes immediately); the controller's copy is the one that is stored.
 
+use crate::core::json;
 use crate::core::rollout::error::StateError;
 use crate::core::rollout::event::EventKind;
 use crate::core::rollout::ids::{CommandId, RolloutId};
 use crate::core::rollout::machine::Rollout;
 use crate::core::rollout::operation::{OpKind, Operation};
 use crate::core::rollout::plan::Plan;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 /// KV prefix of command keys.
 pub const COMMAND_PREFIX: &str = "rollout/commands/";
@@ -127,7 +129,7 @@ impl Command {
 }
 
 /// What became of a command (serde: `{"status": "applied", "event": "paused"}`, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CommandOutcome {
     /// Applied; the transition it caused is in the history.
@@ -142,8 +144,57 @@ pub enum CommandOutcome {
     Rejected { message: String },
 }
 
+impl CommandOutcome {
+    /// The outcome from its object (the tag `status`); also the flattened part of a
+    /// [`CommandResult`]. By hand, not derived: `json::deserialize_with` says why.
+    fn from_value(v: &Value) -> Result<Self, serde_json::Error> {
+        let m = json::members(v, "internally tagged enum CommandOutcome")?;
+        match json::tag(m, "status")? {
+            "applied" => {
+                #[derive(Deserialize)]
+                struct Applied {
+                    event: EventKind,
+                }
+                Ok(CommandOutcome::Applied {
+                    event: Applied::deserialize(v)?.event,
+                })
+            }
+            "duplicate" => Ok(CommandOutcome::Duplicate),
+            "superseded" => {
+                #[derive(Deserialize)]
+                struct Superseded {
+                    by_issued_at: u64,
+                }
+                Ok(CommandOutcome::Superseded {
+                    by_issued_at: Superseded::deserialize(v)?.by_issued_at,
+                })
+            }
+            "expired" => Ok(CommandOutcome::Expired),
+            "rejected" => {
+                #[derive(Deserialize)]
+                struct Rejected {
+                    message: String,
+                }
+                Ok(CommandOutcome::Rejected {
+                    message: Rejected::deserialize(v)?.message,
+                })
+            }
+            other => Err(json::unknown_variant(
+                other,
+                &["applied", "duplicate", "superseded", "expired", "rejected"],
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandOutcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_with(d, CommandOutcome::from_value)
+    }
+}
+
 /// A command's id, operation and outcome, for the status page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommandResult {
     pub id: CommandId,
     pub op: OpKind,
@@ -152,6 +203,30 @@ pub struct CommandResult {
     pub handled_at: u64,
     #[serde(flatten)]
     pub outcome: CommandOutcome,
+}
+
+// By hand: a derive with `flatten` buffers through serde's `Content` (`json::deserialize_with`).
+impl<'de> Deserialize<'de> for CommandResult {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_with(d, |v| {
+            #[derive(Deserialize)]
+            struct Head {
+                id: CommandId,
+                op: OpKind,
+                issued_at: u64,
+                handled_at: u64,
+            }
+            json::members(v, "struct CommandResult")?;
+            let h = Head::deserialize(v)?;
+            Ok(CommandResult {
+                id: h.id,
+                op: h.op,
+                issued_at: h.issued_at,
+                handled_at: h.handled_at,
+                outcome: CommandOutcome::from_value(v)?,
+            })
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +274,7 @@ impl CommandLog {
             keep
         });
         if self.handled.len() > HANDLED_LIMIT {
-            self.handled.sort_by_key(|h| h.issued_at);
+            crate::core::order::sort_by(&mut self.handled, |a, b| a.issued_at.cmp(&b.issued_at));
             let excess = self.handled.len() - HANDLED_LIMIT;
             for h in self.handled.drain(..excess) {
                 floor = floor.max(h.issued_at);
@@ -226,7 +301,9 @@ impl Rollout {
     /// result per command (duplicates included, so the caller can log what it skipped).
     pub fn apply_commands(&mut self, commands: &[Command], now_ms: u64) -> Vec<CommandResult> {
         let mut sorted: Vec<&Command> = commands.iter().collect();
-        sorted.sort_by(|a, b| (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id)));
+        crate::core::order::sort_by(&mut sorted, |a, b| {
+            (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id))
+        });
         self.commands.prune(now_ms);
         sorted
             .into_iter()

@@ -7,12 +7,13 @@
 //! (`reason`, one line) and the gate numbers behind it.
 
 use crate::core::cohort::Percent;
+use crate::core::json;
 use crate::core::rollout::emergency::Breach;
 use crate::core::rollout::gates::GateResult;
 use crate::core::rollout::ids::{CommandId, RolloutId};
 use crate::core::rollout::pct;
 use crate::core::rollout::phase::PhaseName;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Transitions kept in the state document (older ones are dropped and counted).
 pub const HISTORY_LIMIT: usize = 20;
@@ -46,7 +47,7 @@ impl EventKind {
 
 /// Who caused a transition (serde: `{"by": "controller"}` or `{"by": "operator",
 /// "command_id": "…"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Trigger {
     /// The controller's tick, on evidence.
@@ -62,7 +63,7 @@ pub enum Trigger {
 ///
 /// Serde shape: `{"kind": "operator", "note": "…"}`, `{"kind": "failure_limit", "streak": 3,
 /// "limit": 3}`, `{"kind": "emergency", "breach": {…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RollbackReason {
     /// An operator's rollback.
@@ -74,6 +75,76 @@ pub enum RollbackReason {
     FailureLimit { streak: u32, limit: u32 },
     /// A severe breach, rolled back at once.
     Emergency { breach: Breach },
+}
+
+// Read by hand (`json::deserialize_with`): serde's derive for an internally tagged enum goes
+// through its `Content` buffer, a whole extra deserializer in the wasm.
+impl<'de> Deserialize<'de> for Trigger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_with(d, |v| {
+            let m = json::members(v, "internally tagged enum Trigger")?;
+            match json::tag(m, "by")? {
+                "controller" => Ok(Trigger::Controller),
+                "operator" => {
+                    #[derive(Deserialize)]
+                    struct Operator {
+                        #[serde(default)]
+                        command_id: Option<CommandId>,
+                    }
+                    let o = Operator::deserialize(v)?;
+                    Ok(Trigger::Operator {
+                        command_id: o.command_id,
+                    })
+                }
+                other => Err(json::unknown_variant(other, &["controller", "operator"])),
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RollbackReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_with(d, |v| {
+            let m = json::members(v, "internally tagged enum RollbackReason")?;
+            match json::tag(m, "kind")? {
+                "operator" => {
+                    #[derive(Deserialize)]
+                    struct Operator {
+                        #[serde(default)]
+                        note: Option<String>,
+                    }
+                    Ok(RollbackReason::Operator {
+                        note: Operator::deserialize(v)?.note,
+                    })
+                }
+                "failure_limit" => {
+                    #[derive(Deserialize)]
+                    struct FailureLimit {
+                        streak: u32,
+                        limit: u32,
+                    }
+                    let f = FailureLimit::deserialize(v)?;
+                    Ok(RollbackReason::FailureLimit {
+                        streak: f.streak,
+                        limit: f.limit,
+                    })
+                }
+                "emergency" => {
+                    #[derive(Deserialize)]
+                    struct Emergency {
+                        breach: Breach,
+                    }
+                    Ok(RollbackReason::Emergency {
+                        breach: Emergency::deserialize(v)?.breach,
+                    })
+                }
+                other => Err(json::unknown_variant(
+                    other,
+                    &["operator", "failure_limit", "emergency"],
+                )),
+            }
+        })
+    }
 }
 
 /// One transition: a history entry and a webhook payload.

@@ -8,10 +8,11 @@
 //! the comparisons it never made (quality drop and p95 latency ratio against the control arm).
 
 use crate::core::cohort::Percent;
+use crate::core::json;
 use crate::core::rollout::decimal::tidy;
 use crate::core::rollout::error::PlanError;
 use crate::core::rollout::pct;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Longest stage an operator may ask for: 30 days. Anything longer is a typo (minutes vs
 /// seconds) or a rollout that should be a config change.
@@ -151,7 +152,7 @@ impl StageGates {
 ///
 /// Serde shape: `{"target_percentage": 25.0, "min_duration_ms": 3600000, "auto_advance": true,
 /// "min_requests": 100, …}` (the gates flattened in).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stage {
     /// Share of users routed to LightRAG in this stage, in (0, 100] (hundredths).
     #[serde(with = "pct")]
@@ -162,6 +163,29 @@ pub struct Stage {
     pub auto_advance: bool,
     #[serde(flatten)]
     pub gates: StageGates,
+}
+
+// By hand: a derive with `flatten` buffers through serde's `Content` (`json::deserialize_with`).
+impl<'de> Deserialize<'de> for Stage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_with(d, |v| {
+            #[derive(Deserialize)]
+            struct Head {
+                #[serde(with = "pct")]
+                target_percentage: Percent,
+                min_duration_ms: u64,
+                auto_advance: bool,
+            }
+            json::members(v, "struct Stage")?;
+            let h = Head::deserialize(v)?;
+            Ok(Stage {
+                target_percentage: h.target_percentage,
+                min_duration_ms: h.min_duration_ms,
+                auto_advance: h.auto_advance,
+                gates: StageGates::deserialize(v)?,
+            })
+        })
+    }
 }
 
 impl Stage {
