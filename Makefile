@@ -146,7 +146,7 @@ fuzz:
 # latency; release build): 1,000 A/A days at a 25 % and a 5 % split, looked at every minute,
 # sequential vs naive fixed-horizon, plus the power check. `cargo test` runs a faster version.
 # The fleet at scale (issue 14): 1, 10, 100 and 1,000 isolates for a simulated day on simulated
-# Workers KV and on the Durable Object hub, printing the README "Scale" table (~3 min on 2
+# Workers KV and on the Durable Object hub, printing the README "Scale" table (~7 min on 2
 # cores). `cargo test` runs a 3-hour, 1-and-10-isolate version with the goals that must hold.
 simulate:
 	SIM_FULL=1 cargo test --profile simulate --test native scale::fleet_at_scale -- --nocapture --test-threads=1
