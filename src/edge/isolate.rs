@@ -11,7 +11,7 @@ use super::store::Store;
 use crate::core::config::{self, SECRET_VARIABLES};
 use crate::core::decide::RouteRequest;
 use crate::core::fleet::{
-    FlushLater, IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS,
+    FleetReport, FlushLater, IsolateInit, IsolateState, KvWrite, RefreshTicket, REFRESH_DEADLINE_MS,
 };
 use crate::core::keytag::TagSecret;
 use crate::core::store::{self, StateStore};
@@ -300,33 +300,18 @@ pub fn background(env: &Env, ctx: &Context, defer_from_ms: Option<u64>) {
             }
         }
     }
-    // The LightRAG calls recorded since the last report, to the state hub's fleet breaker
-    // (`core::breaker::fleet`); calls recorded while one is on its way go in the next, sent as
-    // soon as it is answered, so none waits for another request.
-    if let Some(report) = with(IsolateState::fleet_report).flatten() {
-        if let Some(hub) = Store::open(env) {
-            ctx.wait_until(async move {
-                let mut next = Some(report);
-                while let Some(report) = next {
-                    let upstream = report.upstream;
-                    let record = hub.report(report).await.unwrap_or_else(|e| {
-                        console_error!("{e}");
-                        None
-                    });
-                    with(|i| i.fleet_reported(upstream, record.as_deref(), now_ms()));
-                    next = with(IsolateState::fleet_report).flatten();
-                }
-            });
-        }
-    }
-    if due.is_empty() {
+    let report = with(IsolateState::fleet_report).flatten();
+    if due.is_empty() && report.is_none() {
         return;
     }
     ctx.wait_until(async move {
-        write_all(&store, due.writes).await;
-        if let Some(ticket) = due.refresh {
-            refresh(&store, ticket).await;
-        }
+        let writes = async {
+            write_all(&store, due.writes).await;
+            if let Some(ticket) = due.refresh {
+                refresh(&store, ticket).await;
+            }
+        };
+        futures_util::future::join(writes, report_calls(&store, report)).await;
     });
 }
 
@@ -391,6 +376,21 @@ async fn flush_timer(store: Store, at_ms: u64) {
     };
     if let Some(w) = with(|i| i.flush_at(newest, now_ms().max(at_ms))).flatten() {
         write_all(&store, vec![w]).await;
+    }
+}
+
+/// The LightRAG calls recorded since the last report, to the state hub's fleet breaker
+/// (`core::breaker::fleet`); calls recorded while one is on its way go in the next, sent as
+/// soon as it is answered, so none waits for another request.
+async fn report_calls(store: &Store, mut next: Option<FleetReport>) {
+    while let Some(report) = next {
+        let upstream = report.upstream;
+        let record = store.report(report).await.unwrap_or_else(|e| {
+            console_error!("{e}");
+            None
+        });
+        with(|i| i.fleet_reported(upstream, record.as_deref(), now_ms()));
+        next = with(IsolateState::fleet_report).flatten();
     }
 }
 
