@@ -244,7 +244,7 @@ fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, 
     crate::core::json::deserialize_with(d, |v| {
         let pairs: Vec<(String, String)> = match v {
             serde_json::Value::Null => Vec::new(),
-            _ => match std::collections::BTreeMap::<String, String>::deserialize(v) {
+            _ => match crate::core::sorted_map::SortedMap::<String, String>::deserialize(v) {
                 Ok(m) => m.into_iter().collect(),
                 Err(_) => match Vec::<(String, String)>::deserialize(v) {
                     Ok(p) => p,
@@ -594,7 +594,7 @@ mod tests {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Headers {
-            Map(std::collections::BTreeMap<String, String>),
+            Map(crate::core::sorted_map::SortedMap<String, String>),
             Pairs(Vec<(String, String)>),
         }
         #[derive(Deserialize)]

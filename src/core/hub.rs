@@ -29,10 +29,10 @@ use crate::core::breaker::{BreakerSnapshot, FleetCall, FleetWatch};
 use crate::core::config::Config;
 use crate::core::controller::{controller_tick, ControllerInput, TickReport, TickSkipped};
 use crate::core::model::Upstream;
+use crate::core::sorted_map::SortedMap;
 use crate::core::store::{breaker_key, parse_value, ListPage, StateStore, StoreError, StoreOp};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 /// A controller tick inside the hub reads its own storage, where no per-invocation operation
 /// limit applies: one pass covers every isolate's flush.
@@ -191,7 +191,7 @@ pub enum HubResponse {
 /// An evicted object starts with empty ones ([`FleetWatch`] says why that is safe).
 #[derive(Debug, Default)]
 pub struct HubMemory {
-    fleet: RefCell<BTreeMap<Upstream, FleetWatch>>,
+    fleet: RefCell<SortedMap<Upstream, FleetWatch>>,
 }
 
 /// What the hub answers with besides its storage.

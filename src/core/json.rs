@@ -21,7 +21,7 @@ pub fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, serde_json::Error
 }
 
 /// A JSON object from its members, a later duplicate key replacing an earlier one (as
-/// `collect::<Map<_, _>>()` does). Why not `collect`: `BTreeMap::from_iter` sorts its input, and
+/// `collect::<Map<_, _>>()` does). Why not `collect`: `SortedMap::from_iter` sorts its input, and
 /// every call site instantiates its own copy of the stable sort (~4 KB of wasm each); inserting
 /// one by one needs none.
 pub fn object(members: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
@@ -105,12 +105,12 @@ fn unexpected(v: &Value) -> Unexpected<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::core::sorted_map::SortedMap;
 
     #[derive(Debug, PartialEq, serde::Deserialize)]
     struct Doc {
         n: u32,
-        by: BTreeMap<u64, f64>,
+        by: SortedMap<u64, f64>,
         note: Option<String>,
     }
 

@@ -58,4 +58,5 @@ pub mod order;
 pub mod overrides;
 pub mod redact;
 pub mod report;
+pub mod sorted_map;
 pub mod store;

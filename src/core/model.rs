@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn enums_key_json_maps_by_their_names() {
-        let m: std::collections::BTreeMap<Reason, u64> =
+        let m: crate::core::sorted_map::SortedMap<Reason, u64> =
             [(Reason::Rule("a".into()), 1), (Reason::RolloutIn, 2)].into();
         assert_eq!(
             serde_json::to_value(&m).unwrap(),

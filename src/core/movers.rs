@@ -11,8 +11,8 @@ use crate::core::config::Config;
 use crate::core::decide::{decide, PreparedQuery, RouteRequest, RouteState};
 use crate::core::model::{Arm, Upstream};
 use crate::core::population::Population;
+use crate::core::sorted_map::SortedMap;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// Most ids kept as a sample per direction.
 pub const MAX_SAMPLE: usize = 100;
@@ -22,7 +22,7 @@ pub const MAX_SAMPLE: usize = 100;
 pub struct Flow {
     pub count: u64,
     /// `"<reason before> → <reason after>"` → users (e.g. `"rollout_out → rollout_in"`).
-    pub by_reason: BTreeMap<String, u64>,
+    pub by_reason: SortedMap<String, u64>,
     /// The first ids that moved this way (at most the requested sample size).
     pub sample: Vec<String>,
 }
@@ -50,9 +50,9 @@ pub struct Movement {
     /// Users on Perplexity before and after.
     pub stayed_perplexity: u64,
     /// Same upstream, different reason (e.g. `rollout_out → rule:news`), by reason pair.
-    pub reason_changes: BTreeMap<String, u64>,
+    pub reason_changes: SortedMap<String, u64>,
     /// A/B arm changes (`"control → treatment"`), whatever the upstream did.
-    pub arm_changes: BTreeMap<String, u64>,
+    pub arm_changes: SortedMap<String, u64>,
     /// Users routed to LightRAG before and after.
     pub lightrag_before: u64,
     pub lightrag_after: u64,

@@ -30,8 +30,8 @@ use crate::core::window::{Histogram, MetricKey, Stats};
 /// The rollout as `GET /admin/rollout` shows it (the stored state with the queued commands
 /// applied), or why it could not be read.
 pub type RolloutSummary = Result<RolloutView, String>;
+use crate::core::sorted_map::SortedMap;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Everything the status document and the metrics text are built from.
@@ -43,7 +43,7 @@ pub struct ReportInputs<'a> {
     pub problems: &'a [Problem],
     pub breakers: &'a [(Upstream, BreakerStatus)],
     /// This isolate's windows (last hour).
-    pub local: &'a BTreeMap<MetricKey, Stats>,
+    pub local: &'a SortedMap<MetricKey, Stats>,
     /// The routing document this isolate routes by.
     pub routing: Option<&'a RoutingDoc>,
     /// `controller/state`, when the caller read it (the admin API does; requests never do).
@@ -75,7 +75,7 @@ pub struct AnswerInputs {
     pub shadow_counts: ShadowCounts,
     /// This isolate's shadow window (last hour).
     pub shadow: Stats,
-    pub cache: BTreeMap<Upstream, CacheCounts>,
+    pub cache: SortedMap<Upstream, CacheCounts>,
 }
 
 fn round3(v: f64) -> f64 {
@@ -128,7 +128,7 @@ fn by_type(s: &Stats) -> Value {
 
 /// Per arm (all upstreams of the arm added up): requests, no-context replies, their share, and
 /// per query type.
-fn no_context_by_arm(stats: &BTreeMap<MetricKey, Stats>) -> Value {
+fn no_context_by_arm(stats: &SortedMap<MetricKey, Stats>) -> Value {
     let mut m = serde_json::Map::new();
     for a in Arm::ALL {
         let mut s = Stats::default();
@@ -205,7 +205,7 @@ fn answer_section(i: &ReportInputs<'_>) -> Value {
     })
 }
 
-fn perf_by_upstream(stats: &BTreeMap<MetricKey, Stats>) -> Value {
+fn perf_by_upstream(stats: &SortedMap<MetricKey, Stats>) -> Value {
     let per = per_upstream(stats);
     let mut m = serde_json::Map::new();
     for u in Upstream::ALL {

@@ -9,19 +9,19 @@ use crate::core::config::Config;
 use crate::core::decide::{decide, Decision, PreparedQuery, RouteRequest, RouteState};
 use crate::core::model::{Arm, Reason, Upstream};
 use crate::core::population::Population;
+use crate::core::sorted_map::SortedMap;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// Counts for a simulated population.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Simulation {
     pub total: u64,
     /// Requests per upstream (serialized with the upstream's name as the key).
-    pub per_upstream: BTreeMap<Upstream, u64>,
+    pub per_upstream: SortedMap<Upstream, u64>,
     /// Requests per reason (keys `rollout_in`, `rule:news`, ...).
-    pub per_reason: BTreeMap<Reason, u64>,
+    pub per_reason: SortedMap<Reason, u64>,
     /// Requests per A/B arm (keys `treatment`, `control`, `none`).
-    pub per_arm: BTreeMap<Arm, u64>,
+    pub per_arm: SortedMap<Arm, u64>,
     /// Keys per whole-percent position bucket, 100 entries (`histogram[9]` is 9.00–9.99).
     pub histogram: Vec<u64>,
     /// Of those, the keys routed to LightRAG (per bucket), so a chart can show where the
@@ -42,9 +42,9 @@ impl Tally {
         Tally {
             sim: Simulation {
                 total: 0,
-                per_upstream: BTreeMap::new(),
-                per_reason: BTreeMap::new(),
-                per_arm: BTreeMap::new(),
+                per_upstream: SortedMap::new(),
+                per_reason: SortedMap::new(),
+                per_arm: SortedMap::new(),
                 histogram: vec![0; 100],
                 histogram_lightrag: vec![0; 100],
                 lightrag_share: 0.0,

@@ -34,10 +34,10 @@
 use crate::core::breaker::{AdminCommand, BreakerSnapshot};
 use crate::core::controller::{RoutingDoc, SplitTag, ROUTING_KEY};
 use crate::core::model::Upstream;
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
@@ -196,16 +196,16 @@ pub struct OpCounts {
     #[serde(default)]
     pub hub_requests: u64,
     /// Writes per key, to check the one-write-per-second rule.
-    pub writes_by_key: BTreeMap<String, u64>,
+    pub writes_by_key: SortedMap<String, u64>,
     /// The shortest time observed between two writes of the same key by this isolate (ms),
     /// per key written at least twice: a soak test asserts "≤ 1 write/s per key" as every
     /// value ≥ 1000. (Only this isolate's writes: KV's limit is per key across the fleet, which
     /// the design meets by giving each isolate its own metrics key and writing breaker keys on
     /// transitions only.)
     #[serde(default)]
-    pub min_write_gap_ms: BTreeMap<String, u64>,
+    pub min_write_gap_ms: SortedMap<String, u64>,
     #[serde(skip)]
-    last_write_ms: BTreeMap<String, u64>,
+    last_write_ms: SortedMap<String, u64>,
 }
 
 impl OpCounts {
@@ -255,7 +255,7 @@ pub struct MetricsFlush {
     pub isolate: String,
     pub flushed_ms: u64,
     #[serde(default)]
-    pub windows: BTreeMap<MetricKey, Window>,
+    pub windows: SortedMap<MetricKey, Window>,
     /// The experiment's traffic routed at the rollout stage `tag` (treatment and control arms
     /// only), recorded since this isolate adopted that stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,8 +263,8 @@ pub struct MetricsFlush {
     /// The same requests by why they were routed where they were (`Reason::as_str`: rule names
     /// are folded into `rule`, so the label's values stay a fixed set); the fleet's
     /// `cmo_router_decisions_total`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub reasons: BTreeMap<String, Window>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub reasons: SortedMap<String, Window>,
     /// Shadow calls' window (docs/answer-aware.md#shadow-comparison): LightRAG's answers to
     /// questions Perplexity served, a series of its own, never an arm's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,7 +276,7 @@ pub struct MetricsFlush {
 pub struct SplitFlush {
     pub tag: SplitTag,
     #[serde(default)]
-    pub windows: BTreeMap<MetricKey, Window>,
+    pub windows: SortedMap<MetricKey, Window>,
 }
 
 /// One KV value as a refresh found it. A failed read or a corrupt value is not the same as a
@@ -398,8 +398,8 @@ pub async fn load_remote<S: StateStore>(store: &S) -> RemoteState {
 #[derive(Debug, Clone, Default)]
 pub struct WriteThrottle {
     pub min_interval_ms: u64,
-    last: BTreeMap<String, u64>,
-    pending: BTreeMap<String, String>,
+    last: SortedMap<String, u64>,
+    pending: SortedMap<String, String>,
 }
 
 impl WriteThrottle {
@@ -472,8 +472,8 @@ impl WriteThrottle {
 }
 
 /// Sums per-key stats of an aggregate into one per upstream (all arms).
-pub fn per_upstream(stats: &BTreeMap<MetricKey, Stats>) -> BTreeMap<Upstream, Stats> {
-    let mut out: BTreeMap<Upstream, Stats> = BTreeMap::new();
+pub fn per_upstream(stats: &SortedMap<MetricKey, Stats>) -> SortedMap<Upstream, Stats> {
+    let mut out: SortedMap<Upstream, Stats> = SortedMap::new();
     for (k, s) in stats {
         out.entry(k.upstream).or_default().merge(s);
     }

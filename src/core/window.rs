@@ -20,8 +20,8 @@ use crate::core::classify::QueryType;
 use crate::core::model::{Arm, Upstream};
 use crate::core::outcome::OutcomeKind;
 use crate::core::policy::PolicyError;
+use crate::core::sorted_map::SortedMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Exact buckets for 0..8 ms, then 4 per power of two up to 2^24 ms (~4.7 h); larger values
@@ -304,8 +304,8 @@ pub struct Stats {
     #[serde(skip_serializing_if = "is_zero")]
     pub no_context: u64,
     /// Per query type: requests and no-context replies (`{"mechanism": [12, 3]}`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub by_type: BTreeMap<QueryType, TypeCounts>,
+    #[serde(skip_serializing_if = "SortedMap::is_empty")]
+    pub by_type: SortedMap<QueryType, TypeCounts>,
     /// Whole-answer times, for samples that measured one (shadow calls).
     #[serde(skip_serializing_if = "Histogram::is_empty")]
     pub total_latency: Histogram,

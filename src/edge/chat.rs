@@ -29,6 +29,7 @@ use crate::core::keytag::KeyTag;
 use crate::core::model::Upstream;
 use crate::core::outcome::OutcomeKind;
 use crate::core::quality::{DefaultScorer, ScoreInput, Scorer};
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{MetricKey, Sample};
 use crate::core::wire::conversation::conversation;
 use crate::core::wire::error::wire_error_response;
@@ -38,7 +39,7 @@ use crate::core::wire::perplexity_query::extract_confidence;
 use crate::core::wire::seed::{self, SeedResponse};
 use crate::core::wire::{StreamAccumulator, StreamItem, UpstreamAnswer};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -829,13 +830,13 @@ pub async fn seed_query(
 
 /// The seed response for an answer served by `u`: a Perplexity answer (asked with the previous
 /// service's prompt) has its confidence annotations read out and stripped.
-fn seed_content(u: Upstream, a: &UpstreamAnswer) -> (String, BTreeMap<String, f64>) {
+fn seed_content(u: Upstream, a: &UpstreamAnswer) -> (String, SortedMap<String, f64>) {
     match u {
         Upstream::Perplexity => {
             let s = extract_confidence(&a.content);
             (s.content, s.confidence_scores)
         }
-        Upstream::Lightrag => (a.content.clone(), BTreeMap::new()),
+        Upstream::Lightrag => (a.content.clone(), SortedMap::new()),
     }
 }
 
@@ -950,7 +951,7 @@ async fn seed_query_inner(
                 routing: &routing,
                 processing_time_ms: now_ms().saturating_sub(start_ms),
                 quality_score: None,
-                confidence_scores: &BTreeMap::new(),
+                confidence_scores: &SortedMap::new(),
                 cached: false,
                 success: false,
                 error: Some(&msg),

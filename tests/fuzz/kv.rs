@@ -234,7 +234,7 @@ fn flush_doc() -> BoxedStrategy<Value> {
     )
         .prop_map(|(isolate, flushed, (bucket, len), samples, keys)| {
             let all: Vec<MetricKey> = MetricKey::all().collect();
-            let mut windows = std::collections::BTreeMap::new();
+            let mut windows = cmo_edge_router::core::sorted_map::SortedMap::new();
             for k in keys {
                 let key = all[k.index(all.len())];
                 let mut w = Window::try_new(bucket, len).unwrap_or_default();
@@ -317,7 +317,7 @@ fn controller_doc_corpus() -> &'static [Value] {
                     ),
                 );
             }
-            let mut windows = std::collections::BTreeMap::new();
+            let mut windows = cmo_edge_router::core::sorted_map::SortedMap::new();
             windows.insert(
                 MetricKey::all().nth((i % 4) as usize).unwrap_or_else(|| {
                     MetricKey::new(

@@ -165,7 +165,7 @@ proptest! {
         let mut g = ShadowGate::new();
         let s = settings(100.0, cap);
         let mut now = T0;
-        let mut per_minute = std::collections::BTreeMap::new();
+        let mut per_minute = cmo_edge_router::core::sorted_map::SortedMap::new();
         for gap in gaps {
             now += gap;
             if g.admit(&s, &ask(0.0), now).is_ok() {

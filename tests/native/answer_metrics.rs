@@ -14,10 +14,10 @@ use cmo_edge_router::core::model::{Arm, Upstream};
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::report::{prometheus, status_document, AnswerInputs, ReportInputs};
 use cmo_edge_router::core::rollout::evidence::ArmEvidence;
+use cmo_edge_router::core::sorted_map::SortedMap;
 use cmo_edge_router::core::store::OpCounts;
 use cmo_edge_router::core::window::{MetricKey, Sample, Stats, TypeCounts};
 use serde_json::{json, Map};
-use std::collections::BTreeMap;
 
 fn sample(kind: OutcomeKind, no_context: bool, t: QueryType) -> Sample {
     Sample {
@@ -30,7 +30,7 @@ fn sample(kind: OutcomeKind, no_context: bool, t: QueryType) -> Sample {
 
 /// A treatment arm where LightRAG had no context for 3 of 10 mechanism questions (Perplexity
 /// answered them) and 1 of 10 definitions.
-fn treatment() -> BTreeMap<MetricKey, Stats> {
+fn treatment() -> SortedMap<MetricKey, Stats> {
     let mut lr = Stats::default();
     let mut px = Stats::default();
     for i in 0..10 {
@@ -53,7 +53,7 @@ fn treatment() -> BTreeMap<MetricKey, Stats> {
         false,
         QueryType::General,
     ));
-    BTreeMap::from([
+    SortedMap::from([
         (MetricKey::new(Upstream::Lightrag, Arm::Treatment), lr),
         (MetricKey::new(Upstream::Perplexity, Arm::Treatment), px),
     ])
@@ -177,7 +177,7 @@ fn arm(n: u64, no_context: u64) -> ArmSummary {
         ),
         quality: Moments::EMPTY,
         no_context: Proportion::try_new(no_context, n).unwrap(),
-        no_context_by_type: BTreeMap::from([(
+        no_context_by_type: SortedMap::from([(
             QueryType::Mechanism,
             TypeCounts {
                 requests: n,

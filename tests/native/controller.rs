@@ -21,13 +21,13 @@ use cmo_edge_router::core::rollout::request::plan_from_value;
 use cmo_edge_router::core::rollout::{
     CommandId, EventKind, GateName, Operation, PhaseName, Rollout, RolloutId,
 };
+use cmo_edge_router::core::sorted_map::SortedMap;
 use cmo_edge_router::core::store::{
     ListPage, MetricsFlush, StateStore, StoreError, CONTROLLER_MAX_OPS, ROLLOUT_KEY,
 };
 use cmo_edge_router::core::window::{MetricKey, Sample, Window};
 use serde_json::{json, Value};
 use std::cell::Cell;
-use std::collections::BTreeMap;
 
 const MIN: u64 = 60_000;
 
@@ -75,7 +75,7 @@ fn flush(isolate: &str, n: u64, at: u64) -> String {
     for _ in 0..n {
         w.record(at, &ok(120));
     }
-    let mut windows = BTreeMap::new();
+    let mut windows = SortedMap::new();
     windows.insert(
         MetricKey::new(Upstream::Lightrag, Arm::Treatment),
         w.clone(),
@@ -85,7 +85,7 @@ fn flush(isolate: &str, n: u64, at: u64) -> String {
         flushed_ms: at,
         windows,
         split: None,
-        reasons: BTreeMap::from([("rollout_in".to_string(), w)]),
+        reasons: SortedMap::from([("rollout_in".to_string(), w)]),
         shadow: None,
     })
     .unwrap()
@@ -626,9 +626,9 @@ fn shadow_flush(isolate: &str, calls: &[(u64, u64)], flushed: u64) -> String {
     serde_json::to_string(&MetricsFlush {
         isolate: isolate.into(),
         flushed_ms: flushed,
-        windows: BTreeMap::new(),
+        windows: SortedMap::new(),
         split: None,
-        reasons: BTreeMap::new(),
+        reasons: SortedMap::new(),
         shadow: Some(w),
     })
     .unwrap()

@@ -7,15 +7,15 @@ use cmo_edge_router::core::model::Arm;
 use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::outcome::OutcomeKind;
 use cmo_edge_router::core::report::{prometheus, status_document, AnswerInputs, ReportInputs};
+use cmo_edge_router::core::sorted_map::SortedMap;
 use cmo_edge_router::core::store::OpCounts;
 use cmo_edge_router::core::window::{MetricKey, Sample, Stats};
 use serde_json::{json, Map};
-use std::collections::BTreeMap;
 
 fn fixture() -> (
     config::Loaded,
     Vec<(Upstream, cmo_edge_router::core::breaker::BreakerStatus)>,
-    BTreeMap<MetricKey, Stats>,
+    SortedMap<MetricKey, Stats>,
 ) {
     let mut vars = Map::new();
     vars.insert("LIGHTRAG_INTEGRATION_ENABLED".into(), json!("true"));
@@ -43,7 +43,7 @@ fn fixture() -> (
             total_ms: None,
         });
     }
-    let mut local = BTreeMap::new();
+    let mut local = SortedMap::new();
     local.insert(MetricKey::new(Upstream::Lightrag, Arm::Treatment), s);
     (loaded, breakers, local)
 }

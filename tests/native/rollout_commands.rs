@@ -16,7 +16,6 @@ use cmo_edge_router::core::rollout::{
 };
 use rollout_support::{pct, MIN, T0};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 const STATE_KEY: &str = "rollout/state";
 
@@ -195,7 +194,7 @@ fn check_answers_409_without_changing_anything() {
 
 /// A KV namespace as the controller sees it: a sorted map.
 #[derive(Default)]
-struct Kv(BTreeMap<String, String>);
+struct Kv(std::collections::BTreeMap<String, String>);
 
 impl Kv {
     fn commands(&self) -> Vec<Command> {

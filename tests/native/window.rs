@@ -269,7 +269,8 @@ fn metric_keys_are_strings() {
     );
     assert_eq!(MetricKey::parse("perplexity.other"), None);
     assert_eq!(MetricKey::all().count(), 6);
-    let map: std::collections::BTreeMap<MetricKey, u32> = [(k, 1)].into_iter().collect();
+    let map: cmo_edge_router::core::sorted_map::SortedMap<MetricKey, u32> =
+        [(k, 1)].into_iter().collect();
     assert_eq!(
         serde_json::to_string(&map).unwrap(),
         r#"{"lightrag.treatment":1}"#

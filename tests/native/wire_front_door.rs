@@ -2,6 +2,7 @@
 //! OFREP. Builders are checked by parsing their output back with serde_json.
 
 use cmo_edge_router::core::model::{Arm, Reason, Upstream};
+use cmo_edge_router::core::sorted_map::SortedMap;
 use cmo_edge_router::core::wire::error::{error_body, wire_error_response};
 use cmo_edge_router::core::wire::ofrep::{
     self, BulkEntry, FlagEvaluation, OfrepError, OfrepErrorCode,
@@ -10,7 +11,6 @@ use cmo_edge_router::core::wire::openai::{self, ChatMessage, RoutingInfo};
 use cmo_edge_router::core::wire::seed::{self, SeedResponse};
 use cmo_edge_router::core::wire::{sse, Citation, WireError};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 fn routing() -> RoutingInfo {
     RoutingInfo {
@@ -276,7 +276,7 @@ fn seed_response_success_and_failure() {
         routing: &r,
         processing_time_ms: 812,
         quality_score: Some(0.82),
-        confidence_scores: &BTreeMap::from([("1".to_string(), 0.9)]),
+        confidence_scores: &SortedMap::from([("1".to_string(), 0.9)]),
         cached: false,
         success: true,
         error: None,
@@ -303,7 +303,7 @@ fn seed_response_success_and_failure() {
         routing: &r,
         processing_time_ms: 30000,
         quality_score: None,
-        confidence_scores: &BTreeMap::new(),
+        confidence_scores: &SortedMap::new(),
         cached: false,
         success: false,
         error: Some("both upstreams failed: lightrag timeout, perplexity 500"),

@@ -14,9 +14,9 @@ use crate::core::cohort::Percent;
 use crate::core::experiment::Memory;
 use crate::core::gate::GateStatus;
 use crate::core::model::Upstream;
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// KV key of the controller's document.
 pub const CONTROLLER_KEY: &str = "controller/state";
@@ -36,11 +36,11 @@ pub struct Aggregate {
     /// The last hour at the pass's start: committed minutes plus what the flushes show of
     /// the minutes since (its last minute or two are short by what is not visible yet).
     #[serde(default)]
-    pub stats: BTreeMap<MetricKey, Stats>,
+    pub stats: SortedMap<MetricKey, Stats>,
     /// The sixty committed minutes before `settled_until_ms`: exact (every flush is in), up
     /// to the settle time old (`super::ledger::LastHour`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub settled: BTreeMap<MetricKey, Stats>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub settled: SortedMap<MetricKey, Stats>,
     #[serde(default)]
     pub settled_until_ms: u64,
     /// The shadow series summed over the isolates' flushes (last hour;
@@ -60,26 +60,26 @@ pub struct PassProgress {
     pub ticks: u64,
     /// Unused since the last-hour aggregate is built from [`PassProgress::slots`] (kept so a
     /// pass stored by an older version still reads).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub stats: BTreeMap<MetricKey, Stats>,
+    #[serde(skip_serializing_if = "SortedMap::is_empty")]
+    pub stats: SortedMap<MetricKey, Stats>,
     /// The flushes' slots not committed yet (starting at or after the totals' watermark),
     /// summed over the isolates: with [`ControllerDoc::hour`], the last-hour aggregate.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub slots: BTreeMap<MetricKey, Window>,
+    #[serde(skip_serializing_if = "SortedMap::is_empty")]
+    pub slots: SortedMap<MetricKey, Window>,
     /// The boundary this pass commits up to ([`super::ledger::closed_ms`] at its start).
     pub closed_ms: u64,
     /// The shadow series summed over the isolates' flushes (last hour).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Stats>,
     /// Fleet slots to commit to the totals.
-    pub fresh: BTreeMap<MetricKey, Stats>,
+    pub fresh: SortedMap<MetricKey, Stats>,
     /// The same by reason, to commit to `reason_totals`.
-    pub reasons_fresh: BTreeMap<String, Stats>,
+    pub reasons_fresh: SortedMap<String, Stats>,
     /// The stage this pass collects evidence for.
     pub split: Option<SplitTag>,
     /// That stage's slots to commit, and its recent ones.
-    pub stage_fresh: BTreeMap<MetricKey, Stats>,
-    pub stage_recent: BTreeMap<MetricKey, Stats>,
+    pub stage_fresh: SortedMap<MetricKey, Stats>,
+    pub stage_recent: SortedMap<MetricKey, Stats>,
     /// The shadow series' slots since the stage opened, to commit, and its recent ones.
     pub stage_shadow_fresh: Stats,
     pub stage_shadow_recent: Stats,
@@ -99,7 +99,7 @@ pub struct StageBook {
     pub ledger: Ledger,
     /// Minutes not yet committed, as the last completed pass saw them.
     #[serde(default)]
-    pub recent: BTreeMap<MetricKey, Stats>,
+    pub recent: SortedMap<MetricKey, Stats>,
     /// LightRAG breaker trips (the fleet's counter, `breaker/lightrag`) when the stage began.
     #[serde(default)]
     pub trips_at_open: u64,
@@ -129,7 +129,7 @@ impl StageBook {
             percentage,
             opened_ms: now_ms,
             ledger: Ledger::default(),
-            recent: BTreeMap::new(),
+            recent: SortedMap::new(),
             trips_at_open: trips,
             memory: Memory::default(),
             looks: 0,
@@ -145,7 +145,7 @@ impl StageBook {
     }
 
     /// Committed plus recent: the stage's cumulative data.
-    pub fn stats(&self) -> BTreeMap<MetricKey, Stats> {
+    pub fn stats(&self) -> SortedMap<MetricKey, Stats> {
         self.ledger.with(&self.recent)
     }
 }
@@ -162,14 +162,14 @@ pub struct ControllerDoc {
     /// The fleet's totals since the controller first counted: they only grow.
     pub totals: Ledger,
     /// The committed minutes of the last hour, per key (`super::ledger::HourView`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "SortedMap::is_empty")]
     pub hour: HourView,
     /// The same requests by reason, committed with `totals` (same watermark).
-    pub reason_totals: BTreeMap<String, Stats>,
+    pub reason_totals: SortedMap<String, Stats>,
     /// Breaker trips per upstream as last read from `breaker/<upstream>` (the fleet's counter:
     /// adopting a snapshot takes the larger count, so one outage counts once, not once per
     /// isolate).
-    pub breaker_trips: BTreeMap<Upstream, u64>,
+    pub breaker_trips: SortedMap<Upstream, u64>,
     pub stage: Option<StageBook>,
     /// The last routing document this controller wrote.
     pub routing_written: Option<RoutingDoc>,

@@ -13,8 +13,8 @@ use crate::core::experiment::{
 };
 use crate::core::model::{Arm, Upstream};
 use crate::core::rollout::{ArmEvidence, StageEvidence};
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{MetricKey, Stats};
-use std::collections::BTreeMap;
 
 /// The significance level of each metric's test in the controller's experiment report:
 /// α = 5 % / 3. The report tests three metrics (success rate, latency, quality) and its verdict
@@ -38,7 +38,7 @@ pub fn settings() -> ExperimentSettings {
 }
 
 /// One arm's statistics: both upstreams' windows of that arm, added up.
-pub fn arm_stats(stats: &BTreeMap<MetricKey, Stats>, arm: Arm) -> Stats {
+pub fn arm_stats(stats: &SortedMap<MetricKey, Stats>, arm: Arm) -> Stats {
     let mut out = Stats::default();
     for u in Upstream::ALL {
         if let Some(s) = stats.get(&MetricKey::new(u, arm)) {
@@ -50,7 +50,7 @@ pub fn arm_stats(stats: &BTreeMap<MetricKey, Stats>, arm: Arm) -> Stats {
 
 /// What a tick looks at.
 pub fn stage_evidence(
-    stats: &BTreeMap<MetricKey, Stats>,
+    stats: &SortedMap<MetricKey, Stats>,
     breaker_trips: u64,
     percentage: Percent,
     shadow_calls: u64,
@@ -93,7 +93,7 @@ pub fn arm_summary(s: &Stats) -> ArmSummary {
 /// The experiment report on a stage's cumulative statistics, carrying `previous`; `shadow`
 /// (the fleet's last-hour shadow series) is reported beside the arms, never compared.
 pub fn report(
-    stats: &BTreeMap<MetricKey, Stats>,
+    stats: &SortedMap<MetricKey, Stats>,
     percentage: Percent,
     previous: Option<&Memory>,
     shadow: Option<&ShadowSummary>,

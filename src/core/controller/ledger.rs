@@ -35,9 +35,9 @@
 //! boundary — lacks nothing and is reported beside it (`Aggregate::settled`), up to the settle
 //! time old.
 
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{MetricKey, Stats, Window};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Slot boundaries are whole minutes.
 pub const MINUTE_MS: u64 = 60_000;
@@ -63,12 +63,12 @@ pub fn closed_ms(now_ms: u64, settle: u64) -> u64 {
 pub struct Ledger {
     /// Every slot ending at or before this time has been committed (0: nothing yet).
     pub through_ms: u64,
-    pub stats: BTreeMap<MetricKey, Stats>,
+    pub stats: SortedMap<MetricKey, Stats>,
 }
 
 impl Ledger {
     /// Adds what a pass committed and moves the watermark to `closed_ms` (never backwards).
-    pub fn commit(&mut self, fresh: &BTreeMap<MetricKey, Stats>, closed_ms: u64) {
+    pub fn commit(&mut self, fresh: &SortedMap<MetricKey, Stats>, closed_ms: u64) {
         for (k, s) in fresh {
             self.stats.entry(*k).or_default().merge(s);
         }
@@ -76,7 +76,7 @@ impl Ledger {
     }
 
     /// The committed totals plus `recent`.
-    pub fn with(&self, recent: &BTreeMap<MetricKey, Stats>) -> BTreeMap<MetricKey, Stats> {
+    pub fn with(&self, recent: &SortedMap<MetricKey, Stats>) -> SortedMap<MetricKey, Stats> {
         let mut out = self.stats.clone();
         for (k, s) in recent {
             out.entry(*k).or_default().merge(s);
@@ -86,7 +86,7 @@ impl Ledger {
 }
 
 /// The committed minutes of the last hour, per metric key (see the module docs).
-pub type HourView = BTreeMap<MetricKey, Window>;
+pub type HourView = SortedMap<MetricKey, Window>;
 
 /// Adds `window`'s slots that start at or after `through_ms` to `into` (a pass's uncommitted
 /// slots, summed over the isolates). Only the isolates' geometry (one-minute slots, an hour)
@@ -95,7 +95,7 @@ pub fn collect_slots(
     key: MetricKey,
     window: &Window,
     through_ms: u64,
-    into: &mut BTreeMap<MetricKey, Window>,
+    into: &mut SortedMap<MetricKey, Window>,
 ) {
     let geometry = Window::default();
     if window.bucket_ms() != geometry.bucket_ms() || window.len() != geometry.len() {
@@ -115,10 +115,10 @@ pub struct LastHour {
     /// The hour ending now: the committed minutes plus what the current flushes show of the
     /// minutes since — the last minute or two are short by what is not flushed or not
     /// visible yet.
-    pub current: BTreeMap<MetricKey, Stats>,
+    pub current: SortedMap<MetricKey, Stats>,
     /// The hour of committed minutes ending at the commit boundary (exclusive): every flush
     /// is in, so it is exact, and up to the settle time old.
-    pub settled: BTreeMap<MetricKey, Stats>,
+    pub settled: SortedMap<MetricKey, Stats>,
 }
 
 /// Moves the slots of `slots` that end at or before `closed_ms` into `hour` (they are being
@@ -126,11 +126,11 @@ pub struct LastHour {
 /// hour at `at_ms` and the settled hour before `closed_ms`.
 pub fn last_hour(
     hour: &mut HourView,
-    slots: &BTreeMap<MetricKey, Window>,
+    slots: &SortedMap<MetricKey, Window>,
     closed_ms: u64,
     at_ms: u64,
 ) -> LastHour {
-    let mut current: BTreeMap<MetricKey, Window> = hour.clone();
+    let mut current: SortedMap<MetricKey, Window> = hour.clone();
     for (k, w) in slots {
         let bucket = w.bucket_ms();
         for slot in w.slots() {
@@ -146,7 +146,7 @@ pub fn last_hour(
         w.prune(last_settled);
     }
     hour.retain(|_, w| !w.is_empty());
-    let totals = |m: &BTreeMap<MetricKey, Window>, at: u64| -> BTreeMap<MetricKey, Stats> {
+    let totals = |m: &SortedMap<MetricKey, Window>, at: u64| -> SortedMap<MetricKey, Stats> {
         m.iter()
             .map(|(k, w)| (*k, w.total(at)))
             .filter(|(_, s)| !s.is_empty())
@@ -155,7 +155,7 @@ pub fn last_hour(
     LastHour {
         current: totals(&current, at_ms),
         settled: if closed_ms == 0 {
-            BTreeMap::new()
+            SortedMap::new()
         } else {
             totals(hour, last_settled)
         },
@@ -179,8 +179,8 @@ pub fn sort_slots<K: Ord + Clone>(
     key: K,
     window: &Window,
     split: Split,
-    fresh: &mut BTreeMap<K, Stats>,
-    recent: &mut BTreeMap<K, Stats>,
+    fresh: &mut SortedMap<K, Stats>,
+    recent: &mut SortedMap<K, Stats>,
 ) {
     let bucket = window.bucket_ms();
     for slot in window.slots() {
@@ -235,7 +235,7 @@ mod tests {
                 through_ms: ledger.through_ms,
                 closed_ms: closed_ms(now, settle_ms(60)),
             };
-            let (mut fresh, mut recent) = (BTreeMap::new(), BTreeMap::new());
+            let (mut fresh, mut recent) = (SortedMap::new(), SortedMap::new());
             sort_slots(key, &w, split, &mut fresh, &mut recent);
             ledger.commit(&fresh, split.closed_ms);
             let committed = ledger.stats.get(&key).map_or(0, |s| s.count);
@@ -258,7 +258,7 @@ mod tests {
         // Pass 1 at T+6 min: the isolate's flush is there; minutes 0..4 settle at T+4 min.
         let now = T + 6 * MINUTE_MS;
         let closed = closed_ms(now, settle_ms(60));
-        let mut slots = BTreeMap::new();
+        let mut slots = SortedMap::new();
         collect_slots(key, &w, 0, &mut slots);
         let agg = last_hour(&mut hour, &slots, closed, now);
         assert_eq!(agg.current.get(&key).map(|s| s.count), Some(5));
@@ -268,12 +268,12 @@ mod tests {
         // Pass 2 at T+10 min: the flush expired (no slots), the committed minutes remain,
         // minute 4 (not committed by pass 1) is gone with its flush.
         let now = T + 10 * MINUTE_MS;
-        let agg = last_hour(&mut hour, &BTreeMap::new(), closed_ms(now, 120_000), now);
+        let agg = last_hour(&mut hour, &SortedMap::new(), closed_ms(now, 120_000), now);
         assert_eq!(agg.current.get(&key).map(|s| s.count), Some(4));
         assert_eq!(agg.settled.get(&key).map(|s| s.count), Some(4));
         // An hour later they have left the last hour.
         let now = T + 70 * MINUTE_MS;
-        let agg = last_hour(&mut hour, &BTreeMap::new(), closed_ms(now, 120_000), now);
+        let agg = last_hour(&mut hour, &SortedMap::new(), closed_ms(now, 120_000), now);
         assert_eq!(agg, LastHour::default());
         assert!(hour.is_empty());
     }

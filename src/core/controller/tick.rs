@@ -32,12 +32,12 @@ use crate::core::rollout::command::COMMAND_PREFIX;
 use crate::core::rollout::{
     Command, CommandResult, PhaseName, Rollout, Switches, TickInput, Transition,
 };
+use crate::core::sorted_map::SortedMap;
 use crate::core::store::{
     breaker_key, parse_value, per_upstream, MetricsFlush, StateStore, METRICS_PREFIX, ROLLOUT_KEY,
 };
 use crate::core::window::Stats;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Most queued commands read in one tick (they expire after an hour).
 pub const MAX_COMMANDS: u32 = 100;
@@ -254,7 +254,7 @@ fn fold_flush(
     let now = pass.started_ms;
     for (k, w) in &flush.windows {
         collect_slots(*k, w, split.through_ms, &mut pass.slots);
-        let mut ignored = std::collections::BTreeMap::new();
+        let mut ignored = crate::core::sorted_map::SortedMap::new();
         sort_slots(*k, w, split, &mut pass.fresh, &mut ignored);
     }
     if let Some(w) = &flush.shadow {
@@ -267,7 +267,7 @@ fn fold_flush(
                 through_ms: stage_through.shadow_ms,
                 closed_ms: split.closed_ms,
             };
-            let (mut fresh, mut recent) = (BTreeMap::new(), BTreeMap::new());
+            let (mut fresh, mut recent) = (SortedMap::new(), SortedMap::new());
             sort_slots((), w, shadow_split, &mut fresh, &mut recent);
             for s in fresh.values() {
                 pass.stage_shadow_fresh.merge(s);
@@ -278,7 +278,7 @@ fn fold_flush(
         }
     }
     for (r, w) in &flush.reasons {
-        let mut ignored = std::collections::BTreeMap::new();
+        let mut ignored = crate::core::sorted_map::SortedMap::new();
         sort_slots(r.clone(), w, split, &mut pass.reasons_fresh, &mut ignored);
     }
     if let (Some(want), Some(theirs)) = (&pass.split, &flush.split) {

@@ -22,9 +22,9 @@ use super::srm::{sample_ratio_mismatch, SampleRatio};
 use super::verdict;
 use super::welch::welch_t_test;
 use crate::core::classify::QueryType;
+use crate::core::sorted_map::SortedMap;
 use crate::core::window::{Stats, TypeCounts};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// One arm's sufficient statistics over the period analysed (one rollout stage, cumulative).
 ///
@@ -49,7 +49,7 @@ pub struct ArmSummary {
     pub no_context: Proportion,
     /// The same, per query type (`{"mechanism": [40, 2]}`).
     #[serde(default)]
-    pub no_context_by_type: BTreeMap<QueryType, TypeCounts>,
+    pub no_context_by_type: SortedMap<QueryType, TypeCounts>,
 }
 
 /// The shadow series (dark launch, docs/answer-aware.md#shadow-comparison): LightRAG's answers
@@ -73,7 +73,7 @@ pub struct ShadowSummary {
     /// Answers scored, and their mean quality.
     pub quality_n: u64,
     pub quality_mean: Option<f64>,
-    pub no_context_by_type: BTreeMap<QueryType, TypeCounts>,
+    pub no_context_by_type: SortedMap<QueryType, TypeCounts>,
 }
 
 impl ShadowSummary {
@@ -277,8 +277,8 @@ pub struct ExperimentReport {
 /// Per-type counts of both arms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ArmsByType {
-    pub treatment: BTreeMap<QueryType, TypeCounts>,
-    pub control: BTreeMap<QueryType, TypeCounts>,
+    pub treatment: SortedMap<QueryType, TypeCounts>,
+    pub control: SortedMap<QueryType, TypeCounts>,
 }
 
 /// The shadow series as reported.

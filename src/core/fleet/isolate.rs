@@ -28,6 +28,7 @@ use crate::core::model::{BreakerView, Upstream};
 use crate::core::outcome::Outcome;
 use crate::core::overrides::ConfigDocument;
 use crate::core::report::{AnswerInputs, ReportInputs, RolloutSummary};
+use crate::core::sorted_map::SortedMap;
 use crate::core::store::{
     breaker_admin_key, breaker_key, breaker_upstream, metrics_key, metrics_ttl_seconds,
     parse_value, Fetched, MetricsFlush, OpCounts, OverridesDoc, RemoteState, SplitFlush,
@@ -36,7 +37,6 @@ use crate::core::store::{
 use crate::core::window::{MetricKey, Sample, Stats, Window};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// What an isolate starts from.
 #[derive(Debug, Clone)]
@@ -150,10 +150,10 @@ pub struct IsolateState {
     vars: Map<String, Value>,
     overrides: OverridesDoc,
     loaded: Loaded,
-    breakers: BTreeMap<Upstream, Breaker>,
-    windows: BTreeMap<MetricKey, Window>,
+    breakers: SortedMap<Upstream, Breaker>,
+    windows: SortedMap<MetricKey, Window>,
     /// The same requests by reason (`MetricsFlush::reasons`).
-    reasons: BTreeMap<String, Window>,
+    reasons: SortedMap<String, Window>,
     sched: Schedule,
     throttle: WriteThrottle,
     /// The routing document this isolate routes by (`rollout/routing`).
@@ -171,7 +171,7 @@ pub struct IsolateState {
     watch: NoContextWatch<KeyTag>,
     shadow_gate: ShadowGate,
     shadow_window: Window,
-    cache: BTreeMap<Upstream, CacheCounts>,
+    cache: SortedMap<Upstream, CacheCounts>,
     /// Counts recorded since the last flush ([`IsolateState::flush_at`] flushes only then).
     unflushed: bool,
     fleet: FleetOutbox,
@@ -204,8 +204,8 @@ impl IsolateState {
             overrides: OverridesDoc::default(),
             loaded,
             breakers,
-            windows: BTreeMap::new(),
-            reasons: BTreeMap::new(),
+            windows: SortedMap::new(),
+            reasons: SortedMap::new(),
             sched: Schedule::new(init.now_ms),
             throttle: WriteThrottle::new(THROTTLE_INTERVAL_MS),
             routing: None,
@@ -219,7 +219,7 @@ impl IsolateState {
             watch,
             shadow_gate: ShadowGate::new(),
             shadow_window: Window::default(),
-            cache: BTreeMap::new(),
+            cache: SortedMap::new(),
             unflushed: false,
             fleet: FleetOutbox {
                 enabled: init.fleet_reports,
@@ -270,7 +270,7 @@ impl IsolateState {
         }
         self.split = tag.map(|tag| SplitFlush {
             tag,
-            windows: BTreeMap::new(),
+            windows: SortedMap::new(),
         });
     }
 
@@ -576,7 +576,7 @@ impl IsolateState {
     }
 
     /// This isolate's last-hour stats per metric key.
-    pub fn local_stats(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
+    pub fn local_stats(&self, now_ms: u64) -> SortedMap<MetricKey, Stats> {
         self.windows
             .iter()
             .map(|(k, w)| (*k, w.total(now_ms)))

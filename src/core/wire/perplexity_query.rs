@@ -18,9 +18,10 @@
 
 use super::answer::{to_json, WireError};
 use crate::core::policy::Bounds;
+use crate::core::sorted_map::SortedMap;
 use regex_lite::Regex;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// The previous service's model.
@@ -84,7 +85,7 @@ pub struct Scored {
     /// The text without `(confidence score: X.X)`, whitespace runs made one space.
     pub content: String,
     /// Citation number (as in `[n]`) → the first score the answer gave it.
-    pub confidence_scores: BTreeMap<String, f64>,
+    pub confidence_scores: SortedMap<String, f64>,
 }
 
 fn patterns() -> Option<&'static (Regex, Regex, Regex, Regex)> {
@@ -110,10 +111,10 @@ pub fn extract_confidence(content: &str) -> Scored {
     let Some((scores, refs, strip, space)) = patterns() else {
         return Scored {
             content: content.to_string(),
-            confidence_scores: BTreeMap::new(),
+            confidence_scores: SortedMap::new(),
         };
     };
-    let mut out = BTreeMap::new();
+    let mut out = SortedMap::new();
     for c in scores.captures_iter(content) {
         let Some(score) = c
             .get(1)

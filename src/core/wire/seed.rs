@@ -15,8 +15,8 @@
 use super::answer::{opt_str, parse_object, to_json, Citation, WireError};
 use super::openai::RoutingInfo;
 use crate::core::model::Upstream;
+use crate::core::sorted_map::SortedMap;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// A parsed seed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +87,7 @@ pub struct SeedResponse<'a> {
     pub processing_time_ms: u64,
     pub quality_score: Option<f64>,
     /// Citation number → confidence score (empty unless the answer carried annotations).
-    pub confidence_scores: &'a BTreeMap<String, f64>,
+    pub confidence_scores: &'a SortedMap<String, f64>,
     /// Served from the response cache.
     pub cached: bool,
     pub success: bool,

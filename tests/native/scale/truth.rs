@@ -3,18 +3,19 @@
 
 use cmo_edge_router::core::controller::SplitTag;
 use cmo_edge_router::core::model::Arm;
+use cmo_edge_router::core::sorted_map::SortedMap;
 use cmo_edge_router::core::window::{MetricKey, Sample, Stats};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Minutes in a metric window (`core::window::Window::default`).
 pub const WINDOW_MINUTES: u64 = 60;
 
 #[derive(Default)]
 pub struct Truth {
-    minutes: HashMap<u64, BTreeMap<MetricKey, Stats>>,
+    minutes: HashMap<u64, SortedMap<MetricKey, Stats>>,
     /// Per rollout stage (the split tag the recording isolate routed under): a stage's
     /// evidence with perfect data.
-    stages: BTreeMap<SplitTag, BTreeMap<MetricKey, Stats>>,
+    stages: SortedMap<SplitTag, SortedMap<MetricKey, Stats>>,
 }
 
 impl Truth {
@@ -42,9 +43,9 @@ impl Truth {
     }
 
     /// Every sample of the window a `core::window::Window` totals at `now_ms`.
-    pub fn window(&self, now_ms: u64) -> BTreeMap<MetricKey, Stats> {
+    pub fn window(&self, now_ms: u64) -> SortedMap<MetricKey, Stats> {
         let cur = now_ms / 60_000;
-        let mut out: BTreeMap<MetricKey, Stats> = BTreeMap::new();
+        let mut out: SortedMap<MetricKey, Stats> = SortedMap::new();
         for m in cur.saturating_sub(WINDOW_MINUTES - 1)..=cur {
             if let Some(keys) = self.minutes.get(&m) {
                 for (k, s) in keys {
@@ -58,14 +59,14 @@ impl Truth {
 
 impl Truth {
     /// Every sample recorded under stage `tag`.
-    pub fn stage(&self, tag: &SplitTag) -> BTreeMap<MetricKey, Stats> {
+    pub fn stage(&self, tag: &SplitTag) -> SortedMap<MetricKey, Stats> {
         self.stages.get(tag).cloned().unwrap_or_default()
     }
 
     /// Every sample of the minutes starting in `[from_ms, to_ms)` (the minute `from_ms` falls
     /// in included).
-    pub fn between(&self, from_ms: u64, to_ms: u64) -> BTreeMap<MetricKey, Stats> {
-        let mut out: BTreeMap<MetricKey, Stats> = BTreeMap::new();
+    pub fn between(&self, from_ms: u64, to_ms: u64) -> SortedMap<MetricKey, Stats> {
+        let mut out: SortedMap<MetricKey, Stats> = SortedMap::new();
         for (m, keys) in &self.minutes {
             if *m >= from_ms / 60_000 && m * 60_000 < to_ms {
                 for (k, s) in keys {
@@ -78,7 +79,7 @@ impl Truth {
 }
 
 /// One arm's stats, every upstream added up.
-pub fn arm(stats: &BTreeMap<MetricKey, Stats>, arm: Arm) -> Stats {
+pub fn arm(stats: &SortedMap<MetricKey, Stats>, arm: Arm) -> Stats {
     let mut out = Stats::default();
     for (k, s) in stats {
         if k.arm == arm {
