@@ -594,7 +594,7 @@ mod tests {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Headers {
-            Map(crate::core::sorted_map::SortedMap<String, String>),
+            Map(std::collections::BTreeMap<String, String>),
             Pairs(Vec<(String, String)>),
         }
         #[derive(Deserialize)]

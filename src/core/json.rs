@@ -105,12 +105,12 @@ fn unexpected(v: &Value) -> Unexpected<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::sorted_map::SortedMap;
+    use std::collections::BTreeMap;
 
     #[derive(Debug, PartialEq, serde::Deserialize)]
     struct Doc {
         n: u32,
-        by: SortedMap<u64, f64>,
+        by: BTreeMap<u64, f64>,
         note: Option<String>,
     }
 
