@@ -5,7 +5,7 @@
 //! deserializer it meets, and the text reader inlines its parser into every struct visitor, so
 //! each document type read from text added a second, larger copy of its whole type tree to the
 //! wasm (the `&Value` copies exist anyway: rules and plans are read from `Value`). Reading every
-//! stored document here keeps one copy per type (README "Benchmarks" has the bytes saved).
+//! stored document here keeps one copy per type (docs/performance.md has the bytes saved).
 //!
 //! The parse is the same (same numbers, same strings, trailing text refused); a syntax error
 //! still names its line and column, a type error (a missing field, a wrong type) now does not.
@@ -35,9 +35,9 @@ pub fn object(members: impl IntoIterator<Item = (String, Value)>) -> Map<String,
 /// The generic shell of a hand-written `Deserialize` for an internally tagged enum or a struct
 /// with a flattened part: buffers the input as a [`Value`] and hands it to `read`, which is
 /// not generic. Why: serde derives those through its `Content` buffer, a third deserializer
-/// per type on top of the `&Value` one (~38 KB of wasm for the rollout types; README
-/// "Benchmarks"); with every document read through `&Value` (`from_text`) the buffer is the
-/// `Value` itself. The JSON accepted and the error texts are serde's.
+/// per type on top of the `&Value` one (~38 KB of wasm for the rollout types;
+/// docs/performance.md); with every document read through `&Value` (`from_text`) the buffer is
+/// the `Value` itself. The JSON accepted and the error texts are serde's.
 pub fn deserialize_with<'de, D, T>(
     d: D,
     read: fn(&Value) -> Result<T, serde_json::Error>,
