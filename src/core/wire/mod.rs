@@ -22,6 +22,7 @@
 pub mod answer;
 pub mod conversation;
 pub mod error;
+pub(crate) mod json_out;
 pub mod lightrag;
 pub mod ndjson;
 pub mod ofrep;
