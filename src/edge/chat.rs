@@ -9,6 +9,7 @@
 //! to the client.
 
 use super::answer::{self as answers, CacheSpot};
+use super::http::{HeaderWrite, Own, Reply};
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::shadow;
 use super::upstream::{self, Ask, Miss, Next, PerplexityQuery, Targets, UpstreamStream};
@@ -231,8 +232,17 @@ fn set_route_headers(
     served: Upstream,
     fallback: Option<&Fallback>,
 ) -> Result<()> {
+    write_route_headers(&mut resp.headers(), r, served, fallback)
+}
+
+/// [`set_route_headers`] on either kind of headers (an [`http::Own`] answer's list too).
+fn write_route_headers(
+    h: &mut impl HeaderWrite,
+    r: &Routed,
+    served: Upstream,
+    fallback: Option<&Fallback>,
+) -> Result<()> {
     let (d, ident) = (&r.decision, &r.ident);
-    let h = resp.headers();
     h.set("x-route-upstream", served.as_str())?;
     h.set("x-route-reason", &d.reason.to_string())?;
     if r.detail.shown() {
@@ -265,6 +275,13 @@ fn with_request_id(r: Result<Response>, rid: &str) -> Result<Response> {
     let resp = r?;
     resp.headers().set(REQUEST_ID_HEADER, rid)?;
     Ok(resp)
+}
+
+/// [`with_request_id`] for either kind of [`Reply`].
+fn reply_with_request_id(r: Result<Reply>, rid: &str) -> Result<Reply> {
+    let mut reply = r?;
+    reply.set(REQUEST_ID_HEADER, rid)?;
+    Ok(reply)
 }
 
 fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
@@ -687,15 +704,16 @@ fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<
         .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
 }
 
-/// `POST /v1/chat/completions`.
+/// `POST /v1/chat/completions`. A served complete answer is an [`Own`] response (its headers
+/// go to the runtime in one call); everything else a `worker::Response`.
 pub async fn chat_completions(
     req: Request,
     env: &Env,
     ctx: &Context,
     detail: RoutingDetail,
-) -> Result<Response> {
+) -> Result<Reply> {
     let rid = request_id();
-    with_request_id(
+    reply_with_request_id(
         chat_completions_inner(req, env, ctx, &rid, detail).await,
         &rid,
     )
@@ -720,19 +738,19 @@ async fn chat_completions_inner(
     ctx: &Context,
     rid: &str,
     detail: RoutingDetail,
-) -> Result<Response> {
+) -> Result<Reply> {
     let start_ms = now_ms();
     let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.map(Reply::from),
     };
     let upstream_model = match allowed_model(chat.model.as_deref()) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.map(Reply::from),
     };
     let (user, session) = (chat.user.as_deref(), chat.session_id.as_deref());
     if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
-        return limited;
+        return limited.map(Reply::from);
     }
     let asker = Asker {
         user,
@@ -745,7 +763,7 @@ async fn chat_completions_inner(
         detail,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
-        return http::error(503, "not_ready", "router state unavailable");
+        return http::error(503, "not_ready", "router state unavailable").map(Reply::from);
     };
     let ask = Ask {
         query: &chat.query,
@@ -756,7 +774,9 @@ async fn chat_completions_inner(
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid).await;
+        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid)
+            .await
+            .map(Reply::from);
     }
     let d = &routed.decision;
     let spot = cache_spot(&routed, d.upstream, &ask);
@@ -776,7 +796,7 @@ async fn chat_completions_inner(
             let resp = http::raw_json(200, text)?;
             set_route_headers(&resp, &routed, d.upstream, None)?;
             mark_cached(&resp)?;
-            return Ok(resp);
+            return Ok(resp.into());
         }
     }
     let (drv, first) = start(&routed, Mode::Complete, rid);
@@ -804,14 +824,14 @@ async fn chat_completions_inner(
                 &answer.citations,
                 &routing,
             );
-            let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, &routed, s.upstream, s.fallback.as_ref())?;
-            Ok(resp)
+            let mut resp = Own::json(200, text);
+            write_route_headers(&mut resp, &routed, s.upstream, s.fallback.as_ref())?;
+            Ok(Reply::Own(resp))
         }
         Ending::Failed(f) => {
             drv.borrow_mut().book(None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
-            failure_response(&routed, &f, &msg)
+            failure_response(&routed, &f, &msg).map(Reply::from)
         }
     }
 }

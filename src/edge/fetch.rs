@@ -70,6 +70,8 @@ extern "C" {
     fn js_close(body: &JsValue);
     #[wasm_bindgen(js_name = respond)]
     fn js_respond(body: &str, status: u16, headers: &web_sys::Headers) -> web_sys::Response;
+    #[wasm_bindgen(js_name = respondWith)]
+    fn js_respond_with(body: &str, status: u16, headers: &str) -> web_sys::Response;
 }
 
 /// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
@@ -253,6 +255,12 @@ pub fn into_raw(resp: worker::Response) -> web_sys::Response {
         }
     }
     resp.into()
+}
+
+/// The router's own response kept in Rust (`http::Own`) as the runtime's Response: body,
+/// status and every header in one call (`upstream_io.js` `respondWith`).
+pub fn respond_own(o: &super::http::Own) -> web_sys::Response {
+    js_respond_with(&o.body, o.status, &o.header_text())
 }
 
 /// The incoming request as a `worker::Request`, without reading its `cf` object: an own
