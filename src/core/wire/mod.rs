@@ -29,6 +29,7 @@ pub mod ofrep;
 pub mod openai;
 pub mod perplexity;
 pub mod perplexity_query;
+pub mod perplexity_reply;
 pub mod seed;
 pub mod sse;
 

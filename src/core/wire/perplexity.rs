@@ -212,8 +212,18 @@ fn first_choice(obj: &Map<String, Value>) -> Result<&Map<String, Value>, WireErr
     }
 }
 
-/// Parses a non-streamed 200 body.
+/// Parses a non-streamed 200 body: the usual shape through the fast reader
+/// ([`super::perplexity_reply`]), anything else through [`parse_chat_response_general`] (the
+/// same answer either way; the errors are the general reader's).
 pub fn parse_chat_response(body: &str) -> Result<UpstreamAnswer, WireError> {
+    if let Some(answer) = super::perplexity_reply::read(body) {
+        return Ok(answer);
+    }
+    parse_chat_response_general(body)
+}
+
+/// [`parse_chat_response`] through a `serde_json::Value`, for every body.
+pub fn parse_chat_response_general(body: &str) -> Result<UpstreamAnswer, WireError> {
     let v: Value = serde_json::from_str(body)
         .map_err(|e| WireError::malformed("Perplexity response", format!("invalid JSON ({e})")))?;
     let obj = v.as_object().ok_or_else(|| {
