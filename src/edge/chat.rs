@@ -747,10 +747,11 @@ fn cache_spot(r: &Routed, u: Upstream, ask: &Ask<'_>) -> Option<CacheSpot> {
 /// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
 /// allowed ones when it is not on `LIGHTRAG_ALLOWED_MODELS`.
 fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<Response>> {
-    let allowed =
-        with(|i| i.config().allowed_models.clone()).unwrap_or_else(models::default_allowed);
-    models::resolve(&allowed, requested)
-        .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
+    // Resolved against the isolate's list in place (a copy of the list per request cost more
+    // than the lookup).
+    let resolved = with(|i| models::resolve(&i.config().allowed_models, requested))
+        .unwrap_or_else(|| models::resolve(&models::default_allowed(), requested));
+    resolved.map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
 }
 
 /// `POST /v1/chat/completions`. A served complete answer is an [`Own`] response (its headers
