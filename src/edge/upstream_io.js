@@ -227,3 +227,16 @@ export function respondWith(body, status, headers) {
   for (let i = 0; i + 1 < list.length; i += 2) h[list[i]] = list[i + 1];
   return new Response(body, { status, headers: h });
 }
+
+/**
+ * Hides the incoming `request`'s `cf` getter behind an own `cf: undefined` (src/edge/fetch.rs
+ * `without_cf` says why), not writable or enumerable. If the runtime refuses, the getter
+ * stays: correct, only slower.
+ */
+export function hideCf(request) {
+  try {
+    Object.defineProperty(request, "cf", { value: undefined });
+  } catch {
+    // the getter stays
+  }
+}
