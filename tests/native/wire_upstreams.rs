@@ -250,6 +250,43 @@ fn perplexity_parse_chat_response() {
     assert!(a.citations.is_empty());
 }
 
+/// The Perplexity request body as it was built before the direct writer: a
+/// `serde_json::Value` serialised by serde_json, keys sorted.
+#[test]
+fn perplexity_chat_body_writes_the_same_bytes_as_the_value_path() {
+    let convs: [Vec<ChatMessage>; 4] = [
+        vec![ChatMessage::new("user", "What is glycolysis?")],
+        vec![
+            ChatMessage::new("system", "Be \"brief\".\n\u{1}"),
+            ChatMessage::new("user", "first"),
+            ChatMessage::new("user", "second é 😀"),
+            ChatMessage::new("assistant", ""),
+            ChatMessage::new("developer", "dev"),
+            ChatMessage::new("user", "  third  "),
+        ],
+        vec![
+            ChatMessage::new("assistant", "hi"),
+            ChatMessage::new("user", "back\\slash"),
+        ],
+        vec![ChatMessage::new("tool", "x"), ChatMessage::new("user", "q")],
+    ];
+    for msgs in &convs {
+        for model in [None, Some("sonar-pro"), Some("  "), Some("m\"x")] {
+            for stream in [false, true] {
+                let got = perplexity::chat_body(msgs, model, stream).unwrap();
+                let v: Value = serde_json::from_str(&got).unwrap();
+                let want = serde_json::to_string(&json!({
+                    "model": v["model"],
+                    "messages": v["messages"],
+                    "stream": stream,
+                }))
+                .unwrap();
+                assert_eq!(got, want, "{msgs:?} {model:?} {stream}");
+            }
+        }
+    }
+}
+
 /// The fast reader (`perplexity_reply`) answers exactly as the general one wherever it
 /// answers, and answers the usual bodies; it leaves errors and odd shapes to the general one.
 #[test]
