@@ -117,8 +117,10 @@ export async function complete(url, headers, body, controller, client, headAt, d
   try {
     let response;
     try {
-      const h = new Headers();
-      for (let i = 0; i + 1 < headers.length; i += 2) h.set(headers[i], headers[i + 1]);
+      // A plain object (the runtime reads it in one conversion), not a `Headers` filled by
+      // `set` (`respondWith` says what that costs). Rust's list names each header once.
+      const h = {};
+      for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
       const signal = signalOf(controller, client);
       response = await before(fetch(url, { method: "POST", headers: h, body, signal }), d);
     } catch (e) {
