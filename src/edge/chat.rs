@@ -9,6 +9,7 @@
 //! to the client.
 
 use super::answer::{self as answers, CacheSpot};
+use super::http::{HeaderWrite, Own, Reply};
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::shadow;
 use super::upstream::{self, Ask, Miss, Next, PerplexityQuery, Targets, UpstreamStream};
@@ -38,11 +39,11 @@ use crate::core::wire::perplexity::DEFAULT_MODEL;
 use crate::core::wire::perplexity_query::extract_confidence;
 use crate::core::wire::seed::{self, SeedResponse};
 use crate::core::wire::{StreamAccumulator, StreamItem, UpstreamAnswer};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Context, Env, Request, Response, Result};
 
 /// Header an operator (with the admin token) may use to pick a cohort for one request.
@@ -232,8 +233,17 @@ fn set_route_headers(
     served: Upstream,
     fallback: Option<&Fallback>,
 ) -> Result<()> {
+    write_route_headers(&mut resp.headers(), r, served, fallback)
+}
+
+/// [`set_route_headers`] on either kind of headers (an [`http::Own`] answer's list too).
+fn write_route_headers(
+    h: &mut impl HeaderWrite,
+    r: &Routed,
+    served: Upstream,
+    fallback: Option<&Fallback>,
+) -> Result<()> {
     let (d, ident) = (&r.decision, &r.ident);
-    let h = resp.headers();
     h.set("x-route-upstream", served.as_str())?;
     h.set("x-route-reason", &d.reason.to_string())?;
     if r.detail.shown() {
@@ -266,6 +276,13 @@ fn with_request_id(r: Result<Response>, rid: &str) -> Result<Response> {
     let resp = r?;
     resp.headers().set(REQUEST_ID_HEADER, rid)?;
     Ok(resp)
+}
+
+/// [`with_request_id`] for either kind of [`Reply`].
+fn reply_with_request_id(r: Result<Reply>, rid: &str) -> Result<Reply> {
+    let mut reply = r?;
+    reply.set(REQUEST_ID_HEADER, rid)?;
+    Ok(reply)
 }
 
 fn score(query: &str, a: &UpstreamAnswer, latency_ms: u64, u: Upstream) -> f64 {
@@ -453,33 +470,82 @@ pub(super) type Shared = Rc<RefCell<Driver>>;
 /// runtime then stops running the request's code — the response stream is not cancelled into
 /// Rust, nothing is dropped — so the probe permit of a call in flight is handed back from the
 /// listener. Removed when dropped (the exchange ended normally).
+///
+/// One listener serves the whole isolate ([`ON_ABORT`]), finding the exchange by the signal
+/// that fired in [`WATCHED`]: a closure per request (made, handed to JS, released again, and
+/// the handler cleared on the way out) was ~2 % of a request's samples in a workerd profile
+/// (benches/profile_edge.mjs).
 struct ClientWatch {
+    id: u64,
+}
+
+/// One watched exchange: the watch's id, the request's signal, the exchange.
+struct Watched {
+    id: u64,
     signal: web_sys::AbortSignal,
-    _on_abort: Closure<dyn FnMut()>,
+    drv: Weak<RefCell<Driver>>,
+}
+
+thread_local! {
+    /// The exchanges watched now.
+    static WATCHED: RefCell<Vec<Watched>> = const { RefCell::new(Vec::new()) };
+    static NEXT_WATCH: Cell<u64> = const { Cell::new(0) };
+    /// The isolate's `onabort` handler for every watched signal.
+    static ON_ABORT: Closure<dyn FnMut(JsValue)> = Closure::new(client_aborted);
+}
+
+/// A watched signal fired: the exchanges it watches learn that their client left.
+fn client_aborted(event: JsValue) {
+    let signal = js_sys::Reflect::get(&event, &JsValue::from_str("target")).unwrap_or_default();
+    let gone: Vec<Weak<RefCell<Driver>>> = WATCHED.with(|w| {
+        w.try_borrow()
+            .map(|w| {
+                w.iter()
+                    .filter(|x| AsRef::<JsValue>::as_ref(&x.signal) == &signal)
+                    .map(|x| x.drv.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    for d in gone {
+        if let Some(d) = d.upgrade() {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                d.client_gone();
+            }
+        }
+    }
 }
 
 impl ClientWatch {
     fn new(req: &Request, drv: &Shared) -> ClientWatch {
         let signal = req.inner().signal();
-        let weak = Rc::downgrade(drv);
-        let on_abort = Closure::<dyn FnMut()>::new(move || {
-            if let Some(d) = weak.upgrade() {
-                if let Ok(mut d) = d.try_borrow_mut() {
-                    d.client_gone();
-                }
+        let id = NEXT_WATCH.with(|n| {
+            let id = n.get();
+            n.set(id.wrapping_add(1));
+            id
+        });
+        ON_ABORT.with(|f| signal.set_onabort(Some(f.as_ref().unchecked_ref())));
+        WATCHED.with(|w| {
+            if let Ok(mut w) = w.try_borrow_mut() {
+                w.push(Watched {
+                    id,
+                    signal,
+                    drv: Rc::downgrade(drv),
+                });
             }
         });
-        signal.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
-        ClientWatch {
-            signal,
-            _on_abort: on_abort,
-        }
+        ClientWatch { id }
     }
 }
 
 impl Drop for ClientWatch {
     fn drop(&mut self) {
-        self.signal.set_onabort(None);
+        // The signal keeps the shared handler; without an entry it finds nothing to tell.
+        WATCHED.with(|w| {
+            if let Ok(mut w) = w.try_borrow_mut() {
+                w.retain(|x| x.id != self.id);
+            }
+        });
     }
 }
 
@@ -682,21 +748,23 @@ fn cache_spot(r: &Routed, u: Upstream, ask: &Ask<'_>) -> Option<CacheSpot> {
 /// The Perplexity model for a request naming `requested` (core::guard::models): 400 naming the
 /// allowed ones when it is not on `LIGHTRAG_ALLOWED_MODELS`.
 fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<Response>> {
-    let allowed =
-        with(|i| i.config().allowed_models.clone()).unwrap_or_else(models::default_allowed);
-    models::resolve(&allowed, requested)
-        .map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
+    // Resolved against the isolate's list in place (a copy of the list per request cost more
+    // than the lookup).
+    let resolved = with(|i| models::resolve(&i.config().allowed_models, requested))
+        .unwrap_or_else(|| models::resolve(&models::default_allowed(), requested));
+    resolved.map_err(|e| http::error(400, "model_not_allowed", &e.to_string()))
 }
 
-/// `POST /v1/chat/completions`.
+/// `POST /v1/chat/completions`. A served complete answer is an [`Own`] response (its headers
+/// go to the runtime in one call); everything else a `worker::Response`.
 pub async fn chat_completions(
     req: Request,
     env: &Env,
     ctx: &Context,
     detail: RoutingDetail,
-) -> Result<Response> {
+) -> Result<Reply> {
     let rid = request_id();
-    with_request_id(
+    reply_with_request_id(
         chat_completions_inner(req, env, ctx, &rid, detail).await,
         &rid,
     )
@@ -721,19 +789,19 @@ async fn chat_completions_inner(
     ctx: &Context,
     rid: &str,
     detail: RoutingDetail,
-) -> Result<Response> {
+) -> Result<Reply> {
     let start_ms = now_ms();
     let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.map(Reply::from),
     };
     let upstream_model = match allowed_model(chat.model.as_deref()) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.map(Reply::from),
     };
     let (user, session) = (chat.user.as_deref(), chat.session_id.as_deref());
     if let Some(limited) = ratelimit::admit(&req, env, user, session).await {
-        return limited;
+        return limited.map(Reply::from);
     }
     let asker = Asker {
         user,
@@ -746,7 +814,7 @@ async fn chat_completions_inner(
         detail,
     };
     let Some(routed) = route(&req, env, ctx, &asker).await else {
-        return http::error(503, "not_ready", "router state unavailable");
+        return http::error(503, "not_ready", "router state unavailable").map(Reply::from);
     };
     let ask = Ask {
         query: &chat.query,
@@ -757,7 +825,9 @@ async fn chat_completions_inner(
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid).await;
+        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid)
+            .await
+            .map(Reply::from);
     }
     let d = &routed.decision;
     let spot = cache_spot(&routed, d.upstream, &ask);
@@ -777,7 +847,7 @@ async fn chat_completions_inner(
             let resp = http::raw_json(200, text)?;
             set_route_headers(&resp, &routed, d.upstream, None)?;
             mark_cached(&resp)?;
-            return Ok(resp);
+            return Ok(resp.into());
         }
     }
     let (drv, first) = start(&routed, Mode::Complete, rid);
@@ -805,14 +875,14 @@ async fn chat_completions_inner(
                 &answer.citations,
                 &routing,
             );
-            let resp = http::raw_json(200, text)?;
-            set_route_headers(&resp, &routed, s.upstream, s.fallback.as_ref())?;
-            Ok(resp)
+            let mut resp = Own::json(200, text);
+            write_route_headers(&mut resp, &routed, s.upstream, s.fallback.as_ref())?;
+            Ok(Reply::Own(resp))
         }
         Ending::Failed(f) => {
             drv.borrow_mut().book(None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
-            failure_response(&routed, &f, &msg)
+            failure_response(&routed, &f, &msg).map(Reply::from)
         }
     }
 }

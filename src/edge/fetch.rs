@@ -70,6 +70,10 @@ extern "C" {
     fn js_close(body: &JsValue);
     #[wasm_bindgen(js_name = respond)]
     fn js_respond(body: &str, status: u16, headers: &web_sys::Headers) -> web_sys::Response;
+    #[wasm_bindgen(js_name = hideCf)]
+    fn js_hide_cf(request: &web_sys::Request);
+    #[wasm_bindgen(js_name = respondWith)]
+    fn js_respond_with(body: &str, status: u16, headers: &str) -> web_sys::Response;
 }
 
 /// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
@@ -255,16 +259,19 @@ pub fn into_raw(resp: worker::Response) -> web_sys::Response {
     resp.into()
 }
 
+/// The router's own response kept in Rust (`http::Own`) as the runtime's Response: body,
+/// status and every header in one call (`upstream_io.js` `respondWith`).
+pub fn respond_own(o: &super::http::Own) -> web_sys::Response {
+    js_respond_with(&o.body, o.status, &o.header_text())
+}
+
 /// The incoming request as a `worker::Request`, without reading its `cf` object: an own
 /// `cf` property set to `undefined` shadows the runtime's getter on this one object (the router
 /// neither reads `cf` nor forwards the client's request anywhere).
 pub fn without_cf(raw: web_sys::Request) -> worker::Request {
-    let desc = js_sys::Object::new();
-    // `value: undefined`, not writable or enumerable: only `worker::Request::from` reads it.
-    let hidden = js_sys::Reflect::set(&desc, &"value".into(), &wasm_bindgen::JsValue::UNDEFINED)
-        .and_then(|_| js_sys::Reflect::define_property(raw.as_ref(), &"cf".into(), &desc));
-    // If the runtime refuses, the getter stays: correct, only slower.
-    let _ = hidden;
+    // One call (upstream_io.js `hideCf`), not three (a descriptor object, its `value`, the
+    // definition).
+    js_hide_cf(&raw);
     worker::Request::from(raw)
 }
 

@@ -4,7 +4,8 @@
 //! [`crate::core::guard`]; this module reads headers and secrets and writes headers.
 
 use super::cors;
-use super::http;
+use super::fetch;
+use super::http::{self, HeaderWrite, Reply};
 use super::isolate::{secret, with};
 use crate::core::guard::client::{check_client, ClientAuth, ClientCheck};
 use crate::core::guard::deployment::{
@@ -129,20 +130,32 @@ pub fn finish(resp: Response, exit: &Exit) -> Result<Response> {
     // instead of copying every header into a new object). A response passed through from a
     // binding (the preview's assets) has immutable ones: the first change throws, nothing has
     // changed yet, and its headers are copied into a new object first.
-    if dress(resp.headers(), exit).is_ok() {
+    if dress(&mut resp.headers(), exit).is_ok() {
         return Ok(resp);
     }
     let h = Headers::new();
     for (k, v) in resp.headers().entries() {
         h.append(&k, &v)?;
     }
-    dress(&h, exit)?;
+    dress(&mut &h, exit)?;
     Ok(resp.with_headers(h))
+}
+
+/// [`finish`] for either kind of [`Reply`], as the runtime's Response: an [`http::Own`] response is
+/// dressed in Rust and goes to the runtime with its headers in one call.
+pub fn finish_reply(reply: Reply, exit: &Exit) -> Result<web_sys::Response> {
+    match reply {
+        Reply::Js(resp) => finish(resp, exit).map(fetch::into_raw),
+        Reply::Own(mut own) => {
+            dress(&mut own, exit)?;
+            Ok(fetch::respond_own(&own))
+        }
+    }
 }
 
 /// What every response leaves with: operator-only headers removed unless shown, `nosniff`,
 /// the preview's CSP, `Vary: Origin` and the CORS headers on CORS routes.
-fn dress(h: &Headers, exit: &Exit) -> Result<()> {
+fn dress(h: &mut impl HeaderWrite, exit: &Exit) -> Result<()> {
     if !exit.detail.shown() && !exit.withheld_at_source {
         for k in OPERATOR_HEADERS {
             h.delete(k)?;

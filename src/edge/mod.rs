@@ -37,6 +37,7 @@ mod hub;
 mod hub_storage;
 mod isolate;
 mod kv;
+mod microtasks;
 mod ofrep;
 mod ratelimit;
 mod rollout;
@@ -54,6 +55,7 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 fn start() {
     // A panic must at least leave a readable trace in `wrangler tail`.
     console_error_panic_hook::set_once();
+    microtasks::wake_by_promise_jobs();
 }
 
 #[event(fetch)]
@@ -70,11 +72,11 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         _ => isolate::ensure(&env, &ctx).await,
     }
     let exit = guard::Exit::of(&req, &env, &segs);
-    let resp = match dispatch(req, &env, &ctx, exit.detail).await {
+    let reply = match dispatch(req, &env, &ctx, exit.detail).await {
         Ok(r) => r,
-        Err(e) => http::error(500, "internal", &format!("router error: {e}"))?,
+        Err(e) => http::error(500, "internal", &format!("router error: {e}"))?.into(),
     };
-    guard::finish(resp, &exit).map(fetch::into_raw)
+    guard::finish_reply(reply, &exit)
 }
 
 #[event(scheduled)]
@@ -102,13 +104,51 @@ fn method_name(m: &Method) -> &'static str {
     }
 }
 
+/// The handler for a request: the chat routes' (whose served answer may be an [`http::Own`]
+/// response), else [`dispatch_other`]'s.
 async fn dispatch(
     req: Request,
     env: &Env,
     ctx: &Context,
     detail: crate::core::guard::exposure::RoutingDetail,
-) -> Result<Response> {
+) -> Result<http::Reply> {
     let started_ms = isolate::now_ms();
+    let path = req.path();
+    let method = method_name(&req.method());
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let chat_route = matches!(segs.as_slice(), ["v1", "chat", "completions"] | ["query"]);
+    if method != "POST" || !chat_route {
+        return dispatch_other(req, env, ctx, detail, started_ms)
+            .await
+            .map(http::Reply::from);
+    }
+    if let Some(refused) =
+        guard::refuse_client(&req, env).or_else(|| guard::require_json(&req, method, &path))
+    {
+        return refused.map(http::Reply::from);
+    }
+    let r = if segs[0] == "query" {
+        chat::seed_query(req, env, ctx, detail)
+            .await
+            .map(http::Reply::from)
+    } else {
+        chat::chat_completions(req, env, ctx, detail).await
+    };
+    // A streamed answer is recorded later, in its own task: no deferred flush for it
+    // (`isolate::background` says why).
+    let streamed = matches!(&r, Ok(http::Reply::Js(resp)) if matches!(resp.body(), worker::ResponseBody::Stream(_)));
+    isolate::background(env, ctx, (!streamed).then_some(started_ms));
+    r
+}
+
+/// Every route but a POST to the chat routes.
+async fn dispatch_other(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    detail: crate::core::guard::exposure::RoutingDetail,
+    started_ms: u64,
+) -> Result<Response> {
     let path = req.path();
     let method = method_name(&req.method());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -118,24 +158,6 @@ async fn dispatch(
 
         ("OPTIONS", s) if cors::is_cors_route(s) => cors::preflight(&req),
 
-        ("POST", ["v1", "chat", "completions"]) | ("POST", ["query"]) => {
-            if let Some(refused) =
-                guard::refuse_client(&req, env).or_else(|| guard::require_json(&req, method, &path))
-            {
-                return refused;
-            }
-            let r = if segs[0] == "query" {
-                chat::seed_query(req, env, ctx, detail).await
-            } else {
-                chat::chat_completions(req, env, ctx, detail).await
-            };
-            // A streamed answer is recorded later, in its own task: no deferred flush for it
-            // (`isolate::background` says why).
-            let streamed =
-                matches!(&r, Ok(resp) if matches!(resp.body(), worker::ResponseBody::Stream(_)));
-            isolate::background(env, ctx, (!streamed).then_some(started_ms));
-            r
-        }
         (_, ["v1", "chat", "completions"]) | (_, ["query"]) => {
             http::method_not_allowed(method, &path, "POST, OPTIONS")
         }

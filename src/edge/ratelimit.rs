@@ -11,7 +11,14 @@ use crate::core::guard::deployment::RATE_LIMIT_BINDING;
 use crate::core::guard::ratelimit::{limit_key, retry_after_s, Subject, PERIOD_S};
 use crate::core::identity::{identify, KeySource};
 use serde_json::json;
+use std::cell::Cell;
 use worker::{console_error, Env, Request, Response, Result};
+
+thread_local! {
+    /// Whether this isolate has no limiter binding: an isolate's bindings never change, and
+    /// looking a missing one up failed anew on every request (a lookup, an error text).
+    static UNBOUND: Cell<bool> = const { Cell::new(false) };
+}
 
 /// `None` when the request may go on, else the 429. `user` / `session` are the body's ids;
 /// the router's cookie is read here; with none of them the client's address is the subject.
@@ -21,7 +28,13 @@ pub async fn admit(
     user: Option<&str>,
     session: Option<&str>,
 ) -> Option<Result<Response>> {
-    let limiter = env.rate_limiter(RATE_LIMIT_BINDING).ok()?;
+    if UNBOUND.with(Cell::get) {
+        return None;
+    }
+    let Ok(limiter) = env.rate_limiter(RATE_LIMIT_BINDING) else {
+        UNBOUND.with(|u| u.set(true));
+        return None;
+    };
     let cookie = req.headers().get("cookie").ok().flatten();
     // The random id is never used: a request without a key is counted by address.
     let ident = identify(user, session, cookie.as_deref(), || [0; 16]);

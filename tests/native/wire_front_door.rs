@@ -167,6 +167,89 @@ fn openai_request_errors_name_the_field() {
 
 // ---------- OpenAI response and stream ----------
 
+/// The answer JSON as it was built before the direct writer (core::wire::json_out): a
+/// `serde_json::Value` serialised by serde_json, keys sorted.
+fn chat_response_via_value(
+    id: &str,
+    created_s: u64,
+    model: &str,
+    content: &str,
+    citations: &[Citation],
+    routing: &RoutingInfo,
+) -> String {
+    serde_json::to_string(&json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created_s,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "citations": citations.iter().map(|c| c.label().to_string()).collect::<Vec<_>>(),
+        "search_results": citations
+            .iter()
+            .map(|c| json!({"title": c.title, "url": c.url}))
+            .collect::<Vec<_>>(),
+        "routing": serde_json::to_value(routing).unwrap(),
+    }))
+    .unwrap()
+}
+
+#[test]
+fn chat_response_writes_the_same_bytes_as_the_value_path() {
+    let plain = routing();
+    let rule = RoutingInfo {
+        upstream: Upstream::Lightrag,
+        reason: Reason::Rule("clinical \"q\" \u{1}".into()),
+        arm: Arm::None,
+        position: None,
+        fallback_used: false,
+        fallback_reason: None,
+        config_version: u64::MAX,
+        cache: Some("hit".into()),
+    };
+    let odd = RoutingInfo {
+        position: Some(f64::NAN),
+        reason: Reason::CircuitOpen,
+        arm: Arm::Control,
+        ..routing()
+    };
+    let whole = RoutingInfo {
+        position: Some(42.0),
+        ..routing()
+    };
+    let odd_citations = [
+        Citation {
+            url: None,
+            title: None,
+        },
+        Citation {
+            url: Some("https://x.example/a?b=\"c\"&d=</script>".into()),
+            title: None,
+        },
+    ];
+    let contents = [
+        "Answer.",
+        "",
+        "line\nbreak\ttab \"quoted\" back\\slash \u{7f} \u{0} \u{1f} é 漢字 😀 \u{2028}",
+    ];
+    for r in [&plain, &rule, &odd, &whole] {
+        for cs in [&citations()[..], &[], &odd_citations[..]] {
+            for content in contents {
+                for (id, created, model) in [("chatcmpl-1", 1735689600, "sonar"), ("", 0, "m\"x")] {
+                    assert_eq!(
+                        openai::chat_response(id, created, model, content, cs, r),
+                        chat_response_via_value(id, created, model, content, cs, r),
+                        "routing {r:?}, citations {cs:?}, content {content:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn chat_response_round_trips() {
     let body = openai::chat_response(

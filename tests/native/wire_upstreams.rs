@@ -5,7 +5,8 @@ use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::wire::lightrag::QueryMode;
 use cmo_edge_router::core::wire::openai::ChatMessage;
 use cmo_edge_router::core::wire::{
-    lightrag, ndjson, perplexity, sse, Citation, StreamAccumulator, StreamItem, WireError,
+    lightrag, ndjson, perplexity, perplexity_reply, sse, Citation, StreamAccumulator, StreamItem,
+    WireError,
 };
 use serde_json::{json, Value};
 
@@ -247,6 +248,104 @@ fn perplexity_parse_chat_response() {
     )
     .unwrap();
     assert!(a.citations.is_empty());
+}
+
+/// The Perplexity request body as it was built before the direct writer: a
+/// `serde_json::Value` serialised by serde_json, keys sorted.
+#[test]
+fn perplexity_chat_body_writes_the_same_bytes_as_the_value_path() {
+    let convs: [Vec<ChatMessage>; 4] = [
+        vec![ChatMessage::new("user", "What is glycolysis?")],
+        vec![
+            ChatMessage::new("system", "Be \"brief\".\n\u{1}"),
+            ChatMessage::new("user", "first"),
+            ChatMessage::new("user", "second é 😀"),
+            ChatMessage::new("assistant", ""),
+            ChatMessage::new("developer", "dev"),
+            ChatMessage::new("user", "  third  "),
+        ],
+        vec![
+            ChatMessage::new("assistant", "hi"),
+            ChatMessage::new("user", "back\\slash"),
+        ],
+        vec![ChatMessage::new("tool", "x"), ChatMessage::new("user", "q")],
+    ];
+    for msgs in &convs {
+        for model in [None, Some("sonar-pro"), Some("  "), Some("m\"x")] {
+            for stream in [false, true] {
+                let got = perplexity::chat_body(msgs, model, stream).unwrap();
+                let v: Value = serde_json::from_str(&got).unwrap();
+                let want = serde_json::to_string(&json!({
+                    "model": v["model"],
+                    "messages": v["messages"],
+                    "stream": stream,
+                }))
+                .unwrap();
+                assert_eq!(got, want, "{msgs:?} {model:?} {stream}");
+            }
+        }
+    }
+}
+
+/// The fast reader (`perplexity_reply`) answers exactly as the general one wherever it
+/// answers, and answers the usual bodies; it leaves errors and odd shapes to the general one.
+#[test]
+fn perplexity_fast_reader_matches_the_general_one() {
+    let usual = [
+        PPLX_RESPONSE,
+        r#"{"choices":[{"message":{"role":"assistant","content":"ok"}}]}"#,
+        r#"{"id":"mock-1","model":"sonar","created":1796062120,"usage":{"prompt_tokens":10,"completion_tokens":40,"total_tokens":50},"object":"chat.completion","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"Web answer [1][2]."}}],"citations":["https://pubmed.ncbi.nlm.nih.gov/?term=x","https://hmdb.ca/q"],"search_results":[{"title":"PubMed","url":"https://pubmed.ncbi.nlm.nih.gov/?term=x","date":"2025-01-15"},{"title":"HMDB","url":"https://hmdb.ca/q","date":null}]}"#,
+        r#"{"error":null,"choices":[{"message":{"content":"esc\"aped \u00e9 \ud83d\ude00 \n"}},{"x":[1,2,{"y":null}]}],"citations":null,"search_results":null}"#,
+        r#"{"citations":["  ","https://a.example",{"url":"https://b.example","title":"B"},{"title":"only a title"},{"url":null,"title":"  "}],"search_results":[{"url":"https://a.example","title":"A"},{"title":null},{}],"choices":[{"message":{"content":""}}]}"#,
+        r#"{"choices":[{"message":{"content":"x","content_extra":1e300}}],"usage":{"n":-12345678901234567890}}"#,
+        r#"{"ch\u006fices":[{"message":{"content":"escaped key"}}]}"#,
+    ];
+    for body in usual {
+        let fast = perplexity_reply::read(body);
+        assert!(
+            fast.is_some(),
+            "the usual body takes the fast reader: {body}"
+        );
+        assert_eq!(
+            fast.map(Ok),
+            Some(perplexity::parse_chat_response_general(body)),
+            "{body}"
+        );
+    }
+    let odd = [
+        "not json",
+        "[]",
+        r#"{"id":"x"}"#,
+        r#"{"choices":[]}"#,
+        r#"{"choices":{}}"#,
+        r#"{"choices":null}"#,
+        r#"{"choices":[{}]}"#,
+        r#"{"choices":[5]}"#,
+        r#"{"choices":[{"message":{"content":null}}]}"#,
+        r#"{"choices":[{"message":{"content":["parts"]}}]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"citations":[1]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"citations":[null]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"citations":"https://a"}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"citations":[{"url":5}]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"search_results":[5]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"search_results":[{"url":["u"]}]}"#,
+        r#"{"error":{"message":"Invalid API key","type":"invalid_request_error","code":401}}"#,
+        r#"{"error":"plain","choices":[{"message":{"content":"x"}}]}"#,
+        // A member read twice: the general reader keeps the last.
+        r#"{"choices":[{"message":{"content":"first"}}],"choices":[{"message":{"content":"last"}}]}"#,
+        r#"{"choices":[{"message":{"content":"a","content":"b"}}]}"#,
+        r#"{"choices":[{"message":{"content":"x"}}],"citations":[{"url":"https://a","url":"https://b"}]}"#,
+        // Refused by both: a number out of range, trailing text.
+        r#"{"choices":[{"message":{"content":"x"}}],"usage":{"n":1e400}}"#,
+        r#"{"choices":[{"message":{"content":"x"}}]} trailing"#,
+    ];
+    for body in odd {
+        let general = perplexity::parse_chat_response_general(body);
+        match perplexity_reply::read(body) {
+            Some(fast) => assert_eq!(Ok(fast), general, "{body}"),
+            None => assert_eq!(perplexity::parse_chat_response(body), general, "{body}"),
+        }
+    }
 }
 
 #[test]

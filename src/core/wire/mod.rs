@@ -22,12 +22,14 @@
 pub mod answer;
 pub mod conversation;
 pub mod error;
+pub(crate) mod json_out;
 pub mod lightrag;
 pub mod ndjson;
 pub mod ofrep;
 pub mod openai;
 pub mod perplexity;
 pub mod perplexity_query;
+pub mod perplexity_reply;
 pub mod seed;
 pub mod sse;
 

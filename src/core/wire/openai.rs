@@ -8,6 +8,7 @@
 //! from the 400 body.
 
 use super::answer::{json_type, opt_str, parse_object, to_json, Citation, WireError};
+use super::json_out::JsonOut;
 use crate::core::model::{Arm, Reason, Upstream};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -252,20 +253,61 @@ pub fn chat_response(
     citations: &[Citation],
     routing: &RoutingInfo,
 ) -> String {
-    to_json(&json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created_s,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop",
-        }],
-        "citations": citation_strings(citations),
-        "search_results": search_results(citations),
-        "routing": routing_value(routing),
-    }))
+    // Written directly (super::json_out says why), keys in the sorted order the `Value` path
+    // wrote them.
+    let mut o = JsonOut::with_capacity(content.len() + 256 + 96 * citations.len());
+    o.raw(r#"{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"#)
+        .str(content)
+        .raw(r#","role":"assistant"}}],"citations":["#);
+    for (i, c) in citations.iter().enumerate() {
+        if i > 0 {
+            o.raw(",");
+        }
+        o.str(c.label());
+    }
+    o.raw(r#"],"created":"#)
+        .u64(created_s)
+        .raw(r#","id":"#)
+        .str(id)
+        .raw(r#","model":"#)
+        .str(model)
+        .raw(r#","object":"chat.completion","routing":"#);
+    write_routing(&mut o, routing);
+    o.raw(r#","search_results":["#);
+    for (i, c) in citations.iter().enumerate() {
+        if i > 0 {
+            o.raw(",");
+        }
+        o.raw(r#"{"title":"#)
+            .opt_str(c.title.as_deref())
+            .raw(r#","url":"#)
+            .opt_str(c.url.as_deref())
+            .raw("}");
+    }
+    o.raw("]}");
+    o.finish()
+}
+
+/// `routing` as `serde_json::to_value(routing)` serialises it (keys sorted, `None`s skipped).
+fn write_routing(o: &mut JsonOut, r: &RoutingInfo) {
+    o.raw(r#"{"arm":"#).str(r.arm.as_str());
+    if let Some(cache) = &r.cache {
+        o.raw(r#","cache":"#).str(cache);
+    }
+    o.raw(r#","config_version":"#).u64(r.config_version);
+    if let Some(why) = &r.fallback_reason {
+        o.raw(r#","fallback_reason":"#).str(why);
+    }
+    o.raw(r#","fallback_used":"#)
+        .bool(r.fallback_used)
+        .raw(r#","position":"#)
+        .opt_f64(r.position)
+        .raw(r#","reason":"#);
+    match &r.reason {
+        Reason::Rule(_) => o.str(&r.reason.to_string()),
+        other => o.str(other.as_str()),
+    };
+    o.raw(r#","upstream":"#).str(r.upstream.as_str()).raw("}");
 }
 
 fn chunk(id: &str, created_s: u64, model: &str, delta: Value, finish: Option<&str>) -> Value {

@@ -16,12 +16,11 @@
 //! Clients of the router speak OpenAI, so [`chat_body`] reshapes the history instead of
 //! letting Perplexity's 400 count against its breaker.
 
-use super::answer::{
-    json_type, merge_citations, to_json, Citation, StreamItem, UpstreamAnswer, WireError,
-};
+use super::answer::{json_type, merge_citations, Citation, StreamItem, UpstreamAnswer, WireError};
+use super::json_out::JsonOut;
 use super::openai::ChatMessage;
 use crate::core::model::Upstream;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// The model used when the client names none (or names one Perplexity does not serve).
 pub const DEFAULT_MODEL: &str = "sonar";
@@ -86,11 +85,28 @@ pub fn chat_body(
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .unwrap_or(DEFAULT_MODEL);
-    Ok(to_json(&json!({
-        "model": model,
-        "messages": msgs,
-        "stream": stream,
-    })))
+    // Written directly (super::json_out says why), keys in the sorted order the `Value` path
+    // wrote them.
+    let mut o =
+        JsonOut::with_capacity(64 + msgs.iter().map(|m| m.content.len() + 32).sum::<usize>());
+    o.raw(r#"{"messages":["#);
+    for (i, m) in msgs.iter().enumerate() {
+        o.raw(if i == 0 {
+            r#"{"content":"#
+        } else {
+            r#",{"content":"#
+        })
+        .str(&m.content)
+        .raw(r#","role":"#)
+        .str(&m.role)
+        .raw("}");
+    }
+    o.raw(r#"],"model":"#)
+        .str(model)
+        .raw(r#","stream":"#)
+        .bool(stream)
+        .raw("}");
+    Ok(o.finish())
 }
 
 /// The request body for a single question (the seed's `POST /query` shape).
@@ -212,8 +228,18 @@ fn first_choice(obj: &Map<String, Value>) -> Result<&Map<String, Value>, WireErr
     }
 }
 
-/// Parses a non-streamed 200 body.
+/// Parses a non-streamed 200 body: the usual shape through the fast reader
+/// ([`super::perplexity_reply`]), anything else through [`parse_chat_response_general`] (the
+/// same answer either way; the errors are the general reader's).
 pub fn parse_chat_response(body: &str) -> Result<UpstreamAnswer, WireError> {
+    if let Some(answer) = super::perplexity_reply::read(body) {
+        return Ok(answer);
+    }
+    parse_chat_response_general(body)
+}
+
+/// [`parse_chat_response`] through a `serde_json::Value`, for every body.
+pub fn parse_chat_response_general(body: &str) -> Result<UpstreamAnswer, WireError> {
     let v: Value = serde_json::from_str(body)
         .map_err(|e| WireError::malformed("Perplexity response", format!("invalid JSON ({e})")))?;
     let obj = v.as_object().ok_or_else(|| {
