@@ -37,7 +37,6 @@ mod hub;
 mod hub_storage;
 mod isolate;
 mod kv;
-mod microtasks;
 mod ofrep;
 mod ratelimit;
 mod rollout;
@@ -55,7 +54,6 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 fn start() {
     // A panic must at least leave a readable trace in `wrangler tail`.
     console_error_panic_hook::set_once();
-    microtasks::wake_by_promise_jobs();
 }
 
 #[event(fetch)]
