@@ -228,6 +228,11 @@ impl BodyReader {
         (!r.is_undefined()).then_some(BodyReader(r))
     }
 
+    /// The reader itself, for `upstream_io.js`'s `read` called from the JS side.
+    pub fn js(&self) -> &JsValue {
+        &self.0
+    }
+
     /// The next chunk, until epoch ms `at_ms`.
     pub async fn read(&self, at_ms: u64) -> Chunk {
         let o = match outcome(js_read(&self.0, at_ms as f64)).await {

@@ -408,14 +408,38 @@ impl UpstreamStream {
 
     /// Reads until the next chunk, the end, or epoch ms `wake_at_ms`.
     pub async fn next(&mut self, wake_at_ms: u64) -> Next {
+        if let Some(n) = self.without_read() {
+            return n;
+        }
+        let got = self.body.read(wake_at_ms).await;
+        self.after_read(got)
+    }
+
+    /// What the next read gives without reading: a break kept while the answer was held back,
+    /// or the end of a body that already ended.
+    pub fn without_read(&mut self) -> Option<Next> {
         let u = self.upstream;
         if let Some(d) = self.broken.take() {
-            return Next::Broken(d);
+            return Some(Next::Broken(d));
         }
         if self.ended {
-            return Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default());
+            return Some(Next::End(
+                self.decoder.take().map(|d| d.finish(u)).unwrap_or_default(),
+            ));
         }
-        match self.body.read(wake_at_ms).await {
+        None
+    }
+
+    /// The body's reader as `upstream_io.js` reads it (its `read`), for a pump on the JS side
+    /// that hands each read back through [`UpstreamStream::after_read`].
+    pub fn body_js(&self) -> &wasm_bindgen::JsValue {
+        self.body.js()
+    }
+
+    /// What a read of the body gave, decoded.
+    pub fn after_read(&mut self, got: Chunk) -> Next {
+        let u = self.upstream;
+        match got {
             Chunk::Timeout => Next::Timer,
             Chunk::End => {
                 self.ended = true;
@@ -423,10 +447,16 @@ impl UpstreamStream {
                 Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default())
             }
             Chunk::Broken(e) => Next::Broken(format!("{u} stream broke: {e}")),
-            Chunk::Bytes(bytes) => match self.decoder.as_mut() {
-                Some(d) => Next::Items(d.push(u, &bytes)),
-                None => Next::Items(Vec::new()),
-            },
+            Chunk::Bytes(bytes) => self.after_bytes(&bytes),
+        }
+    }
+
+    /// A chunk of the body, decoded.
+    pub fn after_bytes(&mut self, bytes: &[u8]) -> Next {
+        let u = self.upstream;
+        match self.decoder.as_mut() {
+            Some(d) => Next::Items(d.push(u, bytes)),
+            None => Next::Items(Vec::new()),
         }
     }
 }

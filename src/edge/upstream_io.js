@@ -159,3 +159,44 @@ export async function read(body, atMs) {
 export function respond(body, status, headers) {
   return new Response(body, { status, headers });
 }
+
+/**
+ * A committed stream's body for the client (src/edge/pump.rs says why it is pumped here): the
+ * readable side of a native `IdentityTransformStream`, which the runtime sends on without
+ * entering JS per chunk. `first` (the frames ready at the commit) is written at once; then
+ * whatever `pump` (Rust) has ready, else a read of the upstream's `body` (from `reader`) until
+ * the pump's wake-up time, handed to the pump. Each write waits for the client to take it. The
+ * pump is freed when the stream ends, or when the client has gone (a write fails).
+ */
+export function pipe(first, body, pump) {
+  const { readable, writable } = new IdentityTransformStream();
+  pumpInto(writable.getWriter(), first, body, pump);
+  return readable;
+}
+
+async function pumpInto(w, first, body, pump) {
+  let live = true;
+  try {
+    if (first.length) await w.write(first);
+    for (;;) {
+      const out = pump.frames();
+      if (out) {
+        await w.write(out);
+        continue;
+      }
+      const at = pump.wake_at();
+      if (at < 0) break;
+      const r = await read(body, at);
+      if (r.kind === "chunk") pump.chunk(r.value);
+      else if (r.kind === "end") pump.end();
+      else if (r.kind === "timeout") pump.timer();
+      else pump.broken(r.error);
+    }
+    live = false;
+    pump.free();
+    await w.close();
+  } catch {
+    // The client went away (the body was cancelled): the pump goes, and with it the call.
+    if (live) pump.free();
+  }
+}
