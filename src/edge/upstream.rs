@@ -233,21 +233,6 @@ fn connect_failed(u: Upstream, e: &str) -> Miss {
     Miss::Failed(Fault::Connect, format!("{u} connection failed: {e}"))
 }
 
-/// Sends the request and waits for the response headers until `first_byte_by_ms`.
-async fn send(
-    req: &Outgoing,
-    abort: &AbortOnDrop,
-    first_byte_by_ms: u64,
-    u: Upstream,
-) -> Result<web_sys::Response, Miss> {
-    let mut headers = Vec::new();
-    match fetch::send(&req.post(abort, &mut headers), first_byte_by_ms).await {
-        Head::Arrived(response) => Ok(response),
-        Head::Late => Err(no_response(u)),
-        Head::Failed(e) => Err(connect_failed(u, &e)),
-    }
-}
-
 /// A non-2xx response: its status (or a context-length error its body reports) and a redacted
 /// excerpt of the body for the log.
 fn status_miss(t: &Targets, u: Upstream, status: u16, body: &str) -> Miss {
@@ -471,12 +456,17 @@ pub async fn open_stream(
 ) -> Result<UpstreamStream, Miss> {
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
-    let resp = send(&req, &abort, c.first_byte_by_ms, u).await?;
+    let mut headers = Vec::new();
+    let (head, body) = fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
+    let resp = match head {
+        Head::Arrived(response) => response,
+        Head::Late => return Err(no_response(u)),
+        Head::Failed(e) => return Err(connect_failed(u, &e)),
+    };
     if !(200..300).contains(&resp.status()) {
         return Err(status_failure(t, &resp, u, c.first_byte_by_ms).await);
     }
-    let body = BodyReader::of(&resp)
-        .ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
+    let body = body.ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
         Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),

@@ -129,6 +129,25 @@ export function close(body) {
 }
 
 /**
+ * `send` for a stream: for a 2xx with a body, its reader (as `reader` makes it) comes too, its
+ * first read already in flight (`{kind: "head", response, at, body}`), so the first chunk is
+ * asked for as soon as the headers arrive, not after a round through Rust.
+ */
+export async function open(url, headers, body, controller, client, headAt) {
+  const head = await send(url, headers, body, controller, client, headAt);
+  if (head.kind === "head" && head.response.status >= 200 && head.response.status <= 299) {
+    const r = reader(head.response);
+    if (r) {
+      r.pending = r.reader.read();
+      // Handled by the `read` that takes it; never an unhandled rejection meanwhile.
+      r.pending.catch(() => {});
+      head.body = r;
+    }
+  }
+  return head;
+}
+
+/**
  * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a
  * Uint8Array), `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races
  * it again), or `{kind: "broken", error}`.
@@ -164,7 +183,7 @@ export function respond(body, status, headers) {
  * A committed stream's body for the client (src/edge/pump.rs says why it is pumped here): the
  * readable side of a native `IdentityTransformStream`, which the runtime sends on without
  * entering JS per chunk. `first` (the frames ready at the commit) is written at once; then
- * whatever `pump` (Rust) has ready, else a read of the upstream's `body` (from `reader`) until
+ * whatever `pump` (Rust) has ready, else a read of the upstream's `body` (from `open`) until
  * the pump's wake-up time, handed to the pump. Each write waits for the client to take it. The
  * pump is freed when the stream ends, or when the client has gone (a write fails).
  */
