@@ -1029,6 +1029,10 @@ impl Pipe {
                 self.finished = true;
                 self.drv.borrow_mut().book(None);
             }
+            // The exchange is over without this stream (the client left and was booked as
+            // gone): nothing more goes out, and reading on would only meet the same broken
+            // body again (a spin, once the invocation outlives the client: `pump::body`).
+            Step::Wait if self.drv.borrow().ex.is_finished() => self.finished = true,
             Step::Wait => {}
             // Nothing else follows a commit (Abort / Done: the client left); end the stream.
             _ => {
@@ -1186,7 +1190,7 @@ async fn stream_chat(
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
     pipe.handle(Next::Items(initial));
-    let resp = Response::from_body(worker::ResponseBody::Stream(super::pump::body(pipe)))?;
+    let resp = Response::from_body(worker::ResponseBody::Stream(super::pump::body(pipe, ctx)))?;
     let h = resp.headers();
     h.set("content-type", "text/event-stream; charset=utf-8")?;
     h.set("cache-control", "no-cache")?;
