@@ -6,7 +6,9 @@
 // measured in one process, rounds interleaved, the two builds see the same noise.
 //
 //   cp -r build /tmp/before && <change, make build> && node benches/edge_ab.mjs /tmp/before build
-//   ROUNDS=10 N=400 STREAM=1 (defaults 8, 400 and off; streamed: N/4 requests per side a round)
+//   ROUNDS=10 N=400 STREAM=1 (defaults 8, 400 and off; streamed: N/4 requests per side a round,
+//   STREAM=only: N streamed requests per side a round and nothing else;
+//   their time to the first answer text and workerd CPU per streamed request)
 import { Miniflare } from "miniflare";
 import path from "node:path";
 import { readFileSync, readdirSync } from "node:fs";
@@ -19,7 +21,9 @@ if (dirs.length < 2) throw new Error("usage: node benches/edge_ab.mjs <build dir
 const names = dirs.map((_, i) => String.fromCharCode(65 + i));
 const rounds = Number(process.env.ROUNDS ?? 8);
 const n = Number(process.env.N ?? 400);
-const streamed = process.env.STREAM === "1";
+const streamed = process.env.STREAM === "1" || process.env.STREAM === "only";
+// STREAM=only: the streamed rounds alone (N streamed requests per side a round).
+const streamOnly = process.env.STREAM === "only";
 
 /** workerd processes that are children of this Node process (Linux /proc). */
 function pids() {
@@ -58,9 +62,10 @@ const series = () => Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
 const cpuPer = series();
 const p50 = series();
 const ttfb = series();
+const cpuStream = series();
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 ? [...names].reverse().concat("bare") : ["bare", ...names];
-  for (const k of order) {
+  for (const k of streamOnly ? [] : order) {
     const c0 = cpu(sides[k].pid);
     const xs = [];
     for (let i = 0; i < n; i++) xs.push(await once(url(k), i));
@@ -70,18 +75,24 @@ for (let r = 0; r < rounds; r++) {
   if (!streamed) continue;
   for (const k of order) {
     const xs = [];
-    for (let i = 0; i < Math.max(20, n >> 2); i++) xs.push(await firstByte(url(k), i));
+    const c0 = cpu(sides[k].pid);
+    const m = streamOnly ? n : Math.max(20, n >> 2);
+    for (let i = 0; i < m; i++) xs.push(await firstByte(url(k), i));
+    cpuStream[k].push((cpu(sides[k].pid) - c0) / m);
     ttfb[k].push(median(xs));
   }
 }
 for (const k of Object.keys(sides)) {
-  console.log(`${k.padEnd(4)} CPU/request median ${median(cpuPer[k]).toFixed(3)} ms [${cpuPer[k].map((x) => x.toFixed(2)).join(" ")}], p50 median ${median(p50[k]).toFixed(3)} ms${streamed ? `, streamed first text p50 median ${median(ttfb[k]).toFixed(3)} ms` : ""}`);
+  const head = streamOnly ? "" : `CPU/request median ${median(cpuPer[k]).toFixed(3)} ms [${cpuPer[k].map((x) => x.toFixed(2)).join(" ")}], p50 median ${median(p50[k]).toFixed(3)} ms`;
+  console.log(`${k.padEnd(4)} ${head}${streamed ? `, streamed first text p50 median ${median(ttfb[k]).toFixed(3)} ms, streamed CPU/request median ${median(cpuStream[k]).toFixed(3)} ms` : ""}`);
 }
 for (const [i, k] of names.entries()) {
-  const dc = median(cpuPer[k].map((x, i) => x - cpuPer.bare[i]));
-  const dl = median(p50[k].map((x, i) => x - p50.bare[i]));
-  const ds = streamed ? `, added streamed first text p50 ${median(ttfb[k].map((x, i) => x - ttfb.bare[i])).toFixed(3)} ms` : "";
-  console.log(`${k} (${dirs[i]}): added CPU ${dc.toFixed(3)} ms, added p50 ${dl.toFixed(3)} ms${ds}`);
+  const dc = (streamOnly ? NaN : median(cpuPer[k].map((x, i) => x - cpuPer.bare[i])));
+  const dl = (streamOnly ? NaN : median(p50[k].map((x, i) => x - p50.bare[i])));
+  const ds = streamed
+    ? `, added streamed first text p50 ${median(ttfb[k].map((x, i) => x - ttfb.bare[i])).toFixed(3)} ms [${ttfb[k].map((x, i) => (x - ttfb.bare[i]).toFixed(2)).join(" ")}], added streamed CPU ${median(cpuStream[k].map((x, i) => x - cpuStream.bare[i])).toFixed(3)} ms`
+    : "";
+  console.log(`${k} (${dirs[i]}):${streamOnly ? "" : ` added CPU ${dc.toFixed(3)} ms, added p50 ${dl.toFixed(3)} ms`}${ds}`);
 }
 for (const s of Object.values(sides)) await s.mf.dispose();
 await up.close();

@@ -1033,18 +1033,18 @@ async fn seed_query_inner(
     }
 }
 
-/// A committed stream being piped to the client.
-struct Pipe {
+/// A committed stream being piped to the client (pumped by [`super::pump`]).
+pub(super) struct Pipe {
     drv: Shared,
     /// Removed when the pipe ends (dropped with it).
     _watch: ClientWatch,
     rid: String,
-    s: UpstreamStream,
-    out: VecDeque<String>,
+    pub(super) s: UpstreamStream,
+    pub(super) out: VecDeque<String>,
     acc: StreamAccumulator,
     /// The exchange's next wake-up ([`Step::Forward`]).
-    wake_at_ms: u64,
-    finished: bool,
+    pub(super) wake_at_ms: u64,
+    pub(super) finished: bool,
     id: String,
     created: u64,
     model: String,
@@ -1100,6 +1100,10 @@ impl Pipe {
                 self.finished = true;
                 self.drv.borrow_mut().book(None);
             }
+            // The exchange is over without this stream (the client left and was booked as
+            // gone): nothing more goes out, and reading on would only meet the same broken
+            // body again (a spin, once the invocation outlives the client: `pump::body`).
+            Step::Wait if self.drv.borrow().ex.is_finished() => self.finished = true,
             Step::Wait => {}
             // Nothing else follows a commit (Abort / Done: the client left); end the stream.
             _ => {
@@ -1128,8 +1132,15 @@ impl Pipe {
         }));
     }
 
+    /// Every frame ready now, as one chunk: the role chunk and the first text reach the client
+    /// in one write (one packet), not two.
+    pub(super) fn drain(&mut self) -> Vec<u8> {
+        let bytes: String = self.out.drain(..).collect();
+        bytes.into_bytes()
+    }
+
     /// Handles what one read of the upstream gave.
-    fn handle(&mut self, next: Next) {
+    pub(super) fn handle(&mut self, next: Next) {
         let now = now_ms();
         let step = match next {
             Next::Items(items) => match self.feed(items) {
@@ -1250,22 +1261,7 @@ async fn stream_chat(
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
     pipe.handle(Next::Items(initial));
-    let stream = futures_util::stream::unfold(pipe, |mut pipe| async move {
-        loop {
-            // Every frame ready now goes out as one chunk: the role chunk and the first text
-            // reach the client in one write (one pull by the runtime, one packet), not two.
-            if !pipe.out.is_empty() {
-                let bytes: String = pipe.out.drain(..).collect();
-                return Some((Ok::<Vec<u8>, worker::Error>(bytes.into_bytes()), pipe));
-            }
-            if pipe.finished {
-                return None;
-            }
-            let next = pipe.s.next(pipe.wake_at_ms).await;
-            pipe.handle(next);
-        }
-    });
-    let resp = Response::from_stream(stream)?;
+    let resp = Response::from_body(worker::ResponseBody::Stream(super::pump::body(pipe, ctx)))?;
     let h = resp.headers();
     h.set("content-type", "text/event-stream; charset=utf-8")?;
     h.set("cache-control", "no-cache")?;

@@ -39,9 +39,20 @@ extern "C" {
     fn response(this: &Outcome) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn value(this: &Outcome) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &Outcome) -> JsValue;
 
     #[wasm_bindgen(js_name = send)]
     fn js_send(
+        url: &str,
+        headers: Vec<String>,
+        body: &str,
+        controller: Option<&web_sys::AbortController>,
+        client: Option<&web_sys::AbortSignal>,
+        head_at: f64,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = open)]
+    fn js_open(
         url: &str,
         headers: Vec<String>,
         body: &str,
@@ -62,8 +73,6 @@ extern "C" {
     ) -> js_sys::Promise;
     #[wasm_bindgen(js_name = text)]
     fn js_text_until(response: &web_sys::Response, done_at: f64) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = reader)]
-    fn js_reader(response: &web_sys::Response) -> JsValue;
     #[wasm_bindgen(js_name = read)]
     fn js_read(body: &JsValue, at: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = close)]
@@ -166,6 +175,10 @@ pub async fn send(p: &Post<'_>, head_by_ms: u64) -> Head {
         Ok(o) => o,
         Err(e) => return Head::Failed(e),
     };
+    head_of(&o)
+}
+
+fn head_of(o: &Outcome) -> Head {
     match o.kind().as_str() {
         "head" => match o.response().dyn_into::<web_sys::Response>() {
             Ok(response) => Head::Arrived(response),
@@ -174,6 +187,29 @@ pub async fn send(p: &Post<'_>, head_by_ms: u64) -> Head {
         "no_head" => Head::Late,
         _ => Head::Failed(o.error().unwrap_or_default()),
     }
+}
+
+/// [`send`] for a stream: a 2xx response's body reader comes with the headers, its first read
+/// already in flight (asked for in the same JS turn the headers arrived in, not after a round
+/// through Rust: the first chunk is on the way to the client's first byte).
+pub async fn open(p: &Post<'_>, head_by_ms: u64) -> (Head, Option<BodyReader>) {
+    let o = match outcome(js_open(
+        p.url,
+        p.header_list(),
+        p.body,
+        p.controller,
+        p.client,
+        head_by_ms as f64,
+    ))
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return (Head::Failed(e), None),
+    };
+    let body = o.body();
+    // Lazily: a `BodyReader` of nothing would close nothing when dropped (a JS TypeError).
+    let reader = (!body.is_undefined()).then(|| BodyReader(body));
+    (head_of(&o), reader)
 }
 
 /// Sends `p` and reads the whole answer within `d`.
@@ -226,10 +262,9 @@ impl Drop for BodyReader {
 }
 
 impl BodyReader {
-    /// The reader of `resp`'s body; `None` when it has none.
-    pub fn of(resp: &web_sys::Response) -> Option<BodyReader> {
-        let r = js_reader(resp);
-        (!r.is_undefined()).then_some(BodyReader(r))
+    /// The reader itself, for `upstream_io.js`'s `read` called from the JS side.
+    pub fn js(&self) -> &JsValue {
+        &self.0
     }
 
     /// The next chunk, until epoch ms `at_ms`.

@@ -38,6 +38,7 @@ mod hub_storage;
 mod isolate;
 mod kv;
 mod ofrep;
+mod pump;
 mod ratelimit;
 mod rollout;
 mod shadow;

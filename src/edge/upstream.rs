@@ -233,21 +233,6 @@ fn connect_failed(u: Upstream, e: &str) -> Miss {
     Miss::Failed(Fault::Connect, format!("{u} connection failed: {e}"))
 }
 
-/// Sends the request and waits for the response headers until `first_byte_by_ms`.
-async fn send(
-    req: &Outgoing,
-    abort: &AbortOnDrop,
-    first_byte_by_ms: u64,
-    u: Upstream,
-) -> Result<web_sys::Response, Miss> {
-    let mut headers = Vec::new();
-    match fetch::send(&req.post(abort, &mut headers), first_byte_by_ms).await {
-        Head::Arrived(response) => Ok(response),
-        Head::Late => Err(no_response(u)),
-        Head::Failed(e) => Err(connect_failed(u, &e)),
-    }
-}
-
 /// A non-2xx response: its status (or a context-length error its body reports) and a redacted
 /// excerpt of the body for the log.
 fn status_miss(t: &Targets, u: Upstream, status: u16, body: &str) -> Miss {
@@ -408,14 +393,38 @@ impl UpstreamStream {
 
     /// Reads until the next chunk, the end, or epoch ms `wake_at_ms`.
     pub async fn next(&mut self, wake_at_ms: u64) -> Next {
+        if let Some(n) = self.without_read() {
+            return n;
+        }
+        let got = self.body.read(wake_at_ms).await;
+        self.after_read(got)
+    }
+
+    /// What the next read gives without reading: a break kept while the answer was held back,
+    /// or the end of a body that already ended.
+    pub fn without_read(&mut self) -> Option<Next> {
         let u = self.upstream;
         if let Some(d) = self.broken.take() {
-            return Next::Broken(d);
+            return Some(Next::Broken(d));
         }
         if self.ended {
-            return Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default());
+            return Some(Next::End(
+                self.decoder.take().map(|d| d.finish(u)).unwrap_or_default(),
+            ));
         }
-        match self.body.read(wake_at_ms).await {
+        None
+    }
+
+    /// The body's reader as `upstream_io.js` reads it (its `read`), for a pump on the JS side
+    /// that hands each read back through [`UpstreamStream::after_read`].
+    pub fn body_js(&self) -> &wasm_bindgen::JsValue {
+        self.body.js()
+    }
+
+    /// What a read of the body gave, decoded.
+    pub fn after_read(&mut self, got: Chunk) -> Next {
+        let u = self.upstream;
+        match got {
             Chunk::Timeout => Next::Timer,
             Chunk::End => {
                 self.ended = true;
@@ -423,10 +432,16 @@ impl UpstreamStream {
                 Next::End(self.decoder.take().map(|d| d.finish(u)).unwrap_or_default())
             }
             Chunk::Broken(e) => Next::Broken(format!("{u} stream broke: {e}")),
-            Chunk::Bytes(bytes) => match self.decoder.as_mut() {
-                Some(d) => Next::Items(d.push(u, &bytes)),
-                None => Next::Items(Vec::new()),
-            },
+            Chunk::Bytes(bytes) => self.after_bytes(&bytes),
+        }
+    }
+
+    /// A chunk of the body, decoded.
+    pub fn after_bytes(&mut self, bytes: &[u8]) -> Next {
+        let u = self.upstream;
+        match self.decoder.as_mut() {
+            Some(d) => Next::Items(d.push(u, bytes)),
+            None => Next::Items(Vec::new()),
         }
     }
 }
@@ -441,12 +456,17 @@ pub async fn open_stream(
 ) -> Result<UpstreamStream, Miss> {
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
-    let resp = send(&req, &abort, c.first_byte_by_ms, u).await?;
+    let mut headers = Vec::new();
+    let (head, body) = fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
+    let resp = match head {
+        Head::Arrived(response) => response,
+        Head::Late => return Err(no_response(u)),
+        Head::Failed(e) => return Err(connect_failed(u, &e)),
+    };
     if !(200..300).contains(&resp.status()) {
         return Err(status_failure(t, &resp, u, c.first_byte_by_ms).await);
     }
-    let body = BodyReader::of(&resp)
-        .ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
+    let body = body.ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
         Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),

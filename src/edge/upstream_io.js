@@ -184,6 +184,25 @@ export function close(body) {
 }
 
 /**
+ * `send` for a stream: for a 2xx with a body, its reader (as `reader` makes it) comes too, its
+ * first read already in flight (`{kind: "head", response, at, body}`), so the first chunk is
+ * asked for as soon as the headers arrive, not after a round through Rust.
+ */
+export async function open(url, headers, body, controller, client, headAt) {
+  const head = await send(url, headers, body, controller, client, headAt);
+  if (head.kind === "head" && head.response.status >= 200 && head.response.status <= 299) {
+    const r = reader(head.response);
+    if (r) {
+      r.pending = r.reader.read();
+      // Handled by the `read` that takes it; never an unhandled rejection meanwhile.
+      r.pending.catch(() => {});
+      head.body = r;
+    }
+  }
+  return head;
+}
+
+/**
  * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a
  * Uint8Array), `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races
  * it again), or `{kind: "broken", error}`.
@@ -240,5 +259,71 @@ export function hideCf(request) {
     Object.defineProperty(request, "cf", { value: undefined });
   } catch {
     // the getter stays
+  }
+}
+
+/**
+ * A committed stream's body for the client (src/edge/pump.rs says why it is pumped here): the
+ * readable side of a native `IdentityTransformStream`, which the runtime sends on without
+ * entering JS per chunk. `first` (the frames ready at the commit) is written at once; then
+ * whatever `pump` (Rust) has ready, else a read of the upstream's `body` (from `open`) until
+ * the pump's wake-up time, handed to the pump. Each write waits for the client to take it. The
+ * pump is freed when the stream ends, or when the client has gone (a write fails).
+ * `{readable, done}`: `done` settles (never rejects) once the pump and the drain (`drain`) are
+ * over, for the caller's `waitUntil`.
+ */
+export function pipe(first, body, pump) {
+  const { readable, writable } = new IdentityTransformStream();
+  const done = pumpInto(writable.getWriter(), first, body, pump);
+  return { readable, done };
+}
+
+/** How long the rest of an answered stream's body is read after its end marker. */
+const DRAIN_MS = 2000;
+
+/**
+ * Reads what is left of an upstream body after the answer is complete (a stream ends at its
+ * end marker; the body's own end follows), for at most DRAIN_MS, then lets it go. Why: a body
+ * dropped unread closes its connection, so every streamed answer opened a new one to the
+ * upstream — a TCP connect (and over https a TLS handshake) on the way to the next stream's
+ * first text; read to its end, the connection goes back to the runtime's pool
+ * (benches/stream_phases.mjs: ~0.4 ms of the time to first text on loopback). A call the
+ * router aborted (dropped before its answer was complete) fails its read at once.
+ */
+async function drain(body) {
+  const until = Date.now() + DRAIN_MS;
+  for (;;) {
+    const r = await read(body, until);
+    if (r.kind !== "chunk") break;
+  }
+  close(body);
+}
+
+async function pumpInto(w, first, body, pump) {
+  let live = true;
+  try {
+    if (first.length) await w.write(first);
+    for (;;) {
+      const out = pump.frames();
+      if (out) {
+        await w.write(out);
+        continue;
+      }
+      const at = pump.wake_at();
+      if (at < 0) break;
+      const r = await read(body, at);
+      if (r.kind === "chunk") pump.chunk(r.value);
+      else if (r.kind === "end") pump.end();
+      else if (r.kind === "timeout") pump.timer();
+      else pump.broken(r.error);
+    }
+    live = false;
+    pump.free();
+    // The client has every frame; its stream ends now, the upstream's body is read on.
+    w.close().catch(() => {});
+    await drain(body);
+  } catch {
+    // The client went away (the body was cancelled): the pump goes, and with it the call.
+    if (live) pump.free();
   }
 }
