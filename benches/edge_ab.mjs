@@ -9,11 +9,9 @@
 //   ROUNDS=10 N=400 STREAM=1 (defaults 8, 400 and off; streamed: N/4 requests per side a round,
 //   STREAM=only: N streamed requests per side a round and nothing else;
 //   their time to the first answer text and workerd CPU per streamed request)
-import { Miniflare } from "miniflare";
 import path from "node:path";
-import { readFileSync, readdirSync } from "node:fs";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
-import { routerOptions, bareOptions, once, firstByte } from "./edge_latency.mjs";
+import { routerOptions, bareOptions, once, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
 
 // Two or more builds: A, B, C, … in the order given.
 const dirs = process.argv.slice(2).map((d) => path.resolve(d));
@@ -25,31 +23,9 @@ const streamed = process.env.STREAM === "1" || process.env.STREAM === "only";
 // STREAM=only: the streamed rounds alone (N streamed requests per side a round).
 const streamOnly = process.env.STREAM === "only";
 
-/** workerd processes that are children of this Node process (Linux /proc). */
-function pids() {
-  const out = new Set();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const m = readFileSync(`/proc/${d}/stat`, "utf8").trim().match(/^\d+ \((.*)\) (.*)$/);
-      if (m && m[1] === "workerd" && Number(m[2].split(" ")[1]) === process.pid) out.add(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-/** User + system CPU ms of a process (10 ms clock ticks). */
-const cpu = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-async function start(options) {
-  const before = pids();
-  const mf = new Miniflare(options);
-  const url = await mf.ready;
-  return { mf, url, pid: [...pids()].find((p) => !before.has(p)) };
-}
+// workerd CPU per process and the Miniflare start that finds its process: edge_latency.mjs.
+const cpu = cpuMs;
+const start = startWithPid;
 const build = (dir, up) => ({ ...routerOptions(up), scriptPath: path.join(dir, "index.js"), modulesRoot: dir });
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 

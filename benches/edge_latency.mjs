@@ -133,7 +133,7 @@ function workerdPids() {
 }
 
 /** User + system CPU ms of `pid` so far, or NaN off Linux. */
-function cpuMs(pid) {
+export function cpuMs(pid) {
   try {
     const rest = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
     return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
@@ -143,7 +143,7 @@ function cpuMs(pid) {
 }
 
 /** Starts `options` in a new Miniflare and finds its workerd process (null when not found). */
-async function startWithPid(options) {
+export async function startWithPid(options) {
   const before = workerdPids();
   const mf = new Miniflare(options);
   const url = await mf.ready;

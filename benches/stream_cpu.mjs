@@ -4,37 +4,13 @@
 // spends per streamed chunk (decode, translate, write), the intercept what a stream costs at
 // all; edge_ab's streamed CPU mixes both with the event-loop turns of a paced stream.
 //   make build && node benches/stream_cpu.mjs <build dir> [more…]   (ROUNDS=4 N=200)
-import { Miniflare } from "miniflare";
 import path from "node:path";
-import { readFileSync, readdirSync } from "node:fs";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
-import { routerOptions, bareOptions, firstByte } from "./edge_latency.mjs";
+import { routerOptions, bareOptions, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
 
-/** workerd processes that are children of this Node process (Linux /proc). */
-function pids() {
-  const out = new Set();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const m = readFileSync(`/proc/${d}/stat`, "utf8").trim().match(/^\d+ \((.*)\) (.*)$/);
-      if (m && m[1] === "workerd" && Number(m[2].split(" ")[1]) === process.pid) out.add(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-/** User + system CPU ms of a process (10 ms clock ticks). */
-const cpu = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-async function start(options) {
-  const before = pids();
-  const mf = new Miniflare(options);
-  const url = await mf.ready;
-  return { mf, url, pid: [...pids()].find((p) => !before.has(p)) };
-}
+// workerd CPU per process and the Miniflare start that finds its process: edge_latency.mjs.
+const cpu = cpuMs;
+const start = startWithPid;
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const rounds = Number(process.env.ROUNDS ?? 4);
 const n = Number(process.env.N ?? 200);
