@@ -10,6 +10,7 @@
 
 use super::answer::{self as answers, CacheSpot};
 use super::http::{HeaderWrite, Own, Reply};
+use super::incoming::Incoming;
 use super::isolate::{now_ms, random_bytes, secret, with};
 use super::shadow;
 use super::upstream::{self, Ask, Miss, Next, PerplexityQuery, Targets, UpstreamStream};
@@ -44,7 +45,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, console_log, Context, Env, Request, Response, Result};
+use worker::{console_error, console_log, Context, Env, Response, Result};
 
 /// Header an operator (with the admin token) may use to pick a cohort for one request.
 pub const OVERRIDE_HEADER: &str = "x-route-override";
@@ -73,7 +74,7 @@ pub(super) struct Params {
     pub(super) cache_ttl: u64,
 }
 
-fn request_headers(req: &Request) -> Vec<(String, String)> {
+fn request_headers(req: &Incoming) -> Vec<(String, String)> {
     req.headers()
         .entries()
         .filter(|(k, _)| {
@@ -113,7 +114,7 @@ pub(super) struct Routed {
 }
 
 /// Identity, decision and per-request parameters.
-async fn route(req: &Request, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option<Routed> {
+async fn route(req: &Incoming, env: &Env, ctx: &Context, a: &Asker<'_>) -> Option<Routed> {
     let cookie = req.headers().get("cookie").ok().flatten();
     let ident = identity::identify(a.user, a.session, cookie.as_deref(), random_bytes);
     let override_cohort = req
@@ -517,7 +518,7 @@ fn client_aborted(event: JsValue) {
 }
 
 impl ClientWatch {
-    fn new(req: &Request, drv: &Shared) -> ClientWatch {
+    fn new(req: &Incoming, drv: &Shared) -> ClientWatch {
         let signal = req.inner().signal();
         let id = NEXT_WATCH.with(|n| {
             let id = n.get();
@@ -682,10 +683,10 @@ fn request_id() -> String {
 /// Reads the body (413 over the limit) and parses it with `parse` (400 JSON naming what was
 /// wrong): the shared front half of both front doors.
 async fn read_parsed<T>(
-    req: &mut Request,
+    req: &Incoming,
     parse: impl Fn(&[u8]) -> std::result::Result<T, crate::core::wire::WireError>,
 ) -> std::result::Result<T, Result<Response>> {
-    let body = super::body::read(req).await?;
+    let body = super::body::read_incoming(req).await?;
     parse(&body).map_err(|e| {
         let (status, text) = wire_error_response(&e);
         http::raw_json(status, text)
@@ -758,7 +759,7 @@ fn allowed_model(requested: Option<&str>) -> std::result::Result<String, Result<
 /// `POST /v1/chat/completions`. A served complete answer is an [`Own`] response (its headers
 /// go to the runtime in one call); everything else a `worker::Response`.
 pub async fn chat_completions(
-    req: Request,
+    req: Incoming,
     env: &Env,
     ctx: &Context,
     detail: RoutingDetail,
@@ -784,14 +785,14 @@ fn mark_cached(resp: &Response) -> Result<()> {
 }
 
 async fn chat_completions_inner(
-    mut req: Request,
+    req: Incoming,
     env: &Env,
     ctx: &Context,
     rid: &str,
     detail: RoutingDetail,
 ) -> Result<Reply> {
     let start_ms = now_ms();
-    let chat = match read_parsed(&mut req, openai::parse_chat_request).await {
+    let chat = match read_parsed(&req, openai::parse_chat_request).await {
         Ok(c) => c,
         Err(r) => return r.map(Reply::from),
     };
@@ -889,7 +890,7 @@ async fn chat_completions_inner(
 
 /// `POST /query` (the seed's shape).
 pub async fn seed_query(
-    req: Request,
+    req: Incoming,
     env: &Env,
     ctx: &Context,
     detail: RoutingDetail,
@@ -911,14 +912,14 @@ fn seed_content(u: Upstream, a: &UpstreamAnswer) -> (String, SortedMap<String, f
 }
 
 async fn seed_query_inner(
-    mut req: Request,
+    req: Incoming,
     env: &Env,
     ctx: &Context,
     rid: &str,
     detail: RoutingDetail,
 ) -> Result<Response> {
     let start_ms = now_ms();
-    let q = match read_parsed(&mut req, seed::parse_query_request).await {
+    let q = match read_parsed(&req, seed::parse_query_request).await {
         Ok(q) => q,
         Err(r) => return r,
     };
@@ -1218,7 +1219,7 @@ pub(super) async fn open(
 }
 
 async fn stream_chat(
-    req: &Request,
+    req: &Incoming,
     ctx: &Context,
     routed: Routed,
     ask: &Ask<'_>,

@@ -10,7 +10,9 @@
 //!
 //! The same holds for the incoming request: `worker::Request::from` reads its `cf` object
 //! (workerd builds it from the request's metadata on every read: ~5 % of the router's CPU in
-//! that profile), and the router never looks at it. [`without_cf`] hides it first.
+//! that profile), and the router never looks at it: `incoming.js` `front` hides it first, with an
+//! own `cf` property set to `undefined` that shadows the runtime's getter on this one object (the
+//! router neither reads `cf` nor forwards the client's request anywhere).
 //!
 //! Each step of a call — send and wait for the headers, read the whole body, read the next
 //! chunk of a stream — is one call into `upstream_io.js`, its deadline a timer there: driven
@@ -79,8 +81,6 @@ extern "C" {
     fn js_close(body: &JsValue);
     #[wasm_bindgen(js_name = respond)]
     fn js_respond(body: &str, status: u16, headers: &web_sys::Headers) -> web_sys::Response;
-    #[wasm_bindgen(js_name = hideCf)]
-    fn js_hide_cf(request: &web_sys::Request);
     #[wasm_bindgen(js_name = respondWith)]
     fn js_respond_with(body: &str, status: u16, headers: &str) -> web_sys::Response;
 }
@@ -298,16 +298,6 @@ pub fn into_raw(resp: worker::Response) -> web_sys::Response {
 /// status and every header in one call (`upstream_io.js` `respondWith`).
 pub fn respond_own(o: &super::http::Own) -> web_sys::Response {
     js_respond_with(&o.body, o.status, &o.header_text())
-}
-
-/// The incoming request as a `worker::Request`, without reading its `cf` object: an own
-/// `cf` property set to `undefined` shadows the runtime's getter on this one object (the router
-/// neither reads `cf` nor forwards the client's request anywhere).
-pub fn without_cf(raw: web_sys::Request) -> worker::Request {
-    // One call (upstream_io.js `hideCf`), not three (a descriptor object, its `value`, the
-    // definition).
-    js_hide_cf(&raw);
-    worker::Request::from(raw)
 }
 
 /// A JS exception as text (its message when it is an `Error`).

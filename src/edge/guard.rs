@@ -6,6 +6,7 @@
 use super::cors;
 use super::fetch;
 use super::http::{self, HeaderWrite, Reply};
+use super::incoming::Incoming;
 use super::isolate::{secret, with};
 use crate::core::guard::client::{check_client, ClientAuth, ClientCheck};
 use crate::core::guard::deployment::{
@@ -24,32 +25,27 @@ fn deployment() -> Deployment {
     with(|i| i.config().deployment).unwrap_or(Deployment::Production)
 }
 
-fn authorization(req: &Request) -> Option<String> {
-    req.headers().get("authorization").ok().flatten()
+/// Whether `authorization` (the request's header) bears the admin token.
+fn admin_bearer(auth: Option<&str>, env: &Env) -> bool {
+    check_admin(secret(env, "ADMIN_TOKEN").as_deref(), auth) == AdminAuth::Ok
 }
 
-/// Whether the request bears the admin token.
-pub fn is_admin(req: &Request, env: &Env) -> bool {
-    let auth = authorization(req);
-    check_admin(secret(env, "ADMIN_TOKEN").as_deref(), auth.as_deref()) == AdminAuth::Ok
-}
-
-/// The client-token verdict for a chat request.
-pub fn client_auth(req: &Request, env: &Env) -> ClientAuth {
-    let auth = authorization(req);
+/// The client-token verdict for a chat request whose `Authorization` is `auth`.
+pub fn client_auth(auth: Option<&str>, env: &Env) -> ClientAuth {
     let client_token = secret(env, CLIENT_TOKEN);
     let admin_token = secret(env, "ADMIN_TOKEN");
     check_client(&ClientCheck {
         deployment: deployment(),
         client_token: client_token.as_deref(),
         admin_token: admin_token.as_deref(),
-        authorization: auth.as_deref(),
+        authorization: auth,
     })
 }
 
 /// `None` when the chat request may go on, else its 401 / 503.
-pub fn refuse_client(req: &Request, env: &Env) -> Option<Result<Response>> {
-    let (status, code, message) = client_auth(req, env).refusal()?;
+pub fn refuse_client(req: &Incoming, env: &Env) -> Option<Result<Response>> {
+    let auth = req.headers().get("authorization").ok().flatten();
+    let (status, code, message) = client_auth(auth.as_deref(), env).refusal()?;
     Some(http::error(status, code, message).and_then(|r| {
         if status == 401 {
             r.headers().set("www-authenticate", "Bearer")?;
@@ -61,6 +57,19 @@ pub fn refuse_client(req: &Request, env: &Env) -> Option<Result<Response>> {
 /// `None` when the body is declared JSON, else a 415 naming what was sent.
 pub fn require_json(req: &Request, method: &str, path: &str) -> Option<Result<Response>> {
     let ct = req.headers().get("content-type").ok().flatten();
+    json_or_415(ct, method, path)
+}
+
+/// [`require_json`] for the chat routes' [`Incoming`].
+pub fn require_json_incoming(req: &Incoming, method: &str, path: &str) -> Option<Result<Response>> {
+    json_or_415(
+        req.headers().get("content-type").ok().flatten(),
+        method,
+        path,
+    )
+}
+
+fn json_or_415(ct: Option<String>, method: &str, path: &str) -> Option<Result<Response>> {
     if media::is_json(ct.as_deref()) {
         return None;
     }
@@ -72,10 +81,10 @@ pub fn require_json(req: &Request, method: &str, path: &str) -> Option<Result<Re
     ))
 }
 
-/// Whether this request may see the operator-only routing detail.
-pub fn routing_detail(req: &Request, env: &Env) -> RoutingDetail {
+/// Whether a request whose `Authorization` is `auth` may see the operator-only routing detail.
+pub fn routing_detail(auth: Option<&str>, env: &Env) -> RoutingDetail {
     let expose = with(|i| i.config().expose_routing_detail).unwrap_or(false);
-    RoutingDetail::for_request(is_admin(req, env), expose)
+    RoutingDetail::for_request(admin_bearer(auth, env), expose)
 }
 
 /// Which upstream URLs may receive a key here.
@@ -107,12 +116,14 @@ pub struct Exit {
 
 impl Exit {
     /// Reads what the way out needs from the request, before the handler consumes it.
-    pub fn of(req: &Request, env: &Env, segs: &[&str]) -> Exit {
+    pub fn of(req: &Incoming, env: &Env, segs: &[&str]) -> Exit {
         let cors_route = cors::is_cors_route(segs);
+        let h = req.headers();
+        let auth = h.get("authorization").ok().flatten();
         Exit {
-            detail: routing_detail(req, env),
+            detail: routing_detail(auth.as_deref(), env),
             cors: if cors_route {
-                cors::response_headers(req)
+                cors::response_headers(h.get("origin").ok().flatten())
             } else {
                 None
             },

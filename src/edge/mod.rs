@@ -35,6 +35,7 @@ mod guard;
 mod http;
 mod hub;
 mod hub_storage;
+mod incoming;
 mod isolate;
 mod kv;
 mod ofrep;
@@ -59,7 +60,8 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    let req = fetch::without_cf(raw);
+    // Method, path and the front door's headers in one call (`incoming` says why).
+    let req = incoming::Incoming::read(raw);
     let path = req.path();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     // Health and the static preview never wait for KV; everything else reads the config.
@@ -106,7 +108,7 @@ fn method_name(m: &Method) -> &'static str {
 /// The handler for a request: the chat routes' (whose served answer may be an [`http::Own`]
 /// response), else [`dispatch_other`]'s.
 async fn dispatch(
-    req: Request,
+    req: incoming::Incoming,
     env: &Env,
     ctx: &Context,
     detail: crate::core::guard::exposure::RoutingDetail,
@@ -117,12 +119,12 @@ async fn dispatch(
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let chat_route = matches!(segs.as_slice(), ["v1", "chat", "completions"] | ["query"]);
     if method != "POST" || !chat_route {
-        return dispatch_other(req, env, ctx, detail, started_ms)
+        return dispatch_other(req.into_request(), env, ctx, detail, started_ms)
             .await
             .map(http::Reply::from);
     }
-    if let Some(refused) =
-        guard::refuse_client(&req, env).or_else(|| guard::require_json(&req, method, &path))
+    if let Some(refused) = guard::refuse_client(&req, env)
+        .or_else(|| guard::require_json_incoming(&req, method, &path))
     {
         return refused.map(http::Reply::from);
     }

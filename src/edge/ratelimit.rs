@@ -6,13 +6,14 @@
 //! lets the request through and logs why — the limiter is a brake, not a gate.
 
 use super::http;
+use super::incoming::Incoming;
 use super::isolate::{now_ms, with};
 use crate::core::guard::deployment::RATE_LIMIT_BINDING;
 use crate::core::guard::ratelimit::{limit_key, retry_after_s, Subject, PERIOD_S};
 use crate::core::identity::{identify, KeySource};
 use serde_json::json;
 use std::cell::Cell;
-use worker::{console_error, Env, Request, Response, Result};
+use worker::{console_error, Env, Response, Result};
 
 thread_local! {
     /// Whether this isolate has no limiter binding: an isolate's bindings never change, and
@@ -23,7 +24,7 @@ thread_local! {
 /// `None` when the request may go on, else the 429. `user` / `session` are the body's ids;
 /// the router's cookie is read here; with none of them the client's address is the subject.
 pub async fn admit(
-    req: &Request,
+    req: &Incoming,
     env: &Env,
     user: Option<&str>,
     session: Option<&str>,

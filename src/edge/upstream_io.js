@@ -250,19 +250,6 @@ export function respondWith(body, status, headers) {
 }
 
 /**
- * Hides the incoming `request`'s `cf` getter behind an own `cf: undefined` (src/edge/fetch.rs
- * `without_cf` says why), not writable or enumerable. If the runtime refuses, the getter
- * stays: correct, only slower.
- */
-export function hideCf(request) {
-  try {
-    Object.defineProperty(request, "cf", { value: undefined });
-  } catch {
-    // the getter stays
-  }
-}
-
-/**
  * A committed stream's body for the client (src/edge/pump.rs says why it is pumped here): the
  * readable side of a native `IdentityTransformStream`, which the runtime sends on without
  * entering JS per chunk. `first` (the frames ready at the commit) is written at once; then

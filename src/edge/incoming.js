@@ -1,0 +1,63 @@
+// The incoming request's front-door facts, and a body without a declared length, each in one
+// call from Rust (src/edge/incoming.rs, src/edge/body.rs say why).
+
+/** The headers `front` reads, in src/edge/incoming.rs `FRONT_HEADERS`' order. */
+const FRONT_HEADERS = ["authorization", "content-type", "content-length", "origin", "cookie", "x-route-override", "cf-connecting-ip"];
+
+/**
+ * `method\0url\0` then each of FRONT_HEADERS as `+value` or `-` when absent, `\0`-joined (no
+ * header value holds a NUL). Also hides the request's `cf` getter behind an own
+ * `cf: undefined` (src/edge/fetch.rs says why); if the runtime refuses, the getter
+ * stays: correct, only slower.
+ */
+export function front(request) {
+  try {
+    Object.defineProperty(request, "cf", { value: undefined });
+  } catch {
+    // the getter stays
+  }
+  const h = request.headers;
+  let s = request.method + "\0" + request.url;
+  for (const name of FRONT_HEADERS) {
+    const v = h.get(name);
+    s += v === null ? "\0-" : "\0+" + v;
+  }
+  return s;
+}
+
+/** A thrown value as text (its message when it is an `Error`). */
+const message = (e) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * The body of `request`, sent without a declared length, at most `limit` bytes: a Uint8Array;
+ * a number (the bytes read when they crossed `limit`; the rest is not read); or a string (why
+ * it could not be read). Read as a stream, each chunk counted as it arrives. Never rejects.
+ */
+export async function body(request, limit) {
+  try {
+    if (!request.body) return new Uint8Array(0);
+    const reader = request.body.getReader();
+    const chunks = [];
+    let read = 0;
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      read += r.value.length;
+      if (read > limit) {
+        reader.cancel().catch(() => {});
+        return read;
+      }
+      chunks.push(r.value);
+    }
+    if (chunks.length === 1) return chunks[0];
+    const all = new Uint8Array(read);
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    return all;
+  } catch (e) {
+    return message(e);
+  }
+}
