@@ -453,7 +453,8 @@ pub async fn open_stream(
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
     let mut headers = Vec::new();
-    let (head, body) = fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
+    let (head, body, mut first) =
+        fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
     let resp = match head {
         Head::Arrived(response) => response,
         Head::Late => return Err(no_response(u)),
@@ -488,7 +489,12 @@ pub async fn open_stream(
         )
     };
     loop {
-        let got = match s.body.read(c.first_byte_by_ms).await {
+        // The first read came with the headers (`fetch::open`).
+        let read = match first.take() {
+            Some(chunk) => chunk,
+            None => s.body.read(c.first_byte_by_ms).await,
+        };
+        let got = match read {
             Chunk::Timeout => return Err(no_text()),
             Chunk::End => {
                 s.ended = true;

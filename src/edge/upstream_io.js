@@ -184,19 +184,18 @@ export function close(body) {
 }
 
 /**
- * `send` for a stream: for a 2xx with a body, its reader (as `reader` makes it) comes too, its
- * first read already in flight (`{kind: "head", response, at, body}`), so the first chunk is
- * asked for as soon as the headers arrive, not after a round through Rust.
+ * `send` for a stream: for a 2xx with a body, its reader (as `reader` makes it) comes too, with
+ * what its first read gave by `headAt` (`{kind: "head", response, at, body, first}`, `first` as
+ * `read` gives it), so the first chunk is asked for as soon as the headers arrive and comes to
+ * Rust with them, not after a second round.
  */
 export async function open(url, headers, body, controller, client, headAt) {
   const head = await send(url, headers, body, controller, client, headAt);
   if (head.kind === "head" && head.response.status >= 200 && head.response.status <= 299) {
     const r = reader(head.response);
     if (r) {
-      r.pending = r.reader.read();
-      // Handled by the `read` that takes it; never an unhandled rejection meanwhile.
-      r.pending.catch(() => {});
       head.body = r;
+      head.first = await read(r, headAt);
     }
   }
   return head;
@@ -269,13 +268,18 @@ export function hideCf(request) {
  * whatever `pump` (Rust) has ready, else a read of the upstream's `body` (from `open`) until
  * the pump's wake-up time, handed to the pump. Each write waits for the client to take it. The
  * pump is freed when the stream ends, or when the client has gone (a write fails).
- * `{readable, done}`: `done` settles (never rejects) once the pump and the drain (`drain`) are
- * over, for the caller's `waitUntil`.
+ * `{readable}`; the invocation's context `ctx` keeps it alive (`waitUntil`) until the pump and
+ * the drain (`drain`) are over (that promise never rejects).
  */
-export function pipe(first, body, pump) {
+export function pipe(first, body, pump, ctx) {
   const { readable, writable } = new IdentityTransformStream();
   const done = pumpInto(writable.getWriter(), first, body, pump);
-  return { readable, done };
+  try {
+    ctx.waitUntil(done);
+  } catch {
+    // No context to extend (never in workerd): the pump runs as long as the response does.
+  }
+  return { readable };
 }
 
 /** How long the rest of an answered stream's body is read after its end marker. */
