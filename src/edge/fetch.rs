@@ -61,6 +61,7 @@ extern "C" {
         controller: Option<&web_sys::AbortController>,
         client: Option<&web_sys::AbortSignal>,
         head_at: f64,
+        unit: &str,
     ) -> js_sys::Promise;
     #[wasm_bindgen(js_name = complete)]
     fn js_complete(
@@ -197,11 +198,34 @@ fn head_of(o: &Outcome) -> Head {
     }
 }
 
+/// What the first chunk of a stream should hold whole (`upstream_io.js` `open` reads on until
+/// it does, by the same deadline).
+#[derive(Clone, Copy)]
+pub enum Unit {
+    /// An SSE event (up to its blank line).
+    SseEvent,
+    /// An NDJSON line.
+    Line,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::SseEvent => "event",
+            Unit::Line => "line",
+        }
+    }
+}
+
 /// [`send`] for a stream: a 2xx response's body reader comes with the headers, and with what
 /// its first read gave by `head_by_ms` (asked for in the same JS turn the headers arrived in,
 /// and awaited there: one round through Rust for the headers and the first chunk, not two —
 /// the first chunk is on the way to the client's first byte).
-pub async fn open(p: &Post<'_>, head_by_ms: u64) -> (Head, Option<BodyReader>, Option<Chunk>) {
+pub async fn open(
+    p: &Post<'_>,
+    head_by_ms: u64,
+    unit: Unit,
+) -> (Head, Option<BodyReader>, Option<Chunk>) {
     let o = match outcome(js_open(
         p.url,
         p.header_list(),
@@ -209,6 +233,7 @@ pub async fn open(p: &Post<'_>, head_by_ms: u64) -> (Head, Option<BodyReader>, O
         p.controller,
         p.client,
         head_by_ms as f64,
+        unit.as_str(),
     ))
     .await
     {

@@ -453,8 +453,12 @@ pub async fn open_stream(
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
     let mut headers = Vec::new();
+    let unit = match u {
+        Upstream::Lightrag => fetch::Unit::Line,
+        Upstream::Perplexity => fetch::Unit::SseEvent,
+    };
     let (head, body, mut first) =
-        fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
+        fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms, unit).await;
     let resp = match head {
         Head::Arrived(response) => response,
         Head::Late => return Err(no_response(u)),
