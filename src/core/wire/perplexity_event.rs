@@ -52,9 +52,8 @@ impl EventReader {
         if let Some(t) = e.text.filter(|t| !t.is_empty()) {
             items.push(StreamItem::Delta(t.into_owned()));
         }
-        if !(e.citations.is_empty() && e.search_results.is_empty())
-            && !self.same(&e.citations, &e.search_results)
-        {
+        let has_sources = !e.citations.is_empty() || !e.search_results.is_empty();
+        if has_sources && !self.same(&e.citations, &e.search_results) {
             let keep = |l: Vec<Source<'_>>| l.into_iter().map(Source::into_citation).collect();
             let (citations, search_results): (Vec<Citation>, Vec<Citation>) =
                 (keep(e.citations), keep(e.search_results));
