@@ -826,9 +826,7 @@ async fn chat_completions_inner(
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid)
-            .await
-            .map(Reply::from);
+        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid).await;
     }
     let d = &routed.decision;
     let spot = cache_spot(&routed, d.upstream, &ask);
@@ -1226,7 +1224,7 @@ async fn stream_chat(
     model: String,
     start_ms: u64,
     rid: &str,
-) -> Result<Response> {
+) -> Result<Reply> {
     let (drv, first) = start(&routed, Mode::Stream, rid);
     let watch = ClientWatch::new(req, &drv);
     let d = &routed.decision;
@@ -1236,7 +1234,7 @@ async fn stream_chat(
         Err(f) => {
             drv.borrow_mut().book(None);
             let msg = failure_message(&f, not_sent.as_deref(), rid);
-            return failure_response(&routed, &f, &msg);
+            return failure_response(&routed, &f, &msg).map(Reply::from);
         }
     };
     let served = commit.served;
@@ -1262,10 +1260,12 @@ async fn stream_chat(
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
     pipe.handle(Next::Items(initial));
-    let resp = Response::from_body(worker::ResponseBody::Stream(super::pump::body(pipe, ctx)))?;
-    let h = resp.headers();
-    h.set("content-type", "text/event-stream; charset=utf-8")?;
-    h.set("cache-control", "no-cache")?;
-    set_route_headers(&resp, &routed, served.upstream, served.fallback.as_ref())?;
-    Ok(resp)
+    let mut resp = Own::event_stream(super::pump::body(pipe, ctx));
+    write_route_headers(
+        &mut resp,
+        &routed,
+        served.upstream,
+        served.fallback.as_ref(),
+    )?;
+    Ok(Reply::Own(resp))
 }

@@ -43,6 +43,8 @@ extern "C" {
     fn value(this: &Outcome) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn body(this: &Outcome) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn first(this: &Outcome) -> JsValue;
 
     #[wasm_bindgen(js_name = send)]
     fn js_send(
@@ -61,6 +63,7 @@ extern "C" {
         controller: Option<&web_sys::AbortController>,
         client: Option<&web_sys::AbortSignal>,
         head_at: f64,
+        unit: &str,
     ) -> js_sys::Promise;
     #[wasm_bindgen(js_name = complete)]
     fn js_complete(
@@ -83,6 +86,12 @@ extern "C" {
     fn js_respond(body: &str, status: u16, headers: &web_sys::Headers) -> web_sys::Response;
     #[wasm_bindgen(js_name = respondWith)]
     fn js_respond_with(body: &str, status: u16, headers: &str) -> web_sys::Response;
+    #[wasm_bindgen(js_name = respondWith)]
+    fn js_respond_stream_with(
+        body: &web_sys::ReadableStream,
+        status: u16,
+        headers: &str,
+    ) -> web_sys::Response;
 }
 
 /// A POST of `body` (text) to `url` with `headers`, aborted with `controller` or when `client`
@@ -189,10 +198,34 @@ fn head_of(o: &Outcome) -> Head {
     }
 }
 
-/// [`send`] for a stream: a 2xx response's body reader comes with the headers, its first read
-/// already in flight (asked for in the same JS turn the headers arrived in, not after a round
-/// through Rust: the first chunk is on the way to the client's first byte).
-pub async fn open(p: &Post<'_>, head_by_ms: u64) -> (Head, Option<BodyReader>) {
+/// What the first chunk of a stream should hold whole (`upstream_io.js` `open` reads on until
+/// it does, by the same deadline).
+#[derive(Clone, Copy)]
+pub enum Unit {
+    /// An SSE event (up to its blank line).
+    SseEvent,
+    /// An NDJSON line.
+    Line,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::SseEvent => "event",
+            Unit::Line => "line",
+        }
+    }
+}
+
+/// [`send`] for a stream: a 2xx response's body reader comes with the headers, and with what
+/// its first read gave by `head_by_ms` (asked for in the same JS turn the headers arrived in,
+/// and awaited there: one round through Rust for the headers and the first chunk, not two —
+/// the first chunk is on the way to the client's first byte).
+pub async fn open(
+    p: &Post<'_>,
+    head_by_ms: u64,
+    unit: Unit,
+) -> (Head, Option<BodyReader>, Option<Chunk>) {
     let o = match outcome(js_open(
         p.url,
         p.header_list(),
@@ -200,16 +233,19 @@ pub async fn open(p: &Post<'_>, head_by_ms: u64) -> (Head, Option<BodyReader>) {
         p.controller,
         p.client,
         head_by_ms as f64,
+        unit.as_str(),
     ))
     .await
     {
         Ok(o) => o,
-        Err(e) => return (Head::Failed(e), None),
+        Err(e) => return (Head::Failed(e), None, None),
     };
     let body = o.body();
     // Lazily: a `BodyReader` of nothing would close nothing when dropped (a JS TypeError).
     let reader = (!body.is_undefined()).then(|| BodyReader(body));
-    (head_of(&o), reader)
+    let first = o.first();
+    let first = (!first.is_undefined()).then(|| chunk_of(&first.unchecked_into()));
+    (head_of(&o), reader, first)
 }
 
 /// Sends `p` and reads the whole answer within `d`.
@@ -273,12 +309,17 @@ impl BodyReader {
             Ok(o) => o,
             Err(e) => return Chunk::Broken(e),
         };
-        match o.kind().as_str() {
-            "chunk" => Chunk::Bytes(o.value().unchecked_into::<js_sys::Uint8Array>().to_vec()),
-            "end" => Chunk::End,
-            "timeout" => Chunk::Timeout,
-            _ => Chunk::Broken(o.error().unwrap_or_default()),
-        }
+        chunk_of(&o)
+    }
+}
+
+/// What a read gave (`upstream_io.js` `read`).
+fn chunk_of(o: &Outcome) -> Chunk {
+    match o.kind().as_str() {
+        "chunk" => Chunk::Bytes(o.value().unchecked_into::<js_sys::Uint8Array>().to_vec()),
+        "end" => Chunk::End,
+        "timeout" => Chunk::Timeout,
+        _ => Chunk::Broken(o.error().unwrap_or_default()),
     }
 }
 
@@ -297,7 +338,10 @@ pub fn into_raw(resp: worker::Response) -> web_sys::Response {
 /// The router's own response kept in Rust (`http::Own`) as the runtime's Response: body,
 /// status and every header in one call (`upstream_io.js` `respondWith`).
 pub fn respond_own(o: &super::http::Own) -> web_sys::Response {
-    js_respond_with(&o.body, o.status, &o.header_text())
+    match &o.stream {
+        Some(stream) => js_respond_stream_with(stream, o.status, &o.header_text()),
+        None => js_respond_with(&o.body, o.status, &o.header_text()),
+    }
 }
 
 /// A JS exception as text (its message when it is an `Error`).

@@ -137,7 +137,7 @@ async fn dispatch(
     };
     // A streamed answer is recorded later, in its own task: no deferred flush for it
     // (`isolate::background` says why).
-    let streamed = matches!(&r, Ok(http::Reply::Js(resp)) if matches!(resp.body(), worker::ResponseBody::Stream(_)));
+    let streamed = r.as_ref().is_ok_and(http::Reply::is_stream);
     isolate::background(env, ctx, (!streamed).then_some(started_ms));
     r
 }

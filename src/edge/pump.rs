@@ -15,31 +15,26 @@ use wasm_bindgen::JsValue;
 
 #[wasm_bindgen(module = "/src/edge/upstream_io.js")]
 extern "C" {
-    /// `{readable, done}` (upstream_io.js `pipe`).
+    /// `{readable}` (upstream_io.js `pipe`).
     type Piped;
     #[wasm_bindgen(method, getter)]
     fn readable(this: &Piped) -> web_sys::ReadableStream;
-    #[wasm_bindgen(method, getter)]
-    fn done(this: &Piped) -> js_sys::Promise;
 
     #[wasm_bindgen(js_name = pipe)]
-    fn js_pipe(first: Vec<u8>, body: &JsValue, pump: StreamPump) -> Piped;
+    fn js_pipe(first: Vec<u8>, body: &JsValue, pump: StreamPump, ctx: &JsValue) -> Piped;
 }
 
 /// The body of a committed stream for the client: the frames `pipe` has ready now go out at
-/// once, the rest as the pump reads them. The invocation is kept alive (`wait_until`) until the
+/// once, the rest as the pump reads them. The invocation is kept alive (`waitUntil`) until the
 /// pump is over and the upstream's body has been read to its end (upstream_io.js `drain` says
 /// why), which may be after the client's stream has ended.
 pub fn body(mut pipe: Pipe, ctx: &worker::Context) -> web_sys::ReadableStream {
     let first = pipe.drain();
     let reader = pipe.s.body_js().clone();
-    let piped = js_pipe(first, &reader, StreamPump { pipe });
-    let done = wasm_bindgen_futures::JsFuture::from(piped.done());
-    ctx.wait_until(async move {
-        // `done` never rejects; nothing to report either way.
-        let _ = done.await;
-    });
-    piped.readable()
+    // `pipe` hands its `done` to the context's `waitUntil` itself: `worker::Context::wait_until`
+    // takes a Rust future (a task, a promise and a microtask per wake around one JS promise).
+    let js_ctx: &worker::worker_sys::Context = ctx.as_ref();
+    js_pipe(first, &reader, StreamPump { pipe }, js_ctx).readable()
 }
 
 /// The Rust half of a pumped stream, owned by the JS stream (freed when it ends or is

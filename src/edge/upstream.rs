@@ -22,6 +22,7 @@ use crate::core::wire::conversation::conversation;
 use crate::core::wire::lightrag::QueryMode;
 use crate::core::wire::ndjson::NdjsonDecoder;
 use crate::core::wire::openai::ChatMessage;
+use crate::core::wire::perplexity_event::EventReader;
 use crate::core::wire::perplexity_query::{self, QueryParams};
 use crate::core::wire::sse::SseDecoder;
 use crate::core::wire::{lightrag, perplexity, StreamItem, UpstreamAnswer};
@@ -295,18 +296,16 @@ pub async fn call(t: &Targets, u: Upstream, ask: &Ask<'_>, c: &Call) -> Result<C
 }
 
 enum Decoder {
-    Sse(SseDecoder),
+    /// Perplexity's events, read by an [`EventReader`] (it remembers the sources it gave).
+    Sse(SseDecoder, EventReader),
     Ndjson(NdjsonDecoder),
 }
 
 impl Decoder {
     fn push(&mut self, u: Upstream, bytes: &[u8]) -> Vec<StreamItem> {
         match self {
-            Decoder::Sse(d) => match d.push(bytes) {
-                Ok(events) => events
-                    .iter()
-                    .flat_map(|e| perplexity::parse_stream_event(&e.data))
-                    .collect(),
+            Decoder::Sse(d, r) => match d.push(bytes) {
+                Ok(events) => events.iter().flat_map(|e| r.read(&e.data)).collect(),
                 Err(e) => vec![StreamItem::Error(format!("{u} stream: {e}"))],
             },
             Decoder::Ndjson(d) => match d.push(bytes) {
@@ -321,11 +320,8 @@ impl Decoder {
 
     fn finish(self, u: Upstream) -> Vec<StreamItem> {
         match self {
-            Decoder::Sse(d) => match d.finish() {
-                Ok(events) => events
-                    .iter()
-                    .flat_map(|e| perplexity::parse_stream_event(&e.data))
-                    .collect(),
+            Decoder::Sse(d, mut r) => match d.finish() {
+                Ok(events) => events.iter().flat_map(|e| r.read(&e.data)).collect(),
                 Err(e) => vec![StreamItem::Error(format!("{u} stream: {e}"))],
             },
             Decoder::Ndjson(d) => match d.finish() {
@@ -457,7 +453,12 @@ pub async fn open_stream(
     let req = build_request(t, u, ask, true)?;
     let abort = AbortOnDrop::new(t.client.as_ref());
     let mut headers = Vec::new();
-    let (head, body) = fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms).await;
+    let unit = match u {
+        Upstream::Lightrag => fetch::Unit::Line,
+        Upstream::Perplexity => fetch::Unit::SseEvent,
+    };
+    let (head, body, mut first) =
+        fetch::open(&req.post(&abort, &mut headers), c.first_byte_by_ms, unit).await;
     let resp = match head {
         Head::Arrived(response) => response,
         Head::Late => return Err(no_response(u)),
@@ -469,7 +470,7 @@ pub async fn open_stream(
     let body = body.ok_or_else(|| Miss::Failed(Fault::Connect, format!("{u} has no body")))?;
     let decoder = match u {
         Upstream::Lightrag => Decoder::Ndjson(NdjsonDecoder::new()),
-        Upstream::Perplexity => Decoder::Sse(SseDecoder::new()),
+        Upstream::Perplexity => Decoder::Sse(SseDecoder::new(), EventReader::new()),
     };
     let mut s = UpstreamStream {
         upstream: u,
@@ -492,7 +493,12 @@ pub async fn open_stream(
         )
     };
     loop {
-        let got = match s.body.read(c.first_byte_by_ms).await {
+        // The first read came with the headers (`fetch::open`).
+        let read = match first.take() {
+            Some(chunk) => chunk,
+            None => s.body.read(c.first_byte_by_ms).await,
+        };
+        let got = match read {
             Chunk::Timeout => return Err(no_text()),
             Chunk::End => {
                 s.ended = true;

@@ -646,7 +646,10 @@ function perplexityHandler(state) {
     });
     if (behaviour.streamError) events.push(frame({ error: { message: String(behaviour.streamError), type: 'api_error' } }));
     if (behaviour.sendDone) events.push('data: [DONE]\r\n\r\n');
-    await streamChunks(res, events, behaviour, 'text/event-stream; charset=utf-8');
+    // `eventSplits` cuts every event into pieces (`splitAt`), written `chunkDelayMs` apart: the
+    // network may hand a reader an event in any number of reads.
+    const pieces = behaviour.eventSplits ? events.flatMap((e) => splitAt(e, behaviour.eventSplits)) : events;
+    await streamChunks(res, pieces, behaviour, 'text/event-stream; charset=utf-8');
   };
 }
 

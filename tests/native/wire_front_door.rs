@@ -250,6 +250,131 @@ fn chat_response_writes_the_same_bytes_as_the_value_path() {
     }
 }
 
+/// The stream frames as they were built before the direct writer: a `serde_json::Value` per
+/// chunk, serialised and framed by `sse::sse_data`.
+mod frames_via_value {
+    use super::*;
+
+    fn chunk(id: &str, created_s: u64, model: &str, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created_s,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    }
+
+    pub fn start(id: &str, created_s: u64, model: &str) -> String {
+        let v = chunk(
+            id,
+            created_s,
+            model,
+            json!({"role": "assistant", "content": ""}),
+            None,
+        );
+        sse::sse_data(&serde_json::to_string(&v).unwrap())
+    }
+
+    pub fn delta(id: &str, created_s: u64, model: &str, text: &str) -> String {
+        let v = chunk(id, created_s, model, json!({"content": text}), None);
+        sse::sse_data(&serde_json::to_string(&v).unwrap())
+    }
+
+    pub fn last(
+        id: &str,
+        created_s: u64,
+        model: &str,
+        finish_reason: &str,
+        citations: &[Citation],
+        routing: &RoutingInfo,
+    ) -> String {
+        let mut v = chunk(id, created_s, model, json!({}), Some(finish_reason));
+        let o = v.as_object_mut().unwrap();
+        o.insert(
+            "citations".into(),
+            json!(citations
+                .iter()
+                .map(|c| c.label().to_string())
+                .collect::<Vec<_>>()),
+        );
+        o.insert(
+            "search_results".into(),
+            json!(citations
+                .iter()
+                .map(|c| json!({"title": c.title, "url": c.url}))
+                .collect::<Vec<_>>()),
+        );
+        o.insert("routing".into(), serde_json::to_value(routing).unwrap());
+        sse::sse_data(&serde_json::to_string(&v).unwrap())
+    }
+
+    pub fn error(message: &str) -> String {
+        let v = json!({
+            "error": {
+                "message": message,
+                "type": "upstream_error",
+                "code": "stream_truncated",
+            }
+        });
+        sse::sse_data(&serde_json::to_string(&v).unwrap())
+    }
+}
+
+#[test]
+fn stream_frames_write_the_same_bytes_as_the_value_path() {
+    let texts = [
+        "Answer.",
+        "",
+        "line\nbreak\r\ncr\rtab\t \"quoted\" back\\slash \u{7f} \u{0} \u{1f} é 漢字 😀 \u{2028}",
+    ];
+    let odd_citations = [
+        Citation {
+            url: None,
+            title: None,
+        },
+        Citation {
+            url: Some("https://x.example/a?b=\"c\"&d=</script>\n".into()),
+            title: Some("t\u{2029}".into()),
+        },
+    ];
+    let rule = RoutingInfo {
+        reason: Reason::Rule("clinical \"q\" \u{1}".into()),
+        position: None,
+        cache: Some("hit".into()),
+        ..routing()
+    };
+    for (id, created, model) in [
+        ("chatcmpl-1", 1735689600, "sonar"),
+        ("", 0, "m\"x\n"),
+        ("id\u{0}", u64::MAX, "漢字"),
+    ] {
+        assert_eq!(
+            openai::chunk_start(id, created, model),
+            frames_via_value::start(id, created, model)
+        );
+        for t in texts {
+            assert_eq!(
+                openai::chunk_delta(id, created, model, t),
+                frames_via_value::delta(id, created, model, t),
+                "{t:?}"
+            );
+            assert_eq!(openai::chunk_error(t), frames_via_value::error(t), "{t:?}");
+        }
+        for cs in [&citations()[..], &[], &odd_citations[..]] {
+            for r in [&routing(), &rule] {
+                for finish in ["stop", "length", ""] {
+                    assert_eq!(
+                        openai::chunk_final(id, created, model, finish, cs, r),
+                        frames_via_value::last(id, created, model, finish, cs, r),
+                        "{cs:?} {r:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn chat_response_round_trips() {
     let body = openai::chat_response(

@@ -5,8 +5,8 @@ use cmo_edge_router::core::model::Upstream;
 use cmo_edge_router::core::wire::lightrag::QueryMode;
 use cmo_edge_router::core::wire::openai::ChatMessage;
 use cmo_edge_router::core::wire::{
-    lightrag, ndjson, perplexity, perplexity_reply, sse, Citation, StreamAccumulator, StreamItem,
-    WireError,
+    lightrag, ndjson, perplexity, perplexity_event, perplexity_reply, sse, Citation,
+    StreamAccumulator, StreamItem, WireError,
 };
 use serde_json::{json, Value};
 
@@ -345,6 +345,144 @@ fn perplexity_fast_reader_matches_the_general_one() {
             Some(fast) => assert_eq!(Ok(fast), general, "{body}"),
             None => assert_eq!(perplexity::parse_chat_response(body), general, "{body}"),
         }
+    }
+}
+
+/// The fast event reader (`perplexity_event`) against the general one over a stream of events:
+/// the same items per event, except that a `Citations` item may be left out (never changed),
+/// and the same answer when both are folded; `citations` is how many `Citations` items the
+/// fast reader gave.
+fn fast_events_agree(events: &[String], citations: usize) {
+    let mut reader = perplexity_event::EventReader::new();
+    let (mut fast_acc, mut general_acc) = (StreamAccumulator::new(), StreamAccumulator::new());
+    let mut given = 0;
+    for data in events {
+        let fast = reader.read(data);
+        let general = perplexity::parse_stream_event(data);
+        let not_sources = |items: &[StreamItem]| -> Vec<StreamItem> {
+            items
+                .iter()
+                .filter(|i| !matches!(i, StreamItem::Citations(_)))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(not_sources(&fast), not_sources(&general), "{data}");
+        for item in &fast {
+            if let StreamItem::Citations(_) = item {
+                given += 1;
+                assert!(general.contains(item), "{data}: {item:?} vs {general:?}");
+            }
+        }
+        for i in &fast {
+            fast_acc.apply(i);
+        }
+        for i in &general {
+            general_acc.apply(i);
+        }
+    }
+    assert_eq!(fast_acc, general_acc, "{events:?}");
+    assert_eq!(given, citations, "{events:?}");
+}
+
+#[test]
+fn perplexity_fast_event_reader_matches_the_general_one() {
+    // The captured shape (tests/fixtures/perplexity/README.md): sources repeated in every
+    // event, given on once.
+    let captured = sse::decode_all(include_bytes!("../fixtures/perplexity/stream_no_done.sse"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data)
+        .collect::<Vec<_>>();
+    assert!(captured.len() > 3);
+    fast_events_agree(&captured, 1);
+    // The mock's events (tests/mock/upstreams.mjs): citations and search_results in each.
+    let mock = |text: &str, sofar: &str, finish: Value| {
+        json!({
+            "id": "mock-1", "model": "sonar", "created": 1796062120, "object": "chat.completion",
+            "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+            "citations": ["https://pubmed.ncbi.nlm.nih.gov/?term=x", "https://hmdb.ca/q"],
+            "search_results": [
+                {"title": "PubMed results", "url": "https://pubmed.ncbi.nlm.nih.gov/?term=x", "date": "2025-01-15"},
+                {"title": "HMDB search", "url": "https://hmdb.ca/q", "date": null},
+            ],
+            "choices": [{"index": 0, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": sofar},
+                         "delta": {"role": "assistant", "content": text}}],
+        })
+        .to_string()
+    };
+    fast_events_agree(
+        &[
+            mock("Lactate ", "Lactate ", Value::Null),
+            mock("is made", "Lactate is made", Value::Null),
+            mock(" by LDH.", "Lactate is made by LDH.", json!("stop")),
+        ],
+        1,
+    );
+    // Escapes and unicode in the text, the sources and the keys; the sources change (a title
+    // arrives, a source is added) and are given on again each time; missing fields.
+    let ev = |s: &str| s.to_string();
+    fast_events_agree(
+        &[
+            ev(r#"{"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#),
+            ev(
+                r#"{"citations":["https://a.example/é"],"choices":[{"delta":{"content":"esc\"aped \u00e9 \ud83d\ude00 \n漢字"}}]}"#,
+            ),
+            ev(
+                r#"{"citations":["https://a.example/\u00e9"],"choices":[{"delta":{"content":"same source, escaped"}}]}"#,
+            ),
+            ev(
+                r#"{"citations":["https://a.example/é"],"search_results":[{"title":"A \"t\"","url":"https://a.example/é"}],"ch\u006fices":[{"delta":{"content":"title"}}]}"#,
+            ),
+            ev(
+                r#"{"citations":["https://a.example/é"],"search_results":[{"title":"A \"t\"","url":"https://a.example/é"}],"choices":[{"delta":{"content":"again"}}]}"#,
+            ),
+            ev(r#"{"choices":[{"delta":{"content":"no sources here"}}]}"#),
+            ev(
+                r#"{"citations":["https://a.example/é","  ",{"url":"https://b.example","title":"B"},{"title":"only a title"}],"search_results":[{"url":"https://a.example/é","title":"A \"t\""},{"title":null},{}],"choices":[{"delta":{"content":"added"}},{"x":[1,2,{"y":null}]}]}"#,
+            ),
+            ev(
+                r#"{"citations":null,"search_results":[],"choices":[{"delta":{"content":null},"finish_reason":null}]}"#,
+            ),
+            ev(
+                r#"{"choices":[{"delta":{},"finish_reason":""}],"usage":{"n":-12345678901234567890,"f":1e300}}"#,
+            ),
+            ev(r#"{"choices":[],"error":null}"#),
+            ev(r#"  {"choices":[{"delta":{"content":"Done."},"finish_reason":"stop"}]}  "#),
+        ],
+        3,
+    );
+    // Left to the general reader (and its errors and items kept): the end marker, errors,
+    // odd types, members read twice, invalid JSON. After one of these the next sources are
+    // given on again.
+    let odd = [
+        "[DONE]",
+        " [DONE] ",
+        "",
+        "not json",
+        "[]",
+        r#"{"error":{"message":"Rate limited","type":"api_error"}}"#,
+        r#"{"error":"","choices":[{"delta":{"content":"x"}}]}"#,
+        r#"{"error":false}"#,
+        r#"{"choices":{}}"#,
+        r#"{"choices":[null]}"#,
+        r#"{"choices":[5]}"#,
+        r#"{"choices":[{"delta":"text"}]}"#,
+        r#"{"choices":[{"delta":{"content":["parts"]}}]}"#,
+        r#"{"choices":[{"delta":{"content":"x"},"finish_reason":1}]}"#,
+        r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"a"},"delta":{"content":"b"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"a"}}],"choices":[{"delta":{"content":"b"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}],"citations":[1]}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}],"citations":"https://a"}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}],"citations":[{"url":5}]}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}],"search_results":[5]}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":1e400}}"#,
+        r#"{"choices":[{"delta":{"content":"x"}}]} trailing"#,
+    ];
+    let source = r#"{"citations":["https://a.example"],"choices":[{"delta":{"content":"s"}}]}"#;
+    for o in odd {
+        fast_events_agree(&[ev(source), ev(o), ev(source)], 2);
     }
 }
 

@@ -132,6 +132,31 @@ test("SSE: Perplexity SSE is re-encoded as OpenAI SSE with citations", async () 
   assert.ok(objs.at(-1).citations.some((c) => c.startsWith("http")));
 });
 
+test("SSE: a Perplexity event split over several reads (the first one too) is read whole", async () => {
+  const whole = sseData((await chat(PX, { stream: true })).text);
+  const texts = (frames) => frames.slice(0, -1).map((f) => JSON.parse(f)).map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
+  // Cut inside `data:`, inside the JSON, and between the CRLF pairs of the blank line.
+  for (const eventSplits of [[3, 40, 200], ["\r\n"], ["\"content\":\""]]) {
+    s.up.setBehaviour("perplexity", { eventSplits, chunkDelayMs: 5 });
+    const { r, text } = await chat(PX, { stream: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+    assert.ok(!text.includes("stream_truncated"), text);
+    const frames = sseData(text);
+    assert.equal(frames.at(-1), "[DONE]");
+    assert.equal(texts(frames), texts(whole), JSON.stringify(eventSplits));
+    const last = JSON.parse(frames.at(-2));
+    assert.equal(last.choices[0].finish_reason, "stop");
+    assert.deepEqual(last.citations, JSON.parse(whole.at(-2)).citations);
+  }
+  // Cut inside the first event: no text came, so this is a failed attempt (LightRAG's users
+  // fall back to Perplexity; Perplexity's users get the 502), not a truncated answer.
+  s.up.setBehaviour("perplexity", { eventSplits: [40], cutAfterChunks: 1 });
+  const { r, text } = await chat(PX, { stream: true });
+  assert.equal(r.status, 502);
+  assert.match(JSON.parse(text).error.message, /perplexity: network_error/);
+});
+
 test("SSE: a real Perplexity stream (finish_reason, no [DONE]) is complete, not truncated", async () => {
   const perf = async () => (await status()).service_performance.performance.perplexity;
   const before = await perf();

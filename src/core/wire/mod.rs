@@ -9,6 +9,8 @@
 //!   split of the byte stream into chunks.
 //! - [`lightrag`] / [`perplexity`]: the two upstreams' request bodies and responses (docs/architecture.md#upstreams-and-the-front-door),
 //!   normalised into [`UpstreamAnswer`] and [`StreamItem`].
+//!   [`perplexity_reply`] and [`perplexity_event`] read the usual answer and streamed event in one
+//!   pass, leaving anything unusual to the general readers.
 //! - [`conversation`]: a chat's earlier turns and system prompt for LightRAG, within its limits.
 //! - [`perplexity_query`]: `POST /query`'s Perplexity request as the previous service built it,
 //!   and its confidence scores read out of the answer.
@@ -28,6 +30,7 @@ pub mod ndjson;
 pub mod ofrep;
 pub mod openai;
 pub mod perplexity;
+pub mod perplexity_event;
 pub mod perplexity_query;
 pub mod perplexity_reply;
 pub mod seed;

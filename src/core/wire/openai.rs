@@ -7,11 +7,11 @@
 //! every error names the offending field (`messages[2].content`), so a client learns what to fix
 //! from the 400 body.
 
-use super::answer::{json_type, opt_str, parse_object, to_json, Citation, WireError};
+use super::answer::{json_type, opt_str, parse_object, Citation, WireError};
 use super::json_out::JsonOut;
 use crate::core::model::{Arm, Reason, Upstream};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Roles accepted in `messages[].role`.
 pub const ROLES: [&str; 6] = [
@@ -220,28 +220,6 @@ fn text_of_parts(i: usize, parts: &[Value]) -> Result<String, WireError> {
     Ok(texts.join("\n"))
 }
 
-fn citation_strings(citations: &[Citation]) -> Value {
-    Value::Array(
-        citations
-            .iter()
-            .map(|c| Value::String(c.label().to_string()))
-            .collect(),
-    )
-}
-
-fn search_results(citations: &[Citation]) -> Value {
-    Value::Array(
-        citations
-            .iter()
-            .map(|c| json!({"title": c.title, "url": c.url}))
-            .collect(),
-    )
-}
-
-fn routing_value(routing: &RoutingInfo) -> Value {
-    serde_json::to_value(routing).unwrap_or(Value::Null)
-}
-
 /// A complete `chat.completion` object. `citations` holds one string per source (URL, or the
 /// document name for LightRAG sources without one), `search_results` the same sources with
 /// titles, and `routing` the router's decision.
@@ -310,36 +288,77 @@ fn write_routing(o: &mut JsonOut, r: &RoutingInfo) {
     o.raw(r#","upstream":"#).str(r.upstream.as_str()).raw("}");
 }
 
-fn chunk(id: &str, created_s: u64, model: &str, delta: Value, finish: Option<&str>) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created_s,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    })
+/// The head of a `chat.completion.chunk` SSE frame up to its `delta` object: `data: ` and the
+/// keys in the sorted order the `Value` path wrote them (`choices` first).
+fn chunk_head(capacity: usize) -> JsonOut {
+    let mut o = JsonOut::with_capacity(capacity + 160);
+    o.raw(r#"data: {"choices":[{"delta":"#);
+    o
 }
+
+/// The rest of a chunk frame after its `delta`: `finish_reason` (`null` while streaming), the
+/// index, then `created`, `id`, `model`, `object`; `extra` writes members that sort between
+/// `choices` and `created` (the final frame's `citations`) — its `routing` and
+/// `search_results` sort after `object` and come through `tail`.
+fn chunk_rest(
+    o: &mut JsonOut,
+    frame: &ChunkFrame<'_>,
+    finish: Option<&str>,
+    extra: impl FnOnce(&mut JsonOut),
+    tail: impl FnOnce(&mut JsonOut),
+) {
+    o.raw(r#","finish_reason":"#)
+        .opt_str(finish)
+        .raw(r#","index":0}]"#);
+    extra(o);
+    o.raw(r#","created":"#)
+        .u64(frame.created_s)
+        .raw(r#","id":"#)
+        .str(frame.id)
+        .raw(r#","model":"#)
+        .str(frame.model)
+        .raw(r#","object":"chat.completion.chunk""#);
+    tail(o);
+    o.raw("}\n\n");
+}
+
+/// What every chunk frame of one stream repeats.
+struct ChunkFrame<'a> {
+    id: &'a str,
+    created_s: u64,
+    model: &'a str,
+}
+
+// The frames below are written directly (super::json_out says why): per streamed event the
+// `Value` path built, sorted, wrote and dropped a tree of six objects (~4 % of a streamed
+// request's samples in workerd, benches/profile_edge.mjs --stream). The bytes are the ones
+// `sse_data(to_json(&json!(…)))` wrote (tests/native/wire_front_door.rs compares them): a
+// serialised JSON text has no line breaks, so the frame is `data: ` + JSON + a blank line.
 
 /// First SSE frame of a stream: announces the assistant role, as OpenAI does.
 pub fn chunk_start(id: &str, created_s: u64, model: &str) -> String {
-    super::sse::sse_data(&to_json(&chunk(
+    let frame = ChunkFrame {
         id,
         created_s,
         model,
-        json!({"role": "assistant", "content": ""}),
-        None,
-    )))
+    };
+    let mut o = chunk_head(id.len() + model.len());
+    o.raw(r#"{"content":"","role":"assistant"}"#);
+    chunk_rest(&mut o, &frame, None, |_| {}, |_| {});
+    o.finish()
 }
 
 /// An SSE frame carrying a piece of answer text.
 pub fn chunk_delta(id: &str, created_s: u64, model: &str, text: &str) -> String {
-    super::sse::sse_data(&to_json(&chunk(
+    let frame = ChunkFrame {
         id,
         created_s,
         model,
-        json!({"content": text}),
-        None,
-    )))
+    };
+    let mut o = chunk_head(id.len() + model.len() + text.len());
+    o.raw(r#"{"content":"#).str(text).raw("}");
+    chunk_rest(&mut o, &frame, None, |_| {}, |_| {});
+    o.finish()
 }
 
 /// The last content frame: empty delta, `finish_reason`, the sources and the routing object.
@@ -352,26 +371,58 @@ pub fn chunk_final(
     citations: &[Citation],
     routing: &RoutingInfo,
 ) -> String {
-    let mut v = chunk(id, created_s, model, json!({}), Some(finish_reason));
-    if let Value::Object(o) = &mut v {
-        o.insert("citations".into(), citation_strings(citations));
-        o.insert("search_results".into(), search_results(citations));
-        o.insert("routing".into(), routing_value(routing));
-    }
-    super::sse::sse_data(&to_json(&v))
+    let frame = ChunkFrame {
+        id,
+        created_s,
+        model,
+    };
+    let mut o = chunk_head(id.len() + model.len() + 256 + 96 * citations.len());
+    o.raw("{}");
+    chunk_rest(
+        &mut o,
+        &frame,
+        Some(finish_reason),
+        |o| {
+            o.raw(r#","citations":["#);
+            for (i, c) in citations.iter().enumerate() {
+                if i > 0 {
+                    o.raw(",");
+                }
+                o.str(c.label());
+            }
+            o.raw("]");
+        },
+        |o| {
+            o.raw(r#","routing":"#);
+            write_routing(o, routing);
+            o.raw(r#","search_results":["#);
+            for (i, c) in citations.iter().enumerate() {
+                o.raw(if i == 0 {
+                    r#"{"title":"#
+                } else {
+                    r#",{"title":"#
+                })
+                .opt_str(c.title.as_deref())
+                .raw(r#","url":"#)
+                .opt_str(c.url.as_deref())
+                .raw("}");
+            }
+            o.raw("]");
+        },
+    );
+    o.finish()
 }
 
 /// An explicit in-band error frame, for a stream that broke after its first byte reached the
 /// client (a fallback is no longer possible, and ending silently would pass a truncated answer
 /// off as complete). OpenAI SDKs raise on an `error` object inside the stream.
 pub fn chunk_error(message: &str) -> String {
-    super::sse::sse_data(&to_json(&json!({
-        "error": {
-            "message": message,
-            "type": "upstream_error",
-            "code": "stream_truncated",
-        }
-    })))
+    let mut o = JsonOut::with_capacity(message.len() + 96);
+    o.raw(r#"data: {"error":{"code":"stream_truncated","message":"#)
+        .str(message)
+        .raw(r#","type":"upstream_error"}}"#)
+        .raw("\n\n");
+    o.finish()
 }
 
 /// The terminal frame of every stream.

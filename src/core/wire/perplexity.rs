@@ -282,7 +282,9 @@ pub fn parse_chat_response_general(body: &str) -> Result<UpstreamAnswer, WireErr
 /// Interprets the `data` of one SSE event: `[DONE]` → [`StreamItem::Done`]; an `error` object
 /// or unparsable JSON → [`StreamItem::Error`]; otherwise the delta text (if any), the citations
 /// (if the chunk carries any) and, when `choices[0].finish_reason` is set, [`StreamItem::Done`]
-/// (Perplexity's only end marker: it sends no `[DONE]`).
+/// (Perplexity's only end marker: it sends no `[DONE]`). A stream's events go through
+/// [`super::perplexity_event::EventReader`] first, which reads the usual event in one pass and
+/// hands everything else here.
 pub fn parse_stream_event(data: &str) -> Vec<StreamItem> {
     let data = data.trim();
     if data == "[DONE]" {

@@ -34,17 +34,12 @@ pub fn read(body: &str) -> Option<UpstreamAnswer> {
 }
 
 /// Gives up: the general reader decides.
-fn give_up<E: de::Error>() -> E {
+pub(super) fn give_up<E: de::Error>() -> E {
     E::custom("not the usual shape")
 }
 
-/// A source field as given, or `None` when absent or blank (`perplexity::non_blank`).
-fn non_blank(v: Option<Cow<'_, str>>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty()).map(Cow::into_owned)
-}
-
 /// A JSON string, borrowed from the body when it has no escapes.
-struct Text<'de>(Cow<'de, str>);
+pub(super) struct Text<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -67,7 +62,7 @@ impl<'de> Deserialize<'de> for Text<'de> {
 
 /// Any JSON value, read as `serde_json::Value` reads it (so the same bodies are refused) and
 /// dropped.
-struct Checked;
+pub(super) struct Checked;
 
 impl<'de> Deserialize<'de> for Checked {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -113,7 +108,7 @@ impl<'de> Deserialize<'de> for Checked {
 /// Reads a JSON object member by member: `member(key, map)` reads the value of a member it
 /// uses (and says so), anything else is [`Checked`]; a member read twice gives up (the general
 /// reader keeps the last, this one would keep the first).
-fn members<'de, A: MapAccess<'de>>(
+pub(super) fn members<'de, A: MapAccess<'de>>(
     mut a: A,
     mut member: impl FnMut(&str, &mut A) -> Result<bool, A::Error>,
 ) -> Result<(), A::Error> {
@@ -137,9 +132,36 @@ fn source_field<'de, A: MapAccess<'de>>(a: &mut A) -> Result<Option<Cow<'de, str
     Ok(a.next_value::<Option<Text>>()?.map(|t| t.0))
 }
 
+/// A source as the body gives it, blank fields already `None` (`perplexity::non_blank`),
+/// borrowed from the body where it has no escapes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Source<'de> {
+    pub(super) url: Option<Cow<'de, str>>,
+    pub(super) title: Option<Cow<'de, str>>,
+}
+
+impl Source<'_> {
+    pub(super) fn into_citation(self) -> Citation {
+        Citation {
+            url: self.url.map(Cow::into_owned),
+            title: self.title.map(Cow::into_owned),
+        }
+    }
+
+    /// Whether `c` is this source.
+    pub(super) fn is(&self, c: &Citation) -> bool {
+        self.url.as_deref() == c.url.as_deref() && self.title.as_deref() == c.title.as_deref()
+    }
+}
+
+/// A source field as given, or `None` when absent or blank.
+fn non_blank_cow(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
 /// An object with `url` and `title` (a `search_results` entry, or a `citations` entry that is
 /// an object).
-fn source_object<'de, A: MapAccess<'de>>(a: A) -> Result<Citation, A::Error> {
+fn source_object<'de, A: MapAccess<'de>>(a: A) -> Result<Source<'de>, A::Error> {
     let (mut url, mut title) = (None, None);
     members(a, |key, a| {
         Ok(match key {
@@ -154,30 +176,39 @@ fn source_object<'de, A: MapAccess<'de>>(a: A) -> Result<Citation, A::Error> {
             _ => false,
         })
     })?;
-    Ok(Citation {
-        url: non_blank(url),
-        title: non_blank(title),
+    Ok(Source {
+        url: non_blank_cow(url),
+        title: non_blank_cow(title),
     })
 }
 
 /// A `citations` entry: a URL string, or an object with `url` and `title`.
-struct CitationEntry(Citation);
+pub(super) struct CitationEntry<'de>(pub(super) Source<'de>);
 
-impl<'de> Deserialize<'de> for CitationEntry {
+impl<'de> Deserialize<'de> for CitationEntry<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = CitationEntry;
+            type Value = CitationEntry<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a URL string or a source object")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<CitationEntry, E> {
-                Ok(CitationEntry(Citation {
-                    url: non_blank(Some(Cow::Borrowed(s))),
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                s: &'de str,
+            ) -> Result<CitationEntry<'de>, E> {
+                Ok(CitationEntry(Source {
+                    url: non_blank_cow(Some(Cow::Borrowed(s))),
                     title: None,
                 }))
             }
-            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<CitationEntry, A::Error> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CitationEntry<'de>, E> {
+                Ok(CitationEntry(Source {
+                    url: non_blank_cow(Some(Cow::Owned(s.to_string()))),
+                    title: None,
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<CitationEntry<'de>, A::Error> {
                 source_object(a).map(CitationEntry)
             }
         }
@@ -186,17 +217,17 @@ impl<'de> Deserialize<'de> for CitationEntry {
 }
 
 /// A `search_results` entry: an object.
-struct SearchEntry(Citation);
+pub(super) struct SearchEntry<'de>(pub(super) Source<'de>);
 
-impl<'de> Deserialize<'de> for SearchEntry {
+impl<'de> Deserialize<'de> for SearchEntry<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = SearchEntry;
+            type Value = SearchEntry<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a source object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<SearchEntry, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<SearchEntry<'de>, A::Error> {
                 source_object(a).map(SearchEntry)
             }
         }
@@ -311,7 +342,7 @@ impl<'de> Deserialize<'de> for Reply<'de> {
                                 .next_value::<Option<Vec<CitationEntry>>>()?
                                 .unwrap_or_default()
                                 .into_iter()
-                                .map(|c| c.0)
+                                .map(|c| c.0.into_citation())
                                 .collect()
                         }
                         "search_results" => {
@@ -319,7 +350,7 @@ impl<'de> Deserialize<'de> for Reply<'de> {
                                 .next_value::<Option<Vec<SearchEntry>>>()?
                                 .unwrap_or_default()
                                 .into_iter()
-                                .map(|c| c.0)
+                                .map(|c| c.0.into_citation())
                                 .collect()
                         }
                         _ => return Ok(false),
