@@ -42,6 +42,7 @@ mod ofrep;
 mod pump;
 mod ratelimit;
 mod rollout;
+mod settle;
 mod shadow;
 mod store;
 mod upstream;
