@@ -48,7 +48,8 @@ fn settled(id: u32, value: JsValue, ok: bool) {
         slot.waker.take()
     });
     if let Some(w) = waker {
-        w.wake();
+        // The result is stored: the handler may be polled right here.
+        super::entry::wake_now(w);
     }
 }
 
