@@ -10,10 +10,10 @@
 use super::http;
 use super::incoming::Incoming;
 use super::isolate::with;
+use super::settle::Settle;
 use crate::core::guard::body::{BodyLimit, TooLarge};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use worker::{Request, Response, Result};
 
 #[wasm_bindgen(module = "/src/edge/incoming.js")]
@@ -84,14 +84,12 @@ async fn read_raw(
     // workerd profile, benches/profile_edge.mjs). The count is still checked.
     if declared.is_some_and(|d| d.trim().parse::<u64>().is_ok()) {
         let p = raw.array_buffer().map_err(|e| unreadable(&js_text(&e)))?;
-        let buf = JsFuture::from(p)
-            .await
-            .map_err(|e| unreadable(&js_text(&e)))?;
+        let buf = Settle::new(p).await.map_err(|e| unreadable(&js_text(&e)))?;
         let body = js_sys::Uint8Array::new(&buf).to_vec();
         budget.take(body.len()).map_err(too_large)?;
         return Ok(body);
     }
-    let got = JsFuture::from(js_body(raw, limit as f64))
+    let got = Settle::new(js_body(raw, limit as f64))
         .await
         .map_err(|e| unreadable(&js_text(&e)))?;
     if got.as_f64().is_some() {

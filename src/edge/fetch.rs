@@ -21,7 +21,6 @@
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(module = "/src/edge/upstream_io.js")]
 extern "C" {
@@ -159,7 +158,7 @@ pub enum Chunk {
 }
 
 async fn outcome(p: js_sys::Promise) -> Result<Outcome, String> {
-    JsFuture::from(p)
+    super::settle::Settle::new(p)
         .await
         .map(JsCast::unchecked_into::<Outcome>)
         .map_err(js_text)

@@ -30,6 +30,7 @@ mod answer;
 mod body;
 mod chat;
 mod cors;
+mod entry;
 mod fetch;
 mod guard;
 mod http;
@@ -42,6 +43,7 @@ mod ofrep;
 mod pump;
 mod ratelimit;
 mod rollout;
+mod settle;
 mod shadow;
 mod store;
 mod upstream;
@@ -58,7 +60,29 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-#[event(fetch)]
+/// The Worker's `fetch` handler, driven by [`entry::run`] (instead of `#[event(fetch)]`'s
+/// `future_to_promise`; `entry` says why). A handler error is logged and answered 500, as the
+/// macro did.
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = fetch)]
+pub fn fetch_export(
+    raw: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> wasm_bindgen::JsValue {
+    let ctx = Context::new(ctx);
+    entry::run(async move {
+        match fetch(raw, env, ctx).await {
+            Ok(resp) => resp.into(),
+            Err(e) => {
+                worker::console_error!("{e}");
+                Response::error("INTERNAL SERVER ERROR", 500)
+                    .map(|r| wasm_bindgen::JsValue::from(web_sys::Response::from(r)))
+                    .unwrap_or(wasm_bindgen::JsValue::UNDEFINED)
+            }
+        }
+    })
+}
+
 async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     // Method, path and the front door's headers in one call (`incoming` says why).
     let req = incoming::Incoming::read(raw);
