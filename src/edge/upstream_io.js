@@ -190,9 +190,9 @@ export function close(body) {
  * Rust with them, not after a second round. `unit` is what the first chunk should hold whole
  * ("event": an SSE event, up to its blank line; "line": an NDJSON line): a unit split over
  * several reads (the network cuts anywhere; loopback split a mock's first event in ~28 % of
- * streams) is read on here until it is whole, the body ends or the deadline passes, and comes
- * as one chunk — a round through Rust per piece was ~45 µs each (in-worker timestamps). Rust
- * still reads on when the unit holds no text.
+ * streams) is read on here until it is whole or FIRST_UNIT_MAX long, the body ends or the
+ * deadline passes, and comes as one chunk — a round through Rust per piece was ~45 µs each
+ * (in-worker timestamps). Rust still reads on when the unit holds no text or is unfinished.
  */
 export async function open(url, headers, body, controller, client, headAt, unit) {
   const head = await send(url, headers, body, controller, client, headAt);
@@ -214,7 +214,7 @@ export async function open(url, headers, body, controller, client, headAt, unit)
           joined.set(bytes);
           joined.set(more.value, bytes.length);
           bytes = joined;
-          if (whole(bytes, unit)) break;
+          if (whole(bytes, unit) || bytes.length >= FIRST_UNIT_MAX) break;
         }
         first = { kind: "chunk", value: bytes };
       }
@@ -223,6 +223,14 @@ export async function open(url, headers, body, controller, client, headAt, unit)
   }
   return head;
 }
+
+/**
+ * How much of a first unit `open` gathers at most before handing it on unfinished: Rust's
+ * decoders read on from there and bound a line that never ends (1 MiB, src/core/wire/ndjson.rs
+ * and sse.rs); gathering here without a bound would hold such a line in memory until the
+ * first-byte deadline.
+ */
+const FIRST_UNIT_MAX = 64 * 1024;
 
 /** Whether `bytes` hold a whole `unit` (`open`): a blank line, or a line end. */
 function whole(bytes, unit) {

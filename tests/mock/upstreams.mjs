@@ -532,6 +532,13 @@ function lightragHandler(state) {
     if (body.stream === false || behaviour.cacheHit) {
       return streamChunks(res, lineChunks([completeLine(answer.response, true, answer.references, includeRefs)], behaviour), behaviour, 'application/x-ndjson');
     }
+    // `endlessLineBytes`: a line that never ends — `{"response": "` and then that many bytes
+    // of text without a newline, in 64 KiB writes — as a broken upstream might send.
+    if (behaviour.endlessLineBytes) {
+      const piece = 'x'.repeat(64 * 1024);
+      const pieces = ['{"response": "', ...Array.from({ length: Math.ceil(behaviour.endlessLineBytes / piece.length) }, () => piece)];
+      return streamChunks(res, pieces, behaviour, 'application/x-ndjson');
+    }
     // fixture query_stream_answer.ndjson: a references line first, then {"response": chunk} lines.
     const lines = [];
     if (includeRefs) lines.push(pyJson({ references: answer.references }) + '\n');

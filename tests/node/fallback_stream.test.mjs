@@ -157,6 +157,33 @@ test("SSE: a Perplexity event split over several reads (the first one too) is re
   assert.match(JSON.parse(text).error.message, /perplexity: network_error/);
 });
 
+test("SSE: a LightRAG first line longer than one read (~300 KB) streams whole", async () => {
+  const answerText = "lactate ".repeat(40000);
+  s.up.setBehaviour("lightrag", { answerText, chunks: 1 });
+  const { r, text } = await chat(LR, { stream: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "lightrag");
+  const frames = sseData(text);
+  assert.equal(frames.at(-1), "[DONE]");
+  const got = frames.slice(0, -1).map((f) => JSON.parse(f)).map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
+  assert.equal(got, answerText);
+});
+
+test("SSE: a first line that never ends is given up at the line limit (1 MiB), not buffered to the deadline", async () => {
+  // 4 MiB in 64 KiB writes, 10 ms apart; the NDJSON decoder refuses a line over 1 MiB (16
+  // writes), so the router must stop reading (and close the connection) long before the mock
+  // has sent it all.
+  s.up.setBehaviour("lightrag", { endlessLineBytes: 4 << 20, chunkDelayMs: 10 });
+  const t0 = Date.now();
+  const { r } = await chat(LR, { stream: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  assert.ok(r.headers.get("x-route-fallback"), "served by the fallback");
+  assert.ok(Date.now() - t0 < 5000, "well inside the 6 s first-byte budget");
+  const sent = s.up.requests("lightrag")[0].chunksSent;
+  assert.ok(sent < 40, `the mock wrote ${sent} of 65 pieces before the router let go`);
+});
+
 test("SSE: a real Perplexity stream (finish_reason, no [DONE]) is complete, not truncated", async () => {
   const perf = async () => (await status()).service_performance.performance.perplexity;
   const before = await perf();
