@@ -236,14 +236,9 @@ pub fn chat_response(
     let mut o = JsonOut::with_capacity(content.len() + 256 + 96 * citations.len());
     o.raw(r#"{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"#)
         .str(content)
-        .raw(r#","role":"assistant"}}],"citations":["#);
-    for (i, c) in citations.iter().enumerate() {
-        if i > 0 {
-            o.raw(",");
-        }
-        o.str(c.label());
-    }
-    o.raw(r#"],"created":"#)
+        .raw(r#","role":"assistant"}}],"citations":"#);
+    write_labels(&mut o, citations);
+    o.raw(r#","created":"#)
         .u64(created_s)
         .raw(r#","id":"#)
         .str(id)
@@ -251,7 +246,27 @@ pub fn chat_response(
         .str(model)
         .raw(r#","object":"chat.completion","routing":"#);
     write_routing(&mut o, routing);
-    o.raw(r#","search_results":["#);
+    o.raw(r#","search_results":"#);
+    write_search_results(&mut o, citations);
+    o.raw("}");
+    o.finish()
+}
+
+/// `citations` as the answer's `citations` array: one label per source.
+fn write_labels(o: &mut JsonOut, citations: &[Citation]) {
+    o.raw("[");
+    for (i, c) in citations.iter().enumerate() {
+        if i > 0 {
+            o.raw(",");
+        }
+        o.str(c.label());
+    }
+    o.raw("]");
+}
+
+/// `citations` as the answer's `search_results` array: `{"title", "url"}` per source.
+fn write_search_results(o: &mut JsonOut, citations: &[Citation]) {
+    o.raw("[");
     for (i, c) in citations.iter().enumerate() {
         if i > 0 {
             o.raw(",");
@@ -262,8 +277,7 @@ pub fn chat_response(
             .opt_str(c.url.as_deref())
             .raw("}");
     }
-    o.raw("]}");
-    o.finish()
+    o.raw("]");
 }
 
 /// `routing` as `serde_json::to_value(routing)` serialises it (keys sorted, `None`s skipped).
@@ -383,31 +397,14 @@ pub fn chunk_final(
         &frame,
         Some(finish_reason),
         |o| {
-            o.raw(r#","citations":["#);
-            for (i, c) in citations.iter().enumerate() {
-                if i > 0 {
-                    o.raw(",");
-                }
-                o.str(c.label());
-            }
-            o.raw("]");
+            o.raw(r#","citations":"#);
+            write_labels(o, citations);
         },
         |o| {
             o.raw(r#","routing":"#);
             write_routing(o, routing);
-            o.raw(r#","search_results":["#);
-            for (i, c) in citations.iter().enumerate() {
-                o.raw(if i == 0 {
-                    r#"{"title":"#
-                } else {
-                    r#",{"title":"#
-                })
-                .opt_str(c.title.as_deref())
-                .raw(r#","url":"#)
-                .opt_str(c.url.as_deref())
-                .raw("}");
-            }
-            o.raw("]");
+            o.raw(r#","search_results":"#);
+            write_search_results(o, citations);
         },
     );
     o.finish()
