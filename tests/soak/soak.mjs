@@ -233,8 +233,17 @@ class Soak {
     const t0 = Date.now();
     try {
       for (const [index, phase] of this.p.phases.entries()) await this.runPhase({ ...phase, index });
-      // Let the isolate flush its metrics once more, then read everything.
-      this.finalStatus = await this.status();
+      // Let the isolate flush its metrics once more, then read everything. The status and the
+      // spy on the binding are compared at one moment: a background write (a deferred flush)
+      // may start between two reads, so read both until they agree, within a deadline (a
+      // router that miscounts never agrees, and the check below reports the last pair).
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        this.finalStatus = await this.status();
+        this.kvEventsAtStatus = this.s.w.kvEvents();
+        if (countsAgree(this.finalStatus.kv.ops, this.kvEventsAtStatus) || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
       this.kvDump = await this.s.w.dumpKv();
     } finally {
       this.durationMs = Date.now() - t0;
@@ -275,6 +284,25 @@ function checkBody(req, r, text, rec) {
   } catch {
     return `answer is not JSON: ${text.slice(0, 200)}`;
   }
+}
+
+/** The spy's operation totals. */
+function spyCounts(events) {
+  return { reads: events.filter((e) => e.op === "get").length, writes: events.filter((e) => e.op === "put").length, lists: events.filter((e) => e.op === "list").length };
+}
+
+/** The spy's writes per key. */
+function spyWritesByKey(events) {
+  const n = {};
+  for (const e of events) if (e.op === "put") n[e.key] = (n[e.key] ?? 0) + 1;
+  return n;
+}
+
+/** Whether the router's KV counters (status `kv.ops`) equal the spy's. */
+function countsAgree(ops, events) {
+  const t = spyCounts(events);
+  const byKey = Object.entries(spyWritesByKey(events));
+  return ops.reads === t.reads && ops.writes === t.writes && ops.lists === t.lists && byKey.every(([k, n]) => (ops.writes_by_key?.[k] ?? 0) === n);
 }
 
 function analyse(soak) {
@@ -411,8 +439,9 @@ function analyse(soak) {
   const ops = finalStatus.kv.ops;
   const tooClose = kvRows.filter((r) => r.minGapMs !== null && r.minGapMs < 1000);
   const statusGaps = Object.entries(ops.min_write_gap_ms ?? {}).filter(([, g]) => g < 1000);
-  const countMismatch = kvRows.filter((r) => (ops.writes_by_key?.[r.key] ?? 0) !== r.writes);
-  const spyTotals = { reads: soak.kvEvents.filter((e) => e.op === "get").length, writes: soak.kvEvents.filter((e) => e.op === "put").length, lists: soak.kvEvents.filter((e) => e.op === "list").length };
+  const atStatus = soak.kvEventsAtStatus ?? soak.kvEvents;
+  const countMismatch = Object.entries(spyWritesByKey(atStatus)).filter(([key, n]) => (ops.writes_by_key?.[key] ?? 0) !== n);
+  const spyTotals = spyCounts(atStatus);
   check(
     "KV writes per key ≤ 1/s",
     tooClose.length === 0 && statusGaps.length === 0 && kvRows.length > 0,
