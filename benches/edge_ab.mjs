@@ -1,9 +1,9 @@
 // Router builds side by side (two or more), against a bare pass-through worker, in the same run: workerd
-// CPU per request, p50 latency and (STREAM=1) the streamed time to the first answer text,
-// interleaved rounds (the order reversed every other round).
+// CPU per request, p50 latency and (STREAM=1) the streamed time to the first answer text, in
+// rounds where the sides take turns request by request.
 // Why: an optimisation of the edge path moves the router's cost by tens of microseconds, less
 // than the spread between two separate runs of benches/edge_latency.mjs on a shared machine;
-// measured in one process, rounds interleaved, the two builds see the same noise.
+// measured in one process, turn by turn, the builds see the same noise.
 //
 //   cp -r build /tmp/before && <change, make build> && node benches/edge_ab.mjs /tmp/before build
 //   ROUNDS=10 N=400 STREAM=1 (defaults 8, 400 and off; streamed: N/4 requests per side a round,
@@ -39,24 +39,25 @@ const cpuPer = series();
 const p50 = series();
 const ttfb = series();
 const cpuStream = series();
+// Within a round the sides take turns request by request, the order rotating every request (so
+// each side is first, second, … equally often): the machine's speed drifts within a second on a
+// shared VM, and a block of N requests per side let that drift, and the block's position, land on
+// one side (the build listed second read ~0.06 ms slower in block rounds). CPU is read per
+// workerd process, so turns do not mix the sides' CPU.
+const keys = ["bare", ...names];
+const turn = (i) => keys.map((_, j) => keys[(i + j) % keys.length]);
+async function round(m, call, cpuOut, p50Out) {
+  const c0 = Object.fromEntries(keys.map((k) => [k, cpu(sides[k].pid)]));
+  const xs = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let i = 0; i < m; i++) for (const k of turn(i)) xs[k].push(await call(url(k), i));
+  for (const k of keys) {
+    cpuOut[k].push((cpu(sides[k].pid) - c0[k]) / m);
+    p50Out[k].push(median(xs[k]));
+  }
+}
 for (let r = 0; r < rounds; r++) {
-  const order = r % 2 ? [...names].reverse().concat("bare") : ["bare", ...names];
-  for (const k of streamOnly ? [] : order) {
-    const c0 = cpu(sides[k].pid);
-    const xs = [];
-    for (let i = 0; i < n; i++) xs.push(await once(url(k), i));
-    cpuPer[k].push((cpu(sides[k].pid) - c0) / n);
-    p50[k].push(median(xs));
-  }
-  if (!streamed) continue;
-  for (const k of order) {
-    const xs = [];
-    const c0 = cpu(sides[k].pid);
-    const m = streamOnly ? n : Math.max(20, n >> 2);
-    for (let i = 0; i < m; i++) xs.push(await firstByte(url(k), i));
-    cpuStream[k].push((cpu(sides[k].pid) - c0) / m);
-    ttfb[k].push(median(xs));
-  }
+  if (!streamOnly) await round(n, once, cpuPer, p50);
+  if (streamed) await round(streamOnly ? n : Math.max(20, n >> 2), firstByte, cpuStream, ttfb);
 }
 for (const k of Object.keys(sides)) {
   const head = streamOnly ? "" : `CPU/request median ${median(cpuPer[k]).toFixed(3)} ms [${cpuPer[k].map((x) => x.toFixed(2)).join(" ")}], p50 median ${median(p50[k]).toFixed(3)} ms`;

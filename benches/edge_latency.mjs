@@ -6,11 +6,12 @@
 //   make build && node benches/edge_latency.mjs [--rounds 7] [--requests 300] [--slices 5] [--seconds 2] [--concurrency 16] [--json out.json]
 //
 // Both workers are served on real loopback ports and driven by Node's fetch with keep-alive.
-// Latency: `--rounds` interleaved rounds of `--requests` sequential requests per side; each
+// Latency: `--rounds` rounds of `--requests` sequential requests per side, the sides interleaved
+// request by request (ABBA: bare, router, router, bare, …; `latencyPair` says why); each
 // round gives p50 / p95 / p99 per side and the router's excess over bare in that round; the
 // table shows the median over rounds and the min–max. Throughput: `--concurrency` clients for
 // `--seconds` per slice, `--slices` interleaved slices per side (requests/s). Streamed: per
-// round, `--requests`/4 (≥ 20) streamed requests per side, the time to the first body chunk with
+// round, `--requests`/4 (≥ 20) streamed requests per side, interleaved the same way, the time to the first body chunk with
 // answer text (p50). CPU: each workerd process's user + system time over a latency round, per
 // request (Linux /proc). The router runs
 // the full path: body parsing, identity, the routing decision, the upstream adapter with
@@ -151,21 +152,40 @@ export async function startWithPid(options) {
   return { mf, url, pid };
 }
 
-async function latency(url, n, pid) {
-  const c0 = pid ? cpuMs(pid) : NaN;
-  const xs = [];
-  for (let i = 0; i < n; i++) xs.push(await once(url, i));
-  const cpu = pid ? (cpuMs(pid) - c0) / n : NaN;
-  return { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), p99: percentile(xs, 0.99), cpu };
+/**
+ * One latency round: `n` sequential requests per side, the two sides interleaved request by
+ * request in an ABBA pattern (bare, router, router, bare, …). Why pairs, not one block per side:
+ * on a shared VM the machine's speed drifts within a second, and a block of 300 requests per side
+ * (~0.5 s) let that drift land on one side only — two runs of the same builds moved the added p50
+ * by ±0.2 ms. Neighbouring requests see the same machine, so the drift cancels in the difference;
+ * ABBA balances which side goes first. CPU is read per workerd process, so interleaving does not
+ * mix the sides' CPU.
+ */
+async function latencyPair(urls, n, pids) {
+  const c0 = { b: pids.b ? cpuMs(pids.b) : NaN, x: pids.x ? cpuMs(pids.x) : NaN };
+  const xs = { b: [], x: [] };
+  for (let i = 0; i < n; i++) {
+    for (const k of i % 2 === 0 ? ["b", "x"] : ["x", "b"]) xs[k].push(await once(urls[k], i));
+  }
+  const side = (k) => ({
+    p50: percentile(xs[k], 0.5),
+    p95: percentile(xs[k], 0.95),
+    p99: percentile(xs[k], 0.99),
+    cpu: pids[k] ? (cpuMs(pids[k]) - c0[k]) / n : NaN,
+  });
+  return { b: side("b"), x: side("x") };
 }
 
 /** A summary, or null when a figure is missing (no /proc: not Linux). */
 const finite = (xs) => (xs.every(Number.isFinite) ? summarize(xs) : null);
 
-async function ttfb(url, n) {
-  const xs = [];
-  for (let i = 0; i < n; i++) xs.push(await firstByte(url, i));
-  return percentile(xs, 0.5);
+/** One streamed round: `n` first-text times per side, interleaved ABBA as in `latencyPair`. */
+async function ttfbPair(urls, n) {
+  const xs = { b: [], x: [] };
+  for (let i = 0; i < n; i++) {
+    for (const k of i % 2 === 0 ? ["b", "x"] : ["x", "b"]) xs[k].push(await firstByte(urls[k], i));
+  }
+  return { b: percentile(xs.b, 0.5), x: percentile(xs.x, 0.5) };
 }
 
 async function throughput(url, seconds, clients) {
@@ -195,28 +215,19 @@ export async function runEdge({ rounds, requests, slices, seconds, concurrency, 
       await once(bareUrl, i);
       await once(routerUrl, i);
     }
-    // Interleaved rounds (alternating which side goes first) so machine noise hits both alike.
+    const urls = { b: bareUrl, x: routerUrl };
+    const pids = { b: b0.pid, x: r0.pid };
+    // Rounds of requests interleaved pair by pair (`latencyPair` says why).
     const rows = [];
     for (let r = 0; r < rounds; r++) {
-      let b;
-      let x;
-      if (r % 2 === 0) {
-        b = await latency(bareUrl, requests, b0.pid);
-        x = await latency(routerUrl, requests, r0.pid);
-      } else {
-        x = await latency(routerUrl, requests, r0.pid);
-        b = await latency(bareUrl, requests, b0.pid);
-      }
+      const { b, x } = await latencyPair(urls, requests, pids);
       rows.push({ b, x });
       log(`edge: latency round ${r + 1}/${rounds}: bare p50 ${b.p50.toFixed(2)} ms, router p50 ${x.p50.toFixed(2)} ms; workerd CPU per request: bare ${b.cpu.toFixed(3)} ms, router ${x.cpu.toFixed(3)} ms`);
     }
-    // Streamed: time to the first answer text, interleaved rounds as above.
+    // Streamed: time to the first answer text, interleaved the same way.
     const fb = [];
     for (let r = 0; r < rounds; r++) {
-      const pair = {};
-      for (const k of r % 2 === 0 ? ["b", "x"] : ["x", "b"]) {
-        pair[k] = await ttfb(k === "b" ? bareUrl : routerUrl, Math.max(20, Math.floor(requests / 4)));
-      }
+      const pair = await ttfbPair(urls, Math.max(20, Math.floor(requests / 4)));
       fb.push(pair);
       log(`edge: streamed round ${r + 1}/${rounds}: time to first answer text p50 bare ${pair.b.toFixed(2)} ms, router ${pair.x.toFixed(2)} ms`);
     }
