@@ -4,7 +4,7 @@
 // anyone, and the platform bills that start-up; the difference to a bare worker is what the
 // router's bundle and its start-up work cost.
 //
-//   make build && node benches/cold_start.mjs [--runs 9] [--json out.json] [--baseline <build dir>]
+//   make build && node benches/cold_start.mjs [--runs 9] [--json out.json] [--baseline <build dir>] [--build <build dir>]
 //
 // Per run and side: `new Miniflare(...)` → `await ready` (workerd listening, every script
 // loaded: the wasm compiled, index.js evaluated, which instantiates the wasm and runs
@@ -29,7 +29,8 @@
 // docs/architecture.md#workers-kv-budget). Each figure is a median over runs of per-run
 // differences (the sides of one run are measured back to back, the order rotating per run).
 // `--baseline <dir>` adds `router@base`, the router bundle in <dir> (e.g. a build of main), to
-// compare two builds in one interleaved run. One discarded warm-up run of each side absorbs
+// compare two builds in one interleaved run (`--build <dir>`: the router bundle to measure,
+// default build/). One discarded warm-up run of each side absorbs
 // Node's own first-use costs. Same mock upstream for every side.
 import { Miniflare } from "miniflare";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -60,12 +61,37 @@ function bindingsOptions(up, wasmDir) {
   const main = { type: "ESModule", path: path.join(wasmDir ?? ROOT, "main.mjs"), contents: wasmDir ? WITH_WASM : WITH_KV };
   const wasm = wasmDir ? [{ type: "CompiledWasm", path: path.join(wasmDir, "index_bg.wasm"), contents: readFileSync(path.join(wasmDir, "index_bg.wasm")) }] : [];
   const { scriptPath, modulesRoot, modulesRules, ...rest } = base;
-  return { ...rest, modules: [main, ...wasm], bindings: { ...base.bindings, PERPLEXITY_API: "px" } };
+  return { ...rest, modules: [main, ...wasm], modulesRoot: wasmDir ?? ROOT, bindings: { ...base.bindings, PERPLEXITY_API: "px" } };
 }
 
-function routerAt(up, dir, { kv = true } = {}) {
-  const o = routerOptions(up);
-  return { ...o, scriptPath: path.join(dir, "index.js"), modulesRoot: dir, ...(kv ? {} : { kvNamespaces: [] }) };
+// A KV namespace whose every operation takes KV_DELAY_MS longer (a wrapped binding around
+// Miniflare's local KV, which answers in well under a millisecond once started): Workers KV is
+// a network store, its reads are round trips (faster when the location has the key cached,
+// slower when it does not: https://developers.cloudflare.com/kv/concepts/how-kv-works/).
+const KV_DELAY_MS = 10;
+const SLOW_KV = `
+const later = (ms) => new Promise((ok) => setTimeout(ok, ms));
+export default function (env) {
+  const ms = Number(env.DELAY_MS);
+  return {
+    async get(k, o) { await later(ms); return env.INNER.get(k, o); },
+    async getWithMetadata(k, o) { await later(ms); return env.INNER.getWithMetadata(k, o); },
+    async put(k, v, o) { await later(ms); return env.INNER.put(k, v, o); },
+    async list(o) { await later(ms); return env.INNER.list(o); },
+    async delete(k) { await later(ms); return env.INNER.delete(k); },
+  };
+}`;
+
+function routerAt(up, dir, { kv = true, kvDelayMs = 0 } = {}) {
+  const o = { ...routerOptions(up), scriptPath: path.join(dir, "index.js"), modulesRoot: dir, ...(kv ? {} : { kvNamespaces: [] }) };
+  if (!kvDelayMs) return o;
+  const { kvNamespaces, ...router } = o;
+  return {
+    workers: [
+      { ...router, wrappedBindings: { ROUTER_STATE: { scriptName: "slow-kv", bindings: { DELAY_MS: kvDelayMs } } } },
+      { name: "slow-kv", modules: true, script: SLOW_KV, kvNamespaces: { INNER: "ROUTER_STATE" } },
+    ],
+  };
 }
 
 async function coldStart(options, pathname) {
@@ -84,16 +110,19 @@ async function coldStart(options, pathname) {
 }
 
 /** The sides of the run, in the order each adds to the one before. */
-function makeSides(up, baseline) {
-  const build = path.join(ROOT, "build");
+function makeSides(up, baseline, build) {
   const sides = {
     bare: () => coldStart(bareOptions(up), "/chat/completions"),
     bindings: () => coldStart(bindingsOptions(up, null), "/chat/completions"),
     wasm: () => coldStart(bindingsOptions(up, build), "/chat/completions"),
     router: () => coldStart(routerAt(up, build), "/v1/chat/completions"),
     "router-nokv": () => coldStart(routerAt(up, build, { kv: false }), "/v1/chat/completions"),
+    "router-slowkv": () => coldStart(routerAt(up, build, { kvDelayMs: KV_DELAY_MS }), "/v1/chat/completions"),
   };
-  if (baseline) sides["router@base"] = () => coldStart(routerAt(up, path.resolve(baseline)), "/v1/chat/completions");
+  if (baseline) {
+    sides["router@base"] = () => coldStart(routerAt(up, path.resolve(baseline)), "/v1/chat/completions");
+    sides["router-slowkv@base"] = () => coldStart(routerAt(up, path.resolve(baseline), { kvDelayMs: KV_DELAY_MS }), "/v1/chat/completions");
+  }
   return sides;
 }
 
@@ -107,14 +136,15 @@ function breakdown(res) {
     kvFirstUse: d("bindings", "bare", "firstRequest"),
     routerFirstRequestOwn: d("router-nokv", "bare", "firstRequest"),
     firstKvLoadAndWait: d("router", "router-nokv", "firstRequest"),
+    firstSlowKvLoadAndWait: d("router-slowkv", "router-nokv", "firstRequest"),
     routerSecondRequest: summarize(res.router.map((x) => x.second)),
     bareSecondRequest: summarize(res.bare.map((x) => x.second)),
   };
 }
 
-export async function runColdStart({ runs, baseline, log = console.error }) {
+export async function runColdStart({ runs, baseline, build = path.join(ROOT, "build"), log = console.error }) {
   const up = await startUpstreams({ perplexityKey: "px" });
-  const sides = makeSides(up, baseline);
+  const sides = makeSides(up, baseline, path.resolve(build));
   const names = Object.keys(sides);
   try {
     for (const k of names) await sides[k]();
@@ -144,6 +174,7 @@ export async function runColdStart({ runs, baseline, log = console.error }) {
         ready: summarize(res.router.map((x, i) => x.ready - res["router@base"][i].ready)),
         firstRequest: summarize(res.router.map((x, i) => x.firstRequest - res["router@base"][i].firstRequest)),
         firstAnswer: summarize(res.router.map((x, i) => x.firstAnswer - res["router@base"][i].firstAnswer)),
+        slowKvFirstRequest: summarize(res["router-slowkv"].map((x, i) => x.firstRequest - res["router-slowkv@base"][i].firstRequest)),
       };
     }
     return out;
@@ -153,7 +184,7 @@ export async function runColdStart({ runs, baseline, log = console.error }) {
 }
 
 if (isMain(import.meta.url)) {
-  const r = await runColdStart({ runs: Number(arg("runs", quick ? 2 : 9)), baseline: arg("baseline", undefined) });
+  const r = await runColdStart({ runs: Number(arg("runs", quick ? 2 : 9)), baseline: arg("baseline", undefined), build: arg("build", undefined) });
   const out = arg("json", undefined);
   if (out) writeFileSync(out, JSON.stringify(r, null, 2));
   const f = (s) => `${s.median.toFixed(1)} ms (${s.min.toFixed(1)} – ${s.max.toFixed(1)})`;
@@ -170,7 +201,9 @@ if (isMain(import.meta.url)) {
   console.log(`  KV first use (first request: bindings − bare)       ${f(b.kvFirstUse)}`);
   console.log(`  router's own first request (router-nokv − bare)     ${f(b.routerFirstRequestOwn)}`);
   console.log(`  first KV load + wait (router − router-nokv)         ${f(b.firstKvLoadAndWait)}`);
+  console.log(`  same, KV ops +${KV_DELAY_MS} ms (router-slowkv − router-nokv)  ${f(b.firstSlowKvLoadAndWait)}`);
   if (r.routerVsBase) {
     console.log(`router − router@base (${r.baseline}): ready ${f(r.routerVsBase.ready)}  first request ${f(r.routerVsBase.firstRequest)}  first answer ${f(r.routerVsBase.firstAnswer)}`);
+    console.log(`router-slowkv − router-slowkv@base: first request ${f(r.routerVsBase.slowKvFirstRequest)}`);
   }
 }
