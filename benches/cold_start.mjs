@@ -4,7 +4,7 @@
 // anyone, and the platform bills that start-up; the difference to a bare worker is what the
 // router's bundle and its start-up work cost.
 //
-//   make build && node benches/cold_start.mjs [--runs 9] [--json out.json] [--baseline <build dir>] [--build <build dir>]
+//   make build && node benches/cold_start.mjs [--runs 15] [--json out.json] [--baseline <build dir>] [--build <build dir>]
 //
 // Per run and side: `new Miniflare(...)` → `await ready` (workerd listening, every script
 // loaded: the wasm compiled, index.js evaluated, which instantiates the wasm and runs
@@ -195,7 +195,7 @@ export async function runColdStart({ runs, baseline, build = path.join(ROOT, "bu
 }
 
 if (isMain(import.meta.url)) {
-  const r = await runColdStart({ runs: Number(arg("runs", quick ? 2 : 9)), baseline: arg("baseline", undefined), build: arg("build", undefined) });
+  const r = await runColdStart({ runs: Number(arg("runs", quick ? 2 : 15)), baseline: arg("baseline", undefined), build: arg("build", undefined) });
   const out = arg("json", undefined);
   if (out) writeFileSync(out, JSON.stringify(r, null, 2));
   const f = (s) => `${s.median.toFixed(1)} ms (${s.min.toFixed(1)} – ${s.max.toFixed(1)})`;
