@@ -45,7 +45,7 @@ import { arg, isMain, quick } from "./lib/cli.mjs";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 // The keys of the router's first KV load (core::store::refresh_keys).
-const REFRESH_KEYS = ["config/overrides", "breaker/lightrag", "breaker/perplexity", "breaker/lightrag/admin", "breaker/perplexity/admin", "routing/state"];
+const REFRESH_KEYS = ["config/overrides", "breaker/lightrag", "breaker/perplexity", "breaker/lightrag/admin", "breaker/perplexity/admin", "rollout/routing"];
 
 // `bindings`: the bare worker, reading the router's start-up keys before it forwards.
 const WITH_KV = BARE.replace(
