@@ -75,6 +75,23 @@ function coldRows(r) {
     [C, "router: start workerd → first answer", ...cells(r.router.firstAnswer, ms0), runs, `of which ready ${ms0(r.router.ready.median)}`],
     [C, "bare: start workerd → first answer", ...cells(r.bare.firstAnswer, ms0), runs, `of which ready ${ms0(r.bare.ready.median)}`],
     [C, "added by router", ...cells(r.added, ms0), runs, "same run, router − bare"],
+    ...(r.breakdown ? coldBreakdownRows(r.breakdown, runs) : []),
+  ];
+}
+
+// Where the added time goes (benches/cold_start.mjs names the sides): medians of per-run
+// differences, so a part can come out negative in a noisy run.
+function coldBreakdownRows(b, runs) {
+  const C = "cold start: where it goes";
+  const ms1 = (x) => `${x.toFixed(1)} ms`;
+  return [
+    [C, "bindings' set-up (Miniflare's KV namespace, the vars)", ...cells(b.bindingsSetup, ms1), runs, "ready: bare + bindings − bare"],
+    [C, "wasm compile (the router's wasm loaded, not instantiated)", ...cells(b.wasmCompile, ms1), runs, "ready: + wasm − bare + bindings"],
+    [C, "index.js, wasm instantiation, `#[event(start)]`", ...cells(b.instantiateAndStart, ms1), runs, "ready: router − bare + bindings + wasm"],
+    [C, "KV's first use (six reads in a plain worker)", ...cells(b.kvFirstUse, ms1), runs, "first request: bare + bindings − bare"],
+    [C, "router's own first-request work (no KV bound)", ...cells(b.routerFirstRequestOwn, ms1), runs, "first request: router without KV − bare; mostly V8 compiling the chat path's wasm on its first call"],
+    [C, "first KV load and the wait for it", ...cells(b.firstKvLoadAndWait, ms1), runs, "first request: router − router without KV"],
+    [C, "the same with every KV operation 10 ms slower", ...cells(b.firstSlowKvLoadAndWait, ms1), runs, "first request; the wait is bounded by STATE_FIRST_LOAD_WAIT_MS (50 ms)"],
   ];
 }
 

@@ -166,9 +166,9 @@ pub trait StateStore {
         limit: u32,
     ) -> impl Future<Output = Result<ListPage, StoreError>>;
 
-    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each
-    /// (Workers KV); a backend whose every call is a round trip (the Durable Object,
-    /// `core::hub`) answers them in one request.
+    /// Reads `keys`, one result per key in their order. Default: one [`StateStore::get`] each,
+    /// in turn; Workers KV (`edge::kv`) starts them all at once, and a backend whose every call
+    /// is a round trip (the Durable Object, `core::hub`) answers them in one request.
     fn get_many(
         &self,
         keys: &[String],

@@ -93,7 +93,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     // STATE_FIRST_LOAD_WAIT_MS, then route on `[vars]` and say so in the status.
     match segs.first() {
         Some(&"healthz") | Some(&"preview") => {}
-        Some(&"admin") | Some(&"metrics") => isolate::ensure_loaded(&env).await,
+        Some(&"admin") | Some(&"metrics") => cold(isolate::ensure_loaded(&env)).await,
         _ => isolate::ensure(&env, &ctx).await,
     }
     let exit = guard::Exit::of(&req, &env, &segs);
@@ -114,6 +114,18 @@ async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
             ctx.wait_until(webhook::send_all(url, rep.transitions));
         }
     }
+}
+
+/// `fut` behind a pointer: its poll is its own wasm function, called through the table, instead
+/// of being inlined into the handler's. Why: V8 compiles a wasm function on its first call, all
+/// of it, so every new isolate's first chat request compiled the admin, metrics, OFREP and
+/// preview routes too, inlined as they were into one 97 KB `fetch` state machine
+/// (benches/cold_start.mjs: "router's own first request"). For the routes off the chat path,
+/// where one allocation per request costs nothing that matters.
+fn cold<'a, T>(
+    fut: impl std::future::Future<Output = T> + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
+    Box::pin(fut)
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -143,9 +155,15 @@ async fn dispatch(
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let chat_route = matches!(segs.as_slice(), ["v1", "chat", "completions"] | ["query"]);
     if method != "POST" || !chat_route {
-        return dispatch_other(req.into_request(), env, ctx, detail, started_ms)
-            .await
-            .map(http::Reply::from);
+        return cold(dispatch_other(
+            req.into_request(),
+            env,
+            ctx,
+            detail,
+            started_ms,
+        ))
+        .await
+        .map(http::Reply::from);
     }
     if let Some(refused) = guard::refuse_client(&req, env)
         .or_else(|| guard::require_json_incoming(&req, method, &path))

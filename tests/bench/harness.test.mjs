@@ -53,6 +53,10 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     finiteSummary(doc.results.edge.rpsRatio, "edge rps ratio");
     finiteSummary(doc.results.cold.router.firstAnswer, "cold router");
     finiteSummary(doc.results.cold.bare.firstAnswer, "cold bare");
+    // Every part of the cold-start breakdown was measured (differences of sides: any sign).
+    const parts = ["bindingsSetup", "wasmCompile", "instantiateAndStart", "kvFirstUse", "routerFirstRequestOwn", "firstKvLoadAndWait", "firstSlowKvLoadAndWait"];
+    for (const k of parts) finiteSummary(doc.results.cold.breakdown[k], `cold breakdown ${k}`);
+    for (const k of ["bare", "bindings", "wasm", "router", "router-nokv", "router-slowkv"]) finiteSummary(doc.results.cold.sides[k].firstRequest, `cold ${k} first request`);
     assert.ok(doc.results.bundle.worker.gzip > 0 && doc.results.bundle.preview.gzip > 0);
     // The isolate reads its state from KV once at start-up (docs/architecture.md#workers-kv-budget): the counters moved.
     assert.ok(doc.results.kv.default.cold.reads.median > 0, "start-up KV reads counted");
@@ -60,6 +64,7 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     const md = readFileSync(path.join(out, "latest.md"), "utf8");
     assert.match(md, /\| section \| measurement \| median \| spread \(min – max\) \| runs \| note \|/);
     assert.match(md, /cohort = unleash-client's at every whole % 1\.\.100/);
+    assert.match(md, /\| cold start: where it goes \| wasm compile/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
