@@ -44,6 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Context, Env, Response, Result};
 
@@ -495,6 +496,14 @@ thread_local! {
     static ON_ABORT: Closure<dyn FnMut(JsValue)> = Closure::new(client_aborted);
 }
 
+#[wasm_bindgen(module = "/src/edge/upstream_io.js")]
+extern "C" {
+    /// Sets the signal's `onabort`: the upstream calls made under it are aborted, then the
+    /// handler is called (`upstream_io.js` `watch`).
+    #[wasm_bindgen(js_name = watch)]
+    fn js_watch(signal: &web_sys::AbortSignal, handler: &js_sys::Function);
+}
+
 /// A watched signal fired: the exchanges it watches learn that their client left.
 fn client_aborted(event: JsValue) {
     let signal = js_sys::Reflect::get(&event, &JsValue::from_str("target")).unwrap_or_default();
@@ -525,7 +534,7 @@ impl ClientWatch {
             n.set(id.wrapping_add(1));
             id
         });
-        ON_ABORT.with(|f| signal.set_onabort(Some(f.as_ref().unchecked_ref())));
+        ON_ABORT.with(|f| js_watch(&signal, f.as_ref().unchecked_ref()));
         WATCHED.with(|w| {
             if let Ok(mut w) = w.try_borrow_mut() {
                 w.push(Watched {
