@@ -44,6 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Context, Env, Response, Result};
 
@@ -495,6 +496,14 @@ thread_local! {
     static ON_ABORT: Closure<dyn FnMut(JsValue)> = Closure::new(client_aborted);
 }
 
+#[wasm_bindgen(module = "/src/edge/upstream_io.js")]
+extern "C" {
+    /// Sets the signal's `onabort`: the upstream calls made under it are aborted, then the
+    /// handler is called (`upstream_io.js` `watch`).
+    #[wasm_bindgen(js_name = watch)]
+    fn js_watch(signal: &web_sys::AbortSignal, handler: &js_sys::Function);
+}
+
 /// A watched signal fired: the exchanges it watches learn that their client left.
 fn client_aborted(event: JsValue) {
     let signal = js_sys::Reflect::get(&event, &JsValue::from_str("target")).unwrap_or_default();
@@ -525,7 +534,7 @@ impl ClientWatch {
             n.set(id.wrapping_add(1));
             id
         });
-        ON_ABORT.with(|f| signal.set_onabort(Some(f.as_ref().unchecked_ref())));
+        ON_ABORT.with(|f| js_watch(&signal, f.as_ref().unchecked_ref()));
         WATCHED.with(|w| {
             if let Ok(mut w) = w.try_borrow_mut() {
                 w.push(Watched {
@@ -826,7 +835,14 @@ async fn chat_completions_inner(
         .clone()
         .unwrap_or_else(|| "cmo-router".to_string());
     if chat.stream {
-        return stream_chat(&req, ctx, routed, &ask, model, start_ms, rid).await;
+        let c = StreamCall {
+            env,
+            ctx,
+            model,
+            start_ms,
+            rid,
+        };
+        return stream_chat(&req, routed, &ask, c).await;
     }
     let d = &routed.decision;
     let spot = cache_spot(&routed, d.upstream, &ask);
@@ -1049,9 +1065,30 @@ pub(super) struct Pipe {
     model: String,
     query: String,
     routing: RoutingInfo,
+    /// What waits until the first frames have gone out ([`Pipe::after_first`]).
+    later: Option<Later>,
+}
+
+/// The work a committed stream leaves until its first frames have gone out: the bookings of
+/// the attempts before the commit (a failed primary, say) and the isolate's background work
+/// (`isolate::background`). Neither changes what the client gets, and before the `Response`
+/// was returned they were on the way to the first text (in-worker timestamps,
+/// docs/performance.md).
+struct Later {
+    env: Env,
+    ctx: Context,
 }
 
 impl Pipe {
+    /// Runs what waited for the first frames ([`Later`]), once. The bookings are the same ones
+    /// made later: what the exchange recorded stays queued in it until booked, in order.
+    pub(super) fn after_first(&mut self) {
+        if let Some(l) = self.later.take() {
+            self.drv.borrow_mut().book(None);
+            super::isolate::background(&l.env, &l.ctx, None);
+        }
+    }
+
     /// Forwards decoded items as client frames; returns how the stream ended, if these items
     /// say it did (an end marker, or an error the upstream reported).
     fn feed(&mut self, items: Vec<StreamItem>) -> Option<StreamEnd> {
@@ -1216,15 +1253,29 @@ pub(super) async fn open(
     }
 }
 
-async fn stream_chat(
-    req: &Incoming,
-    ctx: &Context,
-    routed: Routed,
-    ask: &Ask<'_>,
+/// What a streamed chat request brings besides its route and question.
+struct StreamCall<'a> {
+    env: &'a Env,
+    ctx: &'a Context,
+    /// The model named in the client's frames.
     model: String,
     start_ms: u64,
-    rid: &str,
+    rid: &'a str,
+}
+
+async fn stream_chat(
+    req: &Incoming,
+    routed: Routed,
+    ask: &Ask<'_>,
+    c: StreamCall<'_>,
 ) -> Result<Reply> {
+    let StreamCall {
+        env,
+        ctx,
+        model,
+        start_ms,
+        rid,
+    } = c;
     let (drv, first) = start(&routed, Mode::Stream, rid);
     let watch = ClientWatch::new(req, &drv);
     let d = &routed.decision;
@@ -1254,9 +1305,15 @@ async fn stream_chat(
         model,
         query: ask.query.to_string(),
         routing: routing_info(d, served.upstream, served.fallback.as_ref()),
+        later: Some(Later {
+            env: env.clone(),
+            ctx: Context::new(
+                AsRef::<JsValue>::as_ref(AsRef::<worker::worker_sys::Context>::as_ref(ctx))
+                    .clone()
+                    .unchecked_into(),
+            ),
+        }),
     };
-    // What the attempts before the commit recorded (a failed primary, say).
-    pipe.drv.borrow_mut().book(None);
     pipe.out
         .push_back(openai::chunk_start(&pipe.id, pipe.created, &pipe.model));
     pipe.handle(Next::Items(initial));

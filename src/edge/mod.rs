@@ -178,9 +178,12 @@ async fn dispatch(
         chat::chat_completions(req, env, ctx, detail).await
     };
     // A streamed answer is recorded later, in its own task: no deferred flush for it
-    // (`isolate::background` says why).
+    // (`isolate::background` says why); its background work runs once its first frames have
+    // gone out (`chat::Pipe::after_first`).
     let streamed = r.as_ref().is_ok_and(http::Reply::is_stream);
-    isolate::background(env, ctx, (!streamed).then_some(started_ms));
+    if !streamed {
+        isolate::background(env, ctx, Some(started_ms));
+    }
     r
 }
 

@@ -50,6 +50,8 @@ impl StreamPump {
     /// stream is over: [`StreamPump::wake_at`] says which). A break or an end already seen is
     /// handled here, without a read.
     pub fn frames(&mut self) -> Option<Vec<u8>> {
+        // `pipe` asks only once the first frames have been taken.
+        self.pipe.after_first();
         loop {
             if !self.pipe.out.is_empty() {
                 return Some(self.pipe.drain());

@@ -26,16 +26,41 @@ const message = (e) => (e instanceof Error ? e.message : String(e));
 
 /**
  * The signal of a call: its controller's, also aborted (with the client's reason) when the
- * client leaves. A listener on the client's signal, not `AbortSignal.any` (a new signal with
- * its followers per call: 2 % of a request's samples in workerd).
+ * client leaves. Not `AbortSignal.any` (a new signal with its followers per call: 2 % of a
+ * request's samples in workerd), and not a listener per call either (an `addEventListener` on
+ * the client's signal was ~14 µs of a streamed request's way to its upstream, in-worker
+ * timestamps): a client signal the router watches (`watch`) keeps its calls' controllers, and
+ * its one `onabort` handler aborts them. An unwatched one gets a listener.
  */
 function signalOf(controller, client) {
   if (!controller) return client;
   if (client) {
     if (client.aborted) controller.abort(client.reason);
+    else if (client[CALLS]) client[CALLS].push(controller);
     else client.addEventListener("abort", () => controller.abort(client.reason), { once: true });
   }
   return controller.signal;
+}
+
+/** Where a watched client signal keeps its calls' controllers, and its watcher. */
+const CALLS = Symbol("calls");
+const WATCHER = Symbol("watcher");
+
+/** A watched client signal's `onabort`: its calls are aborted, then its watcher told. */
+function clientAborted(event) {
+  const signal = event.target;
+  for (const c of signal[CALLS] ?? []) c.abort(signal.reason);
+  signal[WATCHER]?.(event);
+}
+
+/**
+ * Watches the client's `signal` (src/edge/chat.rs `ClientWatch`): when it aborts, the calls made
+ * under it (`signalOf`) are aborted and `handler` is called with the event.
+ */
+export function watch(signal, handler) {
+  signal[CALLS] ??= [];
+  signal[WATCHER] = handler;
+  signal.onabort = clientAborted;
 }
 
 /**
@@ -146,17 +171,12 @@ export async function complete(url, headers, body, controller, client, headAt, d
 }
 
 /**
- * A reader of `response`'s body, or `undefined` without one. It keeps the read in flight (if
- * any) and one deadline timer for all its reads: a stream's deadline moves on with every chunk,
- * and a timer per read (a `setTimeout` and a `clearTimeout` per chunk) was most of what reading
- * a chunk cost; this one is re-armed only when it fires early or the deadline moves earlier.
+ * A promise of TIMEOUT at epoch ms `atMs` (at least 1 ms from now), shared by `body`'s reads. A
+ * body reader (`open` makes it) keeps the read in flight (if any) and one deadline timer for all
+ * its reads: a stream's deadline moves on with every chunk, and a timer per read (a
+ * `setTimeout` and a `clearTimeout` per chunk) was most of what reading a chunk cost; this one
+ * is re-armed only when it fires early or the deadline moves earlier.
  */
-export function reader(response) {
-  if (!response.body) return undefined;
-  return { reader: response.body.getReader(), pending: undefined, deadline: 0, timer: undefined, timerAt: 0, expiry: undefined, stash: undefined };
-}
-
-/** A promise of TIMEOUT at epoch ms `atMs` (at least 1 ms from now), shared by `body`'s reads. */
 function expiry(body, atMs) {
   body.deadline = atMs;
   if (body.expiry && body.timerAt <= atMs) return body.expiry;
@@ -184,7 +204,7 @@ export function close(body) {
 }
 
 /**
- * `send` for a stream: for a 2xx with a body, its reader (as `reader` makes it) comes too, with
+ * `send` for a stream: for a 2xx with a body, its reader (a body reader for `read`) comes too, with
  * what its first read gave by `headAt` (`{kind: "head", response, at, body, first}`, `first` as
  * `read` gives it), so the first chunk is asked for as soon as the headers arrive and comes to
  * Rust with them, not after a second round. `unit` is what the first chunk should hold whole
@@ -195,31 +215,50 @@ export function close(body) {
  * (in-worker timestamps). Rust still reads on when the unit holds no text or is unfinished.
  */
 export async function open(url, headers, body, controller, client, headAt, unit) {
-  const head = await send(url, headers, body, controller, client, headAt);
-  if (head.kind === "head" && head.response.status >= 200 && head.response.status <= 299) {
-    const r = reader(head.response);
-    if (r) {
-      head.body = r;
-      let first = await read(r, headAt);
-      if (first.kind === "chunk" && !whole(first.value, unit)) {
-        let bytes = first.value;
-        for (;;) {
-          const more = await read(r, headAt);
-          if (more.kind !== "chunk") {
-            // The end or a break is the next read's answer; a timeout leaves the read pending.
-            if (more.kind !== "timeout") r.stash = more;
-            break;
-          }
-          const joined = new Uint8Array(bytes.length + more.value.length);
-          joined.set(bytes);
-          joined.set(more.value, bytes.length);
-          bytes = joined;
-          if (whole(bytes, unit) || bytes.length >= FIRST_UNIT_MAX) break;
+  // One deadline timer for the headers and the first unit (both are due by `headAt`), then for
+  // the body's later reads: `send`'s own timer (`within`: a timer, a race and a `finally`) was
+  // a second one on the way to the first text.
+  const r = { reader: undefined, pending: undefined, deadline: 0, timer: undefined, timerAt: 0, expiry: undefined, stash: undefined };
+  let response;
+  try {
+    // A plain object, as in `complete`.
+    const h = {};
+    for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
+    const signal = signalOf(controller, client);
+    response = await Promise.race([fetch(url, { method: "POST", headers: h, body, signal }), expiry(r, headAt)]);
+  } catch (e) {
+    close(r);
+    return { kind: "connect", error: message(e) };
+  }
+  if (response === TIMEOUT) {
+    close(r);
+    return { kind: "no_head" };
+  }
+  const head = { kind: "head", response, at: Date.now() };
+  if (response.status >= 200 && response.status <= 299 && response.body) {
+    r.reader = response.body.getReader();
+    head.body = r;
+    let first = await read(r, headAt);
+    if (first.kind === "chunk" && !whole(first.value, unit)) {
+      let bytes = first.value;
+      for (;;) {
+        const more = await read(r, headAt);
+        if (more.kind !== "chunk") {
+          // The end or a break is the next read's answer; a timeout leaves the read pending.
+          if (more.kind !== "timeout") r.stash = more;
+          break;
         }
-        first = { kind: "chunk", value: bytes };
+        const joined = new Uint8Array(bytes.length + more.value.length);
+        joined.set(bytes);
+        joined.set(more.value, bytes.length);
+        bytes = joined;
+        if (whole(bytes, unit) || bytes.length >= FIRST_UNIT_MAX) break;
       }
-      head.first = first;
+      first = { kind: "chunk", value: bytes };
     }
+    head.first = first;
+  } else {
+    close(r);
   }
   return head;
 }
@@ -252,7 +291,7 @@ function whole(bytes, unit) {
 }
 
 /**
- * The next chunk of a body (from `reader`), until epoch ms `atMs`: `{kind: "chunk", value}` (a
+ * The next chunk of a body (from `open`), until epoch ms `atMs`: `{kind: "chunk", value}` (a
  * Uint8Array), `{kind: "end"}`, `{kind: "timeout"}` (the read stays pending: the next call races
  * it again), or `{kind: "broken", error}`.
  */
