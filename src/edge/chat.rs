@@ -1307,6 +1307,8 @@ async fn stream_chat(
         routing: routing_info(d, served.upstream, served.fallback.as_ref()),
         later: Some(Later {
             env: env.clone(),
+            // `worker::Context` and the `worker_sys` type under it are not `Clone`: the JS
+            // object is copied as a `JsValue` and cast back.
             ctx: Context::new(
                 AsRef::<JsValue>::as_ref(AsRef::<worker::worker_sys::Context>::as_ref(ctx))
                     .clone()
