@@ -64,6 +64,18 @@ export function watch(signal, handler) {
 }
 
 /**
+ * The runtime's `fetch` of a call: `body` POSTed to `url` with `headers` (`[name, value, name,
+ * value, …]`, each name once: the callers' lists) as a plain object — the runtime reads it in
+ * one conversion, not a `Headers` filled by `set` (`respondWith` says what that costs) — under
+ * the call's signal (`signalOf`). `send`, `complete` and `open` all start here.
+ */
+function post(url, headers, body, controller, client) {
+  const h = {};
+  for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
+  return fetch(url, { method: "POST", headers: h, body, signal: signalOf(controller, client) });
+}
+
+/**
  * POSTs `body` to `url` with `headers` (`[name, value, name, value, …]`), aborted by
  * `controller` or the client's signal `client` (either may be undefined), and waits for the
  * response headers until epoch ms `headAt`: `{kind: "head", response, at}` (at: when they
@@ -71,10 +83,7 @@ export function watch(signal, handler) {
  */
 export async function send(url, headers, body, controller, client, headAt) {
   try {
-    const h = new Headers();
-    for (let i = 0; i + 1 < headers.length; i += 2) h.set(headers[i], headers[i + 1]);
-    const signal = signalOf(controller, client);
-    const response = await within(fetch(url, { method: "POST", headers: h, body, signal }), headAt);
+    const response = await within(post(url, headers, body, controller, client), headAt);
     if (response === TIMEOUT) return { kind: "no_head" };
     return { kind: "head", response, at: Date.now() };
   } catch (e) {
@@ -142,12 +151,7 @@ export async function complete(url, headers, body, controller, client, headAt, d
   try {
     let response;
     try {
-      // A plain object (the runtime reads it in one conversion), not a `Headers` filled by
-      // `set` (`respondWith` says what that costs). Rust's list names each header once.
-      const h = {};
-      for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
-      const signal = signalOf(controller, client);
-      response = await before(fetch(url, { method: "POST", headers: h, body, signal }), d);
+      response = await before(post(url, headers, body, controller, client), d);
     } catch (e) {
       return { kind: "connect", error: message(e) };
     }
@@ -221,11 +225,7 @@ export async function open(url, headers, body, controller, client, headAt, unit)
   const r = { reader: undefined, pending: undefined, deadline: 0, timer: undefined, timerAt: 0, expiry: undefined, stash: undefined };
   let response;
   try {
-    // A plain object, as in `complete`.
-    const h = {};
-    for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
-    const signal = signalOf(controller, client);
-    response = await Promise.race([fetch(url, { method: "POST", headers: h, body, signal }), expiry(r, headAt)]);
+    response = await Promise.race([post(url, headers, body, controller, client), expiry(r, headAt)]);
   } catch (e) {
     close(r);
     return { kind: "connect", error: message(e) };

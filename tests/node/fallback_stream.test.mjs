@@ -132,18 +132,23 @@ test("SSE: Perplexity SSE is re-encoded as OpenAI SSE with citations", async () 
   assert.ok(objs.at(-1).citations.some((c) => c.startsWith("http")));
 });
 
+/** The SSE frames of a streamed answer Perplexity served whole: 200, not truncated, ends with [DONE]. */
+function completePerplexityStream({ r, text }) {
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-route-upstream"), "perplexity");
+  assert.ok(!text.includes("stream_truncated"), text);
+  const frames = sseData(text);
+  assert.equal(frames.at(-1), "[DONE]");
+  return frames;
+}
+
 test("SSE: a Perplexity event split over several reads (the first one too) is read whole", async () => {
   const whole = sseData((await chat(PX, { stream: true })).text);
   const texts = (frames) => frames.slice(0, -1).map((f) => JSON.parse(f)).map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
   // Cut inside `data:`, inside the JSON, and between the CRLF pairs of the blank line.
   for (const eventSplits of [[3, 40, 200], ["\r\n"], ["\"content\":\""]]) {
     s.up.setBehaviour("perplexity", { eventSplits, chunkDelayMs: 5 });
-    const { r, text } = await chat(PX, { stream: true });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get("x-route-upstream"), "perplexity");
-    assert.ok(!text.includes("stream_truncated"), text);
-    const frames = sseData(text);
-    assert.equal(frames.at(-1), "[DONE]");
+    const frames = completePerplexityStream(await chat(PX, { stream: true }));
     assert.equal(texts(frames), texts(whole), JSON.stringify(eventSplits));
     const last = JSON.parse(frames.at(-2));
     assert.equal(last.choices[0].finish_reason, "stop");
@@ -188,12 +193,7 @@ test("SSE: a real Perplexity stream (finish_reason, no [DONE]) is complete, not 
   const before = await perf();
   for (const sendDone of [false, true, false]) {
     s.up.setBehaviour("perplexity", sendDone ? { sendDone } : null);
-    const { r, text } = await chat(PX, { stream: true });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get("x-route-upstream"), "perplexity");
-    assert.ok(!text.includes("stream_truncated"), text);
-    const frames = sseData(text);
-    assert.equal(frames.at(-1), "[DONE]");
+    const frames = completePerplexityStream(await chat(PX, { stream: true }));
     const objs = frames.slice(0, -1).map((f) => JSON.parse(f));
     assert.ok(objs.every((o) => !o.error));
     const content = objs.map((o) => o.choices?.[0]?.delta?.content ?? "").join("");
