@@ -64,19 +64,22 @@ export function watch(signal, handler) {
 }
 
 /**
- * The runtime's `fetch` of a call: `body` POSTed to `url` with `headers` (`[name, value, name,
- * value, …]`, each name once: the callers' lists) as a plain object — the runtime reads it in
- * one conversion, not a `Headers` filled by `set` (`respondWith` says what that costs) — under
- * the call's signal (`signalOf`). `send`, `complete` and `open` all start here.
+ * The runtime's `fetch` of a call: `body` POSTed to `url` with `headers` as a plain object —
+ * the runtime reads it in one conversion, not a `Headers` filled by `set` (`respondWith` says
+ * what that costs) — under the call's signal (`signalOf`). `headers` comes as one string
+ * `name\0value\0name\0value…` (src/edge/fetch.rs `Post::header_arg` says why), or as a list
+ * `[name, value, …]` when a name or value holds a NUL; each name once (the callers' lists).
+ * `send`, `complete` and `open` all start here.
  */
 function post(url, headers, body, controller, client) {
+  const list = typeof headers === "string" ? headers.split("\0") : headers;
   const h = {};
-  for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
+  for (let i = 0; i + 1 < list.length; i += 2) h[list[i]] = list[i + 1];
   return fetch(url, { method: "POST", headers: h, body, signal: signalOf(controller, client) });
 }
 
 /**
- * POSTs `body` to `url` with `headers` (`[name, value, name, value, …]`), aborted by
+ * POSTs `body` to `url` with `headers` (as `post` takes them), aborted by
  * `controller` or the client's signal `client` (either may be undefined), and waits for the
  * response headers until epoch ms `headAt`: `{kind: "head", response, at}` (at: when they
  * arrived), `{kind: "no_head"}`, or `{kind: "connect", error}`.
