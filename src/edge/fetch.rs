@@ -10,9 +10,10 @@
 //!
 //! The same holds for the incoming request: `worker::Request::from` reads its `cf` object
 //! (workerd builds it from the request's metadata on every read: ~5 % of the router's CPU in
-//! that profile), and the router never looks at it: `incoming.js` `front` hides it first, with an
-//! own `cf` property set to `undefined` that shadows the runtime's getter on this one object (the
-//! router neither reads `cf` nor forwards the client's request anywhere).
+//! that profile), and the router never looks at it: on the routes that make one,
+//! `incoming.js` `hideCf` hides it first, with an own `cf` property set to `undefined` that
+//! shadows the runtime's getter on this one object (the router neither reads `cf` nor forwards
+//! the client's request anywhere; the chat routes never make a `worker::Request`).
 //!
 //! Each step of a call — send and wait for the headers, read the whole body, read the next
 //! chunk of a stream — is one call into `upstream_io.js`, its deadline a timer there: driven

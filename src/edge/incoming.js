@@ -6,16 +6,9 @@ const FRONT_HEADERS = ["authorization", "content-type", "content-length", "origi
 
 /**
  * `method\0url\0` then each of FRONT_HEADERS as `+value` or `-` when absent, `\0`-joined (no
- * header value holds a NUL). Also hides the request's `cf` getter behind an own
- * `cf: undefined` (src/edge/fetch.rs says why); if the runtime refuses, the getter
- * stays: correct, only slower.
+ * header value holds a NUL).
  */
 export function front(request) {
-  try {
-    Object.defineProperty(request, "cf", { value: undefined });
-  } catch {
-    // the getter stays
-  }
   const h = request.headers;
   let s = request.method + "\0" + request.url;
   for (const name of FRONT_HEADERS) {
@@ -23,6 +16,20 @@ export function front(request) {
     s += v === null ? "\0-" : "\0+" + v;
   }
   return s;
+}
+
+/**
+ * Hides the request's `cf` getter behind an own `cf: undefined` (src/edge/fetch.rs says why);
+ * if the runtime refuses, the getter stays: correct, only slower. Called before
+ * `worker::Request::from` reads it, on the routes that make one: the chat routes never read
+ * `cf`, so theirs is left alone.
+ */
+export function hideCf(request) {
+  try {
+    Object.defineProperty(request, "cf", { value: undefined });
+  } catch {
+    // the getter stays
+  }
 }
 
 /** A thrown value as text (its message when it is an `Error`). */
