@@ -22,6 +22,9 @@ extern "C" {
     /// crossed the limit, or why it was unreadable.
     #[wasm_bindgen(js_name = body)]
     fn js_body(request: &web_sys::Request, limit: f64) -> js_sys::Promise;
+    /// The whole body as a `Uint8Array`, reported to `done` as `settle.js` reports a promise.
+    #[wasm_bindgen(js_name = arrayBody)]
+    fn js_array_body(request: &web_sys::Request, id: u32, done: &js_sys::Function);
 }
 
 /// The limit when the isolate state is not loaded (`LIGHTRAG_MAX_BODY_BYTES`'s default).
@@ -83,9 +86,10 @@ async fn read_raw(
     // read per chunk and a lock release per request (a tenth of the router's CPU time in a
     // workerd profile, benches/profile_edge.mjs). The count is still checked.
     if declared.is_some_and(|d| d.trim().parse::<u64>().is_ok()) {
-        let p = raw.array_buffer().map_err(|e| unreadable(&js_text(&e)))?;
-        let buf = Settle::new(p).await.map_err(|e| unreadable(&js_text(&e)))?;
-        let body = js_sys::Uint8Array::new(&buf).to_vec();
+        let bytes = Settle::reported(|id, done| js_array_body(raw, id, done))
+            .await
+            .map_err(|e| unreadable(&js_text(&e)))?;
+        let body = bytes.unchecked_into::<js_sys::Uint8Array>().to_vec();
         budget.take(body.len()).map_err(too_large)?;
         return Ok(body);
     }

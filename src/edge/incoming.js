@@ -1,5 +1,6 @@
-// The incoming request's front-door facts, and a body without a declared length, each in one
-// call from Rust (src/edge/incoming.rs, src/edge/body.rs say why).
+// The incoming request's front-door facts and its body (whole, or counted chunk by chunk when
+// its length is not declared), each in one call from Rust (src/edge/incoming.rs,
+// src/edge/body.rs say why).
 
 /** The headers `front` reads, in src/edge/incoming.rs `FRONT_HEADERS`' order. */
 const FRONT_HEADERS = ["authorization", "content-type", "content-length", "origin", "cookie", "x-route-override", "cf-connecting-ip"];
@@ -16,6 +17,26 @@ export function front(request) {
     s += v === null ? "\0-" : "\0+" + v;
   }
   return s;
+}
+
+/**
+ * The whole body of `request` (its length declared) as a Uint8Array, reported as settle.js
+ * reports a promise: `done(id, bytes, true)`, or `done(id, error, false)` (at once when
+ * `arrayBuffer()` throws). One call from Rust, where `arrayBuffer()`, its settle hook and the
+ * `Uint8Array` around the buffer were a crossing each.
+ */
+export function arrayBody(request, id, done) {
+  let p;
+  try {
+    p = request.arrayBuffer();
+  } catch (e) {
+    done(id, e, false);
+    return;
+  }
+  p.then(
+    (b) => done(id, new Uint8Array(b), true),
+    (e) => done(id, e, false),
+  );
 }
 
 /**

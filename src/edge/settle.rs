@@ -60,6 +60,13 @@ pub struct Settle {
 
 impl Settle {
     pub fn new(p: js_sys::Promise) -> Settle {
+        Settle::reported(|id, done| js_settle(&p, id, done))
+    }
+
+    /// A settlement JS reports itself: `start` gets the await's number and the isolate's
+    /// callback, and hands both to the JS that will call it as `settle.js` does
+    /// (`done(id, value, ok)`; at once, if it has the value already).
+    pub fn reported(start: impl FnOnce(u32, &js_sys::Function)) -> Settle {
         let id = NEXT.with(|n| {
             let id = n.get();
             n.set(id.wrapping_add(1));
@@ -72,7 +79,7 @@ impl Settle {
                 result: None,
             })
         });
-        DONE.with(|f| js_settle(&p, id, f.as_ref().unchecked_ref()));
+        DONE.with(|f| start(id, f.as_ref().unchecked_ref()));
         Settle { id }
     }
 }
