@@ -43,8 +43,9 @@ extern "C" {
     fn value(this: &Outcome) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn body(this: &Outcome) -> JsValue;
+    /// `open`'s outcome as one number (upstream_io.js `OPENED`).
     #[wasm_bindgen(method, getter)]
-    fn first(this: &Outcome) -> JsValue;
+    fn code(this: &Outcome) -> u32;
 
     #[wasm_bindgen(js_name = send)]
     fn js_send(
@@ -207,11 +208,13 @@ pub async fn send(p: &Post<'_>, head_by_ms: u64) -> Head {
     head_of(&o)
 }
 
+const NOT_A_RESPONSE: &str = "fetch did not return a Response";
+
 fn head_of(o: &Outcome) -> Head {
     match o.kind().as_str() {
         "head" => match o.response().dyn_into::<web_sys::Response>() {
             Ok(response) => Head::Arrived(response),
-            Err(_) => Head::Failed("fetch did not return a Response".to_string()),
+            Err(_) => Head::Failed(NOT_A_RESPONSE.to_string()),
         },
         "no_head" => Head::Late,
         _ => Head::Failed(o.error().unwrap_or_default()),
@@ -260,12 +263,30 @@ pub async fn open(
         Ok(o) => o,
         Err(e) => return (Head::Failed(e), None, None),
     };
+    // One number for both kinds (upstream_io.js `OPENED`): a string getter each was three
+    // crossings with a string copied into Rust, on the way to the first text.
+    let code = o.code();
+    let head = match code & 3 {
+        0 => match o.response().dyn_into::<web_sys::Response>() {
+            Ok(response) => Head::Arrived(response),
+            Err(_) => Head::Failed(NOT_A_RESPONSE.to_string()),
+        },
+        1 => Head::Late,
+        _ => Head::Failed(o.error().unwrap_or_default()),
+    };
+    let first = match code >> 2 {
+        0 => None,
+        1 => Some(Chunk::Bytes(
+            o.value().unchecked_into::<js_sys::Uint8Array>().to_vec(),
+        )),
+        2 => Some(Chunk::End),
+        3 => Some(Chunk::Timeout),
+        _ => Some(Chunk::Broken(o.error().unwrap_or_default())),
+    };
     let body = o.body();
     // Lazily: a `BodyReader` of nothing would close nothing when dropped (a JS TypeError).
     let reader = (!body.is_undefined()).then(|| BodyReader(body));
-    let first = o.first();
-    let first = (!first.is_undefined()).then(|| chunk_of(&first.unchecked_into()));
-    (head_of(&o), reader, first)
+    (head, reader, first)
 }
 
 /// Sends `p` and reads the whole answer within `d`.

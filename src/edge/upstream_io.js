@@ -212,9 +212,11 @@ export function close(body) {
 
 /**
  * `send` for a stream: for a 2xx with a body, its reader (a body reader for `read`) comes too, with
- * what its first read gave by `headAt` (`{kind: "head", response, at, body, first}`, `first` as
- * `read` gives it), so the first chunk is asked for as soon as the headers arrive and comes to
- * Rust with them, not after a second round. `unit` is what the first chunk should hold whole
+ * what its first read gave by `headAt`, so the first chunk is asked for as soon as the headers
+ * arrive and comes to Rust with them, not after a second round. What Rust reads is `code`
+ * (OPENED: the head's kind and the first read's in one number, instead of a string getter each),
+ * `response`, `body`, and the first read's `value` (a chunk) or `error` (broken) on the same
+ * object: `{code, response, at, body, value}`, or `{code, error}`. `unit` is what the first chunk should hold whole
  * ("event": an SSE event, up to its blank line; "line": an NDJSON line): a unit split over
  * several reads (the network cuts anywhere; loopback split a mock's first event in ~28 % of
  * streams) is read on here until it is whole or FIRST_UNIT_MAX long, the body ends or the
@@ -231,13 +233,13 @@ export async function open(url, headers, body, controller, client, headAt, unit)
     response = await Promise.race([post(url, headers, body, controller, client), expiry(r, headAt)]);
   } catch (e) {
     close(r);
-    return { kind: "connect", error: message(e) };
+    return { code: OPENED.connect, error: message(e) };
   }
   if (response === TIMEOUT) {
     close(r);
-    return { kind: "no_head" };
+    return { code: OPENED.no_head };
   }
-  const head = { kind: "head", response, at: Date.now() };
+  const head = { code: OPENED.head, response, at: Date.now() };
   if (response.status >= 200 && response.status <= 299 && response.body) {
     r.reader = response.body.getReader();
     head.body = r;
@@ -259,12 +261,20 @@ export async function open(url, headers, body, controller, client, headAt, unit)
       }
       first = { kind: "chunk", value: bytes };
     }
-    head.first = first;
+    head.code += OPENED[first.kind] * 4;
+    head.value = first.value;
+    head.error = first.error;
   } else {
     close(r);
   }
   return head;
 }
+
+/**
+ * `open`'s `code`: the head's kind (head 0, no_head 1, connect 2) plus 4 × the first read's (none
+ * 0, chunk 1, end 2, timeout 3, broken 4). src/edge/fetch.rs `open` reads it.
+ */
+const OPENED = { head: 0, no_head: 1, connect: 2, chunk: 1, end: 2, timeout: 3, broken: 4 };
 
 /**
  * How much of a first unit `open` gathers at most before handing it on unfinished: Rust's

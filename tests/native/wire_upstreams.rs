@@ -484,6 +484,85 @@ fn perplexity_fast_event_reader_matches_the_general_one() {
     for o in odd {
         fast_events_agree(&[ev(source), ev(o), ev(source)], 2);
     }
+    // At the edges of the hand-written scanner's subset (src/core/wire/perplexity_scan.rs): what
+    // it reads itself, what it leaves to serde's reader (valid JSON: the sources are not given
+    // again after it), and invalid JSON, which the general reader reports (they are).
+    let deep = format!(
+        r#"{{"choices":[{{"delta":{{"content":"deep"}}}}],"x":{}1{}}}"#,
+        "[".repeat(110),
+        "]".repeat(110)
+    );
+    let too_deep = format!(
+        r#"{{"choices":[{{"delta":{{"content":"deep"}}}}],"x":{}1{}}}"#,
+        "[".repeat(130),
+        "]".repeat(130)
+    );
+    let edges: [(&str, usize); 22] = [
+        (
+            r#"{"choices":[{"delta":{"content":"a\/b\b\f\r\t\\ \u0000\u20ac"}}],"usage":{"n":-0.5,"m":0,"z":[true,false,null,"s",{},[]],"e":{}}}"#,
+            1,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"f":1.5e3}}"#,
+            1,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":1234567890123456789012}}"#,
+            1,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":-123456789012345678.9}}"#,
+            1,
+        ),
+        (&deep, 1),
+        (&too_deep, 2),
+        (r#"{"choices":[{"delta":{"content":"lone \ud800"}}]}"#, 2),
+        (
+            r#"{"choices":[{"delta":{"content":"lone \udc00 low"}}]}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"s":"\ud800\u0041"}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":01}}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":1.}}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"n":-}}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"t":tru}}"#,
+            2,
+        ),
+        (r#"{"choices":[{"delta":{"content":"x"}},]}"#, 2),
+        (r#"{"choices":[{"delta":{"content":"x"}}],}"#, 2),
+        ("{\"choices\":[{\"delta\":{\"content\":\"a\tb\"}}]}", 2),
+        (r#"{"choices":[{"delta":{"content":"\q"}}]}"#, 2),
+        (r#"{"choices":[{"delta":{"content":"\u12"}}]}"#, 2),
+        (r#"{"choices":[{"delta":{"content":"x"}}] "usage":{}}"#, 2),
+        (
+            r#"{"error":null,"error":null,"choices":[{"delta":{"content":"x"}}]}"#,
+            2,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"a":1,"a":2}}"#,
+            1,
+        ),
+        (
+            r#"{"choices":[{"delta":{"content":"x"}}],"citations":[" ",{"url":"","title":"\u0020"}]}"#,
+            2,
+        ),
+    ];
+    for (e, given) in edges {
+        fast_events_agree(&[ev(source), ev(e), ev(source)], given);
+    }
 }
 
 #[test]

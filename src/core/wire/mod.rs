@@ -33,6 +33,7 @@ pub mod perplexity;
 pub mod perplexity_event;
 pub mod perplexity_query;
 pub mod perplexity_reply;
+mod perplexity_scan;
 pub mod seed;
 pub mod sse;
 

@@ -16,7 +16,8 @@
 //! exact by construction: it reads only events whose meaning it can read the way the general
 //! reader does and hands everything else (`[DONE]`, an `error` member, an oddly typed field, a
 //! member read twice, invalid JSON) to the general reader. `tests/native/wire_upstreams.rs`
-//! compares the two over captured-shape, escaped, unicode and odd events.
+//! compares the two over captured-shape, escaped, unicode and odd events. The usual event is
+//! read by a hand-written scanner ([`super::perplexity_scan`]) before the serde visitors here.
 
 use super::answer::{merge_citations, Citation, StreamItem};
 use super::perplexity::parse_stream_event;
@@ -43,7 +44,9 @@ impl EventReader {
     /// to the last one given.
     pub fn read(&mut self, data: &str) -> Vec<StreamItem> {
         let data = data.trim();
-        let Ok(e) = serde_json::from_str::<Event>(data) else {
+        // The hand-written scanner first (`perplexity_scan` says why); what it leaves, serde's.
+        let e = super::perplexity_scan::scan(data).or_else(|| serde_json::from_str(data).ok());
+        let Some(e) = e else {
             // The general reader decides; what it gives of the sources is not remembered.
             self.last = None;
             return parse_stream_event(data);
@@ -84,11 +87,11 @@ impl EventReader {
 }
 
 /// What the router needs of a usual event.
-struct Event<'de> {
-    text: Option<Cow<'de, str>>,
-    finish: Option<Cow<'de, str>>,
-    citations: Vec<Source<'de>>,
-    search_results: Vec<Source<'de>>,
+pub(super) struct Event<'de> {
+    pub(super) text: Option<Cow<'de, str>>,
+    pub(super) finish: Option<Cow<'de, str>>,
+    pub(super) citations: Vec<Source<'de>>,
+    pub(super) search_results: Vec<Source<'de>>,
 }
 
 impl<'de> Deserialize<'de> for Event<'de> {

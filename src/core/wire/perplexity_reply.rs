@@ -155,7 +155,7 @@ impl Source<'_> {
 }
 
 /// A source field as given, or `None` when absent or blank.
-fn non_blank_cow(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+pub(super) fn non_blank_cow(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
     v.filter(|s| !s.trim().is_empty())
 }
 
