@@ -39,6 +39,7 @@ mod spec;
 mod store;
 mod tagged_readers;
 mod window;
+mod wire_event_props;
 mod wire_front_door;
 mod wire_streams;
 mod wire_upstreams;

@@ -353,6 +353,11 @@ fn perplexity_fast_reader_matches_the_general_one() {
 /// and the same answer when both are folded; `citations` is how many `Citations` items the
 /// fast reader gave.
 fn fast_events_agree(events: &[String], citations: usize) {
+    assert_eq!(fast_events_given(events), citations, "{events:?}");
+}
+
+/// [`fast_events_agree`]'s comparison; returns how many `Citations` items the fast reader gave.
+pub(super) fn fast_events_given(events: &[String]) -> usize {
     let mut reader = perplexity_event::EventReader::new();
     let (mut fast_acc, mut general_acc) = (StreamAccumulator::new(), StreamAccumulator::new());
     let mut given = 0;
@@ -381,7 +386,7 @@ fn fast_events_agree(events: &[String], citations: usize) {
         }
     }
     assert_eq!(fast_acc, general_acc, "{events:?}");
-    assert_eq!(given, citations, "{events:?}");
+    given
 }
 
 #[test]
