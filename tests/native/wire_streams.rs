@@ -127,6 +127,26 @@ fn sse_line_limit_is_an_error_and_sticks() {
 }
 
 #[test]
+fn sse_line_limit_is_exact_whole_or_split() {
+    // 16 bytes is within a 16-byte limit, 17 is over, however the line arrives.
+    let line = |n: usize| [b"data:".as_slice(), &vec![b'x'; n - 5], b"\r\n\r\n"].concat();
+    for cut in 0..=20 {
+        let mut d = SseDecoder::with_max_line(16);
+        let at = cut.min(line(16).len());
+        let mut got = d.push(&line(16)[..at]).unwrap();
+        got.extend(d.push(&line(16)[at..]).unwrap());
+        assert_eq!(got.len(), 1, "cut at {cut}");
+        assert_eq!(got[0].data.len(), 11, "cut at {cut}");
+        let mut d = SseDecoder::with_max_line(16);
+        let at = cut.min(line(17).len());
+        let first = d.push(&line(17)[..at]);
+        let second = d.push(&line(17)[at..]);
+        assert!(first.is_err() || second.is_err(), "cut at {cut}");
+        assert!(d.push(b"data: a\n\n").is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
 fn sse_encoder_round_trips() {
     let payloads = ["{\"a\":1}", "two\nlines", "crlf\r\ninside", "", "[DONE]"];
     let mut stream = String::new();
