@@ -172,4 +172,22 @@ proptest! {
     fn runs_of_events_fold_to_the_same_answer(es in prop::collection::vec(event(), 1..5)) {
         fast_events_given(&es);
     }
+
+    /// Events repeated as a real stream repeats its sources: a member whose text is the last
+    /// event's is stepped over unread, one that changed is read (and the other with it).
+    #[test]
+    fn repeated_and_edited_events_fold_to_the_same_answer(
+        es in prop::collection::vec((event(), 1usize..4), 1..4),
+        edits in prop::collection::vec(edit(), 1..3),
+    ) {
+        let mut run = Vec::new();
+        for (e, times) in &es {
+            run.extend(std::iter::repeat_n(e.clone(), *times));
+            let edited = apply(e, &edits);
+            run.push(edited.clone());
+            run.push(edited);
+            run.push(e.clone());
+        }
+        fast_events_given(&run);
+    }
 }

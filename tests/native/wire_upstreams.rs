@@ -390,6 +390,29 @@ pub(super) fn fast_events_given(events: &[String]) -> usize {
 }
 
 #[test]
+fn perplexity_sources_repeated_are_given_once_and_a_change_in_either_again() {
+    let event = |cites: &str, results: &str, text: &str| {
+        format!(
+            r#"{{"citations":{cites},"choices":[{{"delta":{{"content":"{text}"}}}}],"search_results":{results}}}"#
+        )
+    };
+    let (a, b) = (r#"["https://a.example"]"#, r#"["https://b.example"]"#);
+    let r = r#"[{"title":"R","url":"https://r.example"}]"#;
+    let run = [
+        event(a, r, "1"),
+        event(a, r, "2"),
+        // search_results the same text, citations changed: both read, the merge given.
+        event(b, r, "3"),
+        event(b, r, "4"),
+        // citations the same text, search_results changed (null: none).
+        event(b, "null", "5"),
+        event(b, "null", "6"),
+        event(b, r, "7"),
+    ];
+    assert_eq!(fast_events_given(&run), 4);
+}
+
+#[test]
 fn perplexity_fast_event_reader_matches_the_general_one() {
     // The captured shape (tests/fixtures/perplexity/README.md): sources repeated in every
     // event, given on once.

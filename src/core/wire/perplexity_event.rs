@@ -33,6 +33,10 @@ use std::fmt;
 pub struct EventReader {
     /// The `citations` and `search_results` of the last event whose sources were given on.
     last: Option<(Vec<Citation>, Vec<Citation>)>,
+    /// The last event's `citations` and `search_results` as the scanner saw them: an event
+    /// whose sources are the same text is not read for them again (a real stream repeats them
+    /// in every event, ~1/3 of the scan's time per event, docs/performance.md).
+    prev: [Raw; 2],
 }
 
 impl EventReader {
@@ -45,18 +49,28 @@ impl EventReader {
     pub fn read(&mut self, data: &str) -> Vec<StreamItem> {
         let data = data.trim();
         // The hand-written scanner first (`perplexity_scan` says why); what it leaves, serde's.
-        let e = super::perplexity_scan::scan(data).or_else(|| serde_json::from_str(data).ok());
+        let mut e = super::perplexity_scan::scan(data, &self.prev);
+        if e.as_ref().is_some_and(|e| self.partly_same(e)) {
+            // One member is the last event's text, the other not: both are read after all.
+            e = super::perplexity_scan::scan(data, &[Raw::Unknown, Raw::Unknown]);
+        }
+        let e = e.or_else(|| serde_json::from_str(data).ok());
         let Some(e) = e else {
             // The general reader decides; what it gives of the sources is not remembered.
             self.last = None;
+            self.prev = [Raw::Unknown, Raw::Unknown];
             return parse_stream_event(data);
         };
         let mut items = Vec::with_capacity(2);
         if let Some(t) = e.text.filter(|t| !t.is_empty()) {
             items.push(StreamItem::Delta(t.into_owned()));
         }
+        // Both members as in the last event, which the scanner read: its sources, which were
+        // given on then (or are the ones given before) or were none, so nothing to give.
+        let unchanged = self.unchanged(e.seen.as_ref());
+        self.remember(e.seen.as_ref());
         let has_sources = !e.citations.is_empty() || !e.search_results.is_empty();
-        if has_sources && !self.same(&e.citations, &e.search_results) {
+        if !unchanged && has_sources && !self.same(&e.citations, &e.search_results) {
             let keep = |l: Vec<Source<'_>>| l.into_iter().map(Source::into_citation).collect();
             let (citations, search_results): (Vec<Citation>, Vec<Citation>) =
                 (keep(e.citations), keep(e.search_results));
@@ -73,6 +87,41 @@ impl EventReader {
             items.push(StreamItem::Done);
         }
         items
+    }
+
+    /// Whether each sources member of a scanned event is the last event's, text for text or
+    /// absent in both.
+    fn unchanged(&self, seen: Option<&[Seen<'_>; 2]>) -> bool {
+        seen.is_some_and(|seen| {
+            seen.iter().zip(&self.prev).all(|(s, p)| match s {
+                Seen::Same => true,
+                Seen::Absent => *p == Raw::Absent,
+                Seen::Read(_) => false,
+            })
+        })
+    }
+
+    /// Whether one member was left unread as the last event's while the other changed.
+    fn partly_same(&self, e: &Event<'_>) -> bool {
+        e.seen
+            .as_ref()
+            .is_some_and(|seen| seen.iter().any(|s| matches!(s, Seen::Same)))
+            && !self.unchanged(e.seen.as_ref())
+    }
+
+    /// Keeps an event's sources members as the scanner saw them for the next event.
+    fn remember(&mut self, seen: Option<&[Seen<'_>; 2]>) {
+        let Some(seen) = seen else {
+            self.prev = [Raw::Unknown, Raw::Unknown];
+            return;
+        };
+        for (s, p) in seen.iter().zip(self.prev.iter_mut()) {
+            match s {
+                Seen::Same => {}
+                Seen::Absent => *p = Raw::Absent,
+                Seen::Read(t) => *p = Raw::Text((*t).to_string()),
+            }
+        }
     }
 
     /// Whether `e`'s sources are the ones given last.
@@ -92,6 +141,32 @@ pub(super) struct Event<'de> {
     pub(super) finish: Option<Cow<'de, str>>,
     pub(super) citations: Vec<Source<'de>>,
     pub(super) search_results: Vec<Source<'de>>,
+    /// How the scanner found `citations` and `search_results` (in that order) against the
+    /// last event's ([`Raw`]); `None` from the serde reader.
+    pub(super) seen: Option<[Seen<'de>; 2]>,
+}
+
+/// A sources member of an event as the scanner ([`super::perplexity_scan`]) found it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Seen<'de> {
+    /// Not in the event.
+    Absent,
+    /// Its value's text is the last event's, byte for byte: not read again (its sources are
+    /// the last event's).
+    Same,
+    /// Read; its value's text.
+    Read(&'de str),
+}
+
+/// A sources member of the last event, for the scanner to compare the next one's with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) enum Raw {
+    /// The last event was not the scanner's (or there was none): nothing to compare with.
+    #[default]
+    Unknown,
+    Absent,
+    /// Its value's text.
+    Text(String),
 }
 
 impl<'de> Deserialize<'de> for Event<'de> {
@@ -108,6 +183,7 @@ impl<'de> Deserialize<'de> for Event<'de> {
                     finish: None,
                     citations: Vec::new(),
                     search_results: Vec::new(),
+                    seen: None,
                 };
                 members(a, |key, a| {
                     match key {

@@ -14,19 +14,21 @@
 //! it. Anything else (`None`) goes to the serde reader, which decides as before.
 //! `tests/native/wire_upstreams.rs` compares the readers over usual, escaped and odd events.
 
-use super::perplexity_event::Event;
+use super::perplexity_event::{Event, Raw, Seen};
 use super::perplexity_reply::{non_blank_cow, Source};
 use std::borrow::Cow;
 
 /// The usual event `data` holds, or `None` when the serde reader must decide.
-pub(super) fn scan(data: &str) -> Option<Event<'_>> {
+/// `prev`: the last event's `citations` and `search_results` ([`Raw`]); a member whose value
+/// is the same text is stepped over unread ([`Seen::Same`]).
+pub(super) fn scan<'a>(data: &'a str, prev: &[Raw; 2]) -> Option<Event<'a>> {
     let mut s = Scan {
         src: data,
         b: data.as_bytes(),
         i: 0,
         depth: 0,
     };
-    let e = s.event()?;
+    let e = s.event(prev)?;
     s.ws();
     (s.i == s.b.len()).then_some(e)
 }
@@ -47,25 +49,52 @@ struct Scan<'a> {
 type Pair<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
 
 impl<'a> Scan<'a> {
-    fn event(&mut self) -> Option<Event<'a>> {
+    fn event(&mut self, prev: &[Raw; 2]) -> Option<Event<'a>> {
         let mut e = Event {
             text: None,
             finish: None,
             citations: Vec::new(),
             search_results: Vec::new(),
+            seen: None,
         };
+        let mut seen = [Seen::Absent, Seen::Absent];
         self.object(|key, s| {
             match key {
                 // An error member that is not null is the general reader's to report.
                 "error" => s.null()?,
                 "choices" => (e.text, e.finish) = s.choices()?,
-                "citations" => e.citations = s.sources(true)?,
-                "search_results" => e.search_results = s.sources(false)?,
+                "citations" => seen[0] = s.member(&prev[0], true, &mut e.citations)?,
+                "search_results" => seen[1] = s.member(&prev[1], false, &mut e.search_results)?,
                 _ => return Some(false),
             }
             Some(true)
         })?;
+        e.seen = Some(seen);
         Some(e)
+    }
+
+    /// A sources member's value: stepped over when it is `prev`'s text byte for byte (a JSON
+    /// array or `null` ends where its text ends, so the same text is the same value, already
+    /// checked when it was read), else read into `out`.
+    fn member(
+        &mut self,
+        prev: &Raw,
+        strings_too: bool,
+        out: &mut Vec<Source<'a>>,
+    ) -> Option<Seen<'a>> {
+        if let Raw::Text(t) = prev {
+            if self
+                .b
+                .get(self.i..)
+                .is_some_and(|r| r.starts_with(t.as_bytes()))
+            {
+                self.i += t.len();
+                return Some(Seen::Same);
+            }
+        }
+        let start = self.i;
+        *out = self.sources(strings_too)?;
+        Some(Seen::Read(self.src.get(start..self.i)?))
     }
 
     /// `choices`: an array whose first entry (if any) is a choice object; the others checked.
