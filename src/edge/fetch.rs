@@ -208,15 +208,25 @@ pub async fn send(p: &Post<'_>, head_by_ms: u64) -> Head {
     head_of(&o)
 }
 
-const NOT_A_RESPONSE: &str = "fetch did not return a Response";
-
+/// A head outcome (`send`'s, by its `kind`).
 fn head_of(o: &Outcome) -> Head {
-    match o.kind().as_str() {
-        "head" => match o.response().dyn_into::<web_sys::Response>() {
+    let kind = match o.kind().as_str() {
+        "head" => 0,
+        "no_head" => 1,
+        _ => 2,
+    };
+    head(o, kind)
+}
+
+/// The head of outcome `o` whose kind is numbered as upstream_io.js `OPENED` numbers it: head
+/// 0, no_head 1, connect (or anything else) 2.
+fn head(o: &Outcome, kind: u32) -> Head {
+    match kind {
+        0 => match o.response().dyn_into::<web_sys::Response>() {
             Ok(response) => Head::Arrived(response),
-            Err(_) => Head::Failed(NOT_A_RESPONSE.to_string()),
+            Err(_) => Head::Failed("fetch did not return a Response".to_string()),
         },
-        "no_head" => Head::Late,
+        1 => Head::Late,
         _ => Head::Failed(o.error().unwrap_or_default()),
     }
 }
@@ -266,23 +276,8 @@ pub async fn open(
     // One number for both kinds (upstream_io.js `OPENED`): a string getter each was three
     // crossings with a string copied into Rust, on the way to the first text.
     let code = o.code();
-    let head = match code & 3 {
-        0 => match o.response().dyn_into::<web_sys::Response>() {
-            Ok(response) => Head::Arrived(response),
-            Err(_) => Head::Failed(NOT_A_RESPONSE.to_string()),
-        },
-        1 => Head::Late,
-        _ => Head::Failed(o.error().unwrap_or_default()),
-    };
-    let first = match code >> 2 {
-        0 => None,
-        1 => Some(Chunk::Bytes(
-            o.value().unchecked_into::<js_sys::Uint8Array>().to_vec(),
-        )),
-        2 => Some(Chunk::End),
-        3 => Some(Chunk::Timeout),
-        _ => Some(Chunk::Broken(o.error().unwrap_or_default())),
-    };
+    let head = head(&o, code & 3);
+    let first = (code >> 2 != 0).then(|| chunk(&o, code >> 2));
     let body = o.body();
     // Lazily: a `BodyReader` of nothing would close nothing when dropped (a JS TypeError).
     let reader = (!body.is_undefined()).then(|| BodyReader(body));
@@ -355,11 +350,24 @@ impl BodyReader {
 }
 
 /// What a read gave (`upstream_io.js` `read`).
+/// A read's outcome (`read`'s, by its `kind`).
 fn chunk_of(o: &Outcome) -> Chunk {
-    match o.kind().as_str() {
-        "chunk" => Chunk::Bytes(o.value().unchecked_into::<js_sys::Uint8Array>().to_vec()),
-        "end" => Chunk::End,
-        "timeout" => Chunk::Timeout,
+    let kind = match o.kind().as_str() {
+        "chunk" => 1,
+        "end" => 2,
+        "timeout" => 3,
+        _ => 4,
+    };
+    chunk(o, kind)
+}
+
+/// The chunk of outcome `o` whose kind is numbered as upstream_io.js `OPENED` numbers a first
+/// read's: chunk 1, end 2, timeout 3, broken (or anything else) 4.
+fn chunk(o: &Outcome, kind: u32) -> Chunk {
+    match kind {
+        1 => Chunk::Bytes(o.value().unchecked_into::<js_sys::Uint8Array>().to_vec()),
+        2 => Chunk::End,
+        3 => Chunk::Timeout,
         _ => Chunk::Broken(o.error().unwrap_or_default()),
     }
 }

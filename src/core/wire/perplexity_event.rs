@@ -136,6 +136,7 @@ impl EventReader {
 }
 
 /// What the router needs of a usual event.
+#[derive(Default)]
 pub(super) struct Event<'de> {
     pub(super) text: Option<Cow<'de, str>>,
     pub(super) finish: Option<Cow<'de, str>>,
@@ -178,13 +179,7 @@ impl<'de> Deserialize<'de> for Event<'de> {
                 f.write_str("a Perplexity stream event")
             }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Event<'de>, A::Error> {
-                let mut e = Event {
-                    text: None,
-                    finish: None,
-                    citations: Vec::new(),
-                    search_results: Vec::new(),
-                    seen: None,
-                };
+                let mut e = Event::default();
                 members(a, |key, a| {
                     match key {
                         // An error member (not null) is the general reader's to report.

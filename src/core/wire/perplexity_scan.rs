@@ -50,13 +50,7 @@ type Pair<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
 
 impl<'a> Scan<'a> {
     fn event(&mut self, prev: &[Raw; 2]) -> Option<Event<'a>> {
-        let mut e = Event {
-            text: None,
-            finish: None,
-            citations: Vec::new(),
-            search_results: Vec::new(),
-            seen: None,
-        };
+        let mut e = Event::default();
         let mut seen = [Seen::Absent, Seen::Absent];
         self.object(|key, s| {
             match key {
