@@ -10,7 +10,7 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 # wasm-bindgen-test in Chromium reads this (Debian's chromium, sandbox off for root/CI).
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON := $(CURDIR)/webdriver.json
 
-.PHONY: help setup test dev build build-dev preview fmt lint test-native test-wasm-node \
+.PHONY: help setup test dev build build-dev build-floor preview fmt lint test-native test-wasm-node \
         test-wasm-chrome test-worker test-worker-hub test-soak test-browser test-bench test-lightrag bench aa simulate reference \
         fuzz soak clean
 
@@ -46,6 +46,11 @@ build:
 
 build-dev:
 	WORKER_OPT=0 bash scripts/build-worker.sh
+
+# The Rust floor's workers (benches/floor: the smallest workers-rs workers, for
+# benches/rust_floor.mjs), each into benches/floor/build/<variant>/; its own crate and target dir.
+build-floor:
+	bash benches/floor/build.sh
 
 # The preview is built at opt-level 3 (the Worker stays at "z" for bundle size): the console's
 # million-user loops run 1.5–2x faster than at "z", which would save 11 % of the wasm (README).
@@ -87,13 +92,14 @@ test-browser: $(BUILDS)
 
 # Smoke run of `make bench` (BENCH_QUICK, without criterion): the harness runs and our cohort
 # equals unleash-client's at every whole percentage. Checks no speed. Uses build/ and www/pkg as
-# test-worker and test-browser leave them (run those first when calling it on its own).
-test-bench:
+# test-worker and test-browser leave them (run those first when calling it on its own). Also the
+# Rust floor's smoke run (tests/bench/rust_floor.test.mjs: benches/floor's workers, build-floor).
+test-bench: $(if $(BUILT),,build-floor)
 	node --test tests/bench/
 
 test: setup
 	@start=$$(date +%s); \
-	for t in fmt lint test-native test-wasm-node test-wasm-chrome build preview test-worker test-worker-hub test-soak test-browser test-bench; do \
+	for t in fmt lint test-native test-wasm-node test-wasm-chrome build preview test-worker test-worker-hub test-soak test-browser build-floor test-bench; do \
 	  echo "==> make $$t"; s=$$(date +%s); \
 	  $(MAKE) --no-print-directory BUILT=1 $$t; \
 	  echo "<== make $$t ok ($$(( $$(date +%s) - s ))s)"; \

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the Rust floor's variants (src/lib.rs), each its own worker bundle in
+# benches/floor/build/<variant>/ (index.js + wasm), as scripts/build-worker.sh builds the router:
+# worker-build with the local wasm-bindgen and the npm binaryen's wasm-opt, never a download.
+#
+#   bash benches/floor/build.sh [variant…]     (default: shim pass lean translate)
+#
+# Needs the repository's node_modules (make setup). WORKER_OPT=0 skips wasm-opt.
+set -euo pipefail
+cd "$(dirname "$0")"
+root="$(cd ../.. && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-wasm-bindgen}"
+export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
+opt=()
+if [ "${WORKER_OPT:-1}" = 0 ]; then opt=(--no-opt); fi
+variants=("$@")
+if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean translate); fi
+for v in "${variants[@]}"; do
+  echo "==> rust floor: $v"
+  worker-build --release "${opt[@]}" --out-dir "build/$v" --features "$v"
+done

@@ -1,0 +1,66 @@
+// The JS side of the `lean` floor (src/lean.rs): each step of a request one call from Rust, as
+// the router's src/edge/entry.js, settle.js, incoming.js and upstream_io.js make them, without
+// the router's deadlines and abort signals (the bare worker has neither).
+
+/** A pending promise with its `resolve` kept on it (entry.js `pending`). */
+export function pending() {
+  let resolve;
+  const p = new Promise((r) => (resolve = r));
+  p.settle = resolve;
+  return p;
+}
+
+/** Resolves `p` (from `pending`) with `value` (entry.js `settle`). */
+export function resolve(p, value) {
+  p.settle(value);
+}
+
+/** Calls `done(id, value, true)` when `p` resolves, `done(id, reason, false)` when it rejects. */
+export function settle(p, id, done) {
+  p.then(
+    (v) => done(id, v, true),
+    (e) => done(id, e, false),
+  );
+}
+
+/** The request's body as a Uint8Array, reported to `done` (incoming.js `arrayBody`). */
+export function arrayBody(request, id, done) {
+  let p;
+  try {
+    p = request.arrayBuffer();
+  } catch (e) {
+    done(id, e, false);
+    return;
+  }
+  p.then(
+    (b) => done(id, new Uint8Array(b), true),
+    (e) => done(id, e, false),
+  );
+}
+
+/** `name\0value\0…` as a plain headers object (upstream_io.js `post`). */
+function headersOf(text) {
+  const list = text.split("\0");
+  const h = {};
+  for (let i = 0; i + 1 < list.length; i += 2) h[list[i]] = list[i + 1];
+  return h;
+}
+
+const post = (url, headers, body) => fetch(url, { method: "POST", headers: headersOf(headers), body });
+
+/** A complete call: `{status, text}`, or a rejection (upstream_io.js `complete`, no deadlines). */
+export async function complete(url, headers, body) {
+  const r = await post(url, headers, body);
+  return { status: r.status, text: await r.text() };
+}
+
+/** A streamed call: `{status, body}` at the response's headers, its body unread. */
+export async function open(url, headers, body) {
+  const r = await post(url, headers, body);
+  return { status: r.status, body: r.body };
+}
+
+/** The answer: `body` (text or a stream), `status`, headers as `name\0value\0…`. */
+export function respondWith(body, status, headers) {
+  return new Response(body, { status, headers: headersOf(headers) });
+}

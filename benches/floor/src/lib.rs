@@ -1,0 +1,26 @@
+//! The Rust/wasm floor: the smallest workers-rs workers that do what the bare JavaScript worker
+//! of `benches/edge_latency.mjs` (`BARE`) does — POST the client's body to
+//! `PERPLEXITY_BASE_URL/chat/completions` and answer with Perplexity's status and body (a
+//! streamed answer piped through) — so that `benches/rust_floor.mjs` can measure what any Rust
+//! worker adds over that JavaScript before it routes anything (docs/performance.md, "Eighth
+//! round: the Rust floor"). One variant per build, chosen by a cargo feature (`build.sh`
+//! builds each into `build/<variant>/`):
+//!
+//! - [`shim`]: the bare worker's own JavaScript behind the wasm export (nothing crosses into
+//!   Rust): what the bundle's glue costs on its own.
+//! - [`pass`]: the idiomatic workers-rs worker (`#[event(fetch)]`, `worker::Fetch`).
+//! - [`lean`]: the same through the router's tricks (its own executor, one JS call per step,
+//!   the answer handed back as one string).
+//! - [`translate`]: `pass` plus the work any translating router does on the way (parse the
+//!   client's JSON, write Perplexity's, parse the answer, write OpenAI's).
+
+#[cfg(all(target_arch = "wasm32", feature = "lean"))]
+mod lean;
+#[cfg(all(target_arch = "wasm32", feature = "pass"))]
+mod pass;
+#[cfg(all(target_arch = "wasm32", feature = "shim"))]
+mod shim;
+#[cfg(all(target_arch = "wasm32", feature = "translate"))]
+mod translate;
+#[cfg(all(target_arch = "wasm32", any(feature = "pass", feature = "translate")))]
+mod upstream;

@@ -1,0 +1,123 @@
+// The Rust/wasm floor: what the simplest Rust worker adds over the bare JavaScript worker
+// (edge_latency.mjs `BARE`) before routing anything, next to what the router adds, in one run.
+// Why: issue 13 asks the router to add ≤ 0.25 ms at p50 over that bare worker; part of what it
+// adds is paid by any workers-rs worker (wasm-bindgen's glue, the fetch event, the
+// Request/Response wrappers, the body copied into wasm and back), and only the rest is the
+// router's own (docs/performance.md, "Eighth round: the Rust floor").
+//
+//   bash benches/floor/build.sh && make build && node benches/rust_floor.mjs [router build dir]
+//   ROUNDS=8 N=400 (defaults); STREAM=0 leaves the streamed rounds out; FLOOR=pass,lean picks
+//   the floor variants (default: every one built in benches/floor/build/); JSON=<file> also
+//   writes every round's figures there (tests/bench/rust_floor.test.mjs reads it)
+//
+// Sides: bare, each floor variant (benches/floor/src/lib.rs says what each does), and the router
+// (build/, or the directory given), each its own workerd process against the same mock
+// Perplexity. Each round takes N sequential non-streamed requests per side, the sides taking
+// turns request by request, the order rotating every request (edge_ab.mjs says why), then N/4
+// streamed ones the same way. Per side and round: p50 latency, the streamed time to the first
+// answer text (p50), and workerd CPU per request (the process's user + system time over the
+// round, 10 ms ticks). "added" is the side minus bare in the same round; the table gives the
+// median over rounds and the min–max.
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startUpstreams } from "../tests/mock/upstreams.mjs";
+import { routerOptions, bareOptions, once, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
+import { percentile, summarize } from "./lib/stats.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const FLOOR_BUILD = path.join(ROOT, "benches", "floor", "build");
+const ORDER = ["shim", "pass", "lean", "translate"];
+
+const routerDir = path.resolve(process.argv[2] ?? path.join(ROOT, "build"));
+if (!existsSync(path.join(routerDir, "index.js"))) throw new Error(`no router build in ${routerDir}: run make build`);
+const rounds = Number(process.env.ROUNDS ?? 8);
+const n = Number(process.env.N ?? 400);
+const streamed = process.env.STREAM !== "0";
+const built = existsSync(FLOOR_BUILD) ? readdirSync(FLOOR_BUILD).filter((v) => existsSync(path.join(FLOOR_BUILD, v, "index.js"))) : [];
+const variants = process.env.FLOOR ? process.env.FLOOR.split(",") : ORDER.filter((v) => built.includes(v));
+for (const v of variants) {
+  if (!built.includes(v)) throw new Error(`no benches/floor/build/${v}/index.js: run bash benches/floor/build.sh ${v}`);
+}
+if (variants.length === 0) throw new Error("no floor variant built: run bash benches/floor/build.sh");
+
+/** Miniflare options for a floor variant: the bare worker's two bindings, nothing else. */
+function floorOptions(up, v) {
+  const dir = path.join(FLOOR_BUILD, v);
+  const { bindings, ...common } = bareOptions(up);
+  delete common.script;
+  return {
+    ...common,
+    scriptPath: path.join(dir, "index.js"),
+    modulesRoot: dir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    bindings,
+  };
+}
+
+const up = await startUpstreams({ perplexityKey: "px" });
+const sides = { bare: await startWithPid(bareOptions(up)) };
+for (const v of variants) sides[v] = await startWithPid(floorOptions(up, v));
+sides.router = await startWithPid({ ...routerOptions(up), scriptPath: path.join(routerDir, "index.js"), modulesRoot: routerDir });
+const keys = Object.keys(sides);
+const url = (k) => new URL(k === "router" ? "/v1/chat/completions" : "/chat/completions", sides[k].url).toString();
+
+// Each side answers with the mock's text, both ways (a floor that answered 500 would be fast).
+for (const k of keys) {
+  const r = await fetch(url(k), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "sonar", messages: [{ role: "user", content: "What is glutamine?" }] }) });
+  const text = await r.text();
+  if (r.status !== 200 || !/"content":"[^"]/.test(text)) throw new Error(`${k}: HTTP ${r.status} ${text.slice(0, 300)}`);
+  await firstByte(url(k), 0);
+}
+for (const k of keys) for (let i = 0; i < 200; i++) await once(url(k), i);
+
+const series = () => Object.fromEntries(keys.map((k) => [k, []]));
+const p50 = series();
+const cpu = series();
+const ttfb = series();
+const cpuStream = series();
+// The sides take turns request by request, the order rotating every request (edge_ab.mjs).
+const turn = (i) => keys.map((_, j) => keys[(i + j) % keys.length]);
+async function round(m, call, cpuOut, p50Out) {
+  const c0 = Object.fromEntries(keys.map((k) => [k, cpuMs(sides[k].pid)]));
+  const xs = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let i = 0; i < m; i++) for (const k of turn(i)) xs[k].push(await call(url(k), i));
+  for (const k of keys) {
+    cpuOut[k].push((cpuMs(sides[k].pid) - c0[k]) / m);
+    p50Out[k].push(percentile(xs[k], 0.5));
+  }
+}
+for (let r = 0; r < rounds; r++) {
+  await round(n, once, cpu, p50);
+  if (streamed) await round(Math.max(20, n >> 2), firstByte, cpuStream, ttfb);
+  const last = (s, k) => s[k].at(-1).toFixed(3);
+  console.error(`rust_floor: round ${r + 1}/${rounds}: p50 ${keys.map((k) => `${k} ${last(p50, k)}`).join(", ")}${streamed ? `; first text ${keys.map((k) => `${k} ${last(ttfb, k)}`).join(", ")}` : ""}`);
+}
+for (const s of Object.values(sides)) await s.mf.dispose();
+await up.close();
+
+// The table: per side the median over rounds, and its excess over bare (median, min–max of the
+// per-round differences).
+const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : "–");
+const cell = (xs) => {
+  if (!xs.length || !xs.every(Number.isFinite)) return "–";
+  const s = summarize(xs);
+  return `${f3(s.median)} (${f3(s.min)} – ${f3(s.max)})`;
+};
+const med = (xs) => (xs.length && xs.every(Number.isFinite) ? summarize(xs).median : NaN);
+const minus = (s, k) => s[k].map((x, i) => x - s.bare[i]);
+const head = ["side", "p50", "added p50", "CPU/req", "added CPU"];
+if (streamed) head.push("first text p50", "added first text", "streamed CPU/req", "added streamed CPU");
+const rows = keys.map((k) => {
+  const row = [k, f3(med(p50[k])), k === "bare" ? "" : cell(minus(p50, k)), f3(med(cpu[k])), k === "bare" ? "" : cell(minus(cpu, k))];
+  if (streamed) row.push(f3(med(ttfb[k])), k === "bare" ? "" : cell(minus(ttfb, k)), f3(med(cpuStream[k])), k === "bare" ? "" : cell(minus(cpuStream, k)));
+  return row;
+});
+console.log(`${rounds} rounds × ${n} non-streamed${streamed ? ` + ${Math.max(20, n >> 2)} streamed` : ""} requests per side, turns request by request; ms, median over rounds (added: min – max over rounds); router: ${routerDir}`);
+console.log(`| ${head.join(" | ")} |`);
+console.log(`|${head.map(() => "---").join("|")}|`);
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+if (process.env.JSON) writeFileSync(process.env.JSON, JSON.stringify({ rounds, n, streamed, routerDir, sides: keys, p50, cpu, ttfb, cpuStream }, null, 2));
