@@ -3,7 +3,10 @@
 # benches/floor/build/<variant>/ (index.js + wasm), as scripts/build-worker.sh builds the router:
 # worker-build with the local wasm-bindgen and the npm binaryen's wasm-opt, never a download.
 #
-#   bash benches/floor/build.sh [variant…]     (default: shim pass lean translate)
+#   bash benches/floor/build.sh [variant…]     (default: every variant below)
+#
+# Variants and their cargo features (src/lib.rs says what each does): shim, pass, lean,
+# translate (pass + json), lean-translate (lean + json).
 #
 # Needs the repository's node_modules (make setup). WORKER_OPT=0 skips wasm-opt.
 set -euo pipefail
@@ -15,8 +18,14 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
 opt=()
 if [ "${WORKER_OPT:-1}" = 0 ]; then opt=(--no-opt); fi
 variants=("$@")
-if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean translate); fi
+if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean translate lean-translate); fi
 for v in "${variants[@]}"; do
-  echo "==> rust floor: $v"
-  worker-build --release "${opt[@]}" --out-dir "build/$v" --features "$v"
+  case "$v" in
+    shim | pass | lean) features="$v" ;;
+    translate) features="pass json" ;;
+    lean-translate) features="lean json" ;;
+    *) echo "unknown variant: $v" >&2; exit 2 ;;
+  esac
+  echo "==> rust floor: $v ($features)"
+  worker-build --release "${opt[@]}" --out-dir "build/$v" --features "$features"
 done

@@ -7,7 +7,8 @@
 //! bytes; the upstream call one JS call with the headers as one string; the answer handed back
 //! as one string with its headers as one string. The configuration is read once per isolate
 //! (the router's `isolate` caches its secrets). No deadlines and no abort signals: the bare
-//! worker has neither.
+//! worker has neither. With the `json` feature (the `lean-translate` build) the texts go
+//! through [`super::translate`] on the way.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -87,9 +88,10 @@ pub fn fetch_export(raw: web_sys::Request, env: worker::Env, _ctx: JsValue) -> J
 async fn handle(raw: web_sys::Request, env: worker::Env) -> Result<web_sys::Response, JsValue> {
     let bytes = Settle::reported(|id, done| array_body(&raw, id, done)).await?;
     let bytes = bytes.unchecked_into::<js_sys::Uint8Array>().to_vec();
-    let body = String::from_utf8(bytes).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let (body, stream) = super::translate::request(text).map_err(|e| JsValue::from_str(&e))?;
     let c = config(&env).map_err(|e| JsValue::from_str(&e.to_string()))?;
-    if body.contains("\"stream\":true") {
+    if stream {
         let got: Outcome = Settle::new(open(&c.url, &c.headers, &body))
             .await?
             .unchecked_into();
@@ -102,8 +104,9 @@ async fn handle(raw: web_sys::Request, env: worker::Env) -> Result<web_sys::Resp
     let got: Outcome = Settle::new(complete(&c.url, &c.headers, &body))
         .await?
         .unchecked_into();
+    let text = super::translate::answer(got.text()).map_err(|e| JsValue::from_str(&e))?;
     Ok(respond_with(
-        &got.text(),
+        &text,
         got.status(),
         "content-type\0application/json",
     ))

@@ -11,8 +11,9 @@
 //! - [`pass`]: the idiomatic workers-rs worker (`#[event(fetch)]`, `worker::Fetch`).
 //! - [`lean`]: the same through the router's tricks (its own executor, one JS call per step,
 //!   the answer handed back as one string).
-//! - [`translate`]: `pass` plus the work any translating router does on the way (parse the
-//!   client's JSON, write Perplexity's, parse the answer, write OpenAI's).
+//! - `translate` (`pass` with the `json` feature) and `lean-translate` (`lean` with it): plus
+//!   the JSON work any translating router does on the way ([`translate`]: parse the client's
+//!   JSON, write Perplexity's, parse the answer, write OpenAI's).
 
 #[cfg(all(target_arch = "wasm32", feature = "lean"))]
 mod lean;
@@ -20,7 +21,7 @@ mod lean;
 mod pass;
 #[cfg(all(target_arch = "wasm32", feature = "shim"))]
 mod shim;
-#[cfg(all(target_arch = "wasm32", feature = "translate"))]
+#[cfg(all(target_arch = "wasm32", any(feature = "pass", feature = "lean")))]
 mod translate;
-#[cfg(all(target_arch = "wasm32", any(feature = "pass", feature = "translate")))]
+#[cfg(all(target_arch = "wasm32", feature = "pass"))]
 mod upstream;

@@ -1,53 +1,60 @@
-//! `translate`: `pass` plus the JSON work any router that translates between OpenAI's and
-//! Perplexity's chat formats does on a request, whatever it decides: parse the client's body
-//! (serde_json `Value`), write Perplexity's body from it, parse Perplexity's answer, write the
-//! OpenAI answer. A streamed request is translated on the way in only; its answer is piped
-//! through as `pass` pipes it (translating each event is the router's own streamed path).
+//! The JSON work any router that translates between OpenAI's and Perplexity's chat formats
+//! does on a request, whatever it decides: parse the client's body (serde_json `Value`), write
+//! Perplexity's from it, parse Perplexity's answer, write the OpenAI answer. With the `json`
+//! feature `pass` and `lean` do it (the `translate` and `lean-translate` builds); without it both
+//! functions hand the text on as it is, as the bare worker does. A streamed request is
+//! translated on the way in only: its answer is piped through untouched (translating each event
+//! is the router's own streamed path, not a floor).
 
-use serde_json::{json, Value};
-use worker::{event, Context, Env, Request, Response, ResponseBody, Result};
-
-#[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let client: Value = serde_json::from_str(&req.text().await?)?;
+/// The body to POST upstream, and whether the client asked for a stream.
+#[cfg(feature = "json")]
+pub fn request(client: String) -> Result<(String, bool), String> {
+    use serde_json::{json, Value};
+    let client: Value = serde_json::from_str(&client).map_err(|e| e.to_string())?;
     let stream = client.get("stream").and_then(Value::as_bool) == Some(true);
     let outgoing = json!({
         "model": client.get("model").and_then(Value::as_str).unwrap_or("sonar"),
         "messages": client.get("messages").cloned().unwrap_or(Value::Null),
         "stream": stream,
-    })
-    .to_string();
-    let mut upstream = super::upstream::post(&env, &outgoing).await?;
-    let status = upstream.status_code();
-    if stream {
-        let body = match upstream.body() {
-            ResponseBody::Stream(s) => ResponseBody::Stream(s.clone()),
-            _ => ResponseBody::Empty,
-        };
-        return Ok(Response::builder()
-            .with_status(status)
-            .with_header("content-type", "text/event-stream")?
-            .body(body));
-    }
-    let reply: Value = serde_json::from_str(&upstream.text().await?)?;
+    });
+    Ok((outgoing.to_string(), stream))
+}
+
+/// The body to POST upstream, and whether the client asked for a stream (the bare worker's
+/// test).
+#[cfg(not(feature = "json"))]
+pub fn request(client: String) -> Result<(String, bool), String> {
+    let stream = client.contains("\"stream\":true");
+    Ok((client, stream))
+}
+
+/// The client's answer from Perplexity's (non-streamed).
+#[cfg(feature = "json")]
+pub fn answer(upstream: String) -> Result<String, String> {
+    use serde_json::{json, Value};
+    let reply: Value = serde_json::from_str(&upstream).map_err(|e| e.to_string())?;
+    let field = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
     let choice = reply.pointer("/choices/0");
-    let answer = json!({
-        "id": reply.get("id").cloned().unwrap_or(Value::Null),
+    Ok(json!({
+        "id": field(reply.get("id")),
         "object": "chat.completion",
-        "created": reply.get("created").cloned().unwrap_or(Value::Null),
-        "model": reply.get("model").cloned().unwrap_or(Value::Null),
+        "created": field(reply.get("created")),
+        "model": field(reply.get("model")),
         "choices": [{
             "index": 0,
             "message": {
                 "role": "assistant",
-                "content": choice.and_then(|c| c.pointer("/message/content")).cloned().unwrap_or(Value::Null),
+                "content": field(choice.and_then(|c| c.pointer("/message/content"))),
             },
-            "finish_reason": choice.and_then(|c| c.get("finish_reason")).cloned().unwrap_or(Value::Null),
+            "finish_reason": field(choice.and_then(|c| c.get("finish_reason"))),
         }],
-        "usage": reply.get("usage").cloned().unwrap_or(Value::Null),
-    });
-    Ok(Response::builder()
-        .with_status(status)
-        .with_header("content-type", "application/json")?
-        .fixed(answer.to_string().into_bytes()))
+        "usage": field(reply.get("usage")),
+    })
+    .to_string())
+}
+
+/// The client's answer from Perplexity's (non-streamed): as it came.
+#[cfg(not(feature = "json"))]
+pub fn answer(upstream: String) -> Result<String, String> {
+    Ok(upstream)
 }
