@@ -27,7 +27,7 @@ import { percentile, summarize } from "./lib/stats.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const FLOOR_BUILD = path.join(ROOT, "benches", "floor", "build");
-const ORDER = ["shim", "pass", "lean", "translate", "lean-translate"];
+const ORDER = ["shim", "pass", "lean", "sync", "translate", "lean-translate", "sync-translate"];
 
 const routerDir = path.resolve(process.argv[2] ?? path.join(ROOT, "build"));
 if (!existsSync(path.join(routerDir, "index.js"))) throw new Error(`no router build in ${routerDir}: run make build`);

@@ -5,8 +5,8 @@
 #
 #   bash benches/floor/build.sh [variant…]     (default: every variant below)
 #
-# Variants and their cargo features (src/lib.rs says what each does): shim, pass, lean,
-# translate (pass + json), lean-translate (lean + json).
+# Variants and their cargo features (src/lib.rs says what each does): shim, pass, lean, sync,
+# translate (pass + json), lean-translate (lean + json), sync-translate (sync + json).
 #
 # Needs the repository's node_modules (make setup). WORKER_OPT=0 skips wasm-opt.
 set -euo pipefail
@@ -18,12 +18,13 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
 opt=()
 if [ "${WORKER_OPT:-1}" = 0 ]; then opt=(--no-opt); fi
 variants=("$@")
-if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean translate lean-translate); fi
+if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean sync translate lean-translate sync-translate); fi
 for v in "${variants[@]}"; do
   case "$v" in
-    shim | pass | lean) features="$v" ;;
+    shim | pass | lean | sync) features="$v" ;;
     translate) features="pass json" ;;
     lean-translate) features="lean json" ;;
+    sync-translate) features="sync json" ;;
     *) echo "unknown variant: $v" >&2; exit 2 ;;
   esac
   echo "==> rust floor: $v ($features)"

@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const VARIANTS = ["shim", "pass", "lean", "translate", "lean-translate"];
+const VARIANTS = ["shim", "pass", "lean", "sync", "translate", "lean-translate", "sync-translate"];
 
 test("rust_floor: every floor variant and the router answer, and one round gives finite figures", { timeout: 180_000 }, () => {
   for (const v of VARIANTS) {

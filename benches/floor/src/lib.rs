@@ -11,6 +11,8 @@
 //! - [`pass`]: the idiomatic workers-rs worker (`#[event(fetch)]`, `worker::Fetch`).
 //! - [`lean`]: the same through the router's tricks (its own executor, one JS call per step,
 //!   the answer handed back as one string).
+//! - [`sync`]: the bare worker's steps awaited in JS, Rust called twice synchronously with the
+//!   texts: the least a worker with Rust in the request's path does.
 //! - `translate` (`pass` with the `json` feature) and `lean-translate` (`lean` with it): plus
 //!   the JSON work any translating router does on the way ([`translate`]: parse the client's
 //!   JSON, write Perplexity's, parse the answer, write OpenAI's).
@@ -21,7 +23,12 @@ mod lean;
 mod pass;
 #[cfg(all(target_arch = "wasm32", feature = "shim"))]
 mod shim;
-#[cfg(all(target_arch = "wasm32", any(feature = "pass", feature = "lean")))]
+#[cfg(all(target_arch = "wasm32", feature = "sync"))]
+mod sync;
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "pass", feature = "lean", feature = "sync")
+))]
 mod translate;
 #[cfg(all(target_arch = "wasm32", feature = "pass"))]
 mod upstream;
