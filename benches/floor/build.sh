@@ -6,7 +6,8 @@
 #   bash benches/floor/build.sh [variant…]     (default: every variant below)
 #
 # Variants and their cargo features (src/lib.rs says what each does): shim, pass, lean, sync,
-# translate (pass + json), lean-translate (lean + json), sync-translate (sync + json).
+# translate (pass + json), lean-translate (lean + json), sync-translate (sync + json),
+# lean-pump (lean + pump), lean-translate-pump (lean + json + pump).
 #
 # Needs the repository's node_modules (make setup). WORKER_OPT=0 skips wasm-opt.
 set -euo pipefail
@@ -18,13 +19,15 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
 opt=()
 if [ "${WORKER_OPT:-1}" = 0 ]; then opt=(--no-opt); fi
 variants=("$@")
-if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean sync translate lean-translate sync-translate); fi
+if [ ${#variants[@]} = 0 ]; then variants=(shim pass lean sync translate lean-translate sync-translate lean-pump lean-translate-pump); fi
 for v in "${variants[@]}"; do
   case "$v" in
     shim | pass | lean | sync) features="$v" ;;
     translate) features="pass json" ;;
     lean-translate) features="lean json" ;;
     sync-translate) features="sync json" ;;
+    lean-pump) features="lean pump" ;;
+    lean-translate-pump) features="lean json pump" ;;
     *) echo "unknown variant: $v" >&2; exit 2 ;;
   esac
   echo "==> rust floor: $v ($features)"

@@ -64,3 +64,36 @@ export async function open(url, headers, body) {
 export function respondWith(body, status, headers) {
   return new Response(body, { status, headers: headersOf(headers) });
 }
+
+/**
+ * The `pump` feature's streamed answer (src/pump.rs): the upstream's `body` read here, each
+ * chunk handed to Rust (`pump.chunk`), what it returns written into a native
+ * `IdentityTransformStream` whose readable side is the client's body (the router's
+ * upstream_io.js `pipe`, without its deadlines and drain). The context keeps the pump alive.
+ */
+export function pipe(body, pump, ctx) {
+  const { readable, writable } = new IdentityTransformStream();
+  const done = pumpInto(writable.getWriter(), body.getReader(), pump);
+  try {
+    ctx.waitUntil(done);
+  } catch {
+    // no context to extend
+  }
+  return readable;
+}
+
+async function pumpInto(w, reader, pump) {
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      const out = pump.chunk(r.value);
+      if (out.length) await w.write(out);
+    }
+    await w.close();
+  } catch {
+    // the client went away
+  } finally {
+    pump.free();
+  }
+}

@@ -7,7 +7,8 @@
 //! bytes; the upstream call one JS call with the headers as one string; the answer handed back
 //! as one string with its headers as one string. The configuration is read once per isolate
 //! (the router's `isolate` caches its secrets). No deadlines and no abort signals: the bare
-//! worker has neither. With the `json` feature (the `lean-translate` build) the texts go
+//! worker has neither. With the `pump` feature a streamed answer goes through Rust chunk by
+//! chunk ([`super::pump`]). With the `json` feature (the `lean-translate` build) the texts go
 //! through [`super::translate`] on the way.
 
 use std::cell::{Cell, RefCell};
@@ -33,6 +34,8 @@ extern "C" {
     fn respond_with(body: &str, status: u16, headers: &str) -> web_sys::Response;
     #[wasm_bindgen(js_name = respondWith)]
     fn respond_stream_with(body: &JsValue, status: u16, headers: &str) -> web_sys::Response;
+    #[cfg(feature = "pump")]
+    fn pipe(body: &JsValue, pump: super::pump::FloorPump, ctx: &JsValue) -> JsValue;
 }
 
 #[wasm_bindgen]
@@ -74,9 +77,9 @@ fn config(env: &worker::Env) -> worker::Result<Rc<Config>> {
 }
 
 #[wasm_bindgen(js_name = fetch)]
-pub fn fetch_export(raw: web_sys::Request, env: worker::Env, _ctx: JsValue) -> JsValue {
+pub fn fetch_export(raw: web_sys::Request, env: worker::Env, ctx: JsValue) -> JsValue {
     run(async move {
-        match handle(raw, env).await {
+        match handle(raw, env, ctx).await {
             Ok(r) => r.into(),
             Err(e) => {
                 respond_with(&format!("floor: {e:?}"), 500, "content-type\0text/plain").into()
@@ -85,7 +88,11 @@ pub fn fetch_export(raw: web_sys::Request, env: worker::Env, _ctx: JsValue) -> J
     })
 }
 
-async fn handle(raw: web_sys::Request, env: worker::Env) -> Result<web_sys::Response, JsValue> {
+async fn handle(
+    raw: web_sys::Request,
+    env: worker::Env,
+    ctx: JsValue,
+) -> Result<web_sys::Response, JsValue> {
     let bytes = Settle::reported(|id, done| array_body(&raw, id, done)).await?;
     let bytes = bytes.unchecked_into::<js_sys::Uint8Array>().to_vec();
     let text = String::from_utf8(bytes).map_err(|e| JsValue::from_str(&e.to_string()))?;
@@ -95,8 +102,15 @@ async fn handle(raw: web_sys::Request, env: worker::Env) -> Result<web_sys::Resp
         let got: Outcome = Settle::new(open(&c.url, &c.headers, &body))
             .await?
             .unchecked_into();
+        #[cfg(feature = "pump")]
+        let body = pipe(&got.body(), super::pump::FloorPump::new(), &ctx);
+        #[cfg(not(feature = "pump"))]
+        let body = {
+            let _ = &ctx;
+            got.body()
+        };
         return Ok(respond_stream_with(
-            &got.body(),
+            &body,
             got.status(),
             "content-type\0text/event-stream",
         ));

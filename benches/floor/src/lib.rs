@@ -16,11 +16,15 @@
 //! - `translate` (`pass` with the `json` feature) and `lean-translate` (`lean` with it): plus
 //!   the JSON work any translating router does on the way ([`translate`]: parse the client's
 //!   JSON, write Perplexity's, parse the answer, write OpenAI's).
+//! - `lean-pump` and `lean-translate-pump` (`lean` with the `pump` feature): a streamed answer
+//!   read through Rust chunk by chunk ([`pump`]), each event translated with `json`.
 
 #[cfg(all(target_arch = "wasm32", feature = "lean"))]
 mod lean;
 #[cfg(all(target_arch = "wasm32", feature = "pass"))]
 mod pass;
+#[cfg(all(target_arch = "wasm32", feature = "pump"))]
+mod pump;
 #[cfg(all(target_arch = "wasm32", feature = "shim"))]
 mod shim;
 #[cfg(all(target_arch = "wasm32", feature = "sync"))]
