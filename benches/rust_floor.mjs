@@ -10,8 +10,8 @@
 //   the floor variants (default: every one built in benches/floor/build/); JSON=<file> also
 //   writes every round's figures there (tests/bench/rust_floor.test.mjs reads it)
 //
-// Sides: bare, each floor variant (benches/floor/src/lib.rs says what each does; `bare-pump`,
-// below, is JS), and the router
+// Sides: bare, each floor variant (benches/floor/src/lib.rs says what each does; `bare-pump`
+// and `bare-transform`, below, are JS), and the router
 // (build/, or the directory given), each its own workerd process against the same mock
 // Perplexity. Each round takes N sequential non-streamed requests per side, the sides taking
 // turns request by request, the order rotating every request (edge_ab.mjs says why), then N/4
@@ -28,7 +28,7 @@ import { percentile, summarize } from "./lib/stats.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const FLOOR_BUILD = path.join(ROOT, "benches", "floor", "build");
-const ORDER = ["shim", "pass", "lean", "sync", "translate", "lean-translate", "sync-translate", "bare-pump", "lean-pump", "lean-translate-pump"];
+const ORDER = ["shim", "pass", "lean", "sync", "translate", "lean-translate", "sync-translate", "bare-pump", "bare-transform", "lean-pump", "lean-translate-pump"];
 
 // `BARE` with its streamed answer read in JS and written into a native IdentityTransformStream
 // (as the router's upstream_io.js `pipe` does, without Rust): what reading the stream costs any
@@ -50,12 +50,23 @@ const BARE_PUMP = BARE.replace(
 ).replace("async fetch(req, env)", "async fetch(req, env, ctx)");
 if (!BARE_PUMP.includes("IdentityTransformStream") || !BARE_PUMP.includes("env, ctx")) throw new Error("BARE changed: rust_floor.mjs BARE_PUMP needs updating");
 
+// `BARE` with its streamed answer piped through a JS `TransformStream` (`pipeThrough`, each chunk
+// handed to a `transform` callback and enqueued as it is): the runtime's own pipe with a JS hook
+// per chunk, the other way a router can see every chunk. Set against `bare-pump` to tell whether
+// the pump's read/write loop or the hook itself is what reading the stream costs.
+const BARE_TRANSFORM = BARE.replace(
+  "return new Response(r.body,",
+  `const readable = r.body.pipeThrough(new TransformStream({ transform(c, ctl) { ctl.enqueue(c); } }));
+      return new Response(readable,`,
+);
+if (!BARE_TRANSFORM.includes("pipeThrough")) throw new Error("BARE changed: rust_floor.mjs BARE_TRANSFORM needs updating");
+
 const routerDir = path.resolve(process.argv[2] ?? path.join(ROOT, "build"));
 if (!existsSync(path.join(routerDir, "index.js"))) throw new Error(`no router build in ${routerDir}: run make build`);
 const rounds = Number(process.env.ROUNDS ?? 8);
 const n = Number(process.env.N ?? 400);
 const streamed = process.env.STREAM !== "0";
-const built = ["bare-pump", ...(existsSync(FLOOR_BUILD) ? readdirSync(FLOOR_BUILD).filter((v) => existsSync(path.join(FLOOR_BUILD, v, "index.js"))) : [])];
+const built = ["bare-pump", "bare-transform", ...(existsSync(FLOOR_BUILD) ? readdirSync(FLOOR_BUILD).filter((v) => existsSync(path.join(FLOOR_BUILD, v, "index.js"))) : [])];
 const variants = process.env.FLOOR ? process.env.FLOOR.split(",") : ORDER.filter((v) => built.includes(v));
 for (const v of variants) {
   if (!built.includes(v)) throw new Error(`no benches/floor/build/${v}/index.js: run bash benches/floor/build.sh ${v}`);
@@ -65,6 +76,7 @@ if (variants.length === 0) throw new Error("no floor variant built: run bash ben
 /** Miniflare options for a floor variant: the bare worker's two bindings, nothing else. */
 function floorOptions(up, v) {
   if (v === "bare-pump") return { ...bareOptions(up), script: BARE_PUMP };
+  if (v === "bare-transform") return { ...bareOptions(up), script: BARE_TRANSFORM };
   const dir = path.join(FLOOR_BUILD, v);
   const { bindings, ...common } = bareOptions(up);
   delete common.script;
