@@ -1,42 +1,7 @@
-// The JS side of the `lean` floor (src/lean.rs): each step of a request one call from Rust, as
-// the router's src/edge/entry.js, settle.js, incoming.js and upstream_io.js make them, without
-// the router's deadlines and abort signals (the bare worker has neither).
-
-/** A pending promise with its `resolve` kept on it (entry.js `pending`). */
-export function pending() {
-  let resolve;
-  const p = new Promise((r) => (resolve = r));
-  p.settle = resolve;
-  return p;
-}
-
-/** Resolves `p` (from `pending`) with `value` (entry.js `settle`). */
-export function resolve(p, value) {
-  p.settle(value);
-}
-
-/** Calls `done(id, value, true)` when `p` resolves, `done(id, reason, false)` when it rejects. */
-export function settle(p, id, done) {
-  p.then(
-    (v) => done(id, v, true),
-    (e) => done(id, e, false),
-  );
-}
-
-/** The request's body as a Uint8Array, reported to `done` (incoming.js `arrayBody`). */
-export function arrayBody(request, id, done) {
-  let p;
-  try {
-    p = request.arrayBuffer();
-  } catch (e) {
-    done(id, e, false);
-    return;
-  }
-  p.then(
-    (b) => done(id, new Uint8Array(b), true),
-    (e) => done(id, e, false),
-  );
-}
+// The JS side of the `lean` floor (src/lean.rs) beyond the router's own entry.js, settle.js and
+// incoming.js (which it uses as they are): the upstream call and the answer, one call from Rust
+// each, as the router's upstream_io.js makes them, without the router's deadlines and abort
+// signals (the bare worker has neither).
 
 /** `name\0value\0…` as a plain headers object (upstream_io.js `post`). */
 function headersOf(text) {

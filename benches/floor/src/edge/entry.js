@@ -1,0 +1,1 @@
+../../../../src/edge/entry.js

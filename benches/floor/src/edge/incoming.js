@@ -1,0 +1,1 @@
+../../../../src/edge/incoming.js
