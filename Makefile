@@ -120,7 +120,7 @@ dev: setup build-dev preview
 # criterion, our wasm decision vs unleash-client / GrowthBook / flagd-core (+ the cohort check),
 # router vs bare worker latency and throughput, cold start, bundle sizes, KV operations.
 # BENCH_QUICK=1 for a fast smoke run; BENCH_SKIP=criterion,kv,... to leave sections out.
-bench: setup build preview
+bench: setup build preview build-floor
 	node benches/run.mjs
 
 # The soak (issue 8): the release router in workerd, mock upstreams switching through faults

@@ -11,7 +11,8 @@
 //   node benches/run.mjs            # needs `make build preview` (make bench does it)
 //   BENCH_QUICK=1 node benches/run.mjs    # smoke run: few ids, few runs, seconds not minutes
 //   BENCH_OUT=<dir>                  # where to write latest.{md,json} (default bench-results/)
-//   BENCH_SKIP=criterion,kv          # sections to leave out (criterion, peers, edge, cold, bundle, kv, page)
+//   BENCH_SKIP=criterion,kv          # sections to leave out (criterion, peers, edge, floor, cold, bundle, kv, page)
+//   FLOOR_ROUNDS, FLOOR_N, FLOOR     # the floor section's rounds, requests per round, variants
 //
 // Exits non-zero if any section failed — in particular if our cohort disagrees with
 // unleash-client's — after writing what it measured.
@@ -30,6 +31,9 @@ const SECTIONS = [
   ["criterion", "criterion.mjs"],
   ["peers", "peers.mjs"],
   ["edge", "edge_latency.mjs"],
+  // The router against the translating Rust floors (benches/floor, `make build-floor`): its own
+  // share, which no change to the router's edge glue can take below the floor's.
+  ["floor", "rust_floor.mjs", { FLOOR: process.env.FLOOR ?? "lean-translate,lean-translate-pump", ROUNDS: process.env.FLOOR_ROUNDS ?? (QUICK ? "1" : "8"), N: process.env.FLOOR_N ?? (QUICK ? "20" : "300") }],
   ["cold", "cold_start.mjs"],
   ["bundle", "bundle_size.mjs"],
   ["kv", "kv_ops.mjs"],
@@ -84,14 +88,14 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "cmo-bench-"));
 const results = {};
 const failures = [];
 try {
-  for (const [name, script] of SECTIONS) {
+  for (const [name, script, env = {}] of SECTIONS) {
     if (SKIP.has(name)) continue;
     const json = path.join(tmp, `${name}.json`);
     const t0 = Date.now();
     console.error(`\n==> bench ${name}`);
     const r = spawnSync(process.execPath, [path.join(ROOT, "benches", script), "--json", json], {
       cwd: ROOT,
-      env: process.env,
+      env: { ...process.env, ...env },
       stdio: ["ignore", process.stderr, process.stderr],
     });
     const seconds = (Date.now() - t0) / 1000;

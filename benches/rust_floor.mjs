@@ -6,9 +6,15 @@
 // router's own (docs/performance.md, "Eighth round: the Rust floor").
 //
 //   bash benches/floor/build.sh && make build && node benches/rust_floor.mjs [router build dir]
-//   ROUNDS=8 N=400 (defaults); STREAM=0 leaves the streamed rounds out; FLOOR=pass,lean picks
-//   the floor variants (default: every one built in benches/floor/build/); JSON=<file> also
-//   writes every round's figures there (tests/bench/rust_floor.test.mjs reads it)
+//   ROUNDS=8 N=400 (defaults; BENCH_QUICK=1: 1 × 20); STREAM=0 leaves the streamed rounds out;
+//   FLOOR=pass,lean picks the floor variants (default: every one built in benches/floor/build/);
+//   JSON=<file> or `--json <file>` also writes every round's figures there, with the summaries
+//   (tests/bench/rust_floor.test.mjs reads it; `make bench` runs it as its `floor` section)
+//
+// The router's own share: router − `lean-translate` (non-streamed p50) and router −
+// `lean-translate-pump` (streamed, time to the first text), per round, when those sides run:
+// what the router costs beyond the floor any Rust worker that forwards and translates (and, for
+// streams, reads them) pays (docs/performance.md, "Eighth round: where the missed targets stand").
 //
 // Sides: bare, each floor variant (benches/floor/src/lib.rs says what each does; `bare-pump`
 // and `bare-transform`, below, are JS), and the router
@@ -25,6 +31,7 @@ import { fileURLToPath } from "node:url";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { BARE, routerOptions, bareOptions, once, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
 import { percentile, summarize } from "./lib/stats.mjs";
+import { arg, quick } from "./lib/cli.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const FLOOR_BUILD = path.join(ROOT, "benches", "floor", "build");
@@ -61,10 +68,13 @@ const BARE_TRANSFORM = BARE.replace(
 );
 if (!BARE_TRANSFORM.includes("pipeThrough")) throw new Error("BARE changed: rust_floor.mjs BARE_TRANSFORM needs updating");
 
-const routerDir = path.resolve(process.argv[2] ?? path.join(ROOT, "build"));
+// The router's build: the first argument that is not an option or an option's value.
+const positional = process.argv.slice(2).find((a, i, xs) => !a.startsWith("--") && xs[i - 1] !== "--json");
+const routerDir = path.resolve(positional ?? path.join(ROOT, "build"));
 if (!existsSync(path.join(routerDir, "index.js"))) throw new Error(`no router build in ${routerDir}: run make build`);
-const rounds = Number(process.env.ROUNDS ?? 8);
-const n = Number(process.env.N ?? 400);
+const rounds = Number(process.env.ROUNDS ?? (quick ? 1 : 8));
+const n = Number(process.env.N ?? (quick ? 20 : 400));
+const jsonOut = arg("json", process.env.JSON);
 const streamed = process.env.STREAM !== "0";
 const built = ["bare-pump", "bare-transform", ...(existsSync(FLOOR_BUILD) ? readdirSync(FLOOR_BUILD).filter((v) => existsSync(path.join(FLOOR_BUILD, v, "index.js"))) : [])];
 const variants = process.env.FLOOR ? process.env.FLOOR.split(",") : ORDER.filter((v) => built.includes(v));
@@ -154,4 +164,26 @@ console.log(`${rounds} rounds × ${n} non-streamed${streamed ? ` + ${Math.max(20
 console.log(`| ${head.join(" | ")} |`);
 console.log(`|${head.map(() => "---").join("|")}|`);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-if (process.env.JSON) writeFileSync(process.env.JSON, JSON.stringify({ rounds, n, streamed, routerDir, sides: keys, p50, cpu, ttfb, cpuStream }, null, 2));
+
+// Summaries for `make bench` (benches/lib/table.mjs): per side the median over rounds and its
+// excess over bare; and the router's own share over the translating floors, where they ran.
+const sum = (xs) => (xs.length && xs.every(Number.isFinite) ? summarize(xs) : null);
+const diff = (s, a, b) => s[a].map((x, i) => x - s[b][i]);
+const summary = Object.fromEntries(
+  keys.map((k) => [
+    k,
+    {
+      p50: sum(p50[k]),
+      cpu: sum(cpu[k]),
+      ttfb: streamed ? sum(ttfb[k]) : null,
+      added: k === "bare" ? null : { p50: sum(minus(p50, k)), cpu: sum(minus(cpu, k)), ttfb: streamed ? sum(minus(ttfb, k)) : null },
+    },
+  ]),
+);
+const own = {
+  p50: keys.includes("lean-translate") ? { floor: "lean-translate", ms: sum(diff(p50, "router", "lean-translate")) } : null,
+  ttfb: streamed && keys.includes("lean-translate-pump") ? { floor: "lean-translate-pump", ms: sum(diff(ttfb, "router", "lean-translate-pump")) } : null,
+};
+if (own.p50) console.log(`router's own share over lean-translate, p50: ${cell(diff(p50, "router", "lean-translate"))} ms`);
+if (own.ttfb) console.log(`router's own share over lean-translate-pump, first text: ${cell(diff(ttfb, "router", "lean-translate-pump"))} ms`);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ rounds, n, streamed, routerDir, sides: keys, p50, cpu, ttfb, cpuStream, summary, own }, null, 2));

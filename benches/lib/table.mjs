@@ -68,6 +68,20 @@ function edgeRows(r) {
   ];
 }
 
+// The router against the smallest Rust workers that forward and translate (benches/floor): the
+// floor's own excess over bare, and the router's share beyond it, per round.
+function floorRows(r) {
+  const F = "edge: the Rust floor (workerd)";
+  const rounds = `${r.rounds} rounds × ${r.n} req`;
+  const rows = [];
+  const s = r.summary ?? {};
+  if (s["lean-translate"]?.added?.p50) rows.push([F, "floor `lean-translate` (forward + translate, the router's edge glue), added over bare, p50", ...cells(s["lean-translate"].added.p50, ms), rounds, "what any Rust worker doing this job adds"]);
+  if (r.own?.p50?.ms) rows.push([F, "router's own share: router − `lean-translate`, p50", ...cells(r.own.p50.ms, ms), rounds, "the decision, breaker, metrics, deadlines, identity, KV state"]);
+  if (s["lean-translate-pump"]?.added?.ttfb) rows.push([F, "streamed floor `lean-translate-pump` (the stream read through Rust), added to first text", ...cells(s["lean-translate-pump"].added.ttfb, ms), `${r.rounds} rounds`, ""]);
+  if (r.own?.ttfb?.ms) rows.push([F, "router's own streamed share: router − `lean-translate-pump`, first text", ...cells(r.own.ttfb.ms, ms), `${r.rounds} rounds`, ""]);
+  return rows;
+}
+
 function coldRows(r) {
   const C = "cold start";
   const runs = `${r.runs} runs per side`;
@@ -135,7 +149,7 @@ function pageRows(r) {
   ];
 }
 
-const RENDER = { criterion: criterionRows, peers: peerRows, edge: edgeRows, cold: coldRows, bundle: bundleRows, kv: kvRows, page: pageRows };
+const RENDER = { criterion: criterionRows, peers: peerRows, edge: edgeRows, floor: floorRows, cold: coldRows, bundle: bundleRows, kv: kvRows, page: pageRows };
 
 export function renderMarkdown(doc) {
   const m = doc.machine;

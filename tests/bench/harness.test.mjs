@@ -2,7 +2,8 @@
 // already keeps the benches compiling): proves the harness runs end to end and writes its table,
 // and that our cohort equals unleash-client's at every whole percentage. It checks no speed —
 // speed targets are for benchmarks, never for tests. Needs build/ (make build) and www/pkg
-// (make preview), which the earlier `make test` layers leave behind.
+// (make preview) and benches/floor/build (make build-floor), which the earlier `make test` layers
+// leave behind.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -33,7 +34,7 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     assert.match(doc.git.commit ?? "", /^[0-9a-f]{40}$/);
     assert.equal(doc.machine.loadStart.length, 3);
     assert.equal(doc.machine.loadEnd.length, 3);
-    assert.deepEqual(Object.keys(doc.results).sort(), ["bundle", "cold", "edge", "kv", "page", "peers"]);
+    assert.deepEqual(Object.keys(doc.results).sort(), ["bundle", "cold", "edge", "floor", "kv", "page", "peers"]);
 
     const p = doc.results.peers;
     assert.equal(p.cohortCheck.ok, true);
@@ -51,6 +52,11 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
       finiteSummary(doc.results.edge.router[k], `edge router ${k}`);
     }
     finiteSummary(doc.results.edge.rpsRatio, "edge rps ratio");
+    // The floor section ran the two translating floors and gave the router's own share over each.
+    assert.deepEqual(doc.results.floor.sides, ["bare", "lean-translate", "lean-translate-pump", "router"]);
+    finiteSummary(doc.results.floor.own.p50.ms, "router's own share over lean-translate");
+    finiteSummary(doc.results.floor.own.ttfb.ms, "router's own streamed share over lean-translate-pump");
+    finiteSummary(doc.results.floor.summary["lean-translate"].added.p50, "lean-translate added p50");
     finiteSummary(doc.results.cold.router.firstAnswer, "cold router");
     finiteSummary(doc.results.cold.bare.firstAnswer, "cold bare");
     // Every part of the cold-start breakdown was measured (differences of sides: any sign).
@@ -65,6 +71,7 @@ test("BENCH_QUICK run writes the table for every section, and the cohort check p
     assert.match(md, /\| section \| measurement \| median \| spread \(min – max\) \| runs \| note \|/);
     assert.match(md, /cohort = unleash-client's at every whole % 1\.\.100/);
     assert.match(md, /\| cold start: where it goes \| wasm compile/);
+    assert.match(md, /\| edge: the Rust floor \(workerd\) \| router's own share: router − `lean-translate`, p50 \|/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
