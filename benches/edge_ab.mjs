@@ -12,6 +12,7 @@
 import path from "node:path";
 import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { routerOptions, bareOptions, once, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
+import { takeTurns } from "./lib/turns.mjs";
 
 // Two or more builds: A, B, C, … in the order given.
 const dirs = process.argv.slice(2).map((d) => path.resolve(d));
@@ -39,22 +40,10 @@ const cpuPer = series();
 const p50 = series();
 const ttfb = series();
 const cpuStream = series();
-// Within a round the sides take turns request by request, the order rotating every request (so
-// each side is first, second, … equally often): the machine's speed drifts within a second on a
-// shared VM, and a block of N requests per side let that drift, and the block's position, land on
-// one side (the build listed second read ~0.06 ms slower in block rounds). CPU is read per
-// workerd process, so turns do not mix the sides' CPU.
+// Within a round the sides take turns request by request (benches/lib/turns.mjs says why).
 const keys = ["bare", ...names];
-const turn = (i) => keys.map((_, j) => keys[(i + j) % keys.length]);
-async function round(m, call, cpuOut, p50Out) {
-  const c0 = Object.fromEntries(keys.map((k) => [k, cpu(sides[k].pid)]));
-  const xs = Object.fromEntries(keys.map((k) => [k, []]));
-  for (let i = 0; i < m; i++) for (const k of turn(i)) xs[k].push(await call(url(k), i));
-  for (const k of keys) {
-    cpuOut[k].push((cpu(sides[k].pid) - c0[k]) / m);
-    p50Out[k].push(median(xs[k]));
-  }
-}
+const turns = { keys, url, cpuOf: (k) => cpu(sides[k].pid), p50Of: median };
+const round = (m, call, cpuOut, p50Out) => takeTurns(turns, m, call, cpuOut, p50Out);
 for (let r = 0; r < rounds; r++) {
   if (!streamOnly) await round(n, once, cpuPer, p50);
   if (streamed) await round(streamOnly ? n : Math.max(20, n >> 2), firstByte, cpuStream, ttfb);

@@ -32,6 +32,7 @@ import { startUpstreams } from "../tests/mock/upstreams.mjs";
 import { BARE, routerOptions, bareOptions, once, firstByte, cpuMs, startWithPid } from "./edge_latency.mjs";
 import { percentile, summarize } from "./lib/stats.mjs";
 import { arg, quick } from "./lib/cli.mjs";
+import { takeTurns } from "./lib/turns.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const FLOOR_BUILD = path.join(ROOT, "benches", "floor", "build");
@@ -123,17 +124,9 @@ const p50 = series();
 const cpu = series();
 const ttfb = series();
 const cpuStream = series();
-// The sides take turns request by request, the order rotating every request (edge_ab.mjs).
-const turn = (i) => keys.map((_, j) => keys[(i + j) % keys.length]);
-async function round(m, call, cpuOut, p50Out) {
-  const c0 = Object.fromEntries(keys.map((k) => [k, cpuMs(sides[k].pid)]));
-  const xs = Object.fromEntries(keys.map((k) => [k, []]));
-  for (let i = 0; i < m; i++) for (const k of turn(i)) xs[k].push(await call(url(k), i));
-  for (const k of keys) {
-    cpuOut[k].push((cpuMs(sides[k].pid) - c0[k]) / m);
-    p50Out[k].push(percentile(xs[k], 0.5));
-  }
-}
+// The sides take turns request by request (benches/lib/turns.mjs says why).
+const turns = { keys, url, cpuOf: (k) => cpuMs(sides[k].pid), p50Of: (xs) => percentile(xs, 0.5) };
+const round = (m, call, cpuOut, p50Out) => takeTurns(turns, m, call, cpuOut, p50Out);
 for (let r = 0; r < rounds; r++) {
   await round(n, once, cpu, p50);
   if (streamed) await round(Math.max(20, n >> 2), firstByte, cpuStream, ttfb);
@@ -152,7 +145,8 @@ const cell = (xs) => {
   return `${f3(s.median)} (${f3(s.min)} – ${f3(s.max)})`;
 };
 const med = (xs) => (xs.length && xs.every(Number.isFinite) ? summarize(xs).median : NaN);
-const minus = (s, k) => s[k].map((x, i) => x - s.bare[i]);
+const diff = (s, a, b) => s[a].map((x, i) => x - s[b][i]);
+const minus = (s, k) => diff(s, k, "bare");
 const head = ["side", "p50", "added p50", "CPU/req", "added CPU"];
 if (streamed) head.push("first text p50", "added first text", "streamed CPU/req", "added streamed CPU");
 const rows = keys.map((k) => {
@@ -168,7 +162,6 @@ for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 // Summaries for `make bench` (benches/lib/table.mjs): per side the median over rounds and its
 // excess over bare; and the router's own share over the translating floors, where they ran.
 const sum = (xs) => (xs.length && xs.every(Number.isFinite) ? summarize(xs) : null);
-const diff = (s, a, b) => s[a].map((x, i) => x - s[b][i]);
 const summary = Object.fromEntries(
   keys.map((k) => [
     k,
